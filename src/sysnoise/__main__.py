@@ -1,0 +1,5 @@
+import sys
+
+from sysnoise.cli import main
+
+sys.exit(main())

@@ -1,0 +1,125 @@
+"""Command line: thin argument parsing over sysnoise.api."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from sysnoise.errors import UserInputError
+from sysnoise.registry import UnknownNameError
+
+
+def _engine_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="pre-processing worker processes beside the model (default 1; 0 = none)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    parser.add_argument("--fresh", action="store_true", help="discard partial results in --out and start over")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--noise", action="append", dest="noises", metavar="SPEC",
+                        help="noise to measure, optionally with options: resize or resize=opencv-area,pillow-box "
+                             "(repeatable; default: every noise; see `sysnoise list`)")
+
+
+def _options(args):
+    from sysnoise.engine.execute import EngineOptions
+
+    if args.batch_size < 1 or args.workers < 0:
+        raise UserInputError("--batch-size must be >= 1 and --workers >= 0")
+    return EngineOptions(batch_size=args.batch_size, workers=args.workers, progress=not args.no_progress,
+                         device=args.device)
+
+
+def _finish(results: dict, out: Path) -> None:
+    from sysnoise.report.console import print_summary
+
+    print_summary(results)
+    print(f"\nwrote {out / 'results.json'}, {out / 'report.md'}, {out / 'outputs.npz'}")
+
+
+def cmd_run(args) -> None:
+    from sysnoise import api
+    from sysnoise.pipeline.spec import Pipeline
+
+    reference = Pipeline.load(args.reference) if args.reference else None
+    results = api.run(
+        args.model, args.data, noises=args.noises or api.DEFAULT_NOISES, out=args.out, weights=args.weights,
+        reference=reference, list_file=args.list_file, options=_options(args), fresh=args.fresh,
+        allow_outside_root=args.allow_outside_root,
+    )
+    _finish(results, Path(args.out))
+
+
+def cmd_demo(args) -> None:
+    from sysnoise import api
+    from sysnoise.zoo.photos import materialise
+
+    list_file = materialise()
+    print(f"demo photos: {list_file.parent}")
+    out = Path(args.out or f"results/demo-{args.model}")
+    results = api.run(args.model, list_file, noises=args.noises or api.DEFAULT_NOISES, out=out,
+                      options=_options(args), fresh=args.fresh)
+    _finish(results, out)
+
+
+def cmd_list(args) -> None:
+    from sysnoise.api import list_catalogue
+
+    catalogue = list_catalogue()
+    if args.json:
+        print(json.dumps(catalogue, indent=1))
+        return
+    for name, noise in catalogue["noises"].items():
+        print(f"{name}  [{noise['stage']}]  {noise['description']}")
+        for option, text in noise["options"].items():
+            print(f"    {option:<28} {text}")
+    print("\nmodels:")
+    for name, text in catalogue["models"].items():
+        print(f"    {name:<28} {text}")
+    print("    torchvision:ARCH / timm:ARCH  with --weights PATH (local state_dict or .safetensors)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sysnoise", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="measure a model under its reference pipeline and noised variants")
+    run.add_argument("--model", required=True, help="zoo name (see `sysnoise list`), torchvision:ARCH or timm:ARCH")
+    run.add_argument("--weights", help="local weights (state_dict .pth/.pt or .safetensors)")
+    run.add_argument("--data", required=True, help="class-folder tree, folder of unlabeled images, or list file")
+    run.add_argument("--list-file", help="list of 'relative/path label' lines, paths relative to --data")
+    run.add_argument("--reference", help="YAML/JSON pipeline the model was trained with (default: the model's own)")
+    run.add_argument("--out", default="results/run", help="results folder (default results/run); reruns resume")
+    run.add_argument("--allow-outside-root", action="store_true", help="let a list file name files outside --data")
+    _engine_args(run)
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="run the embedded default: EfficientNet-Lite0 on real photos")
+    demo.add_argument("--model", default="efficientnet_lite0", help="efficientnet_lite0 (default), _lite1, _lite2")
+    demo.add_argument("--out", help="results folder (default results/demo-MODEL)")
+    _engine_args(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    listing = sub.add_parser("list", help="print the noise catalogue and the model names")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (UserInputError, UnknownNameError) as err:
+        print(f"sysnoise: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sysnoise: interrupted; completed chunks are kept, rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Walk the dataset once and fill every column of the plan.
+
+Per batch: worker processes read each file once and compute every distinct pre-processing node
+(pipeline.preprocess); the main process then runs each distinct model stage once per distinct
+input. Inputs are deduplicated by content, so a variant whose pixels come out bit-identical to
+another's (two decoders that agree, say) costs no forward pass at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from sysnoise.engine.outputs import RunOutputs
+from sysnoise.engine.plan import Column, Plan
+from sysnoise.engine.store import ChunkStore
+from sysnoise.errors import SampleError
+from sysnoise.inference.build import build_model
+from sysnoise.pipeline.preprocess import tensors
+from sysnoise.tasks import classification as task
+
+
+@dataclass
+class EngineOptions:
+    batch_size: int = 16
+    workers: int = 1  # pre-processing processes beside the model's; 0 = in the main process
+    chunk_size: int = 256  # samples committed to disk together (the unit of resume)
+    progress: bool = True
+    device: str = "cpu"
+    forward_counter: dict = field(default_factory=dict)  # model key -> inputs forwarded (for tests, benchmarks)
+
+
+def read_and_preprocess(path: Path, pipelines) -> dict[tuple, object]:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        error = SampleError(f"cannot read file: {err.strerror or err}")
+        return {p.prefix("normalise"): error for p in pipelines}
+    return tensors(data, pipelines)
+
+
+class _Source:
+    """Map-style dataset for torch's DataLoader: position -> (position, {tensor key: array | error})."""
+
+    def __init__(self, paths: list[Path], pipelines):
+        self.paths, self.pipelines = paths, pipelines
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, position: int):
+        return position, read_and_preprocess(self.paths[position], self.pipelines)
+
+
+def _worker_init(_: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # two cores: one worker decodes while the main process runs the model
+
+
+def _content_key(array: np.ndarray) -> bytes:
+    return hashlib.blake2b(memoryview(array), digest_size=16).digest() + str(array.shape).encode()
+
+
+def _forward(model, inputs: list[np.ndarray], batch_size: int, device: str) -> dict[str, np.ndarray]:
+    import torch
+
+    parts = []
+    for start in range(0, len(inputs), batch_size):
+        batch = torch.from_numpy(np.stack(inputs[start : start + batch_size])).to(device)
+        parts.append(task.outputs_from_logits(model(batch).cpu()))
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+def _batches(positions: list[int], chunk_size: int, batch_size: int):
+    """Batches that never straddle a chunk, so each chunk can be committed when its last batch ends."""
+    for chunk_start in range(0, len(positions), chunk_size):
+        chunk = positions[chunk_start : chunk_start + chunk_size]
+        for start in range(0, len(chunk), batch_size):
+            yield chunk[start : start + batch_size]
+
+
+def evaluate(
+    loaded_model,
+    dataset,
+    plan: Plan,
+    store: ChunkStore | None = None,
+    options: EngineOptions | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> RunOutputs:
+    import torch
+
+    options = options or EngineOptions()
+    columns = plan.columns
+    n = len(dataset.samples)
+    n_chunks = (n + options.chunk_size - 1) // options.chunk_size
+    chunk_of = lambda position: position // options.chunk_size  # noqa: E731
+
+    results: dict[int, dict[str, np.ndarray]] = {}
+    if store is not None:
+        for index in range(n_chunks):
+            if store.done(index):
+                results[index] = store.read(index)
+    todo = [p for p in range(n) if chunk_of(p) not in results]
+    if on_progress:
+        on_progress(n - len(todo))
+
+    models = {}
+    if todo:
+        models = {key: build_model(loaded_model.module, p).to(options.device) for key, p in plan.model_pipelines().items()}
+
+    pending: dict[int, dict[int, dict]] = {}  # chunk -> position -> column index -> outputs/error
+    source = _Source([dataset.samples[p].path for p in range(n)], plan.tensor_pipelines())
+    loader = torch.utils.data.DataLoader(
+        source,
+        batch_sampler=list(_batches(todo, options.chunk_size, options.batch_size)),
+        num_workers=options.workers,
+        collate_fn=lambda items: items,
+        worker_init_fn=_worker_init if options.workers else None,
+    )
+    with torch.inference_mode():
+        for batch in loader:
+            _run_batch(batch, columns, models, options, pending)
+            for chunk in sorted({chunk_of(position) for position, _ in batch}):
+                chunk_positions = range(chunk * options.chunk_size, min(n, (chunk + 1) * options.chunk_size))
+                if len(pending[chunk]) == len(chunk_positions):
+                    results[chunk] = _chunk_arrays(pending.pop(chunk), chunk_positions, columns)
+                    if store is not None:
+                        store.write(chunk, results[chunk])
+            if on_progress:
+                on_progress(len(batch))
+
+    return _assemble(results, n_chunks, columns, dataset)
+
+
+def _run_batch(batch, columns: list[Column], models, options: EngineOptions, pending) -> None:
+    positions = [position for position, _ in batch]
+    inputs = {position: nodes for position, nodes in batch}
+    per_column: dict[int, dict[int, object]] = {position: {} for position in positions}
+    for key, model in models.items():
+        unique: dict[bytes, int] = {}
+        arrays: list[np.ndarray] = []
+        wanted: list[tuple[int, int, bytes]] = []
+        for index, column in enumerate(columns):
+            if column.model_key != key:
+                continue
+            for position in positions:
+                node = inputs[position][column.tensor_key]
+                if isinstance(node, SampleError):
+                    per_column[position][index] = str(node)
+                    continue
+                content = _content_key(node)
+                if content not in unique:
+                    unique[content] = len(arrays)
+                    arrays.append(node)
+                wanted.append((position, index, content))
+        if not arrays:
+            continue
+        options.forward_counter[key] = options.forward_counter.get(key, 0) + len(arrays)
+        outputs = _forward(model, arrays, options.batch_size, options.device)
+        for position, index, content in wanted:
+            row = unique[content]
+            per_column[position][index] = {name: values[row] for name, values in outputs.items()}
+    for position in positions:
+        pending.setdefault(position // options.chunk_size, {})[position] = per_column[position]
+
+
+def _chunk_arrays(rows: dict[int, dict], positions: range, columns: list[Column]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    failed = task.failed_outputs(1)
+    for index, _ in enumerate(columns):
+        cells = [rows[p][index] for p in positions]
+        for name in failed:
+            out[f"c{index}.{name}"] = np.stack([c[name] if isinstance(c, dict) else failed[name][0] for c in cells])
+        out[f"c{index}.error"] = np.asarray([c if isinstance(c, str) else "" for c in cells], dtype=str)
+    return out
+
+
+def _assemble(results, n_chunks: int, columns: list[Column], dataset) -> RunOutputs:
+    arrays: dict[str, dict[str, np.ndarray]] = {}
+    errors: dict[str, np.ndarray] = {}
+    chunks = [results[i] for i in range(n_chunks)]
+    for index, column in enumerate(columns):
+        prefix = f"c{index}."
+        names = [k[len(prefix):] for k in chunks[0] if k.startswith(prefix)] if chunks else []
+        merged = {name: np.concatenate([c[prefix + name] for c in chunks]) for name in names}
+        errors[column.id] = merged.pop("error", np.asarray([], dtype=str)).astype(str)
+        arrays[column.id] = merged
+    return RunOutputs(
+        column_ids=[c.id for c in columns],
+        sample_ids=[s.id for s in dataset.samples],
+        labels=dataset.label_matrix(),
+        arrays=arrays,
+        errors=errors,
+    )

@@ -1,0 +1,95 @@
+"""Numeric precision as a model transform: each returns a new model, the original is untouched.
+
+Emulated reduced precision keeps float32 arithmetic but rounds the weights and every leaf
+module's output to the narrow type, the way a GPU's half-precision path stores activations
+between kernels. It is fast on a CPU; native casting (`.half()`) is exact but slow there.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from sysnoise.registry import Registry
+
+PRECISIONS: Registry = Registry("precision")
+
+
+def _map_tensors(value, fn):
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return fn(value) if value.is_floating_point() else value
+    if isinstance(value, (list, tuple)):
+        mapped = [_map_tensors(v, fn) for v in value]
+        return type(value)(*mapped) if hasattr(value, "_fields") else type(value)(mapped)
+    if isinstance(value, dict):
+        return {k: _map_tensors(v, fn) for k, v in value.items()}
+    return value
+
+
+def emulate_dtype(model, dtype):
+    """Round parameters, buffers, the input and each leaf module's output through `dtype`."""
+    import torch
+
+    def round_trip(t: torch.Tensor) -> torch.Tensor:
+        return t.to(dtype).to(t.dtype)
+
+    emulated = copy.deepcopy(model)
+    with torch.no_grad():
+        for tensor in list(emulated.parameters()) + list(emulated.buffers()):
+            if tensor.is_floating_point():
+                tensor.copy_(round_trip(tensor))
+    for module in emulated.modules():
+        if not list(module.children()):
+            module.register_forward_hook(lambda _m, _i, out: _map_tensors(out, round_trip))
+    emulated.register_forward_pre_hook(lambda _m, args: _map_tensors(args, round_trip))
+    return emulated
+
+
+def native_dtype(model, dtype):
+    """A copy cast to `dtype`; inputs go in narrow, outputs come back float32 for the task."""
+    import torch
+
+    class NativeCast(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = copy.deepcopy(model).to(dtype)
+
+        def forward(self, *args):
+            out = self.inner(*_map_tensors(args, lambda t: t.to(dtype)))
+            return _map_tensors(out, lambda t: t.float())
+
+    return NativeCast()
+
+
+@PRECISIONS.register("fp32", "float32 everywhere (the usual training precision)")
+def fp32(model):
+    return model
+
+
+@PRECISIONS.register("fp16", "float16 emulated: float32 maths, weights and activations rounded to float16 per module")
+def fp16_emulated(model):
+    import torch
+
+    return emulate_dtype(model, torch.float16)
+
+
+@PRECISIONS.register("bf16", "bfloat16 emulated: float32 maths, weights and activations rounded to bfloat16 per module")
+def bf16_emulated(model):
+    import torch
+
+    return emulate_dtype(model, torch.bfloat16)
+
+
+@PRECISIONS.register("fp16-native", "native float16 (model.half()); exact, but slow on CPU")
+def fp16_native(model):
+    import torch
+
+    return native_dtype(model, torch.float16)
+
+
+@PRECISIONS.register("bf16-native", "native bfloat16 (model.bfloat16()); exact, but slow on CPU")
+def bf16_native(model):
+    import torch
+
+    return native_dtype(model, torch.bfloat16)

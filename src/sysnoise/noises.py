@@ -1,0 +1,109 @@
+"""The noise catalogue: each noise is one axis along which two systems differ.
+
+A noise names the stage it touches, the Pipeline field it changes and its options (taken from
+the registry of implementations, so a new implementation is a new option without editing this
+file). It knows when it does not apply to a model, which the report shows as "n/a".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from sysnoise.errors import UserInputError
+from sysnoise.inference import operators as ops
+from sysnoise.inference.precision import PRECISIONS
+from sysnoise.pipeline.colour import COLOURS
+from sysnoise.pipeline.decode import DECODERS
+from sysnoise.pipeline.geometry import CROPS
+from sysnoise.pipeline.resize import RESIZES
+from sysnoise.pipeline.spec import Pipeline
+from sysnoise.registry import Registry
+
+
+@dataclass(frozen=True)
+class Variant:
+    noise: str
+    option: str
+    pipeline: Pipeline
+
+    @property
+    def id(self) -> str:
+        return f"{self.noise}/{self.option}"
+
+
+@dataclass(frozen=True)
+class Noise:
+    name: str
+    stage: str  # pre-processing | inference | post-processing
+    description: str
+    registry: Registry  # the implementations; describes each option
+    apply: Callable[[Pipeline, str], Pipeline]
+    only: tuple[str, ...] | None = None  # a subset of the registry's names (operator noises)
+    applies: Callable[[object], bool] = lambda model: True
+    default_options: Callable[[], list[str]] | None = None  # when the user names none; else all
+
+    def options(self) -> list[str]:
+        # read the registry late: implementations may be registered after this module loads
+        return list(self.only) if self.only else self.registry.names()
+
+    def describe_option(self, option: str) -> str:
+        return self.registry.get(option).description
+
+    def variants(self, reference: Pipeline, options: list[str] | None = None) -> list[Variant]:
+        known = self.options()
+        if options is None:
+            options = self.default_options() if self.default_options else known
+        chosen = options
+        unknown = [o for o in chosen if o not in known]
+        if unknown:
+            raise UserInputError(f"noise {self.name!r} has no option(s) {unknown}; options: {', '.join(known)}")
+        out = []
+        for option in chosen:
+            pipeline = self.apply(reference, option)
+            if pipeline != reference:  # the training system's own option is the reference itself
+                out.append(Variant(self.name, option, pipeline))
+        return out
+
+
+def _field(name: str) -> Callable[[Pipeline, str], Pipeline]:
+    return lambda reference, option: reference.replace(**{name: option})
+
+
+def _operator(reference: Pipeline, option: str) -> Pipeline:
+    return reference.replace(operators=reference.operators + (option,))
+
+
+NOISES: Registry = Registry("noise")
+
+
+def _add(noise: Noise) -> None:
+    NOISES.register(noise.name, noise.description, stage=noise.stage)(noise)
+
+
+_add(Noise("decoder", "pre-processing", "JPEG/PNG decoder library and its settings",
+           DECODERS, _field("decoder")))
+_add(Noise("resize", "pre-processing", "resize interpolation kernel (library + filter)",
+           RESIZES, _field("resize")))
+_add(Noise("crop", "pre-processing", "resize-and-crop policy",
+           CROPS, _field("crop")))
+_add(Noise("colour", "pre-processing", "colour conversion path",
+           COLOURS, _field("colour")))
+_add(Noise("precision", "inference", "numeric precision of weights and activations",
+           PRECISIONS, _field("precision"),
+           # native half precision is exact but 10-30x slower on a CPU: opt-in there
+           default_options=lambda: [n for n in PRECISIONS.names() if not n.endswith("-native")]))
+_add(Noise("ceil-mode", "inference", "strided max-pool ceil_mode (trained with floor)",
+           ops.OPERATORS, _operator, only=("maxpool-ceil",),
+           applies=lambda model: ops.applies("maxpool-ceil", model)))
+
+
+def get_noise(name: str) -> Noise:
+    return NOISES(name)
+
+
+def parse_noise_spec(spec: str) -> tuple[Noise, list[str] | None]:
+    """'resize' -> all options; 'resize=pillow-nearest,opencv-area' -> those options."""
+    name, _, options = spec.partition("=")
+    noise = get_noise(name.strip())
+    return noise, ([o.strip() for o in options.split(",") if o.strip()] if options else None)

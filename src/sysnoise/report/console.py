@@ -1,0 +1,27 @@
+"""The summary a person sees in the terminal at the end of a run."""
+
+from __future__ import annotations
+
+from sysnoise.report.markdown import decimals_for, fmt, fmt_ci
+
+
+def print_summary(results: dict, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    ref = results["reference"]
+    places = decimals_for(ref["n_labeled"] or ref["n"])
+    table = Table(title=f"{results['model']['name']}: reference top-1 {fmt(ref['top1'], places)} "
+                        f"on {ref['n_labeled']} labeled / {ref['n']} samples")
+    for header in ("noise", "option", "top-1", "delta", "95% CI", "flips %", "identical %"):
+        table.add_column(header, justify="left" if header in ("noise", "option") else "right")
+    for v in results["variants"]:
+        delta = fmt(v["delta"], places) + ("*" if v["distinguishable_from_zero"] else "")
+        table.add_row(v["noise"], v["option"], fmt(v["top1"], places), delta, fmt_ci(v["delta_ci"], places),
+                      fmt(v["flip_rate"], places), fmt(v["identical"], 0))
+    for noise in results["noises"]:
+        if not noise["applies"]:
+            table.add_row(noise["name"], "n/a", "", "", "", "", "")
+    console.print(table)
+    console.print("* delta distinguishable from zero (McNemar p < 0.05)")

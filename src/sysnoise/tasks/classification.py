@@ -1,0 +1,186 @@
+"""Image classification: dataset readers, per-sample outputs and per-sample scores.
+
+Labels are sets of acceptable classes (usually one), in the spirit of ImageNet-ReaL: a photo of a
+cat whose breed cannot be told is right as tabby, tiger cat or Egyptian cat. A sample with an
+empty set is unlabeled and is scored by agreement with the reference pipeline only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sysnoise.errors import UserInputError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
+TOP_K = 5
+
+
+@dataclass(frozen=True)
+class Sample:
+    id: str  # path relative to the dataset root, with forward slashes
+    path: Path
+    labels: tuple[int, ...] = ()
+
+
+@dataclass
+class Dataset:
+    root: Path
+    samples: list[Sample]
+    kind: str  # "imagefolder" | "listfile" | "unlabeled"
+    class_names: list[str] | None = None
+    problems: list[dict] = field(default_factory=list)  # entries dropped while reading, with reasons
+
+    @property
+    def n_labeled(self) -> int:
+        return sum(1 for s in self.samples if s.labels)
+
+    def label_matrix(self) -> np.ndarray:
+        """(n, max set size) int array of acceptable classes, padded with -1."""
+        width = max([len(s.labels) for s in self.samples] + [1])
+        out = np.full((len(self.samples), width), -1, np.int64)
+        for i, s in enumerate(self.samples):
+            out[i, : len(s.labels)] = s.labels
+        return out
+
+    def describe(self) -> dict:
+        return {
+            "path": str(self.root),
+            "kind": self.kind,
+            "n_samples": len(self.samples),
+            "n_labeled": self.n_labeled,
+            "n_dropped_while_reading": len(self.problems),
+        }
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _walk_images(folder: Path) -> list[Path]:
+    # followlinks=False: a symlink loop in the tree cannot make the walk run forever.
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames.sort()
+        found.extend(Path(dirpath) / f for f in sorted(filenames) if _is_image(Path(f)))
+    return found
+
+
+def _relative_id(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def read_image_folder(root: Path) -> Dataset:
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    samples = [
+        Sample(_relative_id(p, root), p, (index,))
+        for index, name in enumerate(classes)
+        for p in _walk_images(root / name)
+    ]
+    return Dataset(root, samples, "imagefolder", class_names=classes)
+
+
+def read_unlabeled_folder(root: Path) -> Dataset:
+    return Dataset(root, [Sample(_relative_id(p, root), p) for p in _walk_images(root)], "unlabeled")
+
+
+def read_list_file(list_file: Path, root: Path | None = None, *, allow_outside_root: bool = False) -> Dataset:
+    """Lines of `relative/path [label[,label...]]`, as ImageNet's val list; '#' starts a comment."""
+    root = (root or list_file.parent).resolve()
+    samples, problems, seen = [], [], set()
+    try:
+        lines = list_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserInputError(f"{list_file}: cannot read list file: {err}") from None
+    for number, raw in enumerate(lines, 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.rsplit(maxsplit=1)
+        rel, labels = parts[0], ()
+        if len(parts) == 2:
+            try:
+                labels = tuple(int(v) for v in parts[1].split(","))
+            except ValueError:
+                rel, labels = line, ()  # a path with spaces and no label
+        where = f"{list_file}:{number}"
+        path = (root / rel).resolve()
+        if not allow_outside_root and not path.is_relative_to(root):
+            problems.append({"id": rel, "where": where, "reason": "path escapes the dataset root (use --allow-outside-root)"})
+            continue
+        if any(label < 0 for label in labels):
+            problems.append({"id": rel, "where": where, "reason": f"negative label {labels}"})
+            continue
+        if rel in seen:
+            problems.append({"id": rel, "where": where, "reason": "duplicate entry (kept the first)"})
+            continue
+        if not path.is_file():
+            problems.append({"id": rel, "where": where, "reason": "file not found"})
+            continue
+        seen.add(rel)
+        samples.append(Sample(rel, path, labels))
+    return Dataset(root, samples, "listfile", problems=problems)
+
+
+def read_dataset(path: str | Path, list_file: str | Path | None = None, **options) -> Dataset:
+    """A list file, a class-folder tree (ImageFolder) or a folder of unlabeled images."""
+    path = Path(path)
+    if not path.exists():
+        raise UserInputError(f"dataset not found: {path}")
+    if list_file is not None:
+        dataset = read_list_file(Path(list_file), path, **options)
+    elif path.is_file():
+        dataset = read_list_file(path, **options)
+    else:
+        subdirs = [d for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")]
+        top_images = [p for p in path.iterdir() if p.is_file() and _is_image(p)]
+        dataset = read_image_folder(path) if subdirs and not top_images else read_unlabeled_folder(path)
+    if not dataset.samples:
+        raise UserInputError(
+            f"{path}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}); "
+            f"{len(dataset.problems)} entries were dropped" + (f", first: {dataset.problems[0]}" if dataset.problems else "")
+        )
+    return dataset
+
+
+def check_labels(dataset: Dataset, num_classes: int) -> None:
+    """Drop samples whose label the model cannot output, recording why."""
+    kept = []
+    for sample in dataset.samples:
+        bad = [label for label in sample.labels if label >= num_classes]
+        if bad:
+            dataset.problems.append({"id": sample.id, "reason": f"label {bad} outside the model's {num_classes} classes"})
+        else:
+            kept.append(sample)
+    dataset.samples = kept
+
+
+def outputs_from_logits(logits) -> dict[str, np.ndarray]:
+    """What is stored per sample: the top-5 classes and their softmax probabilities."""
+    import torch
+
+    probs = torch.softmax(logits.float(), dim=1)
+    k = min(TOP_K, probs.shape[1])
+    values, indices = probs.topk(k, dim=1)
+    out = failed_outputs(len(probs))  # models with fewer than TOP_K classes keep -1 padding
+    out["topk"][:, :k] = indices.numpy()
+    out["prob"][:, :k] = values.numpy()
+    return out
+
+
+def failed_outputs(n: int) -> dict[str, np.ndarray]:
+    return {"topk": np.full((n, TOP_K), -1, np.int32), "prob": np.zeros((n, TOP_K), np.float32)}
+
+
+def correct(topk: np.ndarray, labels: np.ndarray, k: int = 1) -> np.ndarray:
+    """(n,) bool: one of the first k predictions is in the sample's label set."""
+    hits = (topk[:, :k, None] == labels[:, None, :]) & (labels[:, None, :] >= 0)
+    return hits.any(axis=(1, 2))
+
+
+def agree(reference_topk: np.ndarray, variant_topk: np.ndarray) -> np.ndarray:
+    """(n,) bool: the variant's top-1 equals the reference's top-1."""
+    return reference_topk[:, 0] == variant_topk[:, 0]
