@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from sysnoise.errors import UserInputError
+from sysnoise.tasks.classification import correct, outputs_from_logits, read_dataset
+
+
+def test_top1_and_top5_against_hand_made_outputs():
+    topk = np.array([[3, 1, 2, 0, 4], [0, 1, 2, 3, 4], [9, 8, 7, 6, 5], [2, 0, 1, 3, 4]])
+    labels = np.array([[3, -1], [4, -1], [1, 2], [0, 1]])  # row 3: a label set {0, 1}
+    np.testing.assert_array_equal(correct(topk, labels, 1), [True, False, False, False])
+    np.testing.assert_array_equal(correct(topk, labels, 5), [True, True, False, True])
+    unlabeled = np.array([[-1, -1]])
+    assert not correct(np.array([[0, 1, 2, 3, 4]]), unlabeled, 5)[0]
+
+
+def test_outputs_keep_top5_in_order_and_pad_small_heads():
+    import torch
+
+    out = outputs_from_logits(torch.tensor([[0.0, 3.0, 1.0, 2.0, -1.0, 5.0]]))
+    assert out["topk"].tolist() == [[5, 1, 3, 2, 0]]
+    assert np.isclose(out["prob"].sum(), 1 - np.exp(-1) / np.exp([0, 3, 1, 2, -1, 5]).sum(), atol=1e-6)
+    small = outputs_from_logits(torch.tensor([[1.0, 2.0]]))
+    assert small["topk"].tolist() == [[1, 0, -1, -1, -1]]
+
+
+def test_three_dataset_layouts(tmp_path, gradient_images):
+    folder = gradient_images[0].parent
+    unlabeled = read_dataset(folder)
+    assert unlabeled.kind == "unlabeled" and unlabeled.n_labeled == 0 and len(unlabeled.samples) == 3
+
+    tree = tmp_path / "tree"
+    for i, src in enumerate(gradient_images):
+        (tree / ("cat" if i else "ant")).mkdir(parents=True, exist_ok=True)
+        (tree / ("cat" if i else "ant") / src.name).write_bytes(src.read_bytes())
+    imagefolder = read_dataset(tree)
+    assert imagefolder.kind == "imagefolder" and imagefolder.class_names == ["ant", "cat"]
+    assert [s.labels for s in imagefolder.samples] == [(0,), (1,), (1,)]
+
+    listing = folder / "val.txt"
+    listing.write_text("img0.jpg 7\nimg1.jpg 3,4\n# comment\nimg2.jpg\nmissing.jpg 1\nimg0.jpg 2\n../escape.jpg 1\n")
+    listed = read_dataset(listing)
+    assert [(s.id, s.labels) for s in listed.samples] == [("img0.jpg", (7,)), ("img1.jpg", (3, 4)), ("img2.jpg", ())]
+    reasons = {p["id"]: p["reason"] for p in listed.problems}
+    assert reasons["missing.jpg"] == "file not found"
+    assert "duplicate" in reasons["img0.jpg"]
+    assert "escapes" in reasons["../escape.jpg"]
+    assert all("val.txt:" in p["where"] for p in listed.problems)
+
+
+def test_empty_dataset_is_a_clear_error(tmp_path):
+    with pytest.raises(UserInputError, match="no images found"):
+        read_dataset(tmp_path)
+    with pytest.raises(UserInputError, match="not found"):
+        read_dataset(tmp_path / "nope")
