@@ -15,7 +15,7 @@ def print_summary(results: dict, console=None) -> None:
     table = Table(title=f"{results['model']['name']}: reference top-1 {fmt(ref['top1'], places)} "
                         f"on {ref['n_labeled']} labeled / {ref['n']} samples")
     for header in ("noise", "option", "top-1", "delta", "95% CI", "flips %", "identical %"):
-        table.add_column(header, justify="left" if header in ("noise", "option") else "right")
+        table.add_column(header, justify="left" if header in ("noise", "option") else "right", no_wrap=True)
     for v in results["variants"]:
         delta = fmt(v["delta"], places) + ("*" if v["distinguishable_from_zero"] else "")
         table.add_row(v["noise"], v["option"], fmt(v["top1"], places), delta, fmt_ci(v["delta_ci"], places),
