@@ -8,7 +8,6 @@ another's (two decoders that agree, say) costs no forward pass at all.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -20,8 +19,7 @@ from sysnoise.engine.plan import Column, Plan
 from sysnoise.engine.store import ChunkStore
 from sysnoise.errors import SampleError
 from sysnoise.inference.build import build_model
-from sysnoise.pipeline.preprocess import tensors
-from sysnoise.tasks import classification as task
+from sysnoise.tasks.base import Task
 
 
 @dataclass
@@ -34,46 +32,23 @@ class EngineOptions:
     forward_counter: dict = field(default_factory=dict)  # model key -> inputs forwarded (for tests, benchmarks)
 
 
-def read_and_preprocess(path: Path, pipelines) -> dict[tuple, object]:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as err:
-        error = SampleError(f"cannot read file: {err.strerror or err}")
-        return {p.prefix("normalise"): error for p in pipelines}
-    return tensors(data, pipelines)
-
-
 class _Source:
-    """Map-style dataset for torch's DataLoader: position -> (position, {tensor key: array | error})."""
+    """Map-style dataset for torch's DataLoader: position -> (position, {tensor key: input | error})."""
 
-    def __init__(self, paths: list[Path], pipelines):
-        self.paths, self.pipelines = paths, pipelines
+    def __init__(self, task: Task, paths: list[Path], pipelines):
+        self.task, self.paths, self.pipelines = task, paths, pipelines
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, position: int):
-        return position, read_and_preprocess(self.paths[position], self.pipelines)
+        return position, self.task.load_input(self.paths[position], self.pipelines)
 
 
 def _worker_init(_: int) -> None:
     import torch
 
     torch.set_num_threads(1)  # two cores: one worker decodes while the main process runs the model
-
-
-def _content_key(array: np.ndarray) -> bytes:
-    return hashlib.blake2b(memoryview(array), digest_size=16).digest() + str(array.shape).encode()
-
-
-def _forward(model, inputs: list[np.ndarray], batch_size: int, device: str) -> dict[str, np.ndarray]:
-    import torch
-
-    parts = []
-    for start in range(0, len(inputs), batch_size):
-        batch = torch.from_numpy(np.stack(inputs[start : start + batch_size])).to(device)
-        parts.append(task.outputs_from_logits(model(batch).cpu()))
-    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
 def _batches(positions: list[int], chunk_size: int, batch_size: int):
@@ -91,9 +66,13 @@ def evaluate(
     store: ChunkStore | None = None,
     options: EngineOptions | None = None,
     on_progress: Callable[[int], None] | None = None,
+    task: Task | None = None,
 ) -> RunOutputs:
     import torch
 
+    from sysnoise.tasks.classification import ClassificationTask
+
+    task = task or ClassificationTask()
     options = options or EngineOptions()
     columns = plan.columns
     n = len(dataset.samples)
@@ -114,7 +93,7 @@ def evaluate(
         models = {key: build_model(loaded_model.module, p).to(options.device) for key, p in plan.model_pipelines().items()}
 
     pending: dict[int, dict[int, dict]] = {}  # chunk -> position -> column index -> outputs/error
-    source = _Source([dataset.samples[p].path for p in range(n)], plan.tensor_pipelines())
+    source = _Source(task, [dataset.samples[p].path for p in range(n)], plan.tensor_pipelines())
     loader = torch.utils.data.DataLoader(
         source,
         batch_sampler=list(_batches(todo, options.chunk_size, options.batch_size)),
@@ -124,11 +103,11 @@ def evaluate(
     )
     with torch.inference_mode():
         for batch in loader:
-            _run_batch(batch, columns, models, options, pending)
+            _run_batch(task, batch, columns, models, options, pending)
             for chunk in sorted({chunk_of(position) for position, _ in batch}):
                 chunk_positions = range(chunk * options.chunk_size, min(n, (chunk + 1) * options.chunk_size))
                 if len(pending[chunk]) == len(chunk_positions):
-                    results[chunk] = _chunk_arrays(pending.pop(chunk), chunk_positions, columns)
+                    results[chunk] = _chunk_arrays(task, pending.pop(chunk), chunk_positions, columns)
                     if store is not None:
                         store.write(chunk, results[chunk])
             if on_progress:
@@ -137,7 +116,7 @@ def evaluate(
     return _assemble(results, n_chunks, columns, dataset)
 
 
-def _run_batch(batch, columns: list[Column], models, options: EngineOptions, pending) -> None:
+def _run_batch(task: Task, batch, columns: list[Column], models, options: EngineOptions, pending) -> None:
     positions = [position for position, _ in batch]
     inputs = {position: nodes for position, nodes in batch}
     per_column: dict[int, dict[int, object]] = {position: {} for position in positions}
@@ -153,7 +132,7 @@ def _run_batch(batch, columns: list[Column], models, options: EngineOptions, pen
                 if isinstance(node, SampleError):
                     per_column[position][index] = str(node)
                     continue
-                content = _content_key(node)
+                content = task.content_key(node)
                 if content not in unique:
                     unique[content] = len(arrays)
                     arrays.append(node)
@@ -161,7 +140,7 @@ def _run_batch(batch, columns: list[Column], models, options: EngineOptions, pen
         if not arrays:
             continue
         options.forward_counter[key] = options.forward_counter.get(key, 0) + len(arrays)
-        outputs = _forward(model, arrays, options.batch_size, options.device)
+        outputs = task.forward(model, arrays, options.batch_size, options.device)
         for position, index, content in wanted:
             row = unique[content]
             per_column[position][index] = {name: values[row] for name, values in outputs.items()}
@@ -169,7 +148,7 @@ def _run_batch(batch, columns: list[Column], models, options: EngineOptions, pen
         pending.setdefault(position // options.chunk_size, {})[position] = per_column[position]
 
 
-def _chunk_arrays(rows: dict[int, dict], positions: range, columns: list[Column]) -> dict[str, np.ndarray]:
+def _chunk_arrays(task: Task, rows: dict[int, dict], positions: range, columns: list[Column]) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     failed = task.failed_outputs(1)
     for index, _ in enumerate(columns):

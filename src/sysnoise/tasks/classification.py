@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sysnoise.errors import UserInputError
+from sysnoise.tasks.base import TASKS, Task
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
 TOP_K = 5
@@ -184,3 +185,22 @@ def correct(topk: np.ndarray, labels: np.ndarray, k: int = 1) -> np.ndarray:
 def agree(reference_topk: np.ndarray, variant_topk: np.ndarray) -> np.ndarray:
     """(n,) bool: the variant's top-1 equals the reference's top-1."""
     return reference_topk[:, 0] == variant_topk[:, 0]
+
+
+class ClassificationTask(Task):
+    name = "classification"
+
+    def forward(self, model, inputs, batch_size, device):
+        import torch
+
+        parts = []
+        for start in range(0, len(inputs), batch_size):
+            batch = torch.from_numpy(np.stack(inputs[start : start + batch_size])).to(device)
+            parts.append(outputs_from_logits(model(batch).cpu()))
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    def failed_outputs(self, n):
+        return failed_outputs(n)
+
+
+TASKS.register("classification", "image classification: top-1/top-5 accuracy and agreement")(ClassificationTask())
