@@ -9,7 +9,6 @@ another's (two decoders that agree, say) costs no forward pass at all.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -35,14 +34,14 @@ class EngineOptions:
 class _Source:
     """Map-style dataset for torch's DataLoader: position -> (position, {tensor key: input | error})."""
 
-    def __init__(self, task: Task, paths: list[Path], pipelines):
-        self.task, self.paths, self.pipelines = task, paths, pipelines
+    def __init__(self, task: Task, samples: list, pipelines):
+        self.task, self.samples, self.pipelines = task, samples, pipelines
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.samples)
 
     def __getitem__(self, position: int):
-        return position, self.task.load_input(self.paths[position], self.pipelines)
+        return position, self.task.load_input(self.samples[position], self.pipelines)
 
 
 def _worker_init(_: int) -> None:
@@ -93,7 +92,7 @@ def evaluate(
         models = {key: build_model(loaded_model.module, p).to(options.device) for key, p in plan.model_pipelines().items()}
 
     pending: dict[int, dict[int, dict]] = {}  # chunk -> position -> column index -> outputs/error
-    source = _Source(task, [dataset.samples[p].path for p in range(n)], plan.tensor_pipelines())
+    source = _Source(task, dataset.samples, plan.tensor_pipelines())
     loader = torch.utils.data.DataLoader(
         source,
         batch_sampler=list(_batches(todo, options.chunk_size, options.batch_size)),

@@ -19,12 +19,15 @@ TASKS: Registry = Registry("task")
 class Task:
     name = "task"
 
-    def load_input(self, path: Path, pipelines) -> dict[tuple, object]:
-        """{pipeline.prefix('normalise'): model input or SampleError} for one sample (runs in workers)."""
+    def load_input(self, sample, pipelines) -> dict[tuple, object]:
+        """{pipeline.prefix('normalise'): model input or SampleError} for one sample (runs in workers).
+
+        `sample` is the dataset's sample object (for images: .path); the default reads an image file.
+        """
         from sysnoise.pipeline.preprocess import tensors
 
         try:
-            data = Path(path).read_bytes()
+            data = Path(sample.path).read_bytes()
         except OSError as err:
             error = SampleError(f"cannot read file: {err.strerror or err}")
             return {p.prefix("normalise"): error for p in pipelines}
