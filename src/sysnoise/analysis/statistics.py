@@ -4,6 +4,8 @@ test, Wilson intervals. Pure numpy/math, seeded, so two runs print the same numb
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -37,6 +39,47 @@ def paired_bootstrap_ci(
     alpha = (1 - level) / 2
     low, high = np.quantile(means, [alpha, 1 - alpha])
     return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """A difference between two columns on the same samples, with its bootstrap interval and test."""
+
+    delta: float  # metric(reference) - metric(variant) on all samples
+    ci: tuple[float, float]
+    p_value: float
+
+
+def paired_bootstrap_metric(
+    metric_reference: Callable[[np.ndarray], float],
+    metric_variant: Callable[[np.ndarray], float],
+    n: int,
+    level: float = 0.95,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> PairedComparison:
+    """Paired bootstrap for metrics that are not a mean over samples (mAP, mIoU).
+
+    Each metric takes an array of sample indices (with repeats) and returns the metric on that
+    multiset. Both columns are evaluated on the same resampled indices, which keeps the pairing.
+    The p-value inverts the interval (the smallest level at which it excludes 0): two-sided,
+    with the (k + 1) / (B + 1) correction so that a finite resample count never claims p = 0.
+    """
+    if n <= 0:
+        return PairedComparison(math.nan, (math.nan, math.nan), math.nan)
+    everything = np.arange(n)
+    delta = float(metric_reference(everything) - metric_variant(everything))
+    rng = np.random.default_rng(seed)
+    deltas = np.empty(resamples)
+    for start in range(0, resamples, 256):  # draw indices in blocks: bounded memory, few rng calls
+        block = rng.integers(0, n, size=(min(256, resamples - start), n))
+        for offset, indices in enumerate(block):
+            deltas[start + offset] = metric_reference(indices) - metric_variant(indices)
+    alpha = (1 - level) / 2
+    low, high = np.quantile(deltas, [alpha, 1 - alpha])
+    below, above = int((deltas <= 0).sum()), int((deltas >= 0).sum())
+    p = min(1.0, 2 * (min(below, above) + 1) / (resamples + 1))
+    return PairedComparison(delta, (float(low), float(high)), p)
 
 
 def mcnemar_exact(only_reference_right: int, only_variant_right: int) -> float:
