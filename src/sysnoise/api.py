@@ -18,7 +18,7 @@ from sysnoise.noises import NOISES, parse_noise_spec
 from sysnoise.pipeline.spec import Pipeline
 from sysnoise.tasks.classification import Dataset, check_labels, read_dataset
 
-DEFAULT_NOISES = ("decoder", "resize", "crop", "colour", "precision", "ceil-mode")
+DEFAULT_NOISES = ("decoder", "resize", "crop", "colour", "channel-order", "precision", "ceil-mode")
 
 
 def plan_variants(model: LoadedModel, noise_specs, reference: Pipeline) -> tuple[Plan, list[dict]]:
@@ -26,7 +26,8 @@ def plan_variants(model: LoadedModel, noise_specs, reference: Pipeline) -> tuple
     for spec in noise_specs:
         noise, options = parse_noise_spec(spec)
         applies = bool(noise.applies(model.module))
-        rows.append({"name": noise.name, "stage": noise.stage, "description": noise.description, "applies": applies})
+        rows.append({"name": noise.name, "stage": noise.stage, "description": noise.description, "applies": applies,
+                     "unavailable": noise.unavailable(options) if applies else {}})
         if applies:
             variants.extend(noise.variants(reference, options))
     return Plan(reference, tuple(variants)), rows
@@ -44,11 +45,21 @@ def run(
     options: EngineOptions | None = None,
     fresh: bool = False,
     allow_outside_root: bool = False,
+    stepwise: str | list[str] | None = None,
+    deploy: Pipeline | str | Path | None = None,
+    figures: bool = True,
 ) -> dict:
-    """Evaluate, analyse and write results.json, outputs.npz and report.md into `out`."""
+    """Evaluate, analyse and write results.json, outputs.npz and the reports into `out`.
+
+    stepwise: "greedy" (worst single noises first) or noise names ("resize" or "resize=OPTION") to
+    combine one at a time; deploy: a Pipeline or YAML file (missing fields from the reference)
+    measured as one variant with its delta attributed to the fields it changes. Both run as a
+    second pass into `out`/combined once the single-noise results are known. figures: re-run the
+    pre-processing on a few samples for the report's difference pictures and flip examples.
+    """
     from sysnoise import environment
-    from sysnoise.report import markdown
-    from sysnoise.report.results import build_results, write_results
+    from sysnoise.report.figures import Measured, make_figures
+    from sysnoise.report.results import build_results, write_reports, write_results
 
     options = options or EngineOptions()
     loaded = model if isinstance(model, LoadedModel) else (
@@ -88,11 +99,51 @@ def run(
              "device": options.device, "forwards": {str(k): v for k, v in options.forward_counter.items()}},
         problems=dataset.problems,
     )
+    measured = [Measured(column, outputs) for column in plan.columns[1:]]
+    combined = _combined_pass(loaded, dataset, results, stepwise, deploy, out, options, fresh)
+    if combined:
+        measured += [Measured(column, combined[1]) for column in combined[0].columns[1:]]
+    if figures:
+        results["figures"] = make_figures(results, measured, {s.id: s.path for s in dataset.samples},
+                                          loaded.class_names, out)
     write_results(results, out / "results.json")
-    (out / "report.md").write_text(markdown.render(results))
-    for chunk in store.chunks.glob("*.npz"):  # the final files now hold everything
-        chunk.unlink()
+    write_reports(results, out)
+    for chunks in (store.chunks, out / "combined" / "chunks"):  # the final files now hold everything
+        for chunk in chunks.glob("*.npz"):
+            chunk.unlink()
     return results
+
+
+def _combined_pass(loaded, dataset, results, stepwise, deploy, out, options, fresh):
+    """The second engine pass: the stepwise combination (greedy order needs the single-noise
+    results) and the deployment pipeline with its attribution variants. Its own store keeps
+    resume working; its own reference column keeps it self-contained. None when not asked."""
+    from sysnoise.analysis import combine
+    from sysnoise.report.results import add_combined
+
+    steps = combine.choose_steps(results, stepwise) if stepwise else []
+    variants = combine.stepwise_variants(loaded.reference, steps)
+    if deploy is not None and not isinstance(deploy, Pipeline):
+        try:
+            deploy = Pipeline.load(deploy, base=loaded.reference)
+        except ValueError as err:
+            raise UserInputError(str(err)) from None
+    if deploy is not None:
+        variants += combine.deploy_variants(loaded.reference, deploy)
+    if not variants:
+        return None
+    plan = Plan(loaded.reference, tuple(variants))
+    folder = out / "combined"
+    fingerprint = {"model": loaded.describe(), "samples": [(s.id, s.labels) for s in dataset.samples],
+                   "columns": plan.fingerprint()}
+    store = ChunkStore(folder, fingerprint, fresh=fresh)
+    with _progress(len(dataset.samples), f"{loaded.name}: {len(plan.columns)} combined pipelines",
+                   options.progress) as advance:
+        outputs = evaluate(loaded, dataset, plan, store, options, on_progress=advance)
+    outputs.save(folder / "outputs.npz")
+    order = combine.GREEDY if stepwise == combine.GREEDY else "given"
+    add_combined(results, plan, outputs, steps=steps, order=order, deploy=deploy)
+    return plan, outputs
 
 
 class _progress:
@@ -126,7 +177,8 @@ def list_catalogue() -> dict:
         entry.name: {
             "stage": entry.fn.stage,
             "description": entry.description,
-            "options": {option: entry.fn.describe_option(option) for option in entry.fn.options()},
+            "options": {option: entry.fn.describe_option(option) for option in entry.fn.options()}
+            or ({"VALUE": entry.fn.free_form} if entry.fn.free_form else {}),
         }
         for entry in NOISES
     }

@@ -21,6 +21,25 @@ def _engine_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise", action="append", dest="noises", metavar="SPEC",
                         help="noise to measure, optionally with options: resize or resize=opencv-area,pillow-box "
                              "(repeatable; default: every noise; see `sysnoise list`)")
+    parser.add_argument("--deploy", metavar="PIPELINE.yaml",
+                        help="your deployment pipeline (fields left out come from the reference): measured as one "
+                             "variant, its delta attributed to the fields it changes")
+
+
+def _stepwise(value: str | None):
+    """--stepwise greedy | none | noise1,noise2=option,...  ->  api.run's stepwise argument."""
+    if value is None or value == "none":
+        return None
+    if value == "greedy":
+        return value
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _stepwise_arg(parser: argparse.ArgumentParser, default: str | None) -> None:
+    parser.add_argument("--stepwise", default=default, metavar="greedy|none|NOISE,...",
+                        help="combine noises one at a time and report the cumulative delta: greedy (worst single "
+                             "noise first), none, or noises in your order, each NOISE or NOISE=OPTION "
+                             f"(default: {default or 'none'})")
 
 
 def _options(args):
@@ -36,7 +55,8 @@ def _finish(results: dict, out: Path) -> None:
     from sysnoise.report.console import print_summary
 
     print_summary(results)
-    print(f"\nwrote {out / 'results.json'}, {out / 'report.md'}, {out / 'outputs.npz'}")
+    print(f"\nwrote {out / 'results.json'}, {out / 'outputs.npz'}, "
+          f"{out / 'report.md'}, {out / 'report.html'}, {out / 'report.csv'}")
 
 
 def cmd_run(args) -> None:
@@ -47,7 +67,7 @@ def cmd_run(args) -> None:
     results = api.run(
         args.model, args.data, noises=args.noises or api.DEFAULT_NOISES, out=args.out, weights=args.weights,
         reference=reference, list_file=args.list_file, options=_options(args), fresh=args.fresh,
-        allow_outside_root=args.allow_outside_root,
+        allow_outside_root=args.allow_outside_root, stepwise=_stepwise(args.stepwise), deploy=args.deploy,
     )
     _finish(results, Path(args.out))
 
@@ -60,8 +80,40 @@ def cmd_demo(args) -> None:
     print(f"demo photos: {list_file.parent}")
     out = Path(args.out or f"results/demo-{args.model}")
     results = api.run(args.model, list_file, noises=args.noises or api.DEFAULT_NOISES, out=out,
-                      options=_options(args), fresh=args.fresh)
+                      options=_options(args), fresh=args.fresh, stepwise=_stepwise(args.stepwise),
+                      deploy=args.deploy)
     _finish(results, out)
+
+
+def cmd_report(args) -> None:
+    from sysnoise.report.results import read_results, write_reports
+
+    for source in args.results:
+        folder = Path(source) if Path(source).is_dir() else Path(source).parent
+        for path in write_reports(read_results(source), folder):
+            print(f"wrote {path}")
+
+
+def cmd_leaderboard(args) -> None:
+    from sysnoise.report import leaderboard
+    from sysnoise.report.results import read_results
+
+    conn = leaderboard.connect(args.db)
+    for source in args.results:
+        results = read_results(source)
+        leaderboard.add(conn, results, str(source))
+        print(f"added {results['model']['name']} on {results['dataset']['path']}")
+    boards = leaderboard.boards(conn, args.dataset)
+    if not boards:
+        raise UserInputError(f"{args.db}: no runs stored" + (f" for dataset {args.dataset!r}" if args.dataset else "")
+                             + "; add some with: sysnoise leaderboard RESULTS_FOLDER...")
+    out = Path(args.out) if args.out else Path(args.db).parent
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = leaderboard.render_markdown(boards)
+    (out / "leaderboard.md").write_text(markdown)
+    (out / "leaderboard.html").write_text(leaderboard.render_html(boards))
+    print(markdown)
+    print(f"wrote {out / 'leaderboard.md'}, {out / 'leaderboard.html'}")
 
 
 def cmd_list(args) -> None:
@@ -94,13 +146,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="results/run", help="results folder (default results/run); reruns resume")
     run.add_argument("--allow-outside-root", action="store_true", help="let a list file name files outside --data")
     _engine_args(run)
+    _stepwise_arg(run, None)
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="run the embedded default: EfficientNet-Lite0 on real photos")
     demo.add_argument("--model", default="efficientnet_lite0", help="efficientnet_lite0 (default), _lite1, _lite2")
     demo.add_argument("--out", help="results folder (default results/demo-MODEL)")
     _engine_args(demo)
+    _stepwise_arg(demo, "greedy")  # the demo shows the combined worst case
     demo.set_defaults(func=cmd_demo)
+
+    report = sub.add_parser("report", help="re-render report.md, report.html and report.csv from stored results "
+                                           "(no model runs)")
+    report.add_argument("results", nargs="+", metavar="RESULTS", help="results folder or results.json")
+    report.set_defaults(func=cmd_report)
+
+    board = sub.add_parser("leaderboard", help="collect runs (several models, one dataset) into one table, "
+                                               "as Markdown and HTML")
+    board.add_argument("results", nargs="*", metavar="RESULTS", help="results folders or files to add first")
+    board.add_argument("--db", default=str(Path("results") / "leaderboard.sqlite"),
+                       help="SQLite database of runs (default results/leaderboard.sqlite)")
+    board.add_argument("--out", help="folder for leaderboard.md and leaderboard.html (default: the database's)")
+    board.add_argument("--dataset", help="only this dataset (its folder name or a prefix of its digest)")
+    board.set_defaults(func=cmd_leaderboard)
 
     listing = sub.add_parser("list", help="print the noise catalogue and the model names")
     listing.add_argument("--json", action="store_true", help="machine-readable output")

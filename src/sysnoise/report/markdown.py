@@ -1,8 +1,11 @@
-"""report.md: a table shaped like the paper's Table 2, then every option in detail."""
+"""report.md: a table shaped like the paper's Table 2 (Tables 3/4 for other metrics), every option in
+detail, the stepwise combination, the deployment attribution and the pictures."""
 
 from __future__ import annotations
 
 import math
+
+METRIC_LABELS = {"top1": "top-1", "map": "mAP", "miou": "mIoU"}
 
 
 def decimals_for(n: int) -> int:
@@ -18,7 +21,31 @@ def fmt_ci(ci, places: int) -> str:
     return "-" if not ci else f"[{ci[0]:.{places}f}, {ci[1]:.{places}f}]"
 
 
+def fmt_p(p) -> str:
+    return "-" if p is None else f"{p:.2g}"
+
+
+def metric_label(results: dict) -> str:
+    metric = results["reference"].get("metric", "top1")
+    return METRIC_LABELS.get(metric, metric)
+
+
+def places_for(results: dict) -> int:
+    ref = results["reference"]
+    return decimals_for(ref["n_labeled"] if ref["n_labeled"] else ref["n"])
+
+
+def labeled(results: dict) -> bool:
+    return results["reference"]["n_labeled"] > 0
+
+
+def star(row: dict) -> str:
+    return "*" if row.get("distinguishable_from_zero") else ""
+
+
 def noise_cell(noise: dict, places: int) -> str:
+    """One noise in the summary: its delta (flip rate without labels); over several options
+    mean ± std (max), the std over options with ddof=1 as the paper's tables."""
     if not noise["applies"]:
         return "n/a"
     summary = noise.get("summary")
@@ -27,52 +54,159 @@ def noise_cell(noise: dict, places: int) -> str:
     stat = summary["delta"] or summary["flip_rate"]
     if len(summary["options"]) == 1:
         return fmt(stat["mean"], places)
-    return f"{fmt(stat['mean'], places)} ({fmt(stat['max'], places)})"
+    return f"{fmt(stat['mean'], places)} ± {fmt(stat['std'], places)} (max {fmt(stat['max'], places)})"
+
+
+def combined_cell(results: dict, places: int) -> str:
+    steps = results.get("stepwise", {}).get("steps")
+    if not steps:
+        return ""
+    last = steps[-1]
+    value = last["delta"] if last["delta"] is not None else last["flip_rate"]
+    return f"{fmt(value, places)}{star(last)}"
+
+
+def summary_table(results: dict, places: int) -> list[str]:
+    ref = results["reference"]
+    metric = ref.get("metric", "top1")
+    noises = results["noises"]
+    combined = combined_cell(results, places)
+    headers = ["model", f"reference {metric_label(results)}"] + [n["name"] for n in noises]
+    cells = [results["model"]["name"], fmt(ref.get(metric), places)] + [noise_cell(n, places) for n in noises]
+    if combined:
+        headers.append("combined")
+        cells.append(combined)
+    return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers), "| " + " | ".join(cells) + " |"]
+
+
+def option_table(rows: list[dict], places: int, metric: str, label: str) -> list[str]:
+    lines = [
+        f"| noise | option | {label} | delta | 95% CI | p | flips % | c->w | w->c | identical % | failed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for v in rows:
+        lines.append(
+            f"| {v['noise']} | {v['option']} | {fmt(v.get(metric), places)} | {fmt(v['delta'], places)}{star(v)} | "
+            f"{fmt_ci(v['delta_ci'], places)} | {fmt_p(v['p_value'])} | {fmt(v['flip_rate'], places)} | "
+            f"{v['correct_to_wrong']} | {v['wrong_to_correct']} | {fmt(v['identical'], 0)} | {v['n_failed']} |"
+        )
+    return lines
+
+
+def stepwise_section(results: dict, places: int, metric: str, label: str) -> list[str]:
+    stepwise = results.get("stepwise")
+    if not stepwise:
+        return []
+    how = ("greedily, the worst single noise first" if stepwise["order"] == "greedy"
+           else "in the order given")
+    lines = [
+        "## Combined noise, step by step (paper Fig. 3)", "",
+        f"Noises added one at a time ({how}), each at its chosen option; every row is measured on the "
+        "reference with all options so far applied, so the delta is cumulative.", "",
+        f"| step | added | {label} | cumulative delta | 95% CI | p | flips % |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in stepwise["steps"]:
+        lines.append(
+            f"| {s['step']} | +{s['added_noise']} = {s['added_option']} | {fmt(s.get(metric), places)} | "
+            f"{fmt(s['delta'], places)}{star(s)} | {fmt_ci(s['delta_ci'], places)} | {fmt_p(s['p_value'])} | "
+            f"{fmt(s['flip_rate'], places)} |"
+        )
+    return lines + [""]
+
+
+def deploy_section(results: dict, places: int) -> list[str]:
+    deploy = results.get("deploy")
+    if not deploy:
+        return []
+    total = deploy["total"]
+    what = "delta" if total["delta"] is not None else "flip rate"
+    value = total["delta"] if total["delta"] is not None else total["flip_rate"]
+    ci = total["delta_ci"] if total["delta"] is not None else total["flip_ci"]
+    lines = [
+        "## Deployment pipeline", "",
+        f"Total {what}: {fmt(value, places)}{star(total)} {fmt_ci(ci, places)}. Attribution to the fields it "
+        "changes: *alone* applies one change to the reference; *last* is the total minus the deployment "
+        "with that change undone (what the change adds when everything else is deployed). "
+        f"Interaction (total minus the sum of 'alone'): {fmt(deploy['interaction'], places)}.", "",
+        "| field | reference | deployed | alone | 95% CI | last |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in deploy["changes"]:
+        lines.append(
+            f"| {c['field']} | {c['reference']} | {c['deploy']} | {fmt(c['effect_alone'], places)}"
+            f"{'*' if c['alone_distinguishable'] else ''} | {fmt_ci(c['effect_alone_ci'], places)} | "
+            f"{fmt(c['effect_last'], places)} |"
+        )
+    return lines + [""]
+
+
+def figures_section(results: dict) -> list[str]:
+    figures = results.get("figures") or {}
+    lines = []
+    if figures.get("differences"):
+        lines += ["## Pixel differences (paper Fig. 5)", "",
+                  "Each picture: reference input | variant input | |difference| amplified.", ""]
+        for d in figures["differences"]:
+            lines += [f"![{d['variant']} on {d['sample']}]({d['file']})", "",
+                      f"{d['variant']} on `{d['sample']}`: max |diff| {d['max_abs']}, mean {d['mean_abs']:.2f}, "
+                      f"{d['changed_pct']:.0f}% of values differ; shown x{d['amplification']}.", ""]
+    if figures.get("flips"):
+        lines += ["## Flipped predictions", "", "| sample | variant | kind | labels | reference | variant |",
+                  "|---|---|---|---|---|---|"]
+        for f in figures["flips"]:
+            labels = ", ".join(item["name"] for item in f["labels"]) or "(unlabeled)"
+            lines.append(
+                f"| `{f['sample']}` | {f['variant']} | {f['kind']} | {labels} | "
+                f"{f['reference']['name']} ({f['reference']['prob']:.2f}) | "
+                f"{f['prediction']['name']} ({f['prediction']['prob']:.2f}) |"
+            )
+        lines.append("")
+    return lines
 
 
 def render(results: dict) -> str:
     ref = results["reference"]
-    labeled = ref["n_labeled"] > 0
-    places = decimals_for(ref["n_labeled"] if labeled else ref["n"])
-    noises = results["noises"]
-    what = "top-1 delta in points (reference minus variant)" if labeled else "top-1 flip rate in % (no labels)"
+    metric = ref.get("metric", "top1")
+    label = metric_label(results)
+    places = places_for(results)
+    what = (f"{label} delta in points (reference minus variant)" if labeled(results)
+            else f"{label} flip rate in % (no labels)")
     lines = [
         f"# sysnoise report: {results['model']['name']} on {results['dataset']['path']}",
         "",
         f"Task: {results['task']}. Samples: {ref['n']} ({ref['n_labeled']} labeled), "
-        f"{len(results['skipped'])} skipped. Created {results['created']}.",
+        f"{len(results['skipped'])} skipped. Reference {label}: {fmt(ref.get(metric), places)} "
+        f"{fmt_ci(ref.get(metric + '_ci'), places)}. Created {results['created']}.",
+        "",
+        f"Numbers are printed to {places} decimal(s): one sample moves a percentage by "
+        f"{100 / max(1, ref['n_labeled'] or ref['n']):.2g} points here.",
         "",
         "## Summary (paper Table 2 shape)",
         "",
-        f"Cells: {what}; several options show mean (max) over the options. "
-        "\"n/a\": the noise does not apply to this model.",
+        f"Cells: {what}; several options show mean ± std (max) over the options. \"n/a\": the noise does "
+        "not apply to this model." + (" combined: all noises together (last stepwise step)." if
+                                      results.get("stepwise") else ""),
         "",
-        "| model | reference top-1 | " + " | ".join(n["name"] for n in noises) + " |",
-        "|---|---|" + "---|" * len(noises),
-        f"| {results['model']['name']} | {fmt(ref['top1'], places)} | "
-        + " | ".join(noise_cell(n, places) for n in noises) + " |",
+        *summary_table(results, places),
         "",
         "## Every option",
         "",
-        "Delta: reference minus variant top-1, points, with a 95% paired bootstrap interval; p: McNemar "
+        "Delta: reference minus variant, points, with a 95% paired bootstrap interval; p: McNemar "
         "exact test; * marks deltas distinguishable from zero (p < 0.05). Flips: % of samples whose top-1 "
-        "changed. Identical: % of samples whose outputs are bit-identical to the reference.",
+        "changed. c->w / w->c: samples the variant made wrong / right. Identical: % of samples whose "
+        "outputs are bit-identical to the reference.",
         "",
-        "| noise | option | top-1 | delta | 95% CI | p | flips % | c->w | w->c | identical % | failed |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *option_table(results["variants"], places, metric, label),
     ]
-    for v in results["variants"]:
-        star = "*" if v["distinguishable_from_zero"] else ""
-        p = "-" if v["p_value"] is None else f"{v['p_value']:.3g}"
-        lines.append(
-            f"| {v['noise']} | {v['option']} | {fmt(v['top1'], places)} | {fmt(v['delta'], places)}{star} | "
-            f"{fmt_ci(v['delta_ci'], places)} | {p} | {fmt(v['flip_rate'], places)} | {v['correct_to_wrong']} | "
-            f"{v['wrong_to_correct']} | {fmt(v['identical'], 0)} | {v['n_failed']} |"
-        )
     identical = [v["id"] for v in results["variants"] if v["identical"] == 100]
     if identical:
         lines += ["", "Bit-identical to the reference on every sample: " + ", ".join(identical) + "."]
-    lines += ["", "## Reference pipeline", "", "```yaml"]
+    lines += [""]
+    lines += stepwise_section(results, places, metric, label)
+    lines += deploy_section(results, places)
+    lines += figures_section(results)
+    lines += ["## Reference pipeline", "", "```yaml"]
     lines += [f"{k}: {v}" for k, v in results["reference"]["pipeline"].items()]
     lines += ["```", ""]
     if results["skipped"]:

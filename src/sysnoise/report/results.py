@@ -7,10 +7,11 @@ import json
 import math
 from pathlib import Path
 
-from sysnoise.analysis.summary import noise_summary, reference_metrics, variant_stats
+from sysnoise.analysis import combine
+from sysnoise.analysis.summary import VariantStats, noise_summary, reference_metrics, variant_stats
 from sysnoise.engine.outputs import RunOutputs
 from sysnoise.engine.plan import Plan
-from sysnoise.engine.store import atomic_write_text
+from sysnoise.engine.store import atomic_write_text, digest
 from sysnoise.errors import UserInputError
 
 SCHEMA = "sysnoise.results/1"
@@ -27,18 +28,33 @@ def _clean(value):
     return value
 
 
+def variant_stats_of(plan: Plan, outputs: RunOutputs) -> list[VariantStats]:
+    return [variant_stats(outputs, c.id, c.noise, c.option) for c in plan.columns[1:]]
+
+
+def variant_row(plan: Plan, stats: VariantStats) -> dict:
+    pipeline = next(c.pipeline for c in plan.columns if c.id == stats.id)
+    return {
+        **stats.to_dict(),
+        "pipeline": pipeline.to_dict(),
+        "changed": {k: [a, b] for k, (a, b) in plan.reference.diff(pipeline).items()},
+    }
+
+
+def samples_digest(outputs: RunOutputs) -> str:
+    """Identifies the evaluated data (ids and label sets) wherever it lives on disk: runs of
+    different models on the same data share it, which is what a leaderboard groups by."""
+    return digest({"ids": outputs.sample_ids, "labels": outputs.labels.tolist()})
+
+
 def build_results(*, task: str, model: dict, dataset: dict, plan: Plan, outputs: RunOutputs,
                   noises: list[dict], environment: dict, run: dict, problems: list[dict]) -> dict:
     """noises: [{name, stage, description, applies}] in the order the user asked for them."""
-    variants, by_noise = [], {}
-    for column in plan.columns[1:]:
-        stats = variant_stats(outputs, column.id, column.noise, column.option)
-        by_noise.setdefault(column.noise, []).append(stats)
-        variants.append({
-            **stats.to_dict(),
-            "pipeline": column.pipeline.to_dict(),
-            "changed": {k: [a, b] for k, (a, b) in plan.reference.diff(column.pipeline).items()},
-        })
+    stats = variant_stats_of(plan, outputs)
+    variants = [variant_row(plan, s) for s in stats]
+    by_noise: dict[str, list[VariantStats]] = {}
+    for one in stats:
+        by_noise.setdefault(one.noise, []).append(one)
     noise_rows = [
         {**noise, "summary": noise_summary(by_noise[noise["name"]]) if noise["name"] in by_noise else None}
         for noise in noises
@@ -60,7 +76,7 @@ def build_results(*, task: str, model: dict, dataset: dict, plan: Plan, outputs:
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "task": task,
         "model": model,
-        "dataset": dataset,
+        "dataset": {**dataset, "samples_sha256": samples_digest(outputs)},
         "reference": {"pipeline": plan.reference.to_dict(), "metric": "top1", **reference_metrics(outputs)},
         "variants": variants,
         "noises": noise_rows,
@@ -71,8 +87,44 @@ def build_results(*, task: str, model: dict, dataset: dict, plan: Plan, outputs:
     })
 
 
+def add_combined(results: dict, plan: Plan, outputs: RunOutputs, *, steps: list[combine.Step] | None = None,
+                 order: str | None = None, deploy=None) -> dict:
+    """Fold the second (combined) pass into the results: the stepwise table and/or the deployment
+    attribution, each computed against the second pass's own reference column."""
+    rows = {s.id: variant_row(plan, s) for s in variant_stats_of(plan, outputs)}
+    rows = _clean(rows)
+    if steps:
+        results["stepwise"] = combine.stepwise_table(steps, rows, order or "given")
+    if deploy is not None:
+        results["deploy"] = combine.attribution(plan.reference, deploy, rows)
+    return results
+
+
+def all_variant_rows(results: dict) -> list[dict]:
+    """Every measured variant: single noises, then stepwise steps, then deployment variants."""
+    return (list(results["variants"]) + list(results.get("stepwise", {}).get("steps", []))
+            + list(results.get("deploy", {}).get("variants", [])))
+
+
 def write_results(results: dict, path: Path) -> None:
     atomic_write_text(path, json.dumps(results, indent=1, sort_keys=False) + "\n")
+
+
+REPORTS = ("report.md", "report.html", "report.csv")
+
+
+def write_reports(results: dict, folder: Path) -> list[Path]:
+    """Render report.md, report.html and report.csv from the results alone (figures are read from
+    `folder`), which is all `sysnoise report` needs to re-render a stored run."""
+    from sysnoise.report import csv, html, markdown
+
+    folder = Path(folder)
+    written = []
+    for name, text in (("report.md", markdown.render(results)), ("report.html", html.render(results, folder)),
+                       ("report.csv", csv.render(results))):
+        atomic_write_text(folder / name, text)
+        written.append(folder / name)
+    return written
 
 
 def read_results(path: str | Path) -> dict:

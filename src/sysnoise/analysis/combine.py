@@ -1,0 +1,173 @@
+"""Combined noise: which extra pipelines to run once the single-noise results are known, and how
+to read their results.
+
+Stepwise (the paper's Fig. 3): noises are added one at a time, each at one option, in the order
+the user gives or greedily worst-first; step k is the reference with the options of steps 1..k
+applied, and the report shows the cumulative delta after each step.
+
+Deployment pipeline: the user writes down the system they deploy on. Its total delta is
+attributed to the pipeline fields it changes, two ways: each change alone on the reference
+(one-at-a-time) and the full deployment with that change undone (leave-one-out, the change's
+effect given all the others). Where the two disagree the changes interact.
+
+Pure functions over the noise catalogue, Pipelines and results dictionaries: no model here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sysnoise.errors import UserInputError
+from sysnoise.noises import Variant, get_noise
+from sysnoise.pipeline.spec import Pipeline
+
+COMBINED = "combined"  # noise name of the stepwise variants
+DEPLOY = "deploy"  # noise name of the deployment variants
+GREEDY = "greedy"
+
+
+@dataclass(frozen=True)
+class Step:
+    noise: str
+    option: str
+
+
+def effect(row: dict) -> float:
+    """The number a variant is ranked and combined by: its delta on labeled data, else its flip
+    rate (label-free data can only say how often the answer changed)."""
+    return row["delta"] if row.get("delta") is not None else row["flip_rate"]
+
+
+def effect_ci(row: dict) -> list[float] | None:
+    return row["delta_ci"] if row.get("delta") is not None else row["flip_ci"]
+
+
+def _badness(row: dict) -> tuple:
+    # Ties on effect and flips (common on small data) go to the option that changes the outputs
+    # on more samples: it is the likelier to hurt on other data.
+    return (effect(row), row["flip_rate"], -row["identical"] if row["identical"] is not None else 0)
+
+
+def worst_rows(results: dict) -> dict[str, dict]:
+    """Per measured noise, the variant row of its worst option (largest effect, then flip rate,
+    then fewest bit-identical outputs); the first such option on a full tie."""
+    worst: dict[str, dict] = {}
+    for row in results["variants"]:
+        best = worst.get(row["noise"])
+        if best is None or _badness(row) > _badness(best):
+            worst[row["noise"]] = row
+    return worst
+
+
+def greedy_steps(results: dict) -> list[Step]:
+    """Every measured noise at its worst option, the worst single effect first. Ties keep the
+    order the noises were measured in, so the order is reproducible."""
+    worst = worst_rows(results)
+    order = [n["name"] for n in results["noises"] if n["name"] in worst]
+    ranked = sorted(order, key=lambda name: tuple(-v for v in _badness(worst[name])) + (order.index(name),))
+    return [Step(name, worst[name]["option"]) for name in ranked]
+
+
+def named_steps(results: dict, specs: list[str]) -> list[Step]:
+    """Steps in the user's order: 'resize' takes that noise's worst measured option,
+    'resize=opencv-area' names the option."""
+    worst = worst_rows(results)
+    steps: list[Step] = []
+    for spec in specs:
+        name, _, option = (part.strip() for part in spec.partition("="))
+        noise = get_noise(name)
+        if not option:
+            if name not in worst:
+                raise UserInputError(
+                    f"stepwise: noise {name!r} was not measured on its own (or does not apply to this model), so "
+                    f"it has no worst option; measure it with --noise {name}, or name an option: {name}=OPTION"
+                )
+            option = worst[name]["option"]
+        elif option not in noise.options():
+            raise UserInputError(f"stepwise: noise {name!r} has no option {option!r}; options: {', '.join(noise.options())}")
+        if any(s.noise == name for s in steps):
+            raise UserInputError(f"stepwise: noise {name!r} is named twice")
+        steps.append(Step(name, option))
+    return steps
+
+
+def choose_steps(results: dict, stepwise: str | list[str]) -> list[Step]:
+    if stepwise == GREEDY:
+        return greedy_steps(results)
+    if isinstance(stepwise, str):
+        raise UserInputError(f"stepwise must be {GREEDY!r} or a list of noise names, got {stepwise!r}")
+    return named_steps(results, list(stepwise))
+
+
+def step_option(index: int, step: Step) -> str:
+    return f"step{index}:+{step.noise}"
+
+
+def stepwise_variants(reference: Pipeline, steps: list[Step]) -> list[Variant]:
+    """Variant k: the reference with the options of steps 1..k applied, in order."""
+    variants, pipeline = [], reference
+    for index, step in enumerate(steps, 1):
+        pipeline = get_noise(step.noise).apply(pipeline, step.option)
+        variants.append(Variant(COMBINED, step_option(index, step), pipeline))
+    return variants
+
+
+def stepwise_table(steps: list[Step], rows: dict[str, dict], order: str) -> dict:
+    """The stepwise section of the results: per step, what was added and the cumulative stats.
+    rows: variant id -> variant row of the combined pass."""
+    table = []
+    for index, step in enumerate(steps, 1):
+        row = rows[f"{COMBINED}/{step_option(index, step)}"]
+        table.append({"step": index, "added_noise": step.noise, "added_option": step.option, **row})
+    return {"order": order, "steps": table}
+
+
+def deploy_changes(reference: Pipeline, deploy: Pipeline) -> list[str]:
+    changed = list(reference.diff(deploy))
+    if not changed:
+        raise UserInputError("the deployment pipeline is identical to the reference pipeline: nothing to measure")
+    return changed
+
+
+def deploy_variants(reference: Pipeline, deploy: Pipeline) -> list[Variant]:
+    """The full deployment, and for more than one change each change alone and each left out."""
+    changed = deploy_changes(reference, deploy)
+    variants = [Variant(DEPLOY, "full", deploy)]
+    if len(changed) > 1:
+        for name in changed:
+            variants.append(Variant(DEPLOY, f"only:{name}", reference.replace(**{name: getattr(deploy, name)})))
+            variants.append(Variant(DEPLOY, f"without:{name}", deploy.replace(**{name: getattr(reference, name)})))
+    return variants
+
+
+def attribution(reference: Pipeline, deploy: Pipeline, rows: dict[str, dict]) -> dict:
+    """Split the deployment's total effect over the fields it changes.
+
+    alone: the change applied on its own to the reference. last: the total minus the deployment
+    with this change undone, i.e. what the change adds when everything else is already deployed.
+    interaction: the total minus the sum of the 'alone' effects (0 when effects add up).
+    """
+    changed = deploy_changes(reference, deploy)
+    full = rows[f"{DEPLOY}/full"]
+    total = effect(full)
+    changes = []
+    for name in changed:
+        alone = rows.get(f"{DEPLOY}/only:{name}", full)  # a single change is its own 'alone'
+        without = rows.get(f"{DEPLOY}/without:{name}")
+        changes.append({
+            "field": name,
+            "reference": reference.to_dict()[name],
+            "deploy": deploy.to_dict()[name],
+            "alone_id": alone["id"],
+            "effect_alone": effect(alone),
+            "effect_alone_ci": effect_ci(alone),
+            "alone_distinguishable": alone["distinguishable_from_zero"],
+            "effect_last": total - effect(without) if without is not None else total,
+        })
+    return {
+        "pipeline": deploy.to_dict(),
+        "total": full,
+        "changes": changes,
+        "interaction": total - sum(c["effect_alone"] for c in changes),
+        "variants": [row for key, row in rows.items() if key.startswith(f"{DEPLOY}/")],
+    }
