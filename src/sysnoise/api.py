@@ -21,15 +21,28 @@ from sysnoise.tasks.classification import Dataset, check_labels, read_dataset
 DEFAULT_NOISES = ("decoder", "resize", "crop", "colour", "channel-order", "precision", "ceil-mode")
 
 
-def plan_variants(model: LoadedModel, noise_specs, reference: Pipeline) -> tuple[Plan, list[dict]]:
+def option_applies(noise, option: str, module) -> bool:
+    """Options whose registry entry carries an `applies` test (LM-only precisions) may not fit a model."""
+    if noise.free_form:
+        return True
+    test = noise.registry.get(option).meta.get("applies")
+    return test is None or bool(test(module))
+
+
+def plan_variants(model: LoadedModel, noise_specs, reference: Pipeline,
+                  stages: tuple[str, ...] | None = None) -> tuple[Plan, list[dict]]:
+    """stages: the noise stages the task has (text has no image pre-processing); others are n/a."""
     variants, rows = [], []
     for spec in noise_specs:
         noise, options = parse_noise_spec(spec)
-        applies = bool(noise.applies(model.module))
+        applies = bool(noise.applies(model.module)) and (stages is None or noise.stage in stages)
         rows.append({"name": noise.name, "stage": noise.stage, "description": noise.description, "applies": applies,
                      "unavailable": noise.unavailable(options) if applies else {}})
         if applies:
-            variants.extend(noise.variants(reference, options))
+            chosen = noise.chosen(options)
+            fitting = [o for o in chosen if option_applies(noise, o, model.module)]
+            rows[-1]["not_applicable"] = [o for o in chosen if o not in fitting]
+            variants.extend(noise.variants(reference, fitting))
     return Plan(reference, tuple(variants)), rows
 
 
@@ -144,6 +157,62 @@ def _combined_pass(loaded, dataset, results, stepwise, deploy, out, options, fre
     order = combine.GREEDY if stepwise == combine.GREEDY else "given"
     add_combined(results, plan, outputs, steps=steps, order=order, deploy=deploy)
     return plan, outputs
+
+
+LANGUAGE_NOISES = ("precision",)
+LANGUAGE_STAGES = ("inference",)  # text has no image pre-processing stage
+
+
+def language_precisions(module) -> list[str]:
+    """The precision options that fit a causal LM by default: not native half (slow on a CPU, as
+    for vision) and not calibrated INT8 (it calibrates on image batches)."""
+    from sysnoise.inference.precision import PRECISIONS
+
+    noise = NOISES("precision")
+    return [o for o in noise.chosen(None) if not PRECISIONS.get(o).meta.get("calibrated")
+            and option_applies(noise, o, module)]
+
+
+def run_language(model, data, *, fmt: str | None = None, noises=LANGUAGE_NOISES, out: str | Path = "results/language",
+                 options: EngineOptions | None = None, fresh: bool = False) -> dict:
+    """A causal LM on a JSONL file (see tasks.language): results.json, outputs.npz, report.md."""
+    from sysnoise import environment
+    from sysnoise.language_models import load_language_model
+    from sysnoise.report import language as report
+    from sysnoise.report.results import write_results
+    from sysnoise.tasks.language import Dataset as TextDataset
+    from sysnoise.tasks.language import TASKS, read_jsonl
+
+    options = options or EngineOptions()
+    loaded = model if isinstance(model, LoadedModel) else load_language_model(model)
+    dataset = data if isinstance(data, TextDataset) else read_jsonl(data, fmt)
+    task = TASKS("language").bind(loaded)
+    specs = [f"precision={','.join(language_precisions(loaded.module))}" if spec == "precision" else spec
+             for spec in noises]
+    plan, noise_rows = plan_variants(loaded, specs, loaded.reference, stages=LANGUAGE_STAGES)
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    fingerprint = {"model": loaded.describe(), "task": "language", "format": dataset.format,
+                   "samples": [(s.id, s.requests, s.label) for s in dataset.samples], "columns": plan.fingerprint()}
+    store = ChunkStore(out, fingerprint, fresh=fresh)
+    started = time.perf_counter()
+    with _progress(len(dataset.samples), f"{loaded.name}: {len(plan.columns)} systems", options.progress) as advance:
+        outputs = evaluate(loaded, dataset, plan, store, options, on_progress=advance, task=task)
+    elapsed = time.perf_counter() - started
+
+    outputs.save(out / "outputs.npz")
+    results = report.build_results(
+        model=loaded.describe(), dataset=dataset.describe(), plan=plan, outputs=outputs, noises=noise_rows,
+        environment=environment.describe(),
+        run={"seconds": round(elapsed, 2), "batch_size": options.batch_size, "workers": options.workers,
+             "device": options.device, "forwards": {str(k): v for k, v in options.forward_counter.items()}},
+    )
+    write_results(results, out / "results.json")
+    (out / "report.md").write_text(report.render(results))
+    for chunk in store.chunks.glob("*.npz"):  # the final files now hold everything
+        chunk.unlink()
+    return results
 
 
 class _progress:

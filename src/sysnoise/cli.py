@@ -63,6 +63,10 @@ def cmd_run(args) -> None:
     from sysnoise import api
     from sysnoise.pipeline.spec import Pipeline
 
+    if args.task == "language":
+        results = api.run_language(args.model, args.data, fmt=args.format, noises=args.noises or api.LANGUAGE_NOISES,
+                                   out=args.out, options=_options(args), fresh=args.fresh)
+        return _finish(results, Path(args.out))
     reference = Pipeline.load(args.reference) if args.reference else None
     results = api.run(
         args.model, args.data, noises=args.noises or api.DEFAULT_NOISES, out=args.out, weights=args.weights,
@@ -83,6 +87,23 @@ def cmd_demo(args) -> None:
                       options=_options(args), fresh=args.fresh, stepwise=_stepwise(args.stepwise),
                       deploy=args.deploy)
     _finish(results, out)
+
+
+def cmd_demo_lm(args) -> None:
+    from sysnoise import api
+    from sysnoise.language_models import load_language_model
+    from sysnoise.report.language import write_table
+    from sysnoise.zoo.text import DEMO_SETS
+
+    out = Path(args.out or f"results/demo-lm-{args.model}")
+    print(f"loading {args.model} (about half a minute)")
+    loaded = load_language_model(args.model)
+    runs = []
+    for name, (path, fmt) in DEMO_SETS.items():
+        runs.append(api.run_language(loaded, path, fmt=fmt, noises=args.noises or api.LANGUAGE_NOISES,
+                                     out=out / name, options=_options(args), fresh=args.fresh))
+        _finish(runs[-1], out / name)
+    print(f"wrote {write_table(runs, out / 'report.md')}")
 
 
 def cmd_report(args) -> None:
@@ -145,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reference", help="YAML/JSON pipeline the model was trained with (default: the model's own)")
     run.add_argument("--out", default="results/run", help="results folder (default results/run); reruns resume")
     run.add_argument("--allow-outside-root", action="store_true", help="let a list file name files outside --data")
+    run.add_argument("--task", default="classification", choices=("classification", "language"),
+                     help="classification (images, default) or language (a causal LM on a JSONL file)")
+    run.add_argument("--format", help="language: piqa, hellaswag, winogrande, lambada or text "
+                                      "(default: from the first line's keys)")
     _engine_args(run)
     _stepwise_arg(run, None)
     run.set_defaults(func=cmd_run)
@@ -155,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_args(demo)
     _stepwise_arg(demo, "greedy")  # the demo shows the combined worst case
     demo.set_defaults(func=cmd_demo)
+
+    demo_lm = sub.add_parser("demo-lm", help="run the embedded language default: SmolLM2-135M on public-domain text "
+                             "(last-word accuracy and perplexity, paper Table 5 shape)")
+    demo_lm.add_argument("--model", default="smollm2-135m", help="language zoo name or local model directory")
+    demo_lm.add_argument("--out", help="results folder (default results/demo-lm-MODEL)")
+    _engine_args(demo_lm)
+    demo_lm.set_defaults(func=cmd_demo_lm)
 
     report = sub.add_parser("report", help="re-render report.md, report.html and report.csv from stored results "
                                            "(no model runs)")

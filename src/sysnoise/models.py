@@ -29,6 +29,7 @@ class LoadedModel:
     source: str = "python object"
     weights_sha256: str | None = None
     card: dict[str, Any] = field(default_factory=dict)
+    tokenizer: Any = None  # language models: the tokenizer that turns text into the model's tokens
 
     def describe(self) -> dict[str, Any]:
         return {

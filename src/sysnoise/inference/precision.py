@@ -23,7 +23,9 @@ def _map_tensors(value, fn):
         mapped = [_map_tensors(v, fn) for v in value]
         return type(value)(*mapped) if hasattr(value, "_fields") else type(value)(mapped)
     if isinstance(value, dict):
-        return {k: _map_tensors(v, fn) for k, v in value.items()}
+        mapped = {k: _map_tensors(v, fn) for k, v in value.items()}
+        # keep dict subclasses (transformers' ModelOutput: .logits must still work)
+        return mapped if type(value) is dict else type(value)(**mapped)
     return value
 
 
@@ -55,8 +57,9 @@ def native_dtype(model, dtype):
             super().__init__()
             self.inner = copy.deepcopy(model).to(dtype)
 
-        def forward(self, *args):
-            out = self.inner(*_map_tensors(args, lambda t: t.to(dtype)))
+        def forward(self, *args, **kwargs):  # keywords: transformers models take input_ids=...
+            narrow = lambda t: t.to(dtype)  # noqa: E731
+            out = self.inner(*_map_tensors(args, narrow), **_map_tensors(kwargs, narrow))
             return _map_tensors(out, lambda t: t.float())
 
     return NativeCast()
@@ -93,3 +96,7 @@ def bf16_native(model):
     import torch
 
     return native_dtype(model, torch.bfloat16)
+
+
+# language-model options (int8-dynamic, weight-only, attention precision): registered on import
+from sysnoise.inference import lm_quant  # noqa: E402,F401

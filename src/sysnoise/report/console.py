@@ -9,6 +9,10 @@ def print_summary(results: dict, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    if results.get("task") == "language":
+        from sysnoise.report import language
+
+        return language.print_summary(results, console)
     console = console or Console()
     ref = results["reference"]
     places = decimals_for(ref["n_labeled"] or ref["n"])

@@ -166,6 +166,10 @@ def figures_section(results: dict) -> list[str]:
 
 
 def render(results: dict) -> str:
+    if results.get("task") == "language":  # paper Table 5 shape, language metrics
+        from sysnoise.report import language
+
+        return language.render(results)
     ref = results["reference"]
     metric = ref.get("metric", "top1")
     label = metric_label(results)

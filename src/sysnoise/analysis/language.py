@@ -1,0 +1,155 @@
+"""From the language task's per-item outputs to the numbers a report shows, with the same
+statistics as vision: paired bootstrap intervals and McNemar's exact test on per-item
+correctness for accuracies; a paired bootstrap over items for perplexity (a ratio of sums,
+not a mean of per-item values, so the metric is recomputed on each resample).
+
+Delta is a loss, positive when the variant is worse: reference minus variant for accuracy
+(percentage points, as the paper), variant minus reference for perplexity.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sysnoise.analysis import statistics as st
+from sysnoise.engine.outputs import RunOutputs
+
+SIGNIFICANCE = 0.05
+
+
+def choice_scores(arrays: dict, metric: str) -> np.ndarray:
+    """(n, choices) scores: summed log-likelihood (acc) or per character of the ending (acc_norm)."""
+    loglik = arrays["loglik"]
+    if metric == "acc_norm":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return loglik / arrays["chars"]
+    return loglik
+
+
+def predictions(arrays: dict, kind: str, metric: str) -> np.ndarray:
+    """(n,) the chosen request for multiple choice (-1 where every score is missing)."""
+    if kind != "choice":
+        raise ValueError(f"only multiple choice has a chosen answer, not {kind!r}")
+    scores = choice_scores(arrays, metric)
+    missing = np.isnan(scores).all(axis=1)
+    chosen = np.argmax(np.where(np.isnan(scores), -np.inf, scores), axis=1)  # first of ties, as the harness
+    return np.where(missing, -1, chosen)
+
+
+def correct(arrays: dict, labels: np.ndarray, kind: str, metric: str) -> np.ndarray:
+    """(n,) bool: the chosen answer is the label (choice), greedy decoding gives the word (lastword)."""
+    if kind == "choice":
+        return predictions(arrays, kind, metric) == labels[:, 0]
+    if kind == "lastword":
+        return arrays["greedy"][:, 0].astype(bool)
+    raise ValueError(f"{kind!r} items have no accuracy")
+
+
+def perplexity(arrays: dict, rows: np.ndarray) -> float:
+    tokens = arrays["tokens"][rows, 0].sum()
+    return float(np.exp(-arrays["loglik"][rows, 0].sum() / tokens)) if tokens else math.nan
+
+
+def changed_answers(reference: dict, variant: dict, kind: str, metric: str) -> np.ndarray:
+    """(n,) bool: the answer changed: the chosen ending, or the greedy tokens at scored positions."""
+    if kind == "choice":
+        return predictions(reference, kind, metric) != predictions(variant, kind, metric)
+    return (reference["argmax"] != variant["argmax"]).any(axis=1)
+
+
+def token_agreement(reference: dict, variant: dict) -> float:
+    """% of stored scored positions where both systems predict the same next token."""
+    stored = (reference["argmax"] >= 0) & (variant["argmax"] >= 0)
+    return float(100 * (reference["argmax"] == variant["argmax"])[stored].mean()) if stored.any() else math.nan
+
+
+@dataclass(frozen=True)
+class LanguageVariantStats:
+    id: str
+    noise: str
+    option: str
+    n: int
+    metric: str  # acc | acc_norm | perplexity
+    value: float | None  # the variant's metric (accuracy in %)
+    delta: float | None  # a loss: positive when the variant is worse (see the module docstring)
+    delta_ci: tuple[float, float] | None
+    p_value: float | None  # McNemar exact (accuracy) or bootstrap (perplexity)
+    correct_to_wrong: int
+    wrong_to_correct: int
+    flip_rate: float  # % of items whose answer changed (perplexity: % of next-token predictions)
+    flip_ci: tuple[float, float]
+    token_agreement: float  # % of scored positions with the same top-1 next token
+    mean_abs_loglik_change: float  # nats per scored token, over all requests
+    n_failed: int
+    identical: float  # % of items whose log-likelihoods are bit-identical to the reference
+
+    @property
+    def distinguishable(self) -> bool:
+        return self.p_value is not None and self.p_value < SIGNIFICANCE
+
+    def to_dict(self) -> dict:
+        out = dict(self.__dict__)
+        out["distinguishable_from_zero"] = self.distinguishable
+        return out
+
+
+def reference_metrics(outputs: RunOutputs, kind: str, metric: str) -> dict:
+    valid = outputs.valid
+    ref = {k: v[valid] for k, v in outputs.arrays[outputs.column_ids[0]].items()}
+    out = {"n": int(valid.sum()), "metric": metric, "n_labeled": int(valid.sum()) if kind != "text" else 0}
+    if kind == "text":
+        out.update(value=perplexity(ref, np.arange(out["n"])), ci=None,
+                   tokens=int(ref["tokens"][:, 0].sum()))
+    else:
+        hits = correct(ref, outputs.labels[valid], kind, metric)
+        low, high = st.wilson_interval(int(hits.sum()), int(hits.size))
+        out.update(value=float(100 * hits.mean()) if hits.size else None, ci=(100 * low, 100 * high),
+                   tokens=int(ref["tokens"].sum()))
+    return out
+
+
+def variant_stats(outputs: RunOutputs, column_id: str, noise: str, option: str, kind: str,
+                  metric: str) -> LanguageVariantStats:
+    valid = outputs.valid
+    ref = {k: v[valid] for k, v in outputs.arrays[outputs.column_ids[0]].items()}
+    var = {k: v[valid] for k, v in outputs.arrays[column_id].items()}
+    failed = outputs.errors[column_id][valid] != ""
+    n = int(valid.sum())
+    flips = changed_answers(ref, var, kind, metric) | failed
+    both = ~np.isnan(ref["loglik"]) & ~np.isnan(var["loglik"])
+    tokens = ref["tokens"][both].sum()
+    change = float(np.abs(ref["loglik"] - var["loglik"])[both].sum() / tokens) if tokens else math.nan
+    identical = (np.isnan(ref["loglik"]) == np.isnan(var["loglik"])).all(axis=1) & \
+        (np.nan_to_num(ref["loglik"]) == np.nan_to_num(var["loglik"])).all(axis=1)
+    agreement = token_agreement(ref, var)
+
+    c2w = w2c = 0
+    if kind == "text":
+        rows_ok = ~failed
+        comparison = st.paired_bootstrap_metric(
+            lambda idx: perplexity(var, idx[rows_ok[idx]]), lambda idx: perplexity(ref, idx[rows_ok[idx]]), n)
+        value, delta, ci, p = perplexity(var, np.flatnonzero(rows_ok)), comparison.delta, comparison.ci, comparison.p_value
+        flip_rate = 100 - agreement
+        flip_ci = (math.nan, math.nan)
+    else:
+        labels = outputs.labels[valid]
+        ref_hit = correct(ref, labels, kind, metric)
+        var_hit = correct(var, labels, kind, metric) & ~failed
+        diff = ref_hit.astype(np.int8) - var_hit.astype(np.int8)
+        value, delta = float(100 * var_hit.mean()), float(100 * diff.mean())
+        low, high = st.paired_bootstrap_ci(diff)
+        ci = (100 * low, 100 * high)
+        c2w, w2c = int((ref_hit & ~var_hit).sum()), int((~ref_hit & var_hit).sum())
+        p = st.mcnemar_exact(c2w, w2c)
+        flip_rate = float(100 * flips.mean())
+        flip_low, flip_high = st.wilson_interval(int(flips.sum()), n)
+        flip_ci = (100 * flip_low, 100 * flip_high)
+    return LanguageVariantStats(
+        id=column_id, noise=noise, option=option, n=n, metric=metric, value=value, delta=delta, delta_ci=ci,
+        p_value=p, correct_to_wrong=c2w, wrong_to_correct=w2c, flip_rate=flip_rate, flip_ci=flip_ci,
+        token_agreement=agreement, mean_abs_loglik_change=change, n_failed=int(failed.sum()),
+        identical=float(100 * identical.mean()) if n else math.nan,
+    )

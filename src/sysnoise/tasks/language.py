@@ -1,0 +1,375 @@
+"""Language tasks on causal LMs: multiple choice, last-word prediction and perplexity, read from
+local JSONL files in the formats the public data sets use.
+
+Every item becomes one or more requests: a context and a continuation whose log-likelihood the
+model scores, as in EleutherAI's lm-evaluation-harness (same prompts, same tokenisation rule:
+the continuation's tokens are those of context + continuation past the context's own tokens,
+no BOS unless the context is empty). Per item the engine stores, for each request, the summed
+log-likelihood, the token and character counts and whether greedy decoding reproduces it, plus
+the model's top-1 next token at the first scored positions (for next-token agreement between
+systems). Accuracy, perplexity, deltas and flips are computed from these in analysis.language.
+
+Formats (`--format`, detected from the first line's keys when not given):
+  piqa        {"goal", "sol1", "sol2", "label": 0|1}
+  hellaswag   {"ctx" (or "ctx_a" + "ctx_b"), "endings": [4], "label": 0..3, "activity_label"?}
+  winogrande  {"sentence" with one "_", "option1", "option2", "answer": "1"|"2"}
+  lambada     {"text"}: the last space-separated word is predicted from the rest
+  text        {"text"}: perplexity of the whole text
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sysnoise.errors import SampleError, UserInputError
+from sysnoise.registry import Registry
+from sysnoise.tasks.base import TASKS, Task
+
+MAX_CHOICES = 8  # per-item arrays have this width; PIQA/WinoGrande use 2, HellaSwag 4
+AGREEMENT_TOKENS = 128  # top-1 next tokens stored per item, for next-token agreement
+MAX_LENGTH = 2048  # the harness's default window; shorter when the model's is shorter
+MAX_BATCH_TOKENS = 4096  # bounds the (batch, length, vocabulary) logits a forward holds
+
+
+@dataclass(frozen=True)
+class Request:
+    context: str
+    continuation: str
+
+
+@dataclass(frozen=True)
+class Sample:
+    id: str  # "line N" of the JSONL file
+    kind: str  # "choice" | "lastword" | "text"
+    requests: tuple[Request, ...]
+    label: int = -1  # index of the correct request (choice); 0 for lastword; -1 for text
+
+    @property
+    def labels(self) -> tuple[int, ...]:
+        return (self.label,) if self.label >= 0 else ()
+
+
+@dataclass(frozen=True)
+class Format:
+    kind: str
+    metric: str  # the accuracy the harness reports for it: acc, acc_norm, or perplexity
+    parse: object  # record -> (requests, label)
+
+
+FORMATS: Registry = Registry("text format")
+
+
+def _format(name: str, description: str, kind: str, metric: str):
+    def add(parse):
+        FORMATS.register(name, description, kind=kind, metric=metric)(Format(kind, metric, parse))
+        return parse
+    return add
+
+
+def _field(record: dict, key: str, kind=str):
+    if key not in record:
+        raise ValueError(f"missing field {key!r}")
+    value = record[key]
+    if kind is int and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)  # HellaSwag and WinoGrande store labels as strings
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ValueError(f"field {key!r} should be {kind.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _label(value: int, n: int) -> int:
+    if not 0 <= value < n:
+        raise ValueError(f"label {value} outside 0..{n - 1}")
+    return value
+
+
+@_format("piqa", "PIQA: goal, sol1, sol2, label; acc over summed log-likelihood", "choice", "acc")
+def parse_piqa(record):
+    context = f"Question: {_field(record, 'goal')}\nAnswer:"
+    choices = (" " + _field(record, "sol1"), " " + _field(record, "sol2"))
+    return tuple(Request(context, c) for c in choices), _label(_field(record, "label", int), 2)
+
+
+def _hellaswag_clean(text: str) -> str:
+    # the harness's clean-up of WikiHow artefacts
+    text = text.strip().replace(" [title]", ". ")
+    text = re.sub(r"\[.*?\]", "", text)
+    return text.replace("  ", " ")
+
+
+@_format("hellaswag", "HellaSwag: ctx, endings, label; acc_norm (log-likelihood per character)",
+         "choice", "acc_norm")
+def parse_hellaswag(record):
+    if "ctx_a" in record and "ctx_b" in record:
+        ctx = _field(record, "ctx_a") + " " + _field(record, "ctx_b").capitalize()
+    else:
+        ctx = _field(record, "ctx")
+    if record.get("activity_label"):
+        ctx = f"{record['activity_label']}: {ctx}"
+    endings = _field(record, "endings", list)
+    if not endings or not all(isinstance(e, str) for e in endings):
+        raise ValueError("field 'endings' should be a non-empty list of strings")
+    context = _hellaswag_clean(ctx)
+    requests = tuple(Request(context, " " + _hellaswag_clean(e)) for e in endings)
+    return requests, _label(_field(record, "label", int), len(endings))
+
+
+@_format("winogrande", "WinoGrande: sentence with '_', option1, option2, answer; partial scoring",
+         "choice", "acc")
+def parse_winogrande(record):
+    sentence = _field(record, "sentence")
+    if sentence.count("_") != 1:
+        raise ValueError(f"field 'sentence' should contain exactly one '_', found {sentence.count('_')}")
+    before, after = sentence.split("_")
+    # partial scoring: the options change the context; the shared rest of the sentence is scored
+    options = (_field(record, "option1"), _field(record, "option2"))
+    requests = tuple(Request(before + option, " " + after.strip()) for option in options)
+    return requests, _label(_field(record, "answer", int) - 1, 2)
+
+
+@_format("lambada", "LAMBADA: text; acc = greedy decoding reproduces the last word", "lastword", "acc")
+def parse_lambada(record):
+    text = _field(record, "text").strip()
+    if " " not in text:
+        raise ValueError("field 'text' needs a context and a last word separated by a space")
+    context, word = text.rsplit(" ", 1)
+    return (Request(context, " " + word),), 0
+
+
+@_format("text", "plain text: perplexity (tokens scored in windows of the model's length)", "text", "perplexity")
+def parse_text(record):
+    text = _field(record, "text")
+    if not text.strip():
+        raise ValueError("field 'text' is empty")
+    return (Request("", text),), -1
+
+
+def detect_format(record: dict) -> str:
+    keys = set(record)
+    for name, needed in (("piqa", {"goal", "sol1", "sol2"}), ("hellaswag", {"endings"}),
+                         ("winogrande", {"sentence", "option1", "option2"})):
+        if needed <= keys:
+            return name
+    if "text" in keys:
+        raise UserInputError("records with only 'text' can be read as --format lambada (last word) "
+                             "or --format text (perplexity): say which")
+    raise UserInputError(f"cannot tell the format from the keys {sorted(keys)}; give --format "
+                         f"({', '.join(FORMATS.names())})")
+
+
+@dataclass
+class Dataset:
+    root: Path  # the JSONL file
+    samples: list[Sample]
+    format: str
+    problems: list[dict] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return FORMATS.get(self.format).meta["kind"]
+
+    @property
+    def metric(self) -> str:
+        return FORMATS.get(self.format).meta["metric"]
+
+    def label_matrix(self) -> np.ndarray:
+        return np.asarray([[s.label] for s in self.samples], np.int64).reshape(len(self.samples), 1)
+
+    def describe(self) -> dict:
+        return {"path": str(self.root), "kind": self.kind, "format": self.format, "metric": self.metric,
+                "n_samples": len(self.samples), "n_labeled": sum(1 for s in self.samples if s.labels),
+                "n_dropped_while_reading": len(self.problems)}
+
+
+def read_jsonl(path: str | Path, fmt: str | None = None) -> Dataset:
+    """Every non-blank line is one item; a line that does not parse is an error naming it."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserInputError(f"{path}: cannot read: {err}") from None
+    samples = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserInputError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+        if not isinstance(record, dict):
+            raise UserInputError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        fmt = fmt or detect_format(record)
+        entry = FORMATS.get(fmt).fn
+        try:
+            requests, label = entry.parse(record)
+        except ValueError as err:
+            raise UserInputError(f"{where}: not a {fmt} record: {err}") from None
+        if len(requests) > MAX_CHOICES:
+            raise UserInputError(f"{where}: {len(requests)} choices; at most {MAX_CHOICES} are supported")
+        samples.append(Sample(f"line {number}", entry.kind, requests, label))
+    if not samples:
+        raise UserInputError(f"{path}: no records")
+    return Dataset(path, samples, fmt)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A sample as token ids: per request (context ids, continuation ids), plus how to reduce."""
+
+    requests: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
+    chars: tuple[int, ...]  # characters of each continuation (acc_norm divides by these)
+    summed: bool  # perplexity windows: the item's numbers are the sums over its requests
+
+
+def encode(tokenizer, sample: Sample, max_length: int) -> Encoded:
+    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+
+    def ids(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+    if sample.kind == "text":
+        tokens = ids(sample.requests[0].continuation)
+        # the harness's rolling windows: disjoint targets of a window's length, each conditioned
+        # on the token before it (the prefix token for the first)
+        history = [prefix] + tokens
+        requests = tuple((tuple(history[start:start + 1]), tuple(tokens[start:start + max_length]))
+                         for start in range(0, len(tokens), max_length))
+        return Encoded(requests, (len(sample.requests[0].continuation),), summed=True)
+    out = []
+    for request in sample.requests:
+        context, continuation = request.context, request.continuation
+        spaces = len(context) - len(context.rstrip(" "))
+        if spaces:  # a trailing space belongs to the continuation's first token
+            context, continuation = context[:-spaces], context[-spaces:] + continuation
+        context_ids = ids(context)
+        whole = ids(context + continuation)
+        target = whole[len(context_ids):] if context_ids else whole
+        context_ids = context_ids or [prefix]
+        keep = max(1, max_length + 1 - len(target))
+        out.append((tuple(context_ids[-keep:]), tuple(target[-max_length:])))
+    return Encoded(tuple(out), tuple(len(r.continuation) for r in sample.requests), summed=False)
+
+
+def _logits(output):
+    if hasattr(output, "logits"):
+        return output.logits
+    if isinstance(output, dict):
+        return output["logits"]
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+def _batches(lengths: list[int], batch_size: int):
+    """Indices grouped longest first, at most batch_size sequences and MAX_BATCH_TOKENS tokens."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batch: list[int] = []
+    for i in order:
+        if batch and (len(batch) == batch_size or (len(batch) + 1) * lengths[batch[0]] > MAX_BATCH_TOKENS):
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
+def failed_outputs(n: int) -> dict[str, np.ndarray]:
+    return {
+        "loglik": np.full((n, MAX_CHOICES), np.nan, np.float64),
+        "tokens": np.zeros((n, MAX_CHOICES), np.int32),
+        "chars": np.zeros((n, MAX_CHOICES), np.int32),
+        "greedy": np.zeros((n, MAX_CHOICES), bool),
+        "argmax": np.full((n, AGREEMENT_TOKENS), -1, np.int32),
+    }
+
+
+def score(model, encoded: list[Encoded], batch_size: int, device: str, pad_id: int = 0) -> dict[str, np.ndarray]:
+    """Forward every request once; per item, the arrays of failed_outputs filled in."""
+    import torch
+
+    flat = [(ctx + tgt, len(tgt)) for e in encoded for ctx, tgt in e.requests]  # in item order
+    lengths = [len(ids) - 1 for ids, _ in flat]  # the last token is only predicted
+    loglik = np.zeros(len(flat))
+    greedy = np.zeros(len(flat), bool)
+    argmax: list[np.ndarray] = [np.empty(0, np.int32)] * len(flat)
+    for batch in _batches(lengths, batch_size):
+        width = lengths[batch[0]]
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):
+            input_ids[row, : lengths[i]] = torch.tensor(flat[i][0][:-1])
+            mask[row, : lengths[i]] = 1
+        logits = _logits(model(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=False))
+        for row, i in enumerate(batch):
+            n, stop = flat[i][1], lengths[i]
+            # logits at position j predict token j + 1: the last n positions score the continuation
+            scores = torch.log_softmax(logits[row, stop - n: stop].float().cpu(), dim=-1)
+            target = torch.tensor(flat[i][0][-n:])
+            loglik[i] = scores.gather(1, target[:, None]).sum().item()
+            top = scores.argmax(-1)
+            greedy[i] = bool((top == target).all())
+            argmax[i] = top.numpy().astype(np.int32)
+
+    out = failed_outputs(len(encoded))
+    start = 0
+    for item, e in enumerate(encoded):
+        rows = range(start, start + len(e.requests))
+        start = rows.stop
+        if e.summed:  # perplexity windows: one number per item
+            out["loglik"][item, 0] = loglik[rows].sum()
+            out["tokens"][item, 0] = sum(flat[i][1] for i in rows)
+            out["greedy"][item, 0] = greedy[rows].all()
+        else:
+            out["loglik"][item, : len(rows)] = loglik[rows]
+            out["tokens"][item, : len(rows)] = [flat[i][1] for i in rows]
+            out["greedy"][item, : len(rows)] = greedy[rows]
+        out["chars"][item, : len(e.chars)] = e.chars
+        tops = np.concatenate([argmax[i] for i in rows])[:AGREEMENT_TOKENS]
+        out["argmax"][item, : len(tops)] = tops
+    return out
+
+
+class LanguageTask(Task):
+    """Unbound in the TASKS registry; `bind(loaded_model)` gives one that knows the tokenizer."""
+
+    name = "language"
+
+    def __init__(self, tokenizer=None, max_length: int = MAX_LENGTH):
+        self.tokenizer, self.max_length = tokenizer, max_length
+
+    def bind(self, loaded) -> "LanguageTask":
+        if loaded.tokenizer is None:
+            raise UserInputError(f"model {loaded.name!r} has no tokenizer: the language task needs a causal LM")
+        config = loaded.module.config
+        window = min(MAX_LENGTH, int(getattr(config, "max_position_embeddings", MAX_LENGTH)))
+        return LanguageTask(loaded.tokenizer, window)
+
+    def load_input(self, sample, pipelines):
+        # text has no pre-processing stages: every pipeline gets the same tokens
+        try:
+            if self.tokenizer is None:
+                raise SampleError("language task used without a tokenizer (LanguageTask.bind)")
+            value = encode(self.tokenizer, sample, self.max_length)
+            if not all(tgt for _, tgt in value.requests):
+                raise SampleError("a continuation has no tokens")
+        except SampleError as err:
+            value = err
+        return {p.prefix("normalise"): value for p in pipelines}
+
+    def content_key(self, model_input) -> bytes:
+        return hashlib.blake2b(repr((model_input.requests, model_input.summed)).encode(), digest_size=16).digest()
+
+    def forward(self, model, inputs, batch_size, device):
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        return score(model, inputs, batch_size, device, pad)
+
+    def failed_outputs(self, n):
+        return failed_outputs(n)
+
+
+TASKS.register("language", "causal LMs: multiple choice, last word, perplexity (JSONL)")(LanguageTask())

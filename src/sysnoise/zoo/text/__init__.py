@@ -1,0 +1,12 @@
+"""Embedded evaluation text: The Devil's Dictionary (Ambrose Bierce, 1911; public domain), as
+JSONL sets built by build.py. See README.md for the source, licence and selection rules."""
+
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+# name -> (file, format): the language demo's data sets
+DEMO_SETS = {
+    "lastword": (HERE / "devil-lastword.jsonl", "lambada"),
+    "text": (HERE / "devil-text.jsonl", "text"),
+}
