@@ -16,6 +16,8 @@ def _engine_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="pre-processing worker processes beside the model (default 1; 0 = none)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    parser.add_argument("--chunk-size", type=int, default=256,
+                        help="samples committed to disk together; a killed run loses at most one chunk (default 256)")
     parser.add_argument("--fresh", action="store_true", help="discard partial results in --out and start over")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--noise", action="append", dest="noises", metavar="SPEC",
@@ -45,10 +47,10 @@ def _stepwise_arg(parser: argparse.ArgumentParser, default: str | None) -> None:
 def _options(args):
     from sysnoise.engine.execute import EngineOptions
 
-    if args.batch_size < 1 or args.workers < 0:
-        raise UserInputError("--batch-size must be >= 1 and --workers >= 0")
+    if args.batch_size < 1 or args.workers < 0 or args.chunk_size < 1:
+        raise UserInputError("--batch-size and --chunk-size must be >= 1, --workers >= 0")
     return EngineOptions(batch_size=args.batch_size, workers=args.workers, progress=not args.no_progress,
-                         device=args.device)
+                         device=args.device, chunk_size=args.chunk_size)
 
 
 def _finish(results: dict, out: Path) -> None:
@@ -154,6 +156,15 @@ def cmd_list(args) -> None:
     print("    torchvision:ARCH / timm:ARCH  with --weights PATH (local state_dict or .safetensors)")
 
 
+def cmd_train_zoo(args) -> None:
+    from sysnoise.train.zoo_training import RECIPES, train
+
+    if args.name not in RECIPES:
+        raise UserInputError(f"no training recipe {args.name!r}; recipes: {', '.join(RECIPES)}")
+    card = train(args.name, seed=args.seed, epochs=args.epochs, out=Path(args.out) if args.out else None)
+    print(json.dumps(card.get("metrics", {}), indent=1))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sysnoise", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -201,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--out", help="folder for leaderboard.md and leaderboard.html (default: the database's)")
     board.add_argument("--dataset", help="only this dataset (its folder name or a prefix of its digest)")
     board.set_defaults(func=cmd_leaderboard)
+
+    train_zoo = sub.add_parser("train-zoo", help="train a controlled-zoo model (zoo-resnet, zoo-detector, "
+                               "zoo-segmenter) on the scenes data, CPU, reproducible from a seed")
+    train_zoo.add_argument("name", help="zoo model to train")
+    train_zoo.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    train_zoo.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
+    train_zoo.add_argument("--out", help="folder for NAME.safetensors and NAME.md (default: the package's zoo)")
+    train_zoo.set_defaults(func=cmd_train_zoo)
 
     listing = sub.add_parser("list", help="print the noise catalogue and the model names")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
