@@ -17,6 +17,9 @@ def _version(module: str) -> str | None:
     return str(getattr(mod, "__version__", None) or getattr(mod, "VERSION", "unknown"))
 
 
+library_version = _version
+
+
 def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as fh:
@@ -56,6 +59,12 @@ def _ffmpeg() -> dict | None:
         return None
 
 
+def _decoders() -> dict:
+    from sysnoise.pipeline.decode import decoder_versions
+
+    return decoder_versions()
+
+
 def describe() -> dict:
     import torch
 
@@ -78,6 +87,7 @@ def describe() -> dict:
             "Pillow": _pillow_codecs(),
             "opencv_jpeg": _opencv_jpeg(),
             "ffmpeg": _ffmpeg(),
+            "decoders": _decoders(),
         },
     }
     return info

@@ -13,7 +13,8 @@ from typing import Callable
 from sysnoise.errors import UserInputError
 from sysnoise.inference import operators as ops
 from sysnoise.inference.precision import PRECISIONS
-from sysnoise.pipeline.colour import COLOURS
+from sysnoise.pipeline import stored
+from sysnoise.pipeline.colour import COLOURS, is_misconfiguration
 from sysnoise.pipeline.decode import DECODERS
 from sysnoise.pipeline.geometry import CROPS
 from sysnoise.pipeline.resize import RESIZES
@@ -42,26 +43,47 @@ class Noise:
     only: tuple[str, ...] | None = None  # a subset of the registry's names (operator noises)
     applies: Callable[[object], bool] = lambda model: True
     default_options: Callable[[], list[str]] | None = None  # when the user names none; else all
+    free_form: str | None = None  # options are user values (a folder), not registry names: what they are
 
     def options(self) -> list[str]:
         # read the registry late: implementations may be registered after this module loads
+        if self.free_form:
+            return []
         return list(self.only) if self.only else self.registry.names()
 
     def describe_option(self, option: str) -> str:
-        return self.registry.get(option).description
+        return self.free_form if self.free_form else self.registry.get(option).description
 
-    def variants(self, reference: Pipeline, options: list[str] | None = None) -> list[Variant]:
+    def chosen(self, options: list[str] | None = None) -> list[str]:
+        """The options a request names (None: the defaults), checked against the catalogue."""
         known = self.options()
         if options is None:
+            if self.free_form:
+                raise UserInputError(f"noise {self.name!r} needs a value: --noise {self.name}=VALUE ({self.free_form})")
             options = self.default_options() if self.default_options else known
-        chosen = options
-        unknown = [o for o in chosen if o not in known]
+        unknown = [o for o in options if o not in known and not self.free_form]
         if unknown:
             raise UserInputError(f"noise {self.name!r} has no option(s) {unknown}; options: {', '.join(known)}")
+        return list(options)
+
+    def unavailable(self, options: list[str] | None = None) -> dict[str, str]:
+        """Chosen options whose optional library is missing here: {option: what it needs}."""
+        if self.free_form:
+            return {}
+        out = {}
+        for option in self.chosen(options):
+            check = self.registry.get(option).meta.get("available")
+            if check is not None and not check():
+                out[option] = f"needs {self.registry.get(option).meta.get('install', 'an optional library')}"
+        return out
+
+    def variants(self, reference: Pipeline, options: list[str] | None = None) -> list[Variant]:
+        """One variant per chosen option; an option whose library is missing is left out (see unavailable)."""
+        skip = self.unavailable(options)
         out = []
-        for option in chosen:
+        for option in self.chosen(options):
             pipeline = self.apply(reference, option)
-            if pipeline != reference:  # the training system's own option is the reference itself
+            if pipeline != reference and option not in skip:  # the training system's own option is the reference
                 out.append(Variant(self.name, option, pipeline))
         return out
 
@@ -87,8 +109,14 @@ _add(Noise("resize", "pre-processing", "resize interpolation kernel (library + f
            RESIZES, _field("resize")))
 _add(Noise("crop", "pre-processing", "resize-and-crop policy",
            CROPS, _field("crop")))
-_add(Noise("colour", "pre-processing", "colour conversion path",
-           COLOURS, _field("colour")))
+_add(Noise("colour", "pre-processing", "colour conversion path (YUV round trips, range and matrix mix-ups)",
+           COLOURS, _field("colour"),
+           default_options=lambda: [n for n in COLOURS.names() if not is_misconfiguration(n)]))
+_add(Noise("channel-order", "misconfiguration", "RGB fed as BGR: a configuration error, reported apart from noise",
+           COLOURS, _field("colour"), only=("bgr",)))
+_add(Noise("stored", "pre-processing", "pixels made elsewhere (sysnoise generate, a device), read from a folder",
+           DECODERS, lambda reference, folder: reference.replace(decoder=stored.decoder_name(folder)),
+           free_form="DIR: a folder of .npy/.png named by sample id, as `sysnoise generate` writes or a device dumps"))
 _add(Noise("precision", "inference", "numeric precision of weights and activations",
            PRECISIONS, _field("precision"),
            # native half precision is exact but 10-30x slower on a CPU: opt-in there

@@ -12,14 +12,16 @@ from typing import Iterable
 import numpy as np
 
 from sysnoise.errors import SampleError
+from sysnoise.pipeline import stored
 from sysnoise.pipeline.colour import COLOURS
-from sysnoise.pipeline.decode import decode
-from sysnoise.pipeline.geometry import CROPS, apply_geometry
+from sysnoise.pipeline.decode import DECODERS, decode
+from sysnoise.pipeline.geometry import CROPS, apply_geometry, source_size_needed
 from sysnoise.pipeline.normalise import normalise
 from sysnoise.pipeline.resize import RESIZES
 from sysnoise.pipeline.spec import Pipeline
 
 Result = "np.ndarray | SampleError"
+PIXEL_STAGES = ("decode", "colour", "geometry", "normalise")
 
 
 class _Memo:
@@ -44,31 +46,59 @@ def _then(upstream, fn):
     return fn(upstream)
 
 
-def pixels(data: bytes, pipelines: Iterable[Pipeline], memo: _Memo | None = None) -> dict[tuple, object]:
+def _geometry(image: np.ndarray, p: Pipeline) -> np.ndarray:
+    h, w = image.shape[:2]
+    return apply_geometry(image, CROPS(p.crop)(w, h, p.input_size, p.crop_pct), RESIZES(p.resize))
+
+
+def _draft_target(p: Pipeline):
+    """For a decoder that scales while decoding: the smallest source size the geometry still needs."""
+    return lambda w, h: source_size_needed(CROPS(p.crop)(w, h, p.input_size, p.crop_pct), w, h)
+
+
+def _sized(p: Pipeline) -> bool:
+    return p.decoder in DECODERS and bool(DECODERS.get(p.decoder).meta.get("sized"))
+
+
+def stage_values(data: bytes, p: Pipeline, memo: _Memo | None = None, sample_id: str | None = None) -> dict[str, object]:
+    """Each pre-processing stage's output for one pipeline, {stage: array | SampleError | None}.
+
+    None marks a stage that did not run here: pixels read from a stored folder enter the pipeline
+    after the stage they were saved at. Work is memoised by stage prefix across pipelines.
+    """
+    memo = memo or _Memo()
+    # A decoder that scales while decoding makes its output depend on the geometry fields too.
+    extra = (p.crop, p.input_size, p.crop_pct) if _sized(p) else ()
+    key = lambda stage: (stage,) + p.prefix(stage) + extra  # noqa: E731
+    values: dict[str, object] = {}
+    if stored.is_stored(p.decoder):
+        loaded = memo.get(("stored", p.decoder, p.input_size, sample_id),
+                          lambda: stored.load(p.decoder, sample_id, p.input_size))
+        first = PIXEL_STAGES.index(loaded[0]) if isinstance(loaded, tuple) else 0
+        values = dict.fromkeys(PIXEL_STAGES[:first])
+        values[PIXEL_STAGES[first]] = loaded[1] if isinstance(loaded, tuple) else loaded
+    else:
+        target = _draft_target(p) if extra else None
+        values["decode"] = memo.get(key("decode"), lambda: decode(p.decoder, data, target=target))
+        first = 0
+    steps = {
+        "colour": lambda image: COLOURS(p.colour)(image),
+        "geometry": lambda image: _geometry(image, p),
+        "normalise": lambda image: normalise(image, p.mean, p.std),
+    }
+    for before, stage in zip(PIXEL_STAGES[first:], PIXEL_STAGES[first + 1 :]):
+        values[stage] = memo.get(key(stage), lambda: _then(values[before], steps[stage]))
+    return values
+
+
+def pixels(data: bytes, pipelines: Iterable[Pipeline], memo: _Memo | None = None,
+           sample_id: str | None = None) -> dict[tuple, object]:
     """uint8 HxWx3 arrays after decode, colour and geometry, keyed by each pipeline's geometry prefix."""
     memo = memo or _Memo()
-    out: dict[tuple, object] = {}
-    for p in pipelines:
-        decoded = memo.get(p.prefix("decode"), lambda: decode(p.decoder, data))
-        coloured = memo.get(p.prefix("colour"), lambda: _then(decoded, COLOURS(p.colour)))
-
-        def geometry(image: np.ndarray, p: Pipeline = p) -> np.ndarray:
-            h, w = image.shape[:2]
-            return apply_geometry(image, CROPS(p.crop)(w, h, p.input_size, p.crop_pct), RESIZES(p.resize))
-
-        out[p.prefix("geometry")] = memo.get(p.prefix("geometry"), lambda: _then(coloured, geometry))
-    return out
+    return {p.prefix("geometry"): stage_values(data, p, memo, sample_id)["geometry"] for p in pipelines}
 
 
-def tensors(data: bytes, pipelines: Iterable[Pipeline]) -> dict[tuple, object]:
+def tensors(data: bytes, pipelines: Iterable[Pipeline], sample_id: str | None = None) -> dict[tuple, object]:
     """CHW float32 model inputs (or the SampleError that stopped them), keyed by normalise prefix."""
-    pipelines = list(pipelines)
     memo = _Memo()
-    geometry = pixels(data, pipelines, memo)
-    out: dict[tuple, object] = {}
-    for p in pipelines:
-        upstream = geometry[p.prefix("geometry")]
-        out[p.prefix("normalise")] = memo.get(
-            p.prefix("normalise"), lambda: _then(upstream, lambda im: normalise(im, p.mean, p.std))
-        )
-    return out
+    return {p.prefix("normalise"): stage_values(data, p, memo, sample_id)["normalise"] for p in pipelines}

@@ -31,7 +31,7 @@ class Task:
         except OSError as err:
             error = SampleError(f"cannot read file: {err.strerror or err}")
             return {p.prefix("normalise"): error for p in pipelines}
-        return tensors(data, pipelines)
+        return tensors(data, pipelines, sample_id=getattr(sample, "id", None))
 
     def content_key(self, model_input) -> bytes:
         """Equal keys mean equal inputs, so one forward serves both."""
