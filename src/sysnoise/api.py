@@ -71,6 +71,7 @@ def run(
     pre-processing on a few samples for the report's difference pictures and flip examples.
     """
     from sysnoise import environment
+    from sysnoise.analysis import combine
     from sysnoise.report.figures import Measured, make_figures
     from sysnoise.report.results import build_results, write_reports, write_results
 
@@ -85,6 +86,9 @@ def run(
     if not dataset.samples:
         raise UserInputError(f"{dataset.root}: no usable samples left; problems: {dataset.problems[:3]}")
     plan, noise_rows = plan_variants(loaded, noises, loaded.reference)
+    # Bad combination requests fail before any model runs, not after the first pass.
+    deploy = _deployment(deploy, loaded.reference)
+    combine.check_stepwise(stepwise, {variant.noise for variant in plan.variants})
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,6 +131,21 @@ def run(
     return results
 
 
+def _deployment(deploy, reference: Pipeline) -> Pipeline | None:
+    """The deployment pipeline: a Pipeline, or a YAML/JSON file whose missing fields are the reference's."""
+    from sysnoise.analysis.combine import deploy_changes
+
+    if deploy is None:
+        return None
+    if not isinstance(deploy, Pipeline):
+        try:
+            deploy = Pipeline.load(deploy, base=reference)
+        except ValueError as err:
+            raise UserInputError(str(err)) from None
+    deploy_changes(reference, deploy)  # refuses a deployment identical to the reference
+    return deploy
+
+
 def _combined_pass(loaded, dataset, results, stepwise, deploy, out, options, fresh):
     """The second engine pass: the stepwise combination (greedy order needs the single-noise
     results) and the deployment pipeline with its attribution variants. Its own store keeps
@@ -136,11 +155,6 @@ def _combined_pass(loaded, dataset, results, stepwise, deploy, out, options, fre
 
     steps = combine.choose_steps(results, stepwise) if stepwise else []
     variants = combine.stepwise_variants(loaded.reference, steps)
-    if deploy is not None and not isinstance(deploy, Pipeline):
-        try:
-            deploy = Pipeline.load(deploy, base=loaded.reference)
-        except ValueError as err:
-            raise UserInputError(str(err)) from None
     if deploy is not None:
         variants += combine.deploy_variants(loaded.reference, deploy)
     if not variants:

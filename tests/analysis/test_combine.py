@@ -97,7 +97,7 @@ def test_user_order_and_named_options():
 
 @pytest.mark.parametrize("specs, message", [
     (["resize=no-such-kernel"], "has no option"),
-    (["colour"], "was not measured"),
+    (["colour"], "not measured on its own"),
     (["resize", "resize=pillow-box"], "named twice"),
 ])
 def test_bad_stepwise_requests_say_what_is_wrong(specs, message):

@@ -68,35 +68,45 @@ def greedy_steps(results: dict) -> list[Step]:
     return [Step(name, worst[name]["option"]) for name in ranked]
 
 
+def _parse(specs: list[str], measured: set[str]) -> list[tuple[str, str | None]]:
+    """(noise, option or None) per spec, checked: known noise and option, a noise without an option
+    was measured on its own (it needs a worst option), no noise twice."""
+    parsed: list[tuple[str, str | None]] = []
+    for spec in specs:
+        name, _, option = (part.strip() for part in spec.partition("="))
+        noise = get_noise(name)
+        if option and option not in noise.options():
+            raise UserInputError(f"stepwise: noise {name!r} has no option {option!r}; options: {', '.join(noise.options())}")
+        if not option and name not in measured:
+            raise UserInputError(
+                f"stepwise: noise {name!r} is not measured on its own (not asked for, or it does not apply to this "
+                f"model), so it has no worst option; measure it with --noise {name}, or name an option: {name}=OPTION"
+            )
+        if any(seen == name for seen, _ in parsed):
+            raise UserInputError(f"stepwise: noise {name!r} is named twice")
+        parsed.append((name, option or None))
+    return parsed
+
+
+def check_stepwise(stepwise, measured: set[str]) -> None:
+    """Refuse a bad request before any model runs. measured: the noises with single variants."""
+    if stepwise is None or stepwise == GREEDY:
+        return
+    if isinstance(stepwise, str):
+        raise UserInputError(f"stepwise must be {GREEDY!r} or a list of noise names, got {stepwise!r}")
+    _parse(list(stepwise), measured)
+
+
 def named_steps(results: dict, specs: list[str]) -> list[Step]:
     """Steps in the user's order: 'resize' takes that noise's worst measured option,
     'resize=opencv-area' names the option."""
     worst = worst_rows(results)
-    steps: list[Step] = []
-    for spec in specs:
-        name, _, option = (part.strip() for part in spec.partition("="))
-        noise = get_noise(name)
-        if not option:
-            if name not in worst:
-                raise UserInputError(
-                    f"stepwise: noise {name!r} was not measured on its own (or does not apply to this model), so "
-                    f"it has no worst option; measure it with --noise {name}, or name an option: {name}=OPTION"
-                )
-            option = worst[name]["option"]
-        elif option not in noise.options():
-            raise UserInputError(f"stepwise: noise {name!r} has no option {option!r}; options: {', '.join(noise.options())}")
-        if any(s.noise == name for s in steps):
-            raise UserInputError(f"stepwise: noise {name!r} is named twice")
-        steps.append(Step(name, option))
-    return steps
+    return [Step(name, option or worst[name]["option"]) for name, option in _parse(specs, set(worst))]
 
 
 def choose_steps(results: dict, stepwise: str | list[str]) -> list[Step]:
-    if stepwise == GREEDY:
-        return greedy_steps(results)
-    if isinstance(stepwise, str):
-        raise UserInputError(f"stepwise must be {GREEDY!r} or a list of noise names, got {stepwise!r}")
-    return named_steps(results, list(stepwise))
+    check_stepwise(stepwise, set(worst_rows(results)))
+    return greedy_steps(results) if stepwise == GREEDY else named_steps(results, list(stepwise))
 
 
 def step_option(index: int, step: Step) -> str:

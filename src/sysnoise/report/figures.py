@@ -61,22 +61,23 @@ def flips_of(measured: Measured) -> list[Flip]:
 
 
 def pick_flips(measured: list[Measured], limit: int = MAX_FLIPS) -> list[Flip]:
-    """The most telling flips first (correct->wrong), spread over different samples and noises:
-    a first pass takes only unseen samples of unseen noises, a second any unseen sample."""
+    """The most telling flips first (correct->wrong), never the same sample twice, spread out:
+    a first pass takes one flip of each kind, a second only unseen noises, a third the rest."""
     candidates = [f for m in measured for f in flips_of(m)]
     candidates.sort(key=lambda f: KINDS.index(f.kind))  # stable: keeps column and sample order
     chosen: list[Flip] = []
-    for need_new_noise in (True, False):
+    sample_of = lambda f: f.measured.outputs.sample_ids[f.position]  # noqa: E731
+    passes = (
+        lambda f: f.kind not in {c.kind for c in chosen},
+        lambda f: f.measured.column.noise not in {c.measured.column.noise for c in chosen},
+        lambda f: True,
+    )
+    for wanted in passes:
         for flip in candidates:
             if len(chosen) == limit:
                 return chosen
-            samples = {c.measured.outputs.sample_ids[c.position] for c in chosen}
-            noises = {c.measured.column.noise for c in chosen}
-            if flip.measured.outputs.sample_ids[flip.position] in samples:
-                continue
-            if need_new_noise and flip.measured.column.noise in noises:
-                continue
-            chosen.append(flip)
+            if sample_of(flip) not in {sample_of(c) for c in chosen} and wanted(flip):
+                chosen.append(flip)
     return chosen
 
 

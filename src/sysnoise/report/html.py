@@ -34,10 +34,10 @@ th{background:#f1f3f5;font-weight:600}td.n{text-align:right;font-variant-numeric
 .sig{color:#b2182b;font-weight:600}.na{color:#8a94a3}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(500px,1fr));gap:14px;align-items:start}
 figure{margin:0;border:1px solid #e3e6ea;border-radius:8px;padding:8px;background:#fff}
-figure svg{width:100%;height:auto}figcaption{font-size:13px;color:#3c4553;margin-top:4px}
+figure svg{max-width:100%;height:auto;display:block}figcaption{font-size:13px;color:#3c4553;margin-top:4px}
 .flips{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:14px}
 .flip img{width:100%;max-width:224px;image-rendering:pixelated;display:block;margin:0 auto}
-.diff img{max-width:100%;image-rendering:pixelated}
+.diff img{width:100%;max-width:720px;image-rendering:pixelated;display:block}
 .kind{display:inline-block;border-radius:4px;padding:0 6px;font-size:12px;background:#eef1f4}
 .kind.correct-wrong{background:#fbe3e4;color:#8c1a24}.kind.wrong-correct{background:#e2f2e6;color:#1e6b34}
 code{font-size:12.5px;background:#f1f3f5;padding:0 3px;border-radius:3px}
@@ -49,12 +49,13 @@ def esc(value) -> str:
 
 
 def _svg(fig) -> str:
-    """A matplotlib figure as inline SVG; text stays text (browser fonts), no timestamp."""
+    """A matplotlib figure as inline SVG; text stays text (browser fonts); no metadata block
+    (a timestamp would make re-renders differ, and its URLs look like fetches)."""
     import matplotlib
 
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "sysnoise"}):
-        fig.savefig(buffer, format="svg", metadata={"Date": None})
+        fig.savefig(buffer, format="svg", metadata={key: None for key in ("Date", "Creator", "Format", "Type")})
     text = buffer.getvalue()
     return text[text.index("<svg"):]  # drop the XML prologue and doctype: inline SVG starts at <svg
 
