@@ -39,9 +39,9 @@ ENVIRONMENT = {"python": "3.11", "platform": "test", "cpu": "test cpu", "cuda": 
                "libraries": {"numpy": np.__version__, "absent": None}, "decoder_libraries": {"Pillow": {"jpg": "9"}}}
 
 
-def toy_outputs(plan: Plan) -> RunOutputs:
+def toy_outputs(plan: Plan, labeled: int = LABELED) -> RunOutputs:
     truth = np.arange(N) % CLASSES
-    labels = np.where(np.arange(N) < LABELED, truth, -1)[:, None]
+    labels = np.where(np.arange(N) < labeled, truth, -1)[:, None]
     reference_top1 = np.where(np.arange(N) < 16, truth, (truth + 1) % CLASSES)
     reference_top1[np.arange(N) >= LABELED] = truth[np.arange(N) >= LABELED]
     arrays, errors = {}, {}
@@ -71,13 +71,14 @@ def write_images(folder: Path) -> dict[str, Path]:
     return paths
 
 
-def build_run(folder: Path, *, model: str = "toy-net", stepwise=True, deploy=True, figures=True, reports=True) -> dict:
+def build_run(folder: Path, *, model: str = "toy-net", stepwise=True, deploy=True, figures=True, reports=True,
+              labeled: int = LABELED) -> dict:
     variants = [v for name, options in SINGLE.items() for v in get_noise(name).variants(REFERENCE, options)]
     plan = Plan(REFERENCE, tuple(variants))
-    outputs = toy_outputs(plan)
+    outputs = toy_outputs(plan, labeled)
     results = build_results(
         task="classification", model={"name": model, "weights_sha256": model}, plan=plan, outputs=outputs,
-        dataset={"path": str(folder / "images"), "kind": "listfile", "n_samples": N, "n_labeled": LABELED},
+        dataset={"path": str(folder / "images"), "kind": "listfile", "n_samples": N, "n_labeled": labeled},
         noises=NOISE_ROWS, environment=ENVIRONMENT, run={}, problems=[],
     )
     measured = [Measured(c, outputs) for c in plan.columns[1:]]
@@ -87,7 +88,7 @@ def build_run(folder: Path, *, model: str = "toy-net", stepwise=True, deploy=Tru
     extra += combine.deploy_variants(REFERENCE, deployment) if deployment else []
     if extra:
         combined_plan = Plan(REFERENCE, tuple(extra))
-        combined = toy_outputs(combined_plan)
+        combined = toy_outputs(combined_plan, labeled)
         add_combined(results, combined_plan, combined, steps=steps, order="greedy", deploy=deployment)
         measured += [Measured(c, combined) for c in combined_plan.columns[1:]]
     if figures:

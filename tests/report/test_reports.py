@@ -143,3 +143,21 @@ def test_report_command_names_a_bad_file(tmp_path, capsys):
     (tmp_path / "results.json").write_text("{not json")
     assert cli.main(["report", str(tmp_path)]) == 2
     assert "results.json: cannot read results" in capsys.readouterr().err
+
+
+def test_without_labels_the_reports_measure_agreement_only(tmp_path):
+    from .conftest import build_run
+
+    results = build_run(tmp_path, labeled=0)
+    assert all(v["delta"] is None for v in results["variants"])
+    # greedy by flip rate: resize/opencv-nearest moves 7 of 30 samples, precision 2, decoder none
+    assert [s["added_noise"] for s in results["stepwise"]["steps"]] == ["resize", "precision", "decoder"]
+    text = (tmp_path / "report.md").read_text()
+    assert "flip rate in % (no labels)" in text
+    row = next(line for line in text.splitlines() if line.startswith("| toy-net |"))
+    # flip rates: resize 7/30 = 23.3 and 1/30 = 3.3 -> mean 13.3, std 14.1; precision 2/30 = 6.7
+    assert row == "| toy-net | - | 0 | 13 ± 14 (max 23) | 7 | n/a | 30 |"
+    page = (tmp_path / "report.html").read_text()
+    assert "agreement only" in page and "flips, % of samples" in page and "delta, points" not in page
+    deploy = results["deploy"]
+    assert deploy["total"]["flip_rate"] == pytest.approx(100 * 9 / 30)  # resize's 7 + precision's 2

@@ -29,3 +29,26 @@ def print_summary(results: dict, console=None) -> None:
             table.add_row(noise["name"], "n/a", "", "", "", "", "")
     console.print(table)
     console.print("* delta distinguishable from zero (McNemar p < 0.05)")
+    for line in combined_lines(results, places):
+        console.print(line, markup=False, highlight=False)
+
+
+def combined_lines(results: dict, places: int) -> list[str]:
+    """The stepwise path and the deployment total, one line each step."""
+    from sysnoise.analysis.combine import effect, effect_ci
+
+    lines = []
+    steps = results.get("stepwise", {}).get("steps", [])
+    if steps:
+        lines.append(f"stepwise ({results['stepwise']['order']}), cumulative:")
+    for s in steps:
+        lines.append(f"  {s['step']}. +{s['added_noise']}={s['added_option']}: {fmt(effect(s), places)}"
+                     f"{'*' if s['distinguishable_from_zero'] else ''} {fmt_ci(effect_ci(s), places)}")
+    deploy = results.get("deploy")
+    if deploy:
+        total = deploy["total"]
+        parts = ", ".join(f"{c['field']} alone {fmt(c['effect_alone'], places)} / last {fmt(c['effect_last'], places)}"
+                          for c in deploy["changes"])
+        lines.append(f"deployment: {fmt(effect(total), places)}{'*' if total['distinguishable_from_zero'] else ''} "
+                     f"{fmt_ci(effect_ci(total), places)} ({parts})")
+    return lines

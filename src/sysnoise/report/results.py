@@ -119,6 +119,11 @@ def write_reports(results: dict, folder: Path) -> list[Path]:
     from sysnoise.report import csv, html, markdown
 
     folder = Path(folder)
+    if results.get("task") == "language":  # its own report.md (the paper's Table 5 shape)
+        from sysnoise.report import language
+
+        atomic_write_text(folder / "report.md", language.render(results))
+        return [folder / "report.md"]
     written = []
     for name, text in (("report.md", markdown.render(results)), ("report.html", html.render(results, folder)),
                        ("report.csv", csv.render(results))):
