@@ -81,6 +81,10 @@ def run(
     )
     if reference is not None:
         loaded.reference = reference
+    if not isinstance(data, Dataset):
+        from sysnoise.zoo.datasets import resolve_dataset
+
+        data = resolve_dataset(data)
     dataset = data if isinstance(data, Dataset) else read_dataset(data, list_file, allow_outside_root=allow_outside_root)
     check_labels(dataset, loaded.num_classes)
     if not dataset.samples:
