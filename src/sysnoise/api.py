@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -270,3 +271,62 @@ def list_catalogue() -> dict:
         for entry in NOISES
     }
     return {"noises": noises, "models": {m.name: m.description for m in MODELS}}
+
+
+def reference_pipeline(model: str | None = None, reference: str | Path | None = None) -> Pipeline:
+    """The pipeline to compare against: a YAML/JSON file (fields it leaves out come from the model's
+    reference), else the model's own reference, else the Pipeline defaults."""
+    base = load_model(model).reference if model else None
+    if reference is None:
+        return base or Pipeline()
+    try:
+        return Pipeline.load(reference, base=base)
+    except ValueError as err:
+        raise UserInputError(str(err)) from None
+
+
+def _samples(images, list_file=None, limit: int | None = None, **options) -> list:
+    dataset = read_dataset(images, list_file, **options)
+    return dataset.samples[:limit] if limit else dataset.samples
+
+
+def diff(a: str, b: str, images, *, model: str | None = None, reference: str | Path | None = None,
+         out: str | Path | None = None, gain: float | None = None, limit: int | None = None, list_file=None) -> dict:
+    """Compare pipelines `a` and `b` stage by stage on `images` (see diffing.resolve_pipeline for the
+    spellings); with `out`, write diff.json and difference pictures there."""
+    from sysnoise import diffing
+    from sysnoise.engine.store import atomic_write_text
+
+    base = reference_pipeline(model, reference)
+    pa, pb = diffing.resolve_pipeline(a, base), diffing.resolve_pipeline(b, base)
+    result = diffing.diff_pipelines(pa, pb, _samples(images, list_file, limit), Path(out) if out else None, gain)
+    if out:
+        atomic_write_text(Path(out) / "diff.json", json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def match(device: str | Path, images, *, model: str | None = None, reference: str | Path | None = None,
+          out: str | Path | None = None, steps: int = 3, limit: int | None = None, list_file=None) -> dict:
+    """Which known pipeline produced a device's pre-processing output (.npy/.png named like the images)?"""
+    from sysnoise import diffing
+    from sysnoise.engine.store import atomic_write_text
+
+    result = diffing.match_folder(Path(device), _samples(images, list_file, limit),
+                                  reference_pipeline(model, reference), steps=steps)
+    if out:
+        atomic_write_text(Path(out) / "match.json", json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def generate(data, out: str | Path, *, pipeline: str = "reference", model: str | None = None,
+             reference: str | Path | None = None, list_file=None, fmt: str = "png", stage: str = "geometry",
+             allow_outside_root: bool = False, progress: bool = False) -> dict:
+    """Write `data` after `stage` of `pipeline` into `out` (PNG or .npy, list file, manifest); evaluate it
+    later as a variant with noises=["stored=OUT"]."""
+    from sysnoise import diffing
+    from sysnoise.generate import generate as write
+
+    chosen = diffing.resolve_pipeline(pipeline, reference_pipeline(model, reference))
+    samples = _samples(data, list_file, allow_outside_root=allow_outside_root)
+    with _progress(len(samples), f"generate {stage}", progress) as advance:
+        return write(samples, chosen, out, fmt=fmt, stage=stage, source=str(data), on_progress=advance)

@@ -165,6 +165,38 @@ def cmd_train_zoo(args) -> None:
     print(json.dumps(card.get("metrics", {}), indent=1))
 
 
+def cmd_diff(args) -> None:
+    from sysnoise import api, diffing
+
+    common = dict(model=args.model, reference=args.reference, out=args.out, limit=args.limit, list_file=args.list_file)
+    if args.match:
+        if args.pipelines:
+            raise UserInputError("give either two pipelines or --match DIR, not both")
+        print(diffing.render_match(api.match(args.match, args.images, steps=args.steps, **common)))
+        written = "match.json"
+    else:
+        if len(args.pipelines) != 2:
+            raise UserInputError("diff needs two pipelines, e.g. `sysnoise diff reference decoder=ffmpeg --images DIR`, "
+                                 "or --match DIR")
+        print(diffing.render_diff(api.diff(*args.pipelines, args.images, gain=args.gain, **common)))
+        written = "diff.json and pictures/"
+    if args.out:
+        print(f"\nwrote {Path(args.out) / written}")
+
+
+def cmd_generate(args) -> None:
+    from sysnoise import api
+
+    manifest = api.generate(args.data, args.out, pipeline=args.pipeline, model=args.model, reference=args.reference,
+                            list_file=args.list_file, fmt=args.format, stage=args.stage,
+                            allow_outside_root=args.allow_outside_root, progress=not args.no_progress)
+    print(f"wrote {manifest['n_written']} {args.format.upper()} files ({args.stage} stage) and "
+          f"{manifest['list_file']} to {args.out}; {len(manifest['failures'])} failed")
+    for failure in manifest["failures"]:
+        print(f"    {failure['id']}: {failure['reason']}")
+    print(f"evaluate them as a variant: sysnoise run ... --noise stored={args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sysnoise", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -224,6 +256,40 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="print the noise catalogue and the model names")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(func=cmd_list)
+
+    diff = sub.add_parser("diff", help="compare two pipelines stage by stage on some images (pixel statistics, "
+                                       "first divergent stage, difference pictures), or find the pipeline a device runs")
+    diff.add_argument("pipelines", nargs="*", metavar="PIPELINE",
+                      help="two of: reference | a YAML/JSON pipeline file | NOISE=OPTION[+NOISE=OPTION...] | OPTION "
+                           "| FIELD=VALUE (e.g. decoder=ffmpeg+resize=opencv-bilinear, input_size=256)")
+    diff.add_argument("--images", required=True, help="folder of images or a list file")
+    diff.add_argument("--list-file", help="list of 'relative/path label' lines, paths relative to --images")
+    diff.add_argument("--match", metavar="DIR",
+                      help="a device's pre-processing output (.npy/.png named like the images): name the closest pipeline")
+    diff.add_argument("--model", help="take the reference pipeline from this model (default: the Pipeline defaults)")
+    diff.add_argument("--reference", help="YAML/JSON reference pipeline (fields it leaves out: the model's or defaults)")
+    diff.add_argument("--out", help="write diff.json (or match.json) and amplified difference pictures here")
+    diff.add_argument("--gain", type=float, help="difference amplification in the pictures "
+                      "(default: per image, the 99.5th percentile shows white)")
+    diff.add_argument("--limit", type=int, help="use only the first N images")
+    diff.add_argument("--steps", type=int, default=3, help="--match: most catalogue changes to combine (default 3)")
+    diff.set_defaults(func=cmd_diff)
+
+    gen = sub.add_parser("generate", help="write a noised copy of a dataset (lossless PNG or .npy + list file); "
+                                          "evaluate it later with `run --noise stored=DIR`")
+    gen.add_argument("--data", required=True, help="class-folder tree, folder of images, or list file")
+    gen.add_argument("--list-file", help="list of 'relative/path label' lines, paths relative to --data")
+    gen.add_argument("--pipeline", default="reference",
+                     help="the pipeline to apply, spelled as for `diff` (default: reference)")
+    gen.add_argument("--model", help="take the reference pipeline from this model")
+    gen.add_argument("--reference", help="YAML/JSON reference pipeline")
+    gen.add_argument("--out", required=True, help="folder to write")
+    gen.add_argument("--format", choices=["png", "npy"], default="png", help="png (lossless, uint8) or npy")
+    gen.add_argument("--stage", choices=["decode", "colour", "geometry", "normalise"], default="geometry",
+                     help="write the images after this stage (default geometry: the model's input pixels)")
+    gen.add_argument("--allow-outside-root", action="store_true", help="let a list file name files outside --data")
+    gen.add_argument("--no-progress", action="store_true", help="no progress bar")
+    gen.set_defaults(func=cmd_generate)
     return parser
 
 

@@ -24,7 +24,7 @@ Result = "np.ndarray | SampleError"
 PIXEL_STAGES = ("decode", "colour", "geometry", "normalise")
 
 
-class _Memo:
+class Memo:
     def __init__(self) -> None:
         self.values: dict[tuple, object] = {}
 
@@ -60,13 +60,13 @@ def _sized(p: Pipeline) -> bool:
     return p.decoder in DECODERS and bool(DECODERS.get(p.decoder).meta.get("sized"))
 
 
-def stage_values(data: bytes, p: Pipeline, memo: _Memo | None = None, sample_id: str | None = None) -> dict[str, object]:
+def stage_values(data: bytes, p: Pipeline, memo: Memo | None = None, sample_id: str | None = None) -> dict[str, object]:
     """Each pre-processing stage's output for one pipeline, {stage: array | SampleError | None}.
 
     None marks a stage that did not run here: pixels read from a stored folder enter the pipeline
     after the stage they were saved at. Work is memoised by stage prefix across pipelines.
     """
-    memo = memo or _Memo()
+    memo = memo or Memo()
     # A decoder that scales while decoding makes its output depend on the geometry fields too.
     extra = (p.crop, p.input_size, p.crop_pct) if _sized(p) else ()
     key = lambda stage: (stage,) + p.prefix(stage) + extra  # noqa: E731
@@ -91,14 +91,14 @@ def stage_values(data: bytes, p: Pipeline, memo: _Memo | None = None, sample_id:
     return values
 
 
-def pixels(data: bytes, pipelines: Iterable[Pipeline], memo: _Memo | None = None,
+def pixels(data: bytes, pipelines: Iterable[Pipeline], memo: Memo | None = None,
            sample_id: str | None = None) -> dict[tuple, object]:
     """uint8 HxWx3 arrays after decode, colour and geometry, keyed by each pipeline's geometry prefix."""
-    memo = memo or _Memo()
+    memo = memo or Memo()
     return {p.prefix("geometry"): stage_values(data, p, memo, sample_id)["geometry"] for p in pipelines}
 
 
 def tensors(data: bytes, pipelines: Iterable[Pipeline], sample_id: str | None = None) -> dict[tuple, object]:
     """CHW float32 model inputs (or the SampleError that stopped them), keyed by normalise prefix."""
-    memo = _Memo()
+    memo = Memo()
     return {p.prefix("normalise"): stage_values(data, p, memo, sample_id)["normalise"] for p in pipelines}
