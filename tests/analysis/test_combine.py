@@ -145,3 +145,14 @@ def test_label_free_data_ranks_by_flip_rate():
         row["delta"] = None
     results["variants"][0]["flip_rate"] = 50.0  # decoder/opencv now flips the most
     assert combine.greedy_steps(results)[0] == combine.Step("decoder", "opencv")
+
+
+def test_configuration_errors_are_measured_but_not_combined():
+    # Swapped channels (colour=bgr, the channel-order noise) are reported, never part of the worst case.
+    results = single_results()
+    for noise, option in (("colour", "bgr"), ("channel-order", "bgr")):
+        results["variants"].append({**results["variants"][0], "id": f"{noise}/{option}", "noise": noise,
+                                    "option": option, "delta": 40.0, "flip_rate": 40.0})
+        results["noises"].append({"name": noise, "stage": get_noise(noise).stage, "description": "", "applies": True})
+    assert [s.noise for s in combine.greedy_steps(results)] == ["resize", "precision", "decoder"]
+    assert "colour" not in combine.worst_rows(results)

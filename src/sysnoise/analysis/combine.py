@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sysnoise.errors import UserInputError
-from sysnoise.noises import Variant, get_noise
+from sysnoise.noises import NOISES, Variant, get_noise
 from sysnoise.pipeline.spec import Pipeline
 
 COMBINED = "combined"  # noise name of the stepwise variants
@@ -48,11 +48,25 @@ def _badness(row: dict) -> tuple:
     return (effect(row), row["flip_rate"], -row["identical"] if row["identical"] is not None else 0)
 
 
+def combinable(row: dict) -> bool:
+    """A catalogue noise's option that is noise: configuration errors (channels swapped) are reported
+    apart and left out of the worst case, which combines systems that are each set up correctly;
+    variants from outside the catalogue (a user's ONNX file) have no option to apply."""
+    if row["noise"] not in NOISES:
+        return False
+    noise = get_noise(row["noise"])
+    if noise.stage == "misconfiguration":
+        return False
+    entry = noise.registry.get(row["option"]) if row["option"] in noise.registry else None
+    return entry is None or entry.meta.get("kind") != "misconfiguration"
+
+
 def worst_rows(results: dict) -> dict[str, dict]:
     """Per measured noise, the variant row of its worst option (largest effect, then flip rate,
-    then fewest bit-identical outputs); the first such option on a full tie."""
+    then fewest bit-identical outputs); the first such option on a full tie. Only options that
+    can be combined count (see combinable)."""
     worst: dict[str, dict] = {}
-    for row in results["variants"]:
+    for row in filter(combinable, results["variants"]):
         best = worst.get(row["noise"])
         if best is None or _badness(row) > _badness(best):
             worst[row["noise"]] = row
@@ -79,8 +93,9 @@ def _parse(specs: list[str], measured: set[str]) -> list[tuple[str, str | None]]
             raise UserInputError(f"stepwise: noise {name!r} has no option {option!r}; options: {', '.join(noise.options())}")
         if not option and name not in measured:
             raise UserInputError(
-                f"stepwise: noise {name!r} is not measured on its own (not asked for, or it does not apply to this "
-                f"model), so it has no worst option; measure it with --noise {name}, or name an option: {name}=OPTION"
+                f"stepwise: noise {name!r} is not measured on its own (not asked for, not applicable to this model, "
+                f"or a configuration error), so it has no worst option; measure it with --noise {name}, or name an "
+                f"option: {name}=OPTION"
             )
         if any(seen == name for seen, _ in parsed):
             raise UserInputError(f"stepwise: noise {name!r} is named twice")

@@ -132,10 +132,12 @@ def _panel(images: list[np.ndarray], gap: int = 6) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def _pixels(path: Path, pipelines: list[Pipeline]) -> dict[tuple, object]:
+def _pixels(path: Path, sample: str, pipelines: list[Pipeline]) -> dict[tuple, object]:
+    """{geometry prefix: uint8 image, or a SampleError / None where there is no picture to show
+    (a failed stage, or pixels stored past the geometry stage)}."""
     from sysnoise.pipeline.preprocess import pixels
 
-    return pixels(Path(path).read_bytes(), pipelines)
+    return pixels(Path(path).read_bytes(), pipelines, sample_id=sample)
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
@@ -169,7 +171,7 @@ def make_figures(results: dict, measured: list[Measured], sample_paths: dict[str
             break
         sample = m.outputs.sample_ids[position]
         try:
-            nodes = _pixels(sample_paths[sample], [reference, m.column.pipeline])
+            nodes = _pixels(sample_paths[sample], sample, [reference, m.column.pipeline])
         except OSError:
             continue  # the file went away since the run: no picture, the report says what it has
         a, b = nodes[reference.prefix("geometry")], nodes[m.column.pipeline.prefix("geometry")]
@@ -188,7 +190,7 @@ def make_figures(results: dict, measured: list[Measured], sample_paths: dict[str
         out, column = flip.measured.outputs, flip.measured.column
         sample = out.sample_ids[flip.position]
         try:
-            node = _pixels(sample_paths[sample], [column.pipeline])[column.pipeline.prefix("geometry")]
+            node = _pixels(sample_paths[sample], sample, [column.pipeline])[column.pipeline.prefix("geometry")]
         except OSError:
             continue
         if not isinstance(node, np.ndarray):

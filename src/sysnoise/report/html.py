@@ -34,7 +34,8 @@ th{background:#f1f3f5;font-weight:600}td.n{text-align:right;font-variant-numeric
 .sig{color:#b2182b;font-weight:600}.na{color:#8a94a3}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(500px,1fr));gap:14px;align-items:start}
 figure{margin:0;border:1px solid #e3e6ea;border-radius:8px;padding:8px;background:#fff}
-figure svg{max-width:100%;height:auto;display:block}figcaption{font-size:13px;color:#3c4553;margin-top:4px}
+figure svg{max-width:100%;height:auto;display:block}
+figure.stepwise,figure.deploy{display:inline-block;max-width:100%}figcaption{font-size:13px;color:#3c4553;margin-top:4px}
 .flips{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:14px}
 .flip img{width:100%;max-width:224px;image-rendering:pixelated;display:block;margin:0 auto}
 .diff img{width:100%;max-width:720px;image-rendering:pixelated;display:block}
@@ -61,7 +62,7 @@ def _svg(fig) -> str:
 
 
 def _figure(width: float, height: float, *, labels: list[str], bottom: float = 0.5, top: float = 0.1,
-            panels: int = 1):
+            panels: int = 1, ylabel: bool = False):
     """A figure with margins (inches) set from its tick labels' length: a fixed layout draws once,
     where tight/constrained layouts draw twice and make the report several times slower."""
     from matplotlib.figure import Figure
@@ -69,7 +70,7 @@ def _figure(width: float, height: float, *, labels: list[str], bottom: float = 0
     fig = Figure(figsize=(width, height), dpi=100)
     fig.patch.set_alpha(0)
     axes = fig.subplots(1, panels, sharey=True, squeeze=False)[0]
-    left = 0.15 + 0.066 * max([len(label) for label in labels] + [1])  # ~9 pt characters
+    left = 0.15 + 0.066 * max([len(label) for label in labels] + [1]) + (0.3 if ylabel else 0)  # ~9 pt chars
     fig.subplots_adjust(left=min(0.5, left / width), right=1 - 0.15 / width, bottom=bottom / height,
                         top=1 - top / height, wspace=0.08)
     return fig, axes
@@ -128,7 +129,7 @@ def noise_chart(rows: list[dict], title: str, places: int, resolution: float, wi
 
 
 def stepwise_chart(steps: list[dict], ylabel: str, places: int) -> str:
-    fig, (ax,) = _figure(7.2, 3.4, labels=["00.0"], bottom=0.75)
+    fig, (ax,) = _figure(7.2, 3.4, labels=["-00.0"], bottom=0.75, ylabel=True)
     xs = list(range(1, len(steps) + 1))
     values = [effect(s) for s in steps]
     cis = [effect_ci(s) for s in steps]
