@@ -39,6 +39,9 @@ def labeled(results: dict) -> bool:
     return results["reference"]["n_labeled"] > 0
 
 
+MISCONFIGURATION = "misconfiguration"  # a noise stage: configuration errors (RGB fed as BGR), not noise
+
+
 def star(row: dict) -> str:
     return "*" if row.get("distinguishable_from_zero") else ""
 
@@ -69,7 +72,7 @@ def combined_cell(results: dict, places: int) -> str:
 def summary_table(results: dict, places: int) -> list[str]:
     ref = results["reference"]
     metric = ref.get("metric", "top1")
-    noises = results["noises"]
+    noises = [n for n in results["noises"] if n["stage"] != MISCONFIGURATION]  # reported apart: not noise
     combined = combined_cell(results, places)
     headers = ["model", f"reference {metric_label(results)}"] + [n["name"] for n in noises]
     cells = [results["model"]["name"], fmt(ref.get(metric), places)] + [noise_cell(n, places) for n in noises]
@@ -174,6 +177,7 @@ def render(results: dict) -> str:
     metric = ref.get("metric", "top1")
     label = metric_label(results)
     places = places_for(results)
+    misconfigured = {n["name"] for n in results["noises"] if n["stage"] == MISCONFIGURATION}
     what = (f"{label} delta in points (reference minus variant)" if labeled(results)
             else f"{label} flip rate in % (no labels)")
     lines = [
@@ -201,11 +205,22 @@ def render(results: dict) -> str:
         "changed. c->w / w->c: samples the variant made wrong / right. Identical: % of samples whose "
         "outputs are bit-identical to the reference.",
         "",
-        *option_table(results["variants"], places, metric, label),
+        *option_table([v for v in results["variants"] if v["noise"] not in misconfigured], places, metric, label),
     ]
     identical = [v["id"] for v in results["variants"] if v["identical"] == 100]
     if identical:
         lines += ["", "Bit-identical to the reference on every sample: " + ", ".join(identical) + "."]
+    differing = [v["id"] for v in results["variants"] if v["identical"] != 100 and v["noise"] not in misconfigured]
+    if identical and differing:
+        lines += ["", "Not bit-identical (outputs differ on at least one sample): " + ", ".join(differing) + "."]
+    unavailable = [f"{n['name']}/{option} ({why})" for n in results["noises"] for option, why in n.get("unavailable", {}).items()]
+    if unavailable:
+        lines += ["", "Not measured here, an optional library is missing: " + "; ".join(unavailable) + "."]
+    misconfigurations = [v for v in results["variants"] if v["noise"] in misconfigured]
+    if misconfigurations:
+        lines += ["", "## Configuration errors (not noise)", "",
+                  "What a wrong setting costs, shown apart from the noises above and left out of the summary.", "",
+                  *option_table(misconfigurations, places, metric, label)]
     lines += [""]
     lines += stepwise_section(results, places, metric, label)
     lines += deploy_section(results, places)
@@ -220,5 +235,8 @@ def render(results: dict) -> str:
     env = results["environment"]
     lines += ["## Environment", "", f"- Python {env['python']} on {env['platform']}, CPU: {env['cpu']}"]
     lines += [f"- {name} {version}" for name, version in env["libraries"].items() if version]
-    lines += [f"- decoder libraries: {env['decoder_libraries']}", ""]
+    libraries = {k: v for k, v in env["decoder_libraries"].items() if k != "decoders"}
+    lines += [f"- decoder libraries: {libraries}"]
+    lines += [f"- decoder `{name}`: {version}" for name, version in env["decoder_libraries"].get("decoders", {}).items()]
+    lines += [""]
     return "\n".join(lines)
