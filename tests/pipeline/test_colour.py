@@ -124,3 +124,11 @@ def test_bgr_is_a_misconfiguration_and_swaps_channels():
     image = np.random.default_rng(7).integers(0, 256, (4, 5, 3), dtype=np.uint8)
     np.testing.assert_array_equal(COLOURS("bgr")(image), image[..., ::-1])
     assert is_misconfiguration("bgr") and not is_misconfiguration("nv12-int")
+
+
+def test_matrix_mix_up_on_hand_computed_pixels():
+    # red -> BT.601 limited (81, 90, 240) -> read as BT.709: y = 65*255/219 = 75.68, u = -38*255/224 = -43.26,
+    # v = 112*255/224 = 127.5; R = y + 1.5748 v = 276.5 -> 255, B = y + 1.8556 u = -4.6 -> 0,
+    # G = (y - 0.2126 * 276.5 - 0.0722 * -4.6) / 0.7152 = 24.1 -> 24
+    red = np.array([[[255, 0, 0]]], np.uint8)
+    np.testing.assert_array_equal(COLOURS("matrix-601-as-709")(red), [[[255, 24, 0]]])
