@@ -53,22 +53,31 @@ def digest(value: Any) -> str:
 class ChunkStore:
     """chunks/NNNNN.npz under a run folder, valid only for the run fingerprint in run.json."""
 
-    def __init__(self, folder: Path, fingerprint: dict, *, fresh: bool = False):
+    def __init__(self, folder: Path, fingerprint: dict, *, fresh: bool = False, owner: bool = True):
+        """owner: this process validates the folder and writes run.json (under torchrun only rank 0
+        is the owner; the other ranks use the folder after it has, without racing it)."""
         self.folder = Path(folder)
         self.chunks = self.folder / "chunks"
         self.key = digest(fingerprint)
+        self.previous = None  # the fingerprint of the run that last used this folder
+        if not owner:
+            return
         marker = self.folder / "run.json"
         if fresh and self.chunks.exists():
             for old in self.chunks.glob("*.npz"):
                 old.unlink()
         if marker.exists() and not fresh:
-            stored = json.loads(marker.read_text()).get("fingerprint")
+            stored = self.previous = json.loads(marker.read_text()).get("fingerprint")
             if stored != self.key and any(self.chunks.glob("*.npz")):
                 raise UserInputError(
                     f"{self.folder} holds partial results of a different run (other model, data or variants). "
                     "Pass --fresh to discard them, or choose another --out folder."
                 )
         atomic_write_text(marker, json.dumps({"fingerprint": self.key, "run": fingerprint}, indent=1, default=str))
+
+    @property
+    def same_run_as_before(self) -> bool:
+        return self.previous == self.key
 
     def path(self, index: int) -> Path:
         return self.chunks / f"{index:05d}.npz"
