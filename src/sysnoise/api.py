@@ -19,7 +19,7 @@ from sysnoise.noises import NOISES, parse_noise_spec
 from sysnoise.pipeline.spec import Pipeline
 from sysnoise.tasks.classification import Dataset, check_labels, read_dataset
 
-DEFAULT_NOISES = ("decoder", "resize", "crop", "colour", "channel-order", "precision", "ceil-mode")
+DEFAULT_NOISES = ("decoder", "resize", "crop", "colour", "channel-order", "precision", "int8", "ceil-mode", "upsample", "runtime")
 
 
 def option_applies(noise, option: str, module) -> bool:
@@ -62,6 +62,9 @@ def run(
     stepwise: str | list[str] | None = None,
     deploy: Pipeline | str | Path | None = None,
     figures: bool = True,
+    calibration_data: str | Path | None = None,
+    calibration_samples: int | None = None,
+    deployed_onnx: str | Path | None = None,
 ) -> dict:
     """Evaluate, analyse and write results.json, outputs.npz and the reports into `out`.
 
@@ -70,6 +73,12 @@ def run(
     measured as one variant with its delta attributed to the fields it changes. Both run as a
     second pass into `out`/combined once the single-noise results are known. figures: re-run the
     pre-processing on a few samples for the report's difference pictures and flip examples.
+
+    INT8 stages calibrate on `calibration_data` (a folder or list file, disjoint from `data`) or,
+    by default, on a deterministic held-out slice of `data` that is then left out of every
+    column's evaluation (inference/calibrate.py; results.json dataset.calibration lists it).
+    calibration_samples: how many to hold out / use. deployed_onnx: the user's own ONNX file,
+    measured on ONNX Runtime as the variant deployed/onnx-file against the torch model.
     """
     from sysnoise import environment
     from sysnoise.analysis import combine
@@ -94,6 +103,10 @@ def run(
     # Bad combination requests fail before any model runs, not after the first pass.
     deploy = _deployment(deploy, loaded.reference)
     combine.check_stepwise(stepwise, {variant.noise for variant in plan.variants})
+    if deployed_onnx is not None:
+        plan, noise_rows = _with_deployed_onnx(plan, noise_rows, deployed_onnx)
+    plan, calibration, calibration_record = _calibration(plan, noise_rows, dataset, deploy, calibration_data,
+                                                         calibration_samples, allow_outside_root)
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -102,27 +115,30 @@ def run(
         "samples": [(s.id, s.labels) for s in dataset.samples],
         "columns": plan.fingerprint(),
     }
+    if calibration:  # INT8 stages depend on what they were calibrated on
+        fingerprint["calibration"] = [s.id for s in calibration]
     store = ChunkStore(out, fingerprint, fresh=fresh)
     started = time.perf_counter()
     with _progress(len(dataset.samples), f"{loaded.name}: {len(plan.columns)} pipelines", options.progress) as advance:
-        outputs = evaluate(loaded, dataset, plan, store, options, on_progress=advance)
+        outputs = evaluate(loaded, dataset, plan, store, options, on_progress=advance, calibration=calibration)
     elapsed = time.perf_counter() - started
 
     outputs.save(out / "outputs.npz")
     results = build_results(
         task="classification",
         model={**loaded.describe(), "reference_pipeline": loaded.reference.to_dict()},
-        dataset=dataset.describe(),
+        dataset={**dataset.describe(), "calibration": calibration_record},
         plan=plan,
         outputs=outputs,
         noises=noise_rows,
         environment=environment.describe(),
         run={"seconds": round(elapsed, 2), "batch_size": options.batch_size, "workers": options.workers,
-             "device": options.device, "forwards": {str(k): v for k, v in options.forward_counter.items()}},
+             "device": options.device, "forwards": {str(k): v for k, v in options.forward_counter.items()},
+             "model_stages": options.model_info},
         problems=dataset.problems,
     )
     measured = [Measured(column, outputs) for column in plan.columns[1:]]
-    combined = _combined_pass(loaded, dataset, results, stepwise, deploy, out, options, fresh)
+    combined = _combined_pass(loaded, dataset, results, stepwise, deploy, out, options, fresh, calibration)
     if combined:
         measured += [Measured(column, combined[1]) for column in combined[0].columns[1:]]
     if figures:
@@ -151,7 +167,67 @@ def _deployment(deploy, reference: Pipeline) -> Pipeline | None:
     return deploy
 
 
-def _combined_pass(loaded, dataset, results, stepwise, deploy, out, options, fresh):
+def _with_deployed_onnx(plan: Plan, rows: list[dict], path) -> tuple[Plan, list[dict]]:
+    """The user's ONNX file on ONNX Runtime as one more variant (runtime "onnx:PATH")."""
+    from sysnoise.inference.runtimes import ONNX_FILE_PREFIX
+    from sysnoise.noises import Variant
+
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise UserInputError(f"ONNX file not found: {path}")
+    variant = Variant("deployed", "onnx-file", plan.reference.replace(runtime=f"{ONNX_FILE_PREFIX}{path}"))
+    row = {"name": "deployed", "stage": "inference", "applies": True, "unavailable": {}, "not_applicable": [],
+           "description": f"the user's ONNX file {path.name} on ONNX Runtime vs the torch model"}
+    return Plan(plan.reference, plan.variants + (variant,)), rows + [row]
+
+
+def _calibration(plan: Plan, rows: list[dict], dataset, deploy, calibration_data, calibration_samples,
+                 allow_outside_root):
+    """(plan, calibration samples or None, record for results.json). Only runs that quantize
+    calibrate; a held-out slice is removed from `dataset.samples` here, before anything is
+    evaluated. A dataset too small to hold out from leaves the quantizing variants out, saying why."""
+    from sysnoise.inference import calibrate
+    from sysnoise.inference.build import needs_calibration
+
+    stages = list(plan.model_pipelines().values()) + ([deploy] if deploy is not None else [])
+    if not any(needs_calibration(p) for p in stages):
+        return plan, None, None
+    if calibration_data is None and calibration_samples is None and len(dataset.samples) < calibrate.MIN_DATASET:
+        # too few samples to hold some out: the quantizing variants are left out, with the reason
+        if deploy is not None and needs_calibration(deploy):
+            raise UserInputError("the deployment pipeline quantizes: pass --calibration-data (the dataset is too "
+                                 "small to hold samples out)")
+        plan = _drop_calibrated(plan, rows, "needs calibration data (--calibration-data): the dataset has "
+                                f"{len(dataset.samples)} samples, too few to hold any out")
+        return plan, None, None
+    if calibration_data is not None:
+        chosen = read_dataset(calibration_data, allow_outside_root=allow_outside_root).samples
+        if calibration_samples is not None:
+            chosen = chosen[: max(1, int(calibration_samples))]
+        calibrate.check_disjoint(chosen, dataset.samples)
+        split = calibrate.CalibrationSplit([s.path for s in chosen], [s.id for s in chosen], "user")
+        split.notes.append(f"from {calibration_data}")
+    else:
+        dataset.samples, chosen = calibrate.hold_out(dataset.samples, calibration_samples)
+        split = calibrate.CalibrationSplit([s.path for s in chosen], [s.id for s in chosen], "held-out")
+        split.notes.append("held out of the evaluation of every column (lowest blake2b(id) first)")
+    if not chosen:
+        raise UserInputError("INT8 calibration has no samples; pass --calibration-data or --calibration-samples")
+    return plan, chosen, split.describe()
+
+
+def _drop_calibrated(plan: Plan, rows: list[dict], reason: str) -> Plan:
+    from sysnoise.inference.build import needs_calibration
+
+    dropped = [v for v in plan.variants if needs_calibration(v.pipeline)]
+    for row in rows:
+        for variant in dropped:
+            if variant.noise == row["name"]:
+                row.setdefault("unavailable", {})[variant.option] = reason
+    return Plan(plan.reference, tuple(v for v in plan.variants if v not in dropped))
+
+
+def _combined_pass(loaded, dataset, results, stepwise, deploy, out, options, fresh, calibration=None):
     """The second engine pass: the stepwise combination (greedy order needs the single-noise
     results) and the deployment pipeline with its attribution variants. Its own store keeps
     resume working; its own reference column keeps it self-contained. None when not asked."""
@@ -168,10 +244,12 @@ def _combined_pass(loaded, dataset, results, stepwise, deploy, out, options, fre
     folder = out / "combined"
     fingerprint = {"model": loaded.describe(), "samples": [(s.id, s.labels) for s in dataset.samples],
                    "columns": plan.fingerprint()}
+    if calibration:
+        fingerprint["calibration"] = [s.id for s in calibration]
     store = ChunkStore(folder, fingerprint, fresh=fresh)
     with _progress(len(dataset.samples), f"{loaded.name}: {len(plan.columns)} combined pipelines",
                    options.progress) as advance:
-        outputs = evaluate(loaded, dataset, plan, store, options, on_progress=advance)
+        outputs = evaluate(loaded, dataset, plan, store, options, on_progress=advance, calibration=calibration)
     outputs.save(folder / "outputs.npz")
     order = combine.GREEDY if stepwise == combine.GREEDY else "given"
     add_combined(results, plan, outputs, steps=steps, order=order, deploy=deploy)

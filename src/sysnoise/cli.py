@@ -74,6 +74,8 @@ def cmd_run(args) -> None:
         args.model, args.data, noises=args.noises or api.DEFAULT_NOISES, out=args.out, weights=args.weights,
         reference=reference, list_file=args.list_file, options=_options(args), fresh=args.fresh,
         allow_outside_root=args.allow_outside_root, stepwise=_stepwise(args.stepwise), deploy=args.deploy,
+        calibration_data=args.calibration_data, calibration_samples=args.calibration_samples,
+        deployed_onnx=args.deployed_onnx,
     )
     _finish(results, Path(args.out))
 
@@ -213,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="classification (images, default) or language (a causal LM on a JSONL file)")
     run.add_argument("--format", help="language: piqa, hellaswag, winogrande, lambada or text "
                                       "(default: from the first line's keys)")
+    run.add_argument("--calibration-data", metavar="PATH",
+                     help="INT8 calibration images (folder or list file), disjoint from --data (default: hold out "
+                          "a deterministic slice of --data, at most 32 samples and a fifth, from every column)")
+    run.add_argument("--calibration-samples", type=int, metavar="N", help="how many calibration samples to use")
+    run.add_argument("--deployed-onnx", metavar="FILE",
+                     help="your own ONNX file: measured on ONNX Runtime against the torch --model as the reference")
     _engine_args(run)
     _stepwise_arg(run, None)
     run.set_defaults(func=cmd_run)

@@ -12,7 +12,8 @@ from typing import Callable
 
 from sysnoise.errors import UserInputError
 from sysnoise.inference import operators as ops
-from sysnoise.inference.precision import PRECISIONS
+from sysnoise.inference import runtimes
+from sysnoise.inference.precision import PRECISIONS, family
 from sysnoise.pipeline import stored
 from sysnoise.pipeline.colour import COLOURS, is_misconfiguration
 from sysnoise.pipeline.decode import DECODERS
@@ -40,7 +41,7 @@ class Noise:
     description: str
     registry: Registry  # the implementations; describes each option
     apply: Callable[[Pipeline, str], Pipeline]
-    only: tuple[str, ...] | None = None  # a subset of the registry's names (operator noises)
+    only: tuple[str, ...] | Callable[[], list[str]] | None = None  # a subset of the registry's names
     applies: Callable[[object], bool] = lambda model: True
     default_options: Callable[[], list[str]] | None = None  # when the user names none; else all
     free_form: str | None = None  # options are user values (a folder), not registry names: what they are
@@ -49,6 +50,8 @@ class Noise:
         # read the registry late: implementations may be registered after this module loads
         if self.free_form:
             return []
+        if callable(self.only):
+            return list(self.only())
         return list(self.only) if self.only else self.registry.names()
 
     def describe_option(self, option: str) -> str:
@@ -117,13 +120,35 @@ _add(Noise("channel-order", "misconfiguration", "RGB fed as BGR: a configuration
 _add(Noise("stored", "pre-processing", "pixels made elsewhere (sysnoise generate, a device), read from a folder",
            DECODERS, lambda reference, folder: reference.replace(decoder=stored.decoder_name(folder)),
            free_form="DIR: a folder of .npy/.png named by sample id, as `sysnoise generate` writes or a device dumps"))
-_add(Noise("precision", "inference", "numeric precision of weights and activations",
-           PRECISIONS, _field("precision"),
+_add(Noise("precision", "inference", "numeric precision of weights and activations (INT8 PTQ: the int8 noise)",
+           PRECISIONS, _field("precision"), only=lambda: [n for n in PRECISIONS.names() if family(n) != "int8"],
            # native half precision is exact but 10-30x slower on a CPU: opt-in there
-           default_options=lambda: [n for n in PRECISIONS.names() if not n.endswith("-native")]))
-_add(Noise("ceil-mode", "inference", "strided max-pool ceil_mode (trained with floor)",
-           ops.OPERATORS, _operator, only=("maxpool-ceil",),
-           applies=lambda model: ops.applies("maxpool-ceil", model)))
+           default_options=lambda: [n for n in PRECISIONS.names() if family(n) != "int8" and not n.endswith("-native")]))
+_add(Noise("int8", "inference", "INT8 post-training quantization, simulated (calibrated on held-out data)",
+           PRECISIONS, _field("precision"), only=lambda: [n for n in PRECISIONS.names() if family(n) == "int8"],
+           # the calibrators and per-tensor weights by default; weight/activation symmetry variants on request
+           default_options=lambda: [n for n in PRECISIONS.names() if family(n) == "int8"
+                                    and n not in ("int8-asym", "int8-symact")]))
+
+
+def _operator_noise(name: str, description: str, options: tuple[str, ...]) -> Noise:
+    """A noise over operator rewrites; each option's own `applies` (registry meta) says where it fits."""
+    return Noise(name, "inference", description, ops.OPERATORS, _operator, only=options,
+                 applies=lambda model: any(ops.applies(o, model) for o in options))
+
+
+_add(_operator_noise("ceil-mode", "strided max-pool ceil_mode (trained with floor)", ("maxpool-ceil",)))
+_add(_operator_noise("avgpool-ceil", "strided average-pool ceil_mode (trained with floor)", ("avgpool-ceil",)))
+_add(_operator_noise("avgpool-pad", "average-pool count_include_pad flipped", ("avgpool-count-pad",)))
+_add(_operator_noise("upsample", "upsampling mode / align_corners wherever the model interpolates",
+                     ("upsample-bilinear", "upsample-align-corners", "upsample-nearest-exact")))
+_add(_operator_noise("gelu-tanh", "GELU erf <-> tanh approximation", ("gelu-tanh",)))
+_add(_operator_noise("norm-eps", "normalisation epsilon of another framework's default", ("bn-eps", "ln-eps")))
+_add(_operator_noise("bn-fold", "batch-norm folded into the preceding convolution", ("bn-fold",)))
+_add(Noise("runtime", "inference", "the engine that runs the model (same weights, another runtime)",
+           runtimes.RUNTIMES, _field("runtime"),
+           # torch.ao INT8 takes minutes on a CPU for a small CNN: opt-in
+           default_options=lambda: [n for n in runtimes.RUNTIMES.names() if n != "torch-ao-int8"]))
 
 
 def get_noise(name: str) -> Noise:

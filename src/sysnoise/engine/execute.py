@@ -17,7 +17,7 @@ from sysnoise.engine.outputs import RunOutputs
 from sysnoise.engine.plan import Column, Plan
 from sysnoise.engine.store import ChunkStore
 from sysnoise.errors import SampleError
-from sysnoise.inference.build import build_model
+from sysnoise.inference.build import BuildFailure, build_models
 from sysnoise.tasks.base import Task
 
 
@@ -29,6 +29,7 @@ class EngineOptions:
     progress: bool = True
     device: str = "cpu"
     forward_counter: dict = field(default_factory=dict)  # model key -> inputs forwarded (for tests, benchmarks)
+    model_info: dict = field(default_factory=dict)  # model key -> what was built (export, runtime, quantization)
 
 
 class _Source:
@@ -66,7 +67,10 @@ def evaluate(
     options: EngineOptions | None = None,
     on_progress: Callable[[int], None] | None = None,
     task: Task | None = None,
+    calibration: list | None = None,
 ) -> RunOutputs:
+    """calibration: samples, disjoint from `dataset`, that INT8 model stages calibrate on (as
+    inputs made by the reference pipeline)."""
     import torch
 
     from sysnoise.tasks.classification import ClassificationTask
@@ -89,7 +93,9 @@ def evaluate(
 
     models = {}
     if todo:
-        models = {key: build_model(loaded_model.module, p).to(options.device) for key, p in plan.model_pipelines().items()}
+        models = build_models(loaded_model.module, plan.model_pipelines(), reference=plan.reference,
+                              calibration_samples=calibration, task=task, batch_size=options.batch_size,
+                              device=options.device, info=options.model_info)
 
     pending: dict[int, dict[int, dict]] = {}  # chunk -> position -> column index -> outputs/error
     source = _Source(task, dataset.samples, plan.tensor_pipelines())
@@ -120,6 +126,12 @@ def _run_batch(task: Task, batch, columns: list[Column], models, options: Engine
     inputs = {position: nodes for position, nodes in batch}
     per_column: dict[int, dict[int, object]] = {position: {} for position in positions}
     for key, model in models.items():
+        if isinstance(model, BuildFailure):  # every sample of its columns records why
+            for index, column in enumerate(columns):
+                if column.model_key == key:
+                    for position in positions:
+                        per_column[position][index] = model.message
+            continue
         unique: dict[bytes, int] = {}
         arrays: list[np.ndarray] = []
         wanted: list[tuple[int, int, bytes]] = []

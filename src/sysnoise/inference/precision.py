@@ -3,6 +3,10 @@
 Emulated reduced precision keeps float32 arithmetic but rounds the weights and every leaf
 module's output to the narrow type, the way a GPU's half-precision path stores activations
 between kernels. It is fast on a CPU; native casting (`.half()`) is exact but slow there.
+docs/inference.md measures how close the two are on real weights.
+
+INT8 entries (family "int8", `calibrated=True`) are post-training quantization simulated in
+float32 (inference/quantize.py); they need calibration batches, given by `apply_precision`.
 """
 
 from __future__ import annotations
@@ -96,6 +100,40 @@ def bf16_native(model):
     import torch
 
     return native_dtype(model, torch.bfloat16)
+
+
+def _int8(scheme: str):
+    def simulated(model, calibration=None):
+        from sysnoise.inference.quantize import simulate
+
+        return simulate(model, calibration, scheme)
+
+    return simulated
+
+
+def _register_int8() -> None:
+    from sysnoise.inference.quantize import SCHEMES
+
+    for name, scheme in SCHEMES.items():
+        PRECISIONS.register(name, scheme.description, family="int8", calibrated=True)(_int8(name))
+
+
+_register_int8()
+
+
+def needs_calibration(name: str) -> bool:
+    return bool(PRECISIONS.get(name).meta.get("calibrated"))
+
+
+def family(name: str) -> str:
+    return PRECISIONS.get(name).meta.get("family", "float")
+
+
+def apply_precision(name: str, model, calibration=None):
+    entry = PRECISIONS.get(name)
+    if entry.meta.get("calibrated"):
+        return entry.fn(model, calibration)
+    return entry.fn(model)
 
 
 # language-model options (int8-dynamic, weight-only, attention precision): registered on import

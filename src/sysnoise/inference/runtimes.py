@@ -1,0 +1,253 @@
+"""Runtimes: the same trained model executed by a different engine than torch eager.
+
+Each runtime turns a torch model into a module-like object with the same call signature
+(a float32 NCHW batch in, logits out, on the input's device), so the engine treats every model
+stage alike. Runtimes marked `calibrated=True` quantize to INT8 with the calibration batches.
+
+- torch:                      torch eager, float32 (the reference)
+- onnxruntime:                torch.onnx.export -> ONNX Runtime CPU, float32
+- onnxruntime-int8-qdq:       ... -> onnxruntime.quantization.quantize_static, QDQ format,
+                              S8S8, per-channel symmetric weights, asymmetric min-max activations
+- onnxruntime-int8-qoperator: same calibration, QOperator format (QLinearConv...), U8S8
+                              (the x86 recommendation for that format)
+- torch-ao-int8:              torch.ao FX post-training quantization (prepare_fx/convert_fx),
+                              x86 backend defaults; deprecated upstream, guarded here
+
+A user's own ONNX file is the runtime `onnx:PATH` (see `load_onnx_file`): the deployed model
+as it ships, compared against the user's torch model as the reference.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import warnings
+from pathlib import Path
+
+from sysnoise.registry import Registry
+
+RUNTIMES: Registry = Registry("runtime")
+ONNX_FILE_PREFIX = "onnx:"
+
+
+def _session_options():
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return options
+
+
+def _ort_module(model_bytes_or_path, info: dict):
+    import onnxruntime as ort
+    import torch
+
+    source = str(model_bytes_or_path) if isinstance(model_bytes_or_path, Path) else model_bytes_or_path
+    session = ort.InferenceSession(source, _session_options(), providers=["CPUExecutionProvider"])
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise ValueError(f"the ONNX model takes {len(inputs)} inputs; sysnoise feeds one image batch")
+
+    class OnnxRuntimeModel(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.session = session
+            self.input_name = inputs[0].name
+            self.sysnoise_info = info
+
+        def forward(self, x):
+            out = self.session.run(None, {self.input_name: x.detach().float().cpu().numpy()})[0]
+            return torch.from_numpy(out).to(x.device)
+
+        def __deepcopy__(self, memo):  # a session is not copyable; it is stateless for inference
+            return self
+
+    info.update({
+        "runtime": "onnxruntime", "onnxruntime": ort.__version__, "providers": session.get_providers(),
+        "graph_optimization_level": "ORT_ENABLE_ALL",
+    })
+    return OnnxRuntimeModel()
+
+
+@RUNTIMES.register("torch", "torch eager (the reference runtime)")
+def torch_eager(model, example=None, calibration=None):
+    return model
+
+
+@RUNTIMES.register("onnxruntime", "exported with torch.onnx.export, run by ONNX Runtime on CPU, float32")
+def onnxruntime_fp32(model, example=None, calibration=None):
+    from sysnoise.inference import onnx_export
+
+    info = {"export": onnx_export.describe()}
+    return _ort_module(onnx_export.export(model, example), info)
+
+
+class _Reader:
+    """onnxruntime.quantization.CalibrationDataReader over our calibration batches."""
+
+    def __init__(self, batches, input_name: str):
+        self.items = iter([{input_name: b.detach().float().cpu().numpy()} for b in batches])
+
+    def get_next(self):
+        return next(self.items, None)
+
+    def rewind(self):  # not needed by the min-max calibrator; present for the interface
+        pass
+
+
+def _ort_int8(quant_format: str):
+    def build(model, example=None, calibration=None):
+        from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
+        from onnxruntime.quantization import quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        from sysnoise.inference import onnx_export
+
+        batches = list(calibration or [])
+        if not batches:
+            raise ValueError("ONNX Runtime INT8 needs calibration batches (none were given)")
+        reader_class = type("Reader", (_Reader, CalibrationDataReader), {})
+        qdq = quant_format == "QDQ"
+        settings = {
+            "quant_format": quant_format, "per_channel": True, "reduce_range": False,
+            "activation_type": "QInt8" if qdq else "QUInt8", "weight_type": "QInt8",
+            "calibrate_method": "MinMax", "weights": "symmetric", "activations": "asymmetric",
+            "calibration_samples": int(sum(len(b) for b in batches)),
+        }
+        info = {"export": onnx_export.describe(), "quantization": {"tool": "onnxruntime.quantization.quantize_static",
+                                                                      **settings}}
+        with tempfile.TemporaryDirectory(prefix="sysnoise-ort-") as tmp:
+            fp32, prepared, int8 = Path(tmp, "fp32.onnx"), Path(tmp, "prepared.onnx"), Path(tmp, "int8.onnx")
+            fp32.write_bytes(onnx_export.export(model, example))
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    quant_pre_process(str(fp32), str(prepared))
+                info["quantization"]["pre_process"] = "quant_pre_process (shape inference + ORT optimisation)"
+            except Exception as err:  # pre-processing is advised, not required
+                prepared = fp32
+                info["quantization"]["pre_process"] = f"skipped: {type(err).__name__}: {err}"[:300]
+            quantize_static(
+                str(prepared), str(int8), reader_class(batches, "input"),
+                quant_format=QuantFormat.QDQ if qdq else QuantFormat.QOperator,
+                per_channel=True, reduce_range=False,
+                activation_type=QuantType.QInt8 if qdq else QuantType.QUInt8, weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+            )
+            return _ort_module(int8.read_bytes(), info)
+
+    return build
+
+
+RUNTIMES.register(
+    "onnxruntime-int8-qdq",
+    "ONNX Runtime INT8 (quantize_static, QDQ, S8S8, per-channel weights, min-max calibration)",
+    calibrated=True,
+)(_ort_int8("QDQ"))
+RUNTIMES.register(
+    "onnxruntime-int8-qoperator",
+    "ONNX Runtime INT8 (quantize_static, QOperator: QLinearConv etc., U8S8, per-channel weights, min-max)",
+    calibrated=True,
+)(_ort_int8("QOperator"))
+
+
+def fx_traceable(model) -> bool:
+    """torch.ao FX quantization needs a symbolically traceable model."""
+    try:
+        import torch.fx
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.fx.symbolic_trace(copy.deepcopy(model).eval())
+        return True
+    except Exception:
+        return False
+
+
+def torch_ao_available() -> bool:
+    try:
+        from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+@RUNTIMES.register(
+    "torch-ao-int8",
+    "torch.ao FX post-training INT8 (x86 backend defaults: per-channel weights, histogram-observed activations)",
+    calibrated=True,
+    applies=lambda model: torch_ao_available() and fx_traceable(model),
+)
+def torch_ao_int8(model, example=None, calibration=None):
+    import torch
+
+    if not torch_ao_available():
+        raise RuntimeError("torch.ao.quantization.quantize_fx is not available in this torch")
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    batches = list(calibration or [])
+    if not batches:
+        raise ValueError("torch.ao INT8 needs calibration batches (none were given)")
+    engine = "x86" if "x86" in torch.backends.quantized.supported_engines else torch.backends.quantized.engine
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
+        torch.backends.quantized.engine = engine
+        prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping(engine), example_inputs=(example,))
+        with torch.no_grad():
+            for batch in batches:
+                prepared(batch)
+        quantized = convert_fx(prepared)
+    wrapper = _CpuOnly(quantized)
+    wrapper.sysnoise_info = {"runtime": "torch.ao quantize_fx", "engine": engine, "torch": torch.__version__,
+                             "qconfig": f"get_default_qconfig_mapping({engine!r})",
+                             "calibration_samples": int(sum(len(b) for b in batches))}
+    return wrapper
+
+
+def _CpuOnly(module):
+    """Quantized torch kernels run on CPU only: move inputs there and outputs back."""
+    import torch
+
+    class CpuOnly(torch.nn.Module):
+        def __init__(self, inner) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x.cpu()).to(x.device)
+
+        def to(self, *args, **kwargs):  # stays on CPU whatever the engine's device
+            return self
+
+    return CpuOnly(module)
+
+
+def is_onnx_file(runtime: str) -> bool:
+    return runtime.startswith(ONNX_FILE_PREFIX)
+
+
+def load_onnx_file(path: str | Path):
+    """A user's own ONNX file on ONNX Runtime, as the deployed model."""
+    from sysnoise.errors import UserInputError
+    from sysnoise.models import sha256_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"ONNX file not found: {path}")
+    info = {"onnx_file": str(path), "sha256": sha256_file(path)}
+    return _ort_module(path, info)
+
+
+def needs_calibration(runtime: str) -> bool:
+    return not is_onnx_file(runtime) and bool(RUNTIMES.get(runtime).meta.get("calibrated"))
+
+
+def applies(name: str, model) -> bool:
+    check = RUNTIMES.get(name).meta.get("applies")
+    return True if check is None else bool(check(model))
+
+
+def apply_runtime(name: str, model, example=None, calibration=None):
+    return RUNTIMES(name)(model, example, calibration)
