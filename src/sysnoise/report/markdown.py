@@ -185,7 +185,7 @@ def render(results: dict) -> str:
         "",
         f"Task: {results['task']}. Samples: {ref['n']} ({ref['n_labeled']} labeled), "
         f"{len(results['skipped'])} skipped. Reference {label}: {fmt(ref.get(metric), places)} "
-        f"{fmt_ci(ref.get(metric + '_ci'), places)}. Created {results['created']}.",
+        f"(95% CI {fmt_ci(ref.get(metric + '_ci'), places)}). Created {results['created']}.",
         "",
         f"Numbers are printed to {places} decimal(s): one sample moves a percentage by "
         f"{100 / max(1, ref['n_labeled'] or ref['n']):.2g} points here.",
