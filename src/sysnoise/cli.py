@@ -167,6 +167,13 @@ def cmd_train_zoo(args) -> None:
     print(json.dumps(card.get("metrics", {}), indent=1))
 
 
+def _reference_args(parser: argparse.ArgumentParser, data_flag: str) -> None:
+    """Where the images' list and the reference pipeline come from (diff, generate)."""
+    parser.add_argument("--list-file", help=f"list of 'relative/path label' lines, paths relative to {data_flag}")
+    parser.add_argument("--model", help="take the reference pipeline from this model (default: the Pipeline defaults)")
+    parser.add_argument("--reference", help="YAML/JSON reference pipeline (fields it leaves out: the model's or defaults)")
+
+
 def cmd_diff(args) -> None:
     from sysnoise import api, diffing
 
@@ -271,11 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="two of: reference | a YAML/JSON pipeline file | NOISE=OPTION[+NOISE=OPTION...] | OPTION "
                            "| FIELD=VALUE (e.g. decoder=ffmpeg+resize=opencv-bilinear, input_size=256)")
     diff.add_argument("--images", required=True, help="folder of images or a list file")
-    diff.add_argument("--list-file", help="list of 'relative/path label' lines, paths relative to --images")
+    _reference_args(diff, "--images")
     diff.add_argument("--match", metavar="DIR",
                       help="a device's pre-processing output (.npy/.png named like the images): name the closest pipeline")
-    diff.add_argument("--model", help="take the reference pipeline from this model (default: the Pipeline defaults)")
-    diff.add_argument("--reference", help="YAML/JSON reference pipeline (fields it leaves out: the model's or defaults)")
     diff.add_argument("--out", help="write diff.json (or match.json) and amplified difference pictures here")
     diff.add_argument("--gain", type=float, help="difference amplification in the pictures "
                       "(default: per image, the 99.5th percentile shows white)")
@@ -286,11 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="write a noised copy of a dataset (lossless PNG or .npy + list file); "
                                           "evaluate it later with `run --noise stored=DIR`")
     gen.add_argument("--data", required=True, help="class-folder tree, folder of images, or list file")
-    gen.add_argument("--list-file", help="list of 'relative/path label' lines, paths relative to --data")
+    _reference_args(gen, "--data")
     gen.add_argument("--pipeline", default="reference",
                      help="the pipeline to apply, spelled as for `diff` (default: reference)")
-    gen.add_argument("--model", help="take the reference pipeline from this model")
-    gen.add_argument("--reference", help="YAML/JSON reference pipeline")
     gen.add_argument("--out", required=True, help="folder to write")
     gen.add_argument("--format", choices=["png", "npy"], default="png", help="png (lossless, uint8) or npy")
     gen.add_argument("--stage", choices=["decode", "colour", "geometry", "normalise"], default="geometry",
