@@ -97,14 +97,14 @@ def cmd_demo_lm(args) -> None:
     from sysnoise import api
     from sysnoise.language_models import load_language_model
     from sysnoise.report.language import write_table
-    from sysnoise.zoo.text import DEMO_SETS
+    from sysnoise.zoo.text import DEMO_NOISES, DEMO_SETS
 
     out = Path(args.out or f"results/demo-lm-{args.model}")
     print(f"loading {args.model} (about half a minute)")
     loaded = load_language_model(args.model)
     runs = []
     for name, (path, fmt) in DEMO_SETS.items():
-        runs.append(api.run_language(loaded, path, fmt=fmt, noises=args.noises or api.LANGUAGE_NOISES,
+        runs.append(api.run_language(loaded, path, fmt=fmt, noises=args.noises or DEMO_NOISES,
                                      out=out / name, options=_options(args), fresh=args.fresh))
         _finish(runs[-1], out / name)
     print(f"wrote {write_table(runs, out / 'report.md')}")

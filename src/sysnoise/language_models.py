@@ -50,7 +50,9 @@ def load_causal_lm(name_or_path: str, *, gguf_file: str | None = None, name: str
     _offline()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # per-tensor GGUF bars would drown the run's own progress
     path = Path(name_or_path).expanduser()
     where = str(path) if path.exists() else name_or_path
     if path.exists() and not path.is_dir():

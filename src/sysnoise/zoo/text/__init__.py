@@ -10,3 +10,7 @@ DEMO_SETS = {
     "lastword": (HERE / "devil-lastword.jsonl", "lambada"),
     "text": (HERE / "devil-text.jsonl", "text"),
 }
+
+# the demo's systems: the paper's Table 5 (FP16, INT8) and 4-bit weights; `sysnoise run --task
+# language` measures every precision option that fits the model
+DEMO_NOISES = ("precision=fp16,int8-dynamic,w4-g128-weight-only",)

@@ -18,9 +18,9 @@ HERE = Path(__file__).parent
 HEAD = re.compile(r"^[A-Z][A-Z'\- ]+, [a-z.]+\s")  # "BACKBITE, v.t.  To speak of ..."
 FIRST_ENTRY = "ABASEMENT, n."
 TARGET = re.compile(r"^[A-Za-z]{3,}$")
-LASTWORD_WORDS = (30, 120)  # passage length in words, context plus target
-TEXT_MIN_WORDS, TEXT_MAX_WORDS = 40, 200
-EVERY = 3  # every third qualifying entry, so the sets span the alphabet and stay small
+LASTWORD_WORDS = (25, 60)  # passage length in words, context plus target
+TEXT_MIN_WORDS, TEXT_MAX_WORDS = 40, 80
+EVERY = 5  # every fifth qualifying entry: the sets span the alphabet and the demo stays in minutes
 
 
 def entries(text: str) -> list[str]:
