@@ -293,3 +293,20 @@ def test_ffmpeg_refuses_corrupt_scan_data_instead_of_returning_green():
     good[middle : middle + 300] = np.random.default_rng(0).bytes(300)
     with pytest.raises(DecodeError, match="FFmpeg cannot decode"):
         decode("ffmpeg", bytes(good))
+
+
+def _decode_outcome(name, data):
+    try:
+        return decode(name, data).shape
+    except DecodeError as err:
+        return str(err)
+
+
+@needs_dali
+def test_dali_in_a_worker_forked_after_the_parent_used_it_fails_clearly_instead_of_hanging(jpeg420):
+    import multiprocessing
+
+    decode("dali", jpeg420)  # the parent starts DALI first, as a test or `diff` in the main process would
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        outcome = pool.apply_async(_decode_outcome, ("dali", jpeg420)).get(timeout=120)
+    assert "DALI was started in the parent process" in outcome

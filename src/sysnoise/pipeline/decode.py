@@ -247,12 +247,19 @@ def _dali_available() -> bool:
     return importlib.util.find_spec("nvidia.dali") is not None
 
 
-_dali_pipe = None
+_dali_pipe = (None, None)  # (process id, pipeline)
 
 
 def _dali_pipeline():
     global _dali_pipe
-    if _dali_pipe is None:
+    import os
+
+    if _dali_pipe[0] not in (None, os.getpid()):
+        # DALI's backend does not survive fork: a child of a process that already decoded with DALI
+        # hangs building its own pipeline. Fail the sample clearly instead.
+        raise DecodeError("DALI was started in the parent process before it forked this worker; "
+                          "decode with DALI only in workers (or with --workers 0)")
+    if _dali_pipe[0] is None:
         import nvidia.dali.fn as fn
         import nvidia.dali.types as types
         from nvidia.dali import pipeline_def
@@ -262,9 +269,10 @@ def _dali_pipeline():
             encoded = fn.external_source(name="encoded", dtype=types.UINT8, ndim=1)
             return fn.decoders.image(encoded, device="cpu", output_type=types.RGB)
 
-        _dali_pipe = pipe()
-        _dali_pipe.build()
-    return _dali_pipe
+        built = pipe()
+        built.build()
+        _dali_pipe = (os.getpid(), built)
+    return _dali_pipe[1]
 
 
 @DECODERS.register("dali", "NVIDIA DALI fn.decoders.image on the CPU (device_id=None), applies EXIF rotation; optional: pip install "
