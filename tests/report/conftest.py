@@ -27,12 +27,15 @@ MOVES = {
     ("resize", "opencv-nearest"): {0, 1, 2, 3, 4, 5, 25},  # 6 right -> wrong (p = 2/2**6), one unlabeled flip
     ("resize", "pillow-box"): {17},  # wrong -> right (17 is labeled, reference wrong there)
     ("precision", "fp16"): {6, 26},
+    ("colour", "bgr"): {7, 8},  # the channel-order configuration error
 }
-SINGLE = {"decoder": ["opencv"], "resize": ["opencv-nearest", "pillow-box"], "precision": ["fp16"]}
+SINGLE = {"decoder": ["opencv"], "resize": ["opencv-nearest", "pillow-box"], "precision": ["fp16"],
+          "channel-order": ["bgr"]}
 NOISE_ROWS = [
     {"name": "decoder", "stage": "pre-processing", "description": "decoder library", "applies": True},
     {"name": "resize", "stage": "pre-processing", "description": "resize kernel", "applies": True},
     {"name": "precision", "stage": "inference", "description": "numeric precision", "applies": True},
+    {"name": "channel-order", "stage": "misconfiguration", "description": "RGB fed as BGR", "applies": True},
     {"name": "ceil-mode", "stage": "inference", "description": "max-pool ceil mode", "applies": False},
 ]
 ENVIRONMENT = {"python": "3.11", "platform": "test", "cpu": "test cpu", "cuda": None,

@@ -42,12 +42,13 @@ def test_report_renders_in_headless_chromium(stored_run, tmp_path):
 
     assert [entry for entry in console if entry["level"] == "SEVERE"] == []
     assert len(state["images"]) >= 2 and all(image["ok"] for image in state["images"]), state["images"]
-    assert state["noises"] == ["decoder", "resize", "precision", "ceil-mode"]
-    assert len(state["charts"]) >= 5  # 3 noises, the stepwise chart, the attribution chart
+    assert state["noises"] == ["decoder", "resize", "precision", "ceil-mode", "channel-order"]
+    assert len(state["charts"]) >= 6  # 4 noises, the stepwise chart, the attribution chart
     assert all(width > 200 and height > 50 for width, height in state["charts"]), state["charts"]
     assert all(name.startswith("data:") for name in state["resources"]), state["resources"]
     assert state["pageWidth"] <= state["viewport"]  # nothing overflows sideways
-    assert {"summary", "noises", "stepwise", "deploy", "differences", "flips", "environment"} <= set(state["headings"])
+    assert {"summary", "noises", "stepwise", "deploy", "differences", "flips", "misconfiguration",
+            "environment"} <= set(state["headings"])
 
     assert shot[:8] == b"\x89PNG\r\n\x1a\n"
     image = np.asarray(Image.open(io.BytesIO(shot)).convert("L"))

@@ -26,7 +26,7 @@ def test_decimals_follow_the_one_sample_resolution(n, places):
 def test_the_known_deltas_reach_the_results(results):
     deltas = {v["id"]: v["delta"] for v in results["variants"]}
     assert deltas == pytest.approx({"decoder/opencv": 0, "resize/opencv-nearest": 30, "resize/pillow-box": -5,
-                                    "precision/fp16": 5})
+                                    "precision/fp16": 5, "channel-order/bgr": 10})
     steps = results["stepwise"]["steps"]
     assert [s["added_noise"] for s in steps] == ["resize", "precision", "decoder"]
     assert [s["delta"] for s in steps] == pytest.approx([30, 35, 35])
@@ -53,7 +53,7 @@ def test_csv_has_one_row_per_variant_with_unrounded_numbers(stored_run, results)
     rows = list(csv.DictReader(io.StringIO((stored_run / "report.csv").read_text())))
     assert rows[0]["kind"] == "reference" and float(rows[0]["value"]) == pytest.approx(80)
     kinds = [r["kind"] for r in rows[1:]]
-    assert kinds == ["single"] * 4 + ["stepwise"] * 3 + ["deploy"] * 5
+    assert kinds == ["single"] * 5 + ["stepwise"] * 3 + ["deploy"] * 5
     by_id = {r["id"]: r for r in rows}
     nearest = by_id["resize/opencv-nearest"]
     assert float(nearest["delta"]) == pytest.approx(30)
@@ -69,7 +69,11 @@ def test_html_shows_every_noise_its_interval_a_difference_picture_and_a_flip(sto
         assert f'data-noise="{noise["name"]}"' in page
     assert "n/a: ceil-mode does not apply" in page
     charts = re.findall(r'<figure class="noise" data-noise="([^"]+)"><svg', page)
-    assert charts == ["decoder", "resize", "precision"]
+    assert charts == ["decoder", "resize", "precision", "channel-order"]
+    # the configuration error is shown apart: after its own heading, not in the summary table
+    assert page.index('data-noise="channel-order"') > page.index('id="misconfiguration"')
+    summary = page.split('id="summary"')[1].split("</table>")[0]
+    assert "channel-order" not in summary and "35*</td>" in summary
     resize_chart = page.split('data-noise="resize"')[1].split("</figure>")[0]
     assert "opencv-nearest" in resize_chart and "pillow-box" in resize_chart  # options as text (not paths)
     assert "[20, 45]" in page or re.search(r"\[\d+, \d+\]", page)  # intervals printed beside the charts

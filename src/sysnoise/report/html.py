@@ -12,7 +12,8 @@ import re
 from pathlib import Path
 
 from sysnoise.analysis.combine import effect, effect_ci, worst_rows
-from sysnoise.report.markdown import fmt, fmt_ci, fmt_p, labeled, metric_label, noise_cell, places_for, star
+from sysnoise.report.markdown import (fmt, fmt_ci, fmt_p, labeled, metric_label, misconfigured, noise_cell,
+                                     places_for, star)
 
 SIGNIFICANT = "#b2182b"  # distinguishable from zero
 NOT_SIGNIFICANT = "#8da0b3"
@@ -205,7 +206,7 @@ def summary_cards(results: dict, places: int) -> str:
         total = results["deploy"]["total"]
         cards.append(("deployment pipeline", fmt(effect(total), places) + star(total),
                       f"95% CI {fmt_ci(effect_ci(total), places)}"))
-    variants = results["variants"]
+    variants = [v for v in results["variants"] if v["noise"] not in misconfigured(results)]
     if labeled(results):
         cards.append(("distinguishable from zero", f"{sum(v['distinguishable_from_zero'] for v in variants)} "
                       f"of {len(variants)}", "variants with McNemar p < 0.05"))
@@ -217,9 +218,10 @@ def summary_cards(results: dict, places: int) -> str:
 def summary_table(results: dict, places: int) -> str:
     ref = results["reference"]
     metric = ref.get("metric", "top1")
-    headers = ["model", f"reference {metric_label(results)}"] + [n["name"] for n in results["noises"]]
+    noises = [n for n in results["noises"] if n["name"] not in misconfigured(results)]  # reported apart
+    headers = ["model", f"reference {metric_label(results)}"] + [n["name"] for n in noises]
     cells = [f"<td>{esc(results['model']['name'])}</td>", _num(ref.get(metric), places)]
-    for noise in results["noises"]:
+    for noise in noises:
         text = noise_cell(noise, places)
         cells.append(f'<td class="n{" na" if text in ("n/a", "-") else ""}">{esc(text)}</td>')
     steps = results.get("stepwise", {}).get("steps")
@@ -229,14 +231,14 @@ def summary_table(results: dict, places: int) -> str:
     return _table(headers, ["<tr>" + "".join(cells) + "</tr>"])
 
 
-def noise_charts(results: dict, places: int) -> str:
+def noise_charts(results: dict, noises: list[dict], places: int) -> str:
     ref = results["reference"]
     resolution = 100 / max(1, ref["n_labeled"] or ref["n"])
     by_noise: dict[str, list[dict]] = {}
     for row in results["variants"]:
         by_noise.setdefault(row["noise"], []).append(row)
     parts = []
-    for noise in results["noises"]:
+    for noise in noises:
         name = noise["name"]
         if not noise["applies"]:
             body = f'<p class="na">n/a: {esc(name)} does not apply to this model.</p>'
@@ -357,7 +359,10 @@ def flips_section(results: dict, folder: Path) -> str:
 def environment_section(results: dict) -> str:
     env = results["environment"]
     rows = [f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in env["libraries"].items() if v]
-    rows += [f"<tr><td>decoder: {esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in env["decoder_libraries"].items() if v]
+    decoders = env["decoder_libraries"]
+    rows += [f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in decoders.items() if v and k != "decoders"]
+    rows += [f"<tr><td>decoder <code>{esc(k)}</code></td><td>{esc(v)}</td></tr>"
+             for k, v in decoders.get("decoders", {}).items()]
     pipeline = "".join(f"<tr><td>{esc(k)}</td><td><code>{esc(v)}</code></td></tr>"
                        for k, v in results["reference"]["pipeline"].items())
     return (
@@ -366,6 +371,23 @@ def environment_section(results: dict) -> str:
         "under test.</p><div class=\"grid\"><div>" + _table(["library", "version"], rows)
         + "</div><div>" + _table(["reference pipeline", "value"], [pipeline]) + "</div></div>"
     )
+
+
+def misconfiguration_section(results: dict, places: int) -> str:
+    names = misconfigured(results)
+    rows = [v for v in results["variants"] if v["noise"] in names]
+    if not rows:
+        return ""
+    return ('<h2 id="misconfiguration">Configuration errors (not noise)</h2><p class="note">What a wrong setting '
+            "costs, shown apart from the noises and left out of the summary and the combined worst case.</p>"
+            + noise_charts(results, [n for n in results["noises"] if n["name"] in names], places)
+            + option_table(rows, results, places))
+
+
+def unavailable_note(results: dict) -> str:
+    missing = [f"{n['name']}/{option} ({why})" for n in results["noises"] for option, why in n.get("unavailable", {}).items()]
+    return (f'<p class="note">Not measured here, an optional library is missing: {esc("; ".join(missing))}.</p>'
+            if missing else "")
 
 
 def problems_section(results: dict) -> str:
@@ -385,6 +407,7 @@ def render(results: dict, folder: str | Path) -> str:
             if labeled(results) else "no labels: the flip rate (how often the top-1 changed) is all that can be "
                                       "measured")
     title = f"sysnoise: {results['model']['name']} on {Path(results['dataset']['path']).name}"
+    noises = [n for n in results["noises"] if n["name"] not in misconfigured(results)]
     body = [
         f"<h1>{esc(title)}</h1>",
         f'<p class="sub">{esc(results["task"])} · {ref["n"]} samples ({ref["n_labeled"]} labeled), '
@@ -396,13 +419,15 @@ def render(results: dict, folder: str | Path) -> str:
         "mean ± std (max) over its options.</p>",
         summary_table(results, places),
         '<h2 id="noises">Every noise with its 95% interval</h2>',
-        noise_charts(results, places),
+        noise_charts(results, noises, places),
+        unavailable_note(results),
         stepwise_section(results, places),
         deploy_section(results, places),
         differences_section(results, folder),
         flips_section(results, folder),
+        misconfiguration_section(results, places),
         '<h2 id="options">Every option</h2>',
-        option_table(results["variants"], results, places),
+        option_table([v for v in results["variants"] if v["noise"] not in misconfigured(results)], results, places),
         problems_section(results),
         environment_section(results),
     ]

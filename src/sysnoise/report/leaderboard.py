@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sysnoise.engine.store import digest
 from sysnoise.errors import UserInputError
-from sysnoise.report.markdown import decimals_for, fmt, metric_label, noise_cell
+from sysnoise.report.markdown import decimals_for, fmt, metric_label, misconfigured, noise_cell
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -95,8 +95,8 @@ def table(board: Board) -> tuple[list[str], list[list[str]], int]:
     runs.sort(key=lambda r: (-(r["reference"].get(metric) if r["reference"].get(metric) is not None
                                else float("-inf")), r["model"]["name"]))
     noises: list[str] = []
-    for r in runs:
-        noises += [n["name"] for n in r["noises"] if n["name"] not in noises]
+    for r in runs:  # configuration errors are reported apart, not in this table
+        noises += [n["name"] for n in r["noises"] if n["name"] not in noises and n["name"] not in misconfigured(r)]
     combined = any(r.get("stepwise") for r in runs)
     headers = ["model", f"reference {metric_label(runs[0])}"] + noises + (["combined"] if combined else [])
     rows = []

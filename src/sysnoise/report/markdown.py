@@ -42,6 +42,11 @@ def labeled(results: dict) -> bool:
 MISCONFIGURATION = "misconfiguration"  # a noise stage: configuration errors (RGB fed as BGR), not noise
 
 
+def misconfigured(results: dict) -> set[str]:
+    """Noises that are configuration errors: reported apart, left out of the summary."""
+    return {n["name"] for n in results["noises"] if n["stage"] == MISCONFIGURATION}
+
+
 def star(row: dict) -> str:
     return "*" if row.get("distinguishable_from_zero") else ""
 
@@ -177,7 +182,7 @@ def render(results: dict) -> str:
     metric = ref.get("metric", "top1")
     label = metric_label(results)
     places = places_for(results)
-    misconfigured = {n["name"] for n in results["noises"] if n["stage"] == MISCONFIGURATION}
+    misconfigured_noises = misconfigured(results)
     what = (f"{label} delta in points (reference minus variant)" if labeled(results)
             else f"{label} flip rate in % (no labels)")
     lines = [
@@ -205,18 +210,18 @@ def render(results: dict) -> str:
         "changed. c->w / w->c: samples the variant made wrong / right. Identical: % of samples whose "
         "outputs are bit-identical to the reference.",
         "",
-        *option_table([v for v in results["variants"] if v["noise"] not in misconfigured], places, metric, label),
+        *option_table([v for v in results["variants"] if v["noise"] not in misconfigured_noises], places, metric, label),
     ]
     identical = [v["id"] for v in results["variants"] if v["identical"] == 100]
     if identical:
         lines += ["", "Bit-identical to the reference on every sample: " + ", ".join(identical) + "."]
-    differing = [v["id"] for v in results["variants"] if v["identical"] != 100 and v["noise"] not in misconfigured]
+    differing = [v["id"] for v in results["variants"] if v["identical"] != 100 and v["noise"] not in misconfigured_noises]
     if identical and differing:
         lines += ["", "Not bit-identical (outputs differ on at least one sample): " + ", ".join(differing) + "."]
     unavailable = [f"{n['name']}/{option} ({why})" for n in results["noises"] for option, why in n.get("unavailable", {}).items()]
     if unavailable:
         lines += ["", "Not measured here, an optional library is missing: " + "; ".join(unavailable) + "."]
-    misconfigurations = [v for v in results["variants"] if v["noise"] in misconfigured]
+    misconfigurations = [v for v in results["variants"] if v["noise"] in misconfigured_noises]
     if misconfigurations:
         lines += ["", "## Configuration errors (not noise)", "",
                   "What a wrong setting costs, shown apart from the noises above and left out of the summary.", "",
