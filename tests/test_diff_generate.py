@@ -209,3 +209,14 @@ def test_match_names_the_pipeline_that_made_the_arrays(samples, tmp_path):
     assert result["closest"]["changed_fields"] == {"colour": ["rgb", "bgr"], "resize": ["pillow-bilinear", "opencv-bilinear"]}
     assert result["stages"] == ["geometry"]
     assert "closest pipeline" in diffing.render_match(result)
+
+
+def test_match_skips_unreadable_device_files_with_a_reason(samples, tmp_path):
+    from sysnoise.generate import generate
+
+    generate(samples, REFERENCE, tmp_path / "device")
+    (tmp_path / "device" / stored.file_name(samples[0].id, "png")).write_bytes(b"not a png")
+    result = diffing.match_folder(tmp_path / "device", samples, REFERENCE, steps=1)
+    assert result["n_matched"] == len(samples) - 1
+    assert result["unreadable"][0]["id"] == samples[0].id and "not a readable image" in result["unreadable"][0]["reason"]
+    assert result["reference"]["exact_pct"] == 100

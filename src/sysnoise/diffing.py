@@ -110,7 +110,11 @@ def diff_pipelines(a: Pipeline, b: Pipeline, samples: Iterable, out: Path | None
     image of the model-input pixels (geometry stage): a | b | amplified difference."""
     rows = []
     for sample in samples:
-        data = Path(sample.path).read_bytes()
+        try:
+            data = Path(sample.path).read_bytes()
+        except OSError as err:
+            rows.append({"id": sample.id, "error": f"cannot read file: {err.strerror or err}", "stages": {}})
+            continue
         memo = Memo()  # shared: the two pipelines decode once when they share a decoder
         va = stage_values(data, a, memo, sample.id)
         vb = stage_values(data, b, memo, sample.id)
@@ -140,7 +144,7 @@ def diff_pipelines(a: Pipeline, b: Pipeline, samples: Iterable, out: Path | None
 
 
 def _first_overall(rows: list[dict]) -> str | None:
-    firsts = [r["first_divergent_stage"] for r in rows if r["first_divergent_stage"]]
+    firsts = [r["first_divergent_stage"] for r in rows if r.get("first_divergent_stage")]
     return min(firsts, key=PIXEL_STAGES.index) if firsts else None
 
 
@@ -148,7 +152,7 @@ def summarise(rows: list[dict]) -> dict:
     """Per stage over images: worst max, mean of means, mean PSNR over differing images, % identical."""
     out = {}
     for stage in PIXEL_STAGES:
-        cells = [r["stages"][stage] for r in rows if r["stages"][stage].get("comparable")]
+        cells = [r["stages"][stage] for r in rows if r["stages"].get(stage, {}).get("comparable")]
         if not cells:
             out[stage] = {"n": 0}
             continue
@@ -215,10 +219,15 @@ def match_folder(device: Path, samples: list, reference: Pipeline, steps: int = 
     pairs = [(by_stem[stem], path) for stem, path in files.items() if stem in by_stem]
     if not pairs:
         raise UserInputError(f"{device}: no file matches a source image by relative name (e.g. {next(iter(files))})")
-    targets = []
+    targets, unreadable = [], []
     for sample, path in pairs:
-        array = stored.read_array(path)
-        targets.append((sample, Path(sample.path).read_bytes(), array, stored.infer_stage(array, reference.input_size)))
+        try:
+            array = stored.read_array(path)
+            targets.append((sample, Path(sample.path).read_bytes(), array, stored.infer_stage(array, reference.input_size)))
+        except (SampleError, OSError) as err:
+            unreadable.append({"id": sample.id, "file": str(path), "reason": str(err)})
+    if not targets:
+        raise UserInputError(f"{device}: no readable pair of device array and source image; first: {unreadable[0]}")
     memos = [Memo() for _ in targets]
 
     def score(pipeline: Pipeline) -> dict:
@@ -250,8 +259,9 @@ def match_folder(device: Path, samples: list, reference: Pipeline, steps: int = 
     stages = sorted({t[3] for t in targets}, key=PIXEL_STAGES.index)
     return {
         "device": str(device),
-        "n_matched": len(pairs),
+        "n_matched": len(targets),
         "n_unmatched": len(files) - len(pairs),
+        "unreadable": unreadable,
         "stages": stages,
         "reference": {"pipeline": reference.to_dict(), **score(reference)},
         "closest": {"pipeline": best.to_dict(), "changes": path, **best_score,
