@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from sysnoise.engine.execute import EngineOptions, evaluate
+from sysnoise.engine.outputs import RunOutputs
 from sysnoise.engine.plan import Plan
 from sysnoise.engine.store import ChunkStore
 from sysnoise.errors import UserInputError
@@ -20,6 +21,7 @@ from sysnoise.pipeline.spec import Pipeline
 from sysnoise.tasks.classification import Dataset, check_labels, read_dataset
 
 DEFAULT_NOISES = ("decoder", "resize", "crop", "colour", "channel-order", "precision", "int8", "ceil-mode", "upsample", "runtime")
+CLASSIFICATION_STAGES = ("pre-processing", "misconfiguration", "inference")  # post-processing noises are n/a
 
 
 def option_applies(noise, option: str, module) -> bool:
@@ -86,6 +88,9 @@ def run(
     from sysnoise.report.results import build_results, write_reports, write_results
 
     options = options or EngineOptions()
+    if (stepwise or deploy) and distributed_world() > 1:
+        raise UserInputError("--stepwise and --deploy need the single-noise results on every rank: run them "
+                             "in one process (or rerun the combination after a distributed run of the noises)")
     loaded = model if isinstance(model, LoadedModel) else (
         load_model(model, weights, reference=reference) if isinstance(model, str) else wrap_module(model, reference=reference)
     )
@@ -99,7 +104,7 @@ def run(
     check_labels(dataset, loaded.num_classes)
     if not dataset.samples:
         raise UserInputError(f"{dataset.root}: no usable samples left; problems: {dataset.problems[:3]}")
-    plan, noise_rows = plan_variants(loaded, noises, loaded.reference)
+    plan, noise_rows = plan_variants(loaded, noises, loaded.reference, stages=CLASSIFICATION_STAGES)
     # Bad combination requests fail before any model runs, not after the first pass.
     deploy = _deployment(deploy, loaded.reference)
     combine.check_stepwise(stepwise, {variant.noise for variant in plan.variants})
@@ -109,21 +114,10 @@ def run(
                                                          calibration_samples, allow_outside_root)
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    fingerprint = {
-        "model": loaded.describe(),
-        "samples": [(s.id, s.labels) for s in dataset.samples],
-        "columns": plan.fingerprint(),
-    }
-    if calibration:  # INT8 stages depend on what they were calibrated on
-        fingerprint["calibration"] = [s.id for s in calibration]
-    store = ChunkStore(out, fingerprint, fresh=fresh)
-    started = time.perf_counter()
-    with _progress(len(dataset.samples), f"{loaded.name}: {len(plan.columns)} pipelines", options.progress) as advance:
-        outputs = evaluate(loaded, dataset, plan, store, options, on_progress=advance, calibration=calibration)
-    elapsed = time.perf_counter() - started
-
-    outputs.save(out / "outputs.npz")
+    outputs, elapsed = _measure(loaded, dataset, plan, out, options, fresh, f"{len(plan.columns)} pipelines",
+                                samples=[(s.id, s.labels) for s in dataset.samples], calibration=calibration)
+    if outputs is None:  # a torchrun rank other than 0: rank 0 writes the results
+        return None
     results = build_results(
         task="classification",
         model={**loaded.describe(), "reference_pipeline": loaded.reference.to_dict()},
@@ -146,9 +140,6 @@ def run(
                                           loaded.class_names, out)
     write_results(results, out / "results.json")
     write_reports(results, out)
-    for chunks in (store.chunks, out / "combined" / "chunks"):  # the final files now hold everything
-        for chunk in chunks.glob("*.npz"):
-            chunk.unlink()
     return results
 
 
@@ -227,7 +218,8 @@ def _drop_calibrated(plan: Plan, rows: list[dict], reason: str) -> Plan:
     return Plan(plan.reference, tuple(v for v in plan.variants if v not in dropped))
 
 
-def _combined_pass(loaded, dataset, results, stepwise, deploy, out, options, fresh, calibration=None):
+def _combined_pass(loaded, dataset, results, stepwise, deploy, out, options, fresh, calibration=None, *,
+                   task=None, analysis=None, samples=None):
     """The second engine pass: the stepwise combination (greedy order needs the single-noise
     results) and the deployment pipeline with its attribution variants. Its own store keeps
     resume working; its own reference column keeps it self-contained. None when not asked."""
@@ -241,19 +233,107 @@ def _combined_pass(loaded, dataset, results, stepwise, deploy, out, options, fre
     if not variants:
         return None
     plan = Plan(loaded.reference, tuple(variants))
-    folder = out / "combined"
-    fingerprint = {"model": loaded.describe(), "samples": [(s.id, s.labels) for s in dataset.samples],
-                   "columns": plan.fingerprint()}
-    if calibration:
-        fingerprint["calibration"] = [s.id for s in calibration]
-    store = ChunkStore(folder, fingerprint, fresh=fresh)
-    with _progress(len(dataset.samples), f"{loaded.name}: {len(plan.columns)} combined pipelines",
-                   options.progress) as advance:
-        outputs = evaluate(loaded, dataset, plan, store, options, on_progress=advance, calibration=calibration)
-    outputs.save(folder / "outputs.npz")
+    outputs, _ = _measure(loaded, dataset, plan, out / "combined", options, fresh,
+                          f"{len(plan.columns)} combined pipelines",
+                          samples=samples or [(s.id, s.labels) for s in dataset.samples], task=task,
+                          calibration=calibration)
     order = combine.GREEDY if stepwise == combine.GREEDY else "given"
-    add_combined(results, plan, outputs, steps=steps, order=order, deploy=deploy)
+    add_combined(results, plan, outputs, steps=steps, order=order, deploy=deploy, analysis=analysis)
     return plan, outputs
+
+
+_PREPROCESSING_AND_INFERENCE = ("decoder", "resize", "colour", "channel-order", "precision", "int8", "ceil-mode",
+                                "upsample")
+DETECTION_NOISES = _PREPROCESSING_AND_INFERENCE + (
+    "crop=keep-ratio-max-size,letterbox,squash", "box-decoding", "box-rounding", "nms", "score-threshold", "top-k",
+    "box-clip")
+SEGMENTATION_NOISES = _PREPROCESSING_AND_INFERENCE + ("crop=shorter-side,letterbox,squash", "mask-resize")
+DENSE_STAGES = ("pre-processing", "misconfiguration", "inference", "post-processing")
+
+
+def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "results/run", weights=None,
+              reference: Pipeline | None = None, options: EngineOptions | None = None, fresh: bool = False,
+              allow_outside_root: bool = False, stepwise=None, deploy=None, figures: bool = True,
+              calibration_data=None, calibration_samples: int | None = None) -> dict | None:
+    """Detection (COCO JSON + images: box mAP) or segmentation (image / label-map list: mIoU) under
+    the reference pipeline and its variants; same outputs as `run` (docs/detection.md).
+
+    `model`: a name, a LoadedModel or a torch module: for detection a torchvision detector or a
+    raw-output module (tasks/detection_heads.py), for segmentation a module returning logits."""
+    from sysnoise import environment
+    from sysnoise.analysis import combine
+    from sysnoise.report.figures import Measured, make_figures
+    from sysnoise.report.results import build_results, write_reports, write_results
+    from sysnoise.tasks.base import TASKS
+    from sysnoise.zoo.datasets import resolve_dataset
+
+    if task_name not in ("detection", "segmentation"):
+        raise UserInputError(f"run_dense handles detection and segmentation, not {task_name!r}")
+    options = options or EngineOptions()
+    if (stepwise or deploy) and distributed_world() > 1:
+        raise UserInputError("--stepwise and --deploy need the single-noise results on every rank: run them in one process")
+    loaded = model if isinstance(model, LoadedModel) else (
+        load_model(model, weights, reference=reference) if isinstance(model, str) else wrap_module(model, reference=reference)
+    )
+    if reference is not None:
+        loaded.reference = reference
+    data = resolve_dataset(data)
+    if task_name == "detection":
+        from sysnoise.analysis.detection import DetectionAnalysis
+        from sysnoise.tasks.detection import read_detection_data
+        from sysnoise.tasks.detection_heads import raw_detector
+
+        try:
+            loaded.module = raw_detector(loaded.module)
+        except ValueError as err:
+            raise UserInputError(str(err)) from None
+        dataset = data if hasattr(data, "coco") else read_detection_data(data, allow_outside_root=allow_outside_root)
+        task, analysis = TASKS("detection").bind(loaded.module), DetectionAnalysis(dataset)
+        samples = [(s.id, s.labels) for s in dataset.samples]
+    else:
+        from sysnoise.analysis.segmentation import SegmentationAnalysis
+        from sysnoise.tasks.segmentation import logits_module, read_segmentation_list
+
+        loaded.module = logits_module(loaded.module)
+        dataset = data if hasattr(data, "ignore_index") else read_segmentation_list(data, allow_outside_root=allow_outside_root)
+        task = TASKS("segmentation").bind(loaded.num_classes, dataset.ignore_index)
+        analysis = SegmentationAnalysis(loaded.class_names)
+        samples = [(s.id, s.label_path.name, s.label_path.stat().st_size, s.label_path.stat().st_mtime_ns)
+                   for s in dataset.samples]  # the confusion counts depend on the label maps
+    specs = noises or (DETECTION_NOISES if task_name == "detection" else SEGMENTATION_NOISES)
+    plan, noise_rows = plan_variants(loaded, specs, loaded.reference, stages=DENSE_STAGES)
+    deploy = _deployment(deploy, loaded.reference)
+    combine.check_stepwise(stepwise, {variant.noise for variant in plan.variants})
+    plan, calibration, calibration_record = _calibration(plan, noise_rows, dataset, deploy, calibration_data,
+                                                         calibration_samples, allow_outside_root)
+    if calibration:  # the held-out samples left dataset.samples: the fingerprint follows
+        kept = {s.id for s in dataset.samples}
+        samples = [entry for entry in samples if entry[0] in kept]
+
+    out = Path(out)
+    outputs, elapsed = _measure(loaded, dataset, plan, out, options, fresh, f"{len(plan.columns)} pipelines",
+                                samples=samples, task=task, calibration=calibration)
+    if outputs is None:
+        return None
+    results = build_results(
+        task=task_name, model={**loaded.describe(), "reference_pipeline": loaded.reference.to_dict()},
+        dataset={**dataset.describe(), "calibration": calibration_record}, plan=plan, outputs=outputs,
+        noises=noise_rows, environment=environment.describe(),
+        run={"seconds": round(elapsed, 2), "batch_size": options.batch_size, "workers": options.workers,
+             "device": options.device, "forwards": {str(k): v for k, v in options.forward_counter.items()},
+             "model_stages": options.model_info, "bootstrap_resamples": analysis.resamples},
+        problems=dataset.problems, analysis=analysis)
+    measured = [Measured(column, outputs) for column in plan.columns[1:]]
+    combined = _combined_pass(loaded, dataset, results, stepwise, deploy, out, options, fresh, calibration,
+                              task=task, analysis=analysis, samples=samples)
+    if combined:
+        measured += [Measured(column, combined[1]) for column in combined[0].columns[1:]]
+    if figures:
+        results["figures"] = make_figures(results, measured, {s.id: s.path for s in dataset.samples},
+                                          loaded.class_names, out)
+    write_results(results, out / "results.json")
+    write_reports(results, out)
+    return results
 
 
 LANGUAGE_NOISES = ("precision",)
@@ -289,16 +369,10 @@ def run_language(model, data, *, fmt: str | None = None, noises=LANGUAGE_NOISES,
     plan, noise_rows = plan_variants(loaded, specs, loaded.reference, stages=LANGUAGE_STAGES)
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    fingerprint = {"model": loaded.describe(), "task": "language", "format": dataset.format,
-                   "samples": [(s.id, s.requests, s.label) for s in dataset.samples], "columns": plan.fingerprint()}
-    store = ChunkStore(out, fingerprint, fresh=fresh)
-    started = time.perf_counter()
-    with _progress(len(dataset.samples), f"{loaded.name}: {len(plan.columns)} systems", options.progress) as advance:
-        outputs = evaluate(loaded, dataset, plan, store, options, on_progress=advance, task=task)
-    elapsed = time.perf_counter() - started
-
-    outputs.save(out / "outputs.npz")
+    outputs, elapsed = _measure(loaded, dataset, plan, out, options, fresh, f"{len(plan.columns)} systems", task=task,
+                                samples=[(dataset.format, s.id, s.requests, s.label) for s in dataset.samples])
+    if outputs is None:
+        return None
     results = report.build_results(
         model=loaded.describe(), dataset=dataset.describe(), plan=plan, outputs=outputs, noises=noise_rows,
         environment=environment.describe(),
@@ -307,9 +381,45 @@ def run_language(model, data, *, fmt: str | None = None, noises=LANGUAGE_NOISES,
     )
     write_results(results, out / "results.json")
     (out / "report.md").write_text(report.render(results))
-    for chunk in store.chunks.glob("*.npz"):  # the final files now hold everything
-        chunk.unlink()
     return results
+
+
+def distributed_world() -> int:
+    from sysnoise.engine import distributed
+
+    return distributed.rank_and_world()[1]
+
+
+def _measure(loaded, dataset, plan: Plan, folder: Path, options: EngineOptions, fresh: bool, label: str, *,
+             samples: list, task=None, calibration=None):
+    """One engine pass into `folder` with resume: (RunOutputs saved as outputs.npz, seconds).
+
+    The store's fingerprint (model, samples, columns) guards resumed chunks. Under torchrun every
+    rank evaluates its share of chunks; rank 0 gets (outputs, seconds), the others (None, seconds).
+    """
+    from sysnoise.engine import distributed
+
+    rank, world = distributed.rank_and_world()
+    folder.mkdir(parents=True, exist_ok=True)
+    fingerprint = {"model": loaded.describe(), "samples": samples, "columns": plan.fingerprint()}
+    if calibration:  # INT8 stages depend on what they were calibrated on
+        fingerprint["calibration"] = [s.id for s in calibration]
+    store = ChunkStore(folder, fingerprint, fresh=fresh, owner=rank == 0)
+    distributed.barrier()  # no rank starts before rank 0 has validated (or cleared) the folder
+    options.device = distributed.local_device(options.device)
+    final = folder / "outputs.npz"
+    if world == 1 and store.same_run_as_before and final.is_file() and not any(store.chunks.glob("*.npz")):
+        return RunOutputs.load(final), 0.0  # this pass finished before the process was killed
+    started = time.perf_counter()
+    with _progress(len(dataset.samples), f"{loaded.name}: {label}", options.progress and rank == 0) as advance:
+        outputs = evaluate(loaded, dataset, plan, store, options, on_progress=advance, task=task,
+                           calibration=calibration)
+    elapsed = time.perf_counter() - started
+    if outputs is not None:
+        outputs.save(final)
+        for chunk in store.chunks.glob("*.npz"):  # outputs.npz now holds everything
+            chunk.unlink()
+    return outputs, elapsed
 
 
 class _progress:
@@ -408,3 +518,66 @@ def generate(data, out: str | Path, *, pipeline: str = "reference", model: str |
     samples = _samples(data, list_file, allow_outside_root=allow_outside_root)
     with _progress(len(samples), f"generate {stage}", progress) as advance:
         return write(samples, chosen, out, fmt=fmt, stage=stage, source=str(data), on_progress=advance)
+
+
+MATRIX_FIELDS = ("decoder", "colour", "resize", "crop", "precision")  # Pipeline fields with a same-named noise
+
+
+def _matrix_model(spec: str) -> LoadedModel:
+    """A zoo name, or a weights file with the NAME.json `sysnoise train` writes beside it."""
+    path = Path(spec)
+    if not path.is_file():
+        return load_model(spec)
+    sidecar = path.with_suffix(".json")
+    try:
+        model = json.loads(sidecar.read_text())["model"]
+    except (OSError, ValueError, KeyError) as err:
+        raise UserInputError(f"{path}: a weights file needs {sidecar.name} beside it naming its model "
+                             f"(as `sysnoise train` writes): {err}") from None
+    return load_model(model, path)
+
+
+def matrix(models: list[str], data, test: str, *, out: str | Path = "results/matrix", reference: Pipeline | None = None,
+           options: EngineOptions | None = None, fresh: bool = False, title: str | None = None) -> dict:
+    """Train-by-test matrix (paper Tables 7/8): every model under the test pipelines `test`
+    ("resize=pillow-bilinear,opencv-bilinear": the reference with that field swapped), one run per
+    model into OUT/runs/LABEL (the test pipelines are its columns, sharing decodes; reruns resume);
+    then the matrix from their stored per-sample outputs: OUT/matrix.json, matrix.md, matrix.csv.
+    reference: the pipeline the test columns vary (default: the first model's reference)."""
+    import re
+
+    from sysnoise.analysis import matrix as analysis
+    from sysnoise.engine.store import atomic_write_text
+    from sysnoise.report import matrix as report
+
+    field, _, text = test.partition("=")
+    tests = [o.strip() for o in text.split(",") if o.strip()]
+    if field not in MATRIX_FIELDS or not tests or len(set(tests)) != len(tests):
+        raise UserInputError(f"--test {test!r}: expected FIELD=OPTION,OPTION,... with distinct options, FIELD one of "
+                             f"{', '.join(MATRIX_FIELDS)}")
+    NOISES(field).chosen(tests)  # names every unknown option
+    loaded = [_matrix_model(spec) for spec in models]
+    labels = [m.card.get("label", m.name) for m in loaded]
+    if len(set(labels)) != len(labels):
+        raise UserInputError(f"two models share a label in {labels}; give each its own weights/NAME.json label")
+    first = (reference or loaded[0].reference).replace(**{field: tests[0]})
+    out, rows = Path(out), []
+    for spec, model, label in zip(models, loaded, labels):
+        folder = out / "runs" / re.sub(r"[^A-Za-z0-9._-]+", "-", label)
+        noises = [f"{field}={','.join(tests[1:])}"] if len(tests) > 1 else []
+        results = run(model, data, noises=noises, out=folder, reference=first, options=options, fresh=fresh,
+                      figures=False)
+        columns = {tests[0]: "reference", **{v["option"]: v["id"] for v in results["variants"]}}
+        missing = [t for t in tests if t not in columns]
+        if missing:
+            reasons = {k: v for n in results["noises"] for k, v in n.get("unavailable", {}).items()}
+            raise UserInputError(f"test option(s) {missing} not measured here: {reasons}")
+        rows.append(analysis.RowRun(label, analysis.training_of(model.card, model.reference),
+                                    RunOutputs.load(folder / "outputs.npz"), columns, source=spec))
+    doc = analysis.compute(rows, field, tests)
+    doc["data"] = str(data)
+    doc["test_base"] = first.to_dict()
+    atomic_write_text(out / "matrix.json", json.dumps(doc, indent=1) + "\n")
+    atomic_write_text(out / "matrix.md", report.render_markdown(doc, title) + "\n")
+    atomic_write_text(out / "matrix.csv", report.render_csv(doc))
+    return doc

@@ -11,15 +11,20 @@ from sysnoise.errors import UserInputError
 from sysnoise.registry import UnknownNameError
 
 
-def _engine_args(parser: argparse.ArgumentParser) -> None:
+def _engine_args(parser: argparse.ArgumentParser, noises: bool = True) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
     parser.add_argument("--workers", type=int, default=1,
                         help="pre-processing worker processes beside the model (default 1; 0 = none)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    parser.add_argument("--cache", metavar="DIR",
+                        help="on-disk cache of pre-processed inputs keyed by file hash and pipeline; "
+                             "a rerun with more variants computes only the new ones")
     parser.add_argument("--chunk-size", type=int, default=256,
                         help="samples committed to disk together; a killed run loses at most one chunk (default 256)")
     parser.add_argument("--fresh", action="store_true", help="discard partial results in --out and start over")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    if not noises:  # commands that choose their own columns (matrix)
+        return
     parser.add_argument("--noise", action="append", dest="noises", metavar="SPEC",
                         help="noise to measure, optionally with options: resize or resize=opencv-area,pillow-box "
                              "(repeatable; default: every noise; see `sysnoise list`)")
@@ -50,12 +55,14 @@ def _options(args):
     if args.batch_size < 1 or args.workers < 0 or args.chunk_size < 1:
         raise UserInputError("--batch-size and --chunk-size must be >= 1, --workers >= 0")
     return EngineOptions(batch_size=args.batch_size, workers=args.workers, progress=not args.no_progress,
-                         device=args.device, chunk_size=args.chunk_size)
+                         device=args.device, chunk_size=args.chunk_size, cache_dir=args.cache)
 
 
-def _finish(results: dict, out: Path) -> None:
+def _finish(results: dict | None, out: Path) -> None:
     from sysnoise.report.console import print_summary
 
+    if results is None:  # a torchrun rank other than 0: rank 0 reports
+        return
     print_summary(results)
     print(f"\nwrote {out / 'results.json'}, {out / 'outputs.npz'}, "
           f"{out / 'report.md'}, {out / 'report.html'}, {out / 'report.csv'}")
@@ -70,6 +77,13 @@ def cmd_run(args) -> None:
                                    out=args.out, options=_options(args), fresh=args.fresh)
         return _finish(results, Path(args.out))
     reference = Pipeline.load(args.reference) if args.reference else None
+    if args.task in ("detection", "segmentation"):
+        results = api.run_dense(
+            args.task, args.model, args.data, noises=args.noises, out=args.out, weights=args.weights,
+            reference=reference, options=_options(args), fresh=args.fresh, allow_outside_root=args.allow_outside_root,
+            stepwise=_stepwise(args.stepwise), deploy=args.deploy, calibration_data=args.calibration_data,
+            calibration_samples=args.calibration_samples)
+        return _finish(results, Path(args.out))
     results = api.run(
         args.model, args.data, noises=args.noises or api.DEFAULT_NOISES, out=args.out, weights=args.weights,
         reference=reference, list_file=args.list_file, options=_options(args), fresh=args.fresh,
@@ -80,9 +94,25 @@ def cmd_run(args) -> None:
     _finish(results, Path(args.out))
 
 
+DENSE_DEMO = {"detection": ("zoo-detector", "detection"), "segmentation": ("zoo-segmenter", "detection")}
+DENSE_DEMO_IMAGES = 200  # the first 200 scenes val images: the zoo cards' reference subset
+
+
 def cmd_demo(args) -> None:
     from sysnoise import api
     from sysnoise.zoo.photos import materialise
+
+    if args.task in DENSE_DEMO:
+        from sysnoise.zoo import scenes
+
+        model, kind = DENSE_DEMO[args.task]
+        folder = scenes.materialise(kind, "val", n=args.images or DENSE_DEMO_IMAGES)
+        data = folder / ("annotations.json" if args.task == "detection" else "segmentation.txt")
+        print(f"demo scenes: {data}")
+        out = Path(args.out or f"results/demo-{model}")
+        results = api.run_dense(args.task, model, data, noises=args.noises, out=out, options=_options(args),
+                                fresh=args.fresh, stepwise=_stepwise(args.stepwise), deploy=args.deploy)
+        return _finish(results, out)
 
     list_file = materialise()
     print(f"demo photos: {list_file.parent}")
@@ -163,8 +193,33 @@ def cmd_train_zoo(args) -> None:
 
     if args.name not in RECIPES:
         raise UserInputError(f"no training recipe {args.name!r}; recipes: {', '.join(RECIPES)}")
-    card = train(args.name, seed=args.seed, epochs=args.epochs, out=Path(args.out) if args.out else None)
+    card = train(args.name, seed=args.seed, epochs=args.epochs, out=Path(args.out) if args.out else None,
+                 init=args.init)
     print(json.dumps(card.get("metrics", {}), indent=1))
+
+
+def cmd_train(args) -> None:
+    from sysnoise.train import finetune
+
+    given = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "n_train", "seed", "per")}
+    recipe = finetune.Recipe(**{k: v for k, v in given.items() if v is not None})
+    transform = finetune.transform_for(args.model, args.pipeline, args.mix, seed=recipe.seed)
+    name = args.name or finetune.default_name(args.model, transform)
+    record = finetune.finetune(transform, args.out, name, model=args.model, init=args.init, recipe=recipe,
+                               label=args.label)
+    print(json.dumps(record["metrics"], indent=1))
+
+
+def cmd_matrix(args) -> None:
+    from sysnoise import api
+    from sysnoise.pipeline.spec import Pipeline
+    from sysnoise.report.matrix import render_markdown
+
+    reference = Pipeline.load(args.reference) if args.reference else None
+    doc = api.matrix(args.models, args.data, args.test, out=args.out, reference=reference, options=_options(args),
+                     fresh=args.fresh, title=args.title)
+    print(render_markdown(doc, args.title))
+    print(f"wrote {Path(args.out) / 'matrix.json'}, matrix.md, matrix.csv and runs/")
 
 
 def _reference_args(parser: argparse.ArgumentParser, data_flag: str) -> None:
@@ -218,8 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reference", help="YAML/JSON pipeline the model was trained with (default: the model's own)")
     run.add_argument("--out", default="results/run", help="results folder (default results/run); reruns resume")
     run.add_argument("--allow-outside-root", action="store_true", help="let a list file name files outside --data")
-    run.add_argument("--task", default="classification", choices=("classification", "language"),
-                     help="classification (images, default) or language (a causal LM on a JSONL file)")
+    run.add_argument("--task", default="classification", choices=("classification", "detection", "segmentation",
+                                                                   "language"),
+                     help="classification (images, default), detection (COCO JSON: box mAP), segmentation "
+                          "(list of 'image label-map': mIoU) or language (a causal LM on a JSONL file)")
     run.add_argument("--format", help="language: piqa, hellaswag, winogrande, lambada or text "
                                       "(default: from the first line's keys)")
     run.add_argument("--calibration-data", metavar="PATH",
@@ -232,8 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
     _stepwise_arg(run, None)
     run.set_defaults(func=cmd_run)
 
-    demo = sub.add_parser("demo", help="run the embedded default: EfficientNet-Lite0 on real photos")
+    demo = sub.add_parser("demo", help="run the embedded default: EfficientNet-Lite0 on real photos; --task detection / "
+                                       "segmentation: the zoo detector / segmenter on scenes")
     demo.add_argument("--model", default="efficientnet_lite0", help="efficientnet_lite0 (default), _lite1, _lite2")
+    demo.add_argument("--task", default="classification", choices=("classification", "detection", "segmentation"),
+                      help="detection: zoo-detector on scenes-det (box mAP, paper Table 3 shape); segmentation: "
+                           "zoo-segmenter on scenes-seg (mIoU, Table 4 shape)")
+    demo.add_argument("--images", type=int, help=f"detection/segmentation: first N scenes val images "
+                                                 f"(default {DENSE_DEMO_IMAGES})")
     demo.add_argument("--out", help="results folder (default results/demo-MODEL)")
     _engine_args(demo)
     _stepwise_arg(demo, "greedy")  # the demo shows the combined worst case
@@ -266,7 +329,50 @@ def build_parser() -> argparse.ArgumentParser:
     train_zoo.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     train_zoo.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
     train_zoo.add_argument("--out", help="folder for NAME.safetensors and NAME.md (default: the package's zoo)")
+    train_zoo.add_argument("--init", help="start from: a zoo model's weights (zoo-resnet, zoo-segmenter, "
+                           "zoo-detector: its ResNet body; zoo-resnet for itself: all of it), a .safetensors "
+                           "file, or none (default: the recipe's; see docs/zoo.md)")
     train_zoo.set_defaults(func=cmd_train_zoo)
+
+    train = sub.add_parser("train", help="fine-tune (or train) the zoo classifier with a fixed training pipeline or "
+                           "with mix training (a pipeline drawn per sample or per batch); same recipe either way")
+    train.add_argument("--model", default="zoo-resnet", help="model to train (default zoo-resnet)")
+    train.add_argument("--pipeline", default="reference",
+                       help="fixed training pipeline, spelled as for `diff`: reference (default), a YAML/JSON file, "
+                            "or NOISE=OPTION[+NOISE=OPTION...]")
+    train.add_argument("--mix", action="append", metavar="FIELD=OPTION[:WEIGHT],...",
+                       help="mix training over this field's options, uniform or weighted, e.g. "
+                            "resize=pillow-bilinear,opencv-nearest:2 (repeatable, one field each)")
+    train.add_argument("--per", choices=("sample", "batch"),
+                       help="draw the pipeline per sample (default, the paper's Algorithm 1) or per batch")
+    train.add_argument("--init", default="zoo-resnet",
+                       help="start from: zoo-resnet (its trained weights: fine-tuning, default), random, or a "
+                            "weights file")
+    train.add_argument("--epochs", type=int, help="epochs (default: the recipe's, sysnoise.train.finetune.Recipe)")
+    train.add_argument("--batch-size", type=int, help="batch size (default: the recipe's)")
+    train.add_argument("--lr", type=float, help="one-cycle peak learning rate (default: the recipe's)")
+    train.add_argument("--n-train", type=int, help="use the first N scenes-train images (default: all)")
+    train.add_argument("--seed", type=int, help="seed of the order, augmentation and draws (default: the recipe's, 0)")
+    train.add_argument("--out", default=str(Path("results") / "train"),
+                       help="folder for NAME.safetensors and NAME.json (default results/train)")
+    train.add_argument("--name", help="file name (default: the model and what differs from its reference)")
+    train.add_argument("--label", help="row label in `sysnoise matrix` (default: the name)")
+    train.set_defaults(func=cmd_train)
+
+    matrix = sub.add_parser("matrix", help="train-by-test matrix (paper Tables 7/8): each model under the same "
+                            "test pipelines, rows trained x columns tested, mean and std per row")
+    matrix.add_argument("--models", nargs="+", required=True, metavar="NAME_OR_WEIGHTS",
+                        help="zoo names or weights files written by `sysnoise train` (NAME.json beside them)")
+    matrix.add_argument("--test", required=True, metavar="FIELD=OPTION,...",
+                        help="the test columns: the reference with FIELD (decoder, colour, resize, crop, precision) "
+                             "set to each OPTION, e.g. resize=pillow-bilinear,opencv-bilinear,opencv-nearest")
+    matrix.add_argument("--data", required=True, help="dataset name (scenes), class-folder tree or list file")
+    matrix.add_argument("--reference", help="YAML/JSON pipeline the columns vary (default: the first model's reference)")
+    matrix.add_argument("--out", default=str(Path("results") / "matrix"),
+                        help="folder for matrix.json/.md/.csv and each model's run (default results/matrix); reruns resume")
+    matrix.add_argument("--title", help="table title")
+    _engine_args(matrix, noises=False)
+    matrix.set_defaults(func=cmd_matrix)
 
     listing = sub.add_parser("list", help="print the noise catalogue and the model names")
     listing.add_argument("--json", action="store_true", help="machine-readable output")

@@ -3,7 +3,9 @@
 Per batch: worker processes read each file once and compute every distinct pre-processing node
 (pipeline.preprocess); the main process then runs each distinct model stage once per distinct
 input. Inputs are deduplicated by content, so a variant whose pixels come out bit-identical to
-another's (two decoders that agree, say) costs no forward pass at all.
+another's (two decoders that agree, say) costs no forward pass at all. Each column's
+post-processing (Task.finish) then runs on the shared forward outputs, so columns that differ
+only after the model (NMS, box decoding) share the forward too.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class EngineOptions:
     chunk_size: int = 256  # samples committed to disk together (the unit of resume)
     progress: bool = True
     device: str = "cpu"
+    cache_dir: str | None = None  # on-disk cache of pre-processed inputs (engine.cache)
     forward_counter: dict = field(default_factory=dict)  # model key -> inputs forwarded (for tests, benchmarks)
     model_info: dict = field(default_factory=dict)  # model key -> what was built (export, runtime, quantization)
 
@@ -35,14 +38,16 @@ class EngineOptions:
 class _Source:
     """Map-style dataset for torch's DataLoader: position -> (position, {tensor key: input | error})."""
 
-    def __init__(self, task: Task, samples: list, pipelines):
-        self.task, self.samples, self.pipelines = task, samples, pipelines
+    def __init__(self, task: Task, samples: list, pipelines, cache=None):
+        self.task, self.samples, self.pipelines, self.cache = task, samples, pipelines, cache
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, position: int):
-        return position, self.task.load_input(self.samples[position], self.pipelines)
+        if self.cache is None:  # tasks without an input cache keep their simpler signature
+            return position, self.task.load_input(self.samples[position], self.pipelines)
+        return position, self.task.load_input(self.samples[position], self.pipelines, cache=self.cache)
 
 
 def _worker_init(_: int) -> None:
@@ -68,11 +73,15 @@ def evaluate(
     on_progress: Callable[[int], None] | None = None,
     task: Task | None = None,
     calibration: list | None = None,
-) -> RunOutputs:
-    """calibration: samples, disjoint from `dataset`, that INT8 model stages calibrate on (as
+) -> RunOutputs | None:
+    """Fill every column; under torchrun, rank 0 gets the RunOutputs and other ranks None.
+
+    calibration: samples, disjoint from `dataset`, that INT8 model stages calibrate on (as
     inputs made by the reference pipeline)."""
     import torch
 
+    from sysnoise.engine import distributed
+    from sysnoise.engine.cache import InputCache
     from sysnoise.tasks.classification import ClassificationTask
 
     task = task or ClassificationTask()
@@ -81,13 +90,15 @@ def evaluate(
     n = len(dataset.samples)
     n_chunks = (n + options.chunk_size - 1) // options.chunk_size
     chunk_of = lambda position: position // options.chunk_size  # noqa: E731
+    rank, world = distributed.rank_and_world()
+    mine = [index for index in range(n_chunks) if index % world == rank]
 
     results: dict[int, dict[str, np.ndarray]] = {}
     if store is not None:
-        for index in range(n_chunks):
+        for index in mine:
             if store.done(index):
                 results[index] = store.read(index)
-    todo = [p for p in range(n) if chunk_of(p) not in results]
+    todo = [p for p in range(n) if chunk_of(p) in mine and chunk_of(p) not in results]
     if on_progress:
         on_progress(n - len(todo))
 
@@ -98,7 +109,8 @@ def evaluate(
                               device=options.device, info=options.model_info)
 
     pending: dict[int, dict[int, dict]] = {}  # chunk -> position -> column index -> outputs/error
-    source = _Source(task, dataset.samples, plan.tensor_pipelines())
+    cache = InputCache(options.cache_dir) if options.cache_dir else None
+    source = _Source(task, dataset.samples, plan.tensor_pipelines(), cache)
     loader = torch.utils.data.DataLoader(
         source,
         batch_sampler=list(_batches(todo, options.chunk_size, options.batch_size)),
@@ -118,6 +130,10 @@ def evaluate(
             if on_progress:
                 on_progress(len(batch))
 
+    if world > 1:
+        results = distributed.gather_to_rank0(results)
+        if results is None:
+            return None
     return _assemble(results, n_chunks, columns, dataset)
 
 
@@ -154,9 +170,19 @@ def _run_batch(task: Task, batch, columns: list[Column], models, options: Engine
         outputs = task.forward(model, arrays, options.batch_size, options.device)
         for position, index, content in wanted:
             row = unique[content]
-            per_column[position][index] = {name: values[row] for name, values in outputs.items()}
+            raw = {name: values[row] for name, values in outputs.items()}
+            per_column[position][index] = _finish(task, columns[index], raw, inputs[position][columns[index].tensor_key])
     for position in positions:
         pending.setdefault(position // options.chunk_size, {})[position] = per_column[position]
+
+
+def _finish(task: Task, column: Column, raw: dict, model_input) -> dict | str:
+    """The column's post-processing of one sample's shared forward outputs; a failure there is that
+    sample's failure under that column (recorded, the run goes on)."""
+    try:
+        return task.finish(column.pipeline, raw, model_input)
+    except Exception as err:
+        return f"post-processing failed: {type(err).__name__}: {err}"[:500]
 
 
 def _chunk_arrays(task: Task, rows: dict[int, dict], positions: range, columns: list[Column]) -> dict[str, np.ndarray]:
