@@ -1,0 +1,193 @@
+"""How close is a sysnoise run to the cost floor, and how much faster than evaluating each variant
+separately? Prints a table; writes nothing unless --json is given.
+
+    .venv/bin/python benchmarks/engine_floor.py [--data demo|scenes|PATH] [--model efficientnet_lite0]
+                                                [--noise SPEC ...] [--limit N] [--skip-naive]
+
+floor = reading each file once + each distinct pre-processing node once (decode, colour, geometry,
+normalise, each timed in isolation) + building each distinct model stage once + forwarding each
+distinct (input, model stage) pair once, in batches of 16. All in this one process, one thread
+of work at a time, the same data as the end-to-end run.
+end-to-end = `sysnoise.api.run` wall time (workers 0 and 1), reports and figures excluded.
+naive = what the original code does: one full evaluation per variant, re-reading and re-decoding
+every image, no sharing of anything between variants.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+PAPER_NOISES = ["decoder", "resize", "colour", "precision"]
+
+
+class TimingMemo:
+    """The pre-processing memo, timing each distinct node's own computation."""
+
+    def __new__(cls):
+        from sysnoise.pipeline.preprocess import Memo
+
+        class Timed(Memo):
+            seconds = 0.0
+
+            def get(self, key, compute):
+                if key in self.values:
+                    return self.values[key]
+                started = time.perf_counter()
+                value = super().get(key, compute)
+                Timed.seconds += time.perf_counter() - started
+                return value
+
+        return Timed()
+
+
+def resolve(data: str) -> str:
+    if data == "demo":
+        from sysnoise.zoo.photos import materialise
+
+        return str(materialise())
+    from sysnoise.zoo.datasets import resolve_dataset
+
+    return str(resolve_dataset(data))
+
+
+def floor_seconds(loaded, dataset, plan, calibration, batch_size: int) -> dict:
+    import torch
+
+    from sysnoise.inference.build import build_models
+    from sysnoise.pipeline.preprocess import stage_values
+    from sysnoise.tasks.classification import ClassificationTask
+
+    task = ClassificationTask()
+    timings = {"read": 0.0, "preprocess": 0.0, "build": 0.0, "forward": 0.0}
+    started = time.perf_counter()
+    models = build_models(loaded.module, plan.model_pipelines(), reference=plan.reference,
+                          calibration_samples=calibration, task=task, batch_size=batch_size)
+    timings["build"] = time.perf_counter() - started
+    pipelines = plan.tensor_pipelines()
+    columns = plan.columns
+    distinct_forwards = 0
+    with torch.inference_mode():
+        for start in range(0, len(dataset.samples), batch_size):
+            unique: dict[tuple, dict[bytes, np.ndarray]] = {}
+            for sample in dataset.samples[start : start + batch_size]:
+                t0 = time.perf_counter()
+                data = Path(sample.path).read_bytes()
+                timings["read"] += time.perf_counter() - t0
+                memo = TimingMemo()
+                type(memo).seconds = 0.0
+                values = {p.prefix("normalise"): stage_values(data, p, memo, sample.id)["normalise"] for p in pipelines}
+                timings["preprocess"] += type(memo).seconds
+                for column in columns:
+                    value = values[column.tensor_key]
+                    if isinstance(value, np.ndarray):
+                        unique.setdefault(column.model_key, {})[task.content_key(value)] = value
+            for key, inputs in unique.items():
+                model = models[key]
+                if not hasattr(model, "__call__"):
+                    continue
+                t0 = time.perf_counter()
+                task.forward(model, list(inputs.values()), batch_size, "cpu")
+                timings["forward"] += time.perf_counter() - t0
+                distinct_forwards += len(inputs)
+    timings["total"] = sum(timings.values())
+    timings["distinct_forwards"] = distinct_forwards
+    return timings
+
+
+def naive_seconds(loaded, dataset, plan, calibration, batch_size: int) -> float:
+    """One complete evaluation per column: read, decode, ..., forward; nothing shared."""
+    import torch
+
+    from sysnoise.inference.build import build_models
+    from sysnoise.pipeline.preprocess import tensors
+    from sysnoise.tasks.classification import ClassificationTask
+
+    task = ClassificationTask()
+    started = time.perf_counter()
+    for column in plan.columns:
+        model = build_models(loaded.module, {column.model_key: column.pipeline}, reference=plan.reference,
+                             calibration_samples=calibration, task=task, batch_size=batch_size)[column.model_key]
+        with torch.inference_mode():
+            for start in range(0, len(dataset.samples), batch_size):
+                batch = []
+                for sample in dataset.samples[start : start + batch_size]:
+                    value = tensors(Path(sample.path).read_bytes(), [column.pipeline], sample.id)[column.tensor_key]
+                    if isinstance(value, np.ndarray):
+                        batch.append(value)
+                if batch:
+                    task.forward(model, batch, batch_size, "cpu")
+    return time.perf_counter() - started
+
+
+def end_to_end_seconds(loaded, dataset, noises, workers: int, batch_size: int) -> float:
+    """Wall time of api.run, dataset reading and results/reports included (figures off)."""
+    from sysnoise import api
+    from sysnoise.engine.execute import EngineOptions
+
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        api.run(loaded, dataset, noises=noises, out=out, figures=False,
+                options=EngineOptions(batch_size=batch_size, workers=workers, progress=False))
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    import torch
+
+    from sysnoise import api
+    from sysnoise.models import load_model
+    from sysnoise.tasks.classification import read_dataset
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="demo")
+    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--noise", action="append", dest="noises")
+    parser.add_argument("--limit", type=int, help="only the first N samples")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args()
+    noises = args.noises or PAPER_NOISES
+    torch.set_num_threads(2)
+
+    loaded = load_model(args.model)
+    dataset = read_dataset(resolve(args.data))
+    if args.limit:
+        dataset.samples = dataset.samples[: args.limit]
+    plan, rows = api.plan_variants(loaded, noises, loaded.reference)
+    plan, calibration, _ = api._calibration(plan, rows, dataset, None, None, None, False)
+    evaluated = copy.copy(dataset)  # the run holds calibration samples out of evaluation; so must the floor
+    held = {s.id for s in calibration or []}
+    evaluated.samples = [s for s in dataset.samples if s.id not in held]
+
+    floor = floor_seconds(loaded, evaluated, plan, calibration, args.batch_size)
+    e2e = {w: end_to_end_seconds(loaded, dataset, noises, w, args.batch_size) for w in (0, 1)}
+    naive = None if args.skip_naive else naive_seconds(loaded, evaluated, plan, calibration, args.batch_size)
+    dataset = evaluated
+
+    n, columns = len(dataset.samples), len(plan.columns)
+    print(f"\n{args.model} on {args.data}: {n} images x {columns} pipelines ({', '.join(noises)})")
+    print(f"floor: read {floor['read']:.1f}s + pre-processing {floor['preprocess']:.1f}s + build {floor['build']:.1f}s"
+          f" + {floor['distinct_forwards']} distinct forwards {floor['forward']:.1f}s = {floor['total']:.1f}s")
+    print(f"{'measure':<34}{'seconds':>10}{'ratio':>10}   target")
+    for workers, seconds in e2e.items():
+        print(f"{'end-to-end, workers=' + str(workers):<34}{seconds:>10.1f}{seconds / floor['total']:>10.2f}   "
+              f"<= 1.15 x floor")
+    if naive is not None:
+        best = min(e2e.values())
+        print(f"{'naive (one evaluation per variant)':<34}{naive:>10.1f}{naive / best:>10.2f}   "
+              f">= 2.5 x slower than sysnoise")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"n": n, "columns": columns, "floor": floor, "end_to_end": e2e,
+                                               "naive": naive}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
