@@ -116,6 +116,14 @@ def load(weights: Path | None = None) -> LoadedModel:
     path = Path(weights) if weights else weights_path()
     module = build(len(CLASSES))
     _load_into(module, load_state_dict(path), path)
-    return LoadedModel(name=NAME, module=module.eval(), reference=reference_pipeline(), num_classes=len(CLASSES),
-                       class_names=list(CLASSES), source=str(path), weights_sha256=sha256_file(path),
-                       card=read_card(NAME))
+    # Weights from `sysnoise train` carry NAME.json beside them: their name, training system and
+    # the reference pipeline that system implies.
+    sidecar = path.with_suffix(".json")
+    if weights and sidecar.is_file():
+        card = json.loads(sidecar.read_text())
+        reference = Pipeline.from_dict(card["reference_pipeline"], source=str(sidecar))
+    else:
+        card, reference = read_card(NAME), reference_pipeline()
+    return LoadedModel(name=card.get("name", NAME), module=module.eval(), reference=reference,
+                       num_classes=len(CLASSES), class_names=list(CLASSES), source=str(path),
+                       weights_sha256=sha256_file(path), card=card)
