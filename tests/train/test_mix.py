@@ -201,3 +201,32 @@ def test_parse_mix_reads_weights():
         parse_mix(["resize=pillow-bilinear:x"])
     with pytest.raises(ValueError, match="twice"):
         parse_mix(["resize=pillow-bilinear", "resize=opencv-nearest"])
+
+
+def test_the_documented_imagenet_setup_runs(scene_files):
+    """docs/mix-training.md's drop-in: random crop with the drawn kernel, a flip after, a shuffled
+    sampler, workers; each item is the flip (or not) of exactly what the transform returns."""
+    import torch
+    from torch.utils.data import DataLoader, RandomSampler
+
+    flips = []
+
+    def flip(x):
+        flips.append(True)
+        return torch.flip(x, dims=(-1,))
+
+    files = [(path, i % 10) for i, path in enumerate(scene_files)]
+    mix = MixTransform({"decoder": ["pillow", "ffmpeg"], "resize": ["pillow-bicubic", "opencv-area"]},
+                       base=Pipeline(input_size=32), seed=0, random_crop=RandomResizedCrop())
+    data = MixDataset(files, mix, then=flip, with_choice=True)
+    torch.manual_seed(0)
+    batches = MixBatchSampler(RandomSampler(files), 5, mix, per="sample", drop_last=True)
+    batches.set_epoch(2)
+    seen = 0
+    for x, y, choice in DataLoader(data, batch_sampler=batches, num_workers=0):
+        assert tuple(x.shape) == (5, 3, 32, 32) and x.dtype == torch.float32
+        seen += len(y)
+    assert seen == 10 and len(flips) == 10
+    x, label, choice = data[(4, 2, None)]
+    direct, pipeline = mix(files[4][0], 4, epoch=2)
+    assert label == 4 and pipeline == mix.pipelines[choice] and torch.equal(x, torch.flip(direct, dims=(-1,)))

@@ -27,7 +27,7 @@ import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -290,10 +290,12 @@ class MixDataset:
     that hands each file to a MixTransform with its index. Keys are an index (the transform's
     current epoch, a per-sample draw) or (index, epoch, choice-or-None) from MixBatchSampler.
     Items are (input, label), or (input, label, choice) with with_choice=True (the choice indexes
-    transform.pipelines; an int collates where a Pipeline would not)."""
+    transform.pipelines; an int collates where a Pipeline would not). then: a transform applied to
+    each input afterwards (e.g. torchvision's RandomHorizontalFlip)."""
 
-    def __init__(self, samples: Sequence[tuple], transform: MixTransform, *, with_choice: bool = False):
-        self.samples, self.transform, self.with_choice = list(samples), transform, with_choice
+    def __init__(self, samples: Sequence[tuple], transform: MixTransform, *, with_choice: bool = False,
+                 then: Callable | None = None):
+        self.samples, self.transform, self.with_choice, self.then = list(samples), transform, with_choice, then
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -305,6 +307,8 @@ class MixDataset:
         index, epoch, choice = (key, None, None) if isinstance(key, (int, np.integer)) else key
         source, label = self.samples[index]
         x, pipeline = self.transform(source, index, epoch=epoch, choice=choice)
+        if self.then is not None:
+            x = self.then(x)
         if not self.with_choice:
             return x, label
         return x, label, self.transform.pipelines.index(pipeline)
