@@ -122,6 +122,36 @@ def _from_library(library: str, arch: str, weights: Path | None, num_classes: in
     )
 
 
+def _dense_task(arch: str) -> str | None:
+    """'detection' / 'segmentation' for torchvision's detection and segmentation architectures."""
+    import torchvision
+
+    for task, module in (("detection", torchvision.models.detection), ("segmentation", torchvision.models.segmentation)):
+        if arch in torchvision.models.list_models(module=module):
+            return task
+    return None
+
+
+def _torchvision_dense(task: str, arch: str, weights: Path, reference: Pipeline | None) -> LoadedModel:
+    """A torchvision detector or segmenter; its reference pipeline is what its own transforms do
+    (tasks/detection_heads.reference_pipeline, tasks/segmentation.reference_pipeline)."""
+    import torchvision
+
+    state = load_state_dict(weights)
+    if task == "detection":
+        from sysnoise.tasks import detection_heads as loader
+    else:
+        from sysnoise.tasks import segmentation as loader
+    module, classes = loader.load_torchvision(arch, weights, state)
+    try:  # category names ship with torchvision's code (no download)
+        names = list(torchvision.models.get_model_weights(arch).DEFAULT.meta["categories"])
+    except Exception:
+        names = None
+    return LoadedModel(name=f"torchvision:{arch}", module=module, reference=reference or loader.reference_pipeline(module),
+                       num_classes=classes, class_names=names if names and len(names) == classes else None,
+                       source=str(weights), weights_sha256=sha256_file(weights))
+
+
 def _infer_num_classes(state: dict) -> int | None:
     last = [v for k, v in state.items() if k.endswith(".weight") and getattr(v, "ndim", 0) == 2]
     return int(last[-1].shape[0]) if last else None
@@ -142,6 +172,8 @@ def load_model(
         library, arch = name.split(":", 1)
         if library not in ("torchvision", "timm"):
             raise UserInputError(f"unknown model library {library!r} in {name!r}; use torchvision:ARCH or timm:ARCH")
+        if library == "torchvision" and weights is not None and (task := _dense_task(arch)):
+            return _torchvision_dense(task, arch, weights, reference)
         return _from_library(library, arch, weights, num_classes, reference or Pipeline())
     loader: Callable[..., LoadedModel] = MODELS(name)
     loaded = loader(weights)

@@ -20,6 +20,7 @@ from sysnoise.pipeline.decode import DECODERS
 from sysnoise.pipeline.geometry import CROPS
 from sysnoise.pipeline.resize import RESIZES
 from sysnoise.pipeline.spec import Pipeline
+from sysnoise.postprocess import POSTPROCESS, options_of
 from sysnoise.registry import Registry
 
 
@@ -111,7 +112,8 @@ _add(Noise("decoder", "pre-processing", "JPEG/PNG decoder library and its settin
 _add(Noise("resize", "pre-processing", "resize interpolation kernel (library + filter)",
            RESIZES, _field("resize")))
 _add(Noise("crop", "pre-processing", "resize-and-crop policy",
-           CROPS, _field("crop")))
+           CROPS, _field("crop"),  # keep-ratio policies (detection, segmentation) on request: inputs not square
+           default_options=lambda: [n for n in CROPS.names() if CROPS.get(n).meta.get("square", True)]))
 _add(Noise("colour", "pre-processing", "colour conversion path (YUV round trips, range and matrix mix-ups)",
            COLOURS, _field("colour"),
            default_options=lambda: [n for n in COLOURS.names() if not is_misconfiguration(n)]))
@@ -149,6 +151,36 @@ _add(Noise("runtime", "inference", "the engine that runs the model (same weights
            runtimes.RUNTIMES, _field("runtime"),
            # torch.ao INT8 takes minutes on a CPU for a small CNN: opt-in
            default_options=lambda: [n for n in runtimes.RUNTIMES.names() if n != "torch-ao-int8"]))
+
+
+def _postprocess(reference: Pipeline, option: str) -> Pipeline:
+    return reference.replace(postprocess=reference.postprocess + (option,))
+
+
+def _is_detector(model) -> bool:
+    from sysnoise.tasks.detection_heads import family
+
+    return family(model) is not None
+
+
+def _post_noise(name: str, description: str, applies: Callable[[object], bool]) -> Noise:
+    """A noise over post-processing options (postprocess/): the raw outputs are shared, so its
+    variants cost no forward pass."""
+    return Noise(name, "post-processing", description, POSTPROCESS, _postprocess, only=lambda: options_of(name),
+                 applies=applies)
+
+
+_add(_post_noise("box-decoding", "box decoding convention: +1 pixel x2/y2 (ALIGNED_FLAG), legacy +1 widths, "
+                                 "exp in float16", _is_detector))
+_add(_post_noise("box-rounding", "integer box coordinates in the output (round, floor, truncate after clipping)",
+                 _is_detector))
+_add(_post_noise("nms", "NMS: greedy loop vs torchvision's kernel, +1 pixel IoU, class-agnostic, IoU threshold",
+                 _is_detector))
+_add(_post_noise("score-threshold", "score threshold before NMS", _is_detector))
+_add(_post_noise("top-k", "candidates per level before NMS, detections per image after", _is_detector))
+_add(_post_noise("box-clip", "boxes clipped to the input before NMS (torchvision), after it, or never", _is_detector))
+_add(_post_noise("mask-resize", "segmentation: how predictions return to the label map's size (bilinear logits, "
+                                "align_corners, nearest labels)", lambda model: not _is_detector(model)))
 
 
 def get_noise(name: str) -> Noise:

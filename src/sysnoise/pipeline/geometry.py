@@ -110,6 +110,34 @@ def tf_crop_resize(width: int, height: int, size: int, crop_pct: float) -> Geome
     return Geometry((size, size), (0, 0, size, size), source_box=source_box)
 
 
+# Detection and segmentation keep the whole image and its aspect: the input is not square, so
+# these carry square=False (classification's crop noise leaves them out by default).
+@CROPS.register("keep-ratio-max-size", "detection: scale so the shorter side is size unless the longer would pass "
+                                       "size/crop_pct (torchvision's GeneralizedRCNNTransform: 800 and 800/0.6 = 1333), "
+                                       "sizes floored, no crop, no pad", square=False)
+def keep_ratio_max_size(width: int, height: int, size: int, crop_pct: float) -> Geometry:
+    # torchvision: scale = min(min_size / short, max_size / long); interpolate(scale_factor=scale) floors the sizes
+    scale = min(size / min(width, height), round(size / crop_pct) / max(width, height))
+    target = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
+    return Geometry(target, (0, 0, *target))
+
+
+@CROPS.register("shorter-side", "segmentation: resize the shorter side to size keeping aspect (torchvision's "
+                                "semantic-segmentation eval), no crop, no pad", square=False)
+def shorter_side(width: int, height: int, size: int, crop_pct: float) -> Geometry:
+    target = shorter_side_target(width, height, size)
+    return Geometry(target, (0, 0, *target))
+
+
+def input_to_source(geometry: Geometry, width: int, height: int) -> tuple[float, float, float, float]:
+    """(ax, bx, ay, by) with x_source = ax * x_input + bx, y_source = ay * y_input + by, in continuous
+    pixel-edge coordinates of a width x height source: how boxes and masks found in the model input
+    map back onto the image the annotations describe (crop offsets, scale, letterbox padding)."""
+    left, top, right, bottom = geometry.source_box or (0, 0, width, height)
+    ax, ay = (right - left) / geometry.resize_to[0], (bottom - top) / geometry.resize_to[1]
+    return ax, left + ax * geometry.box[0], ay, top + ay * geometry.box[1]
+
+
 def source_size_needed(geometry: Geometry, width: int, height: int) -> tuple[int, int]:
     """The smallest (width, height) the whole source could shrink to before this geometry's resize
     becomes an enlargement: what a draft-mode decoder may scale the source down to."""

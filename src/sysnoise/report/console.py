@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sysnoise.report.markdown import decimals_for, fmt, fmt_ci
+from sysnoise.report.markdown import fmt, fmt_ci, metric_label, places_for, task_words
 
 
 def print_summary(results: dict, console=None) -> None:
@@ -15,20 +15,20 @@ def print_summary(results: dict, console=None) -> None:
         return language.print_summary(results, console)
     console = console or Console()
     ref = results["reference"]
-    places = decimals_for(ref["n_labeled"] or ref["n"])
-    table = Table(title=f"{results['model']['name']}: reference top-1 {fmt(ref['top1'], places)} "
+    places, metric, label = places_for(results), ref.get("metric", "top1"), metric_label(results)
+    table = Table(title=f"{results['model']['name']}: reference {label} {fmt(ref[metric], places)} "
                         f"on {ref['n_labeled']} labeled / {ref['n']} samples")
-    for header in ("noise", "option", "top-1", "delta", "95% CI", "flips %", "identical %"):
+    for header in ("noise", "option", label, "delta", "95% CI", "flips %", "identical %"):
         table.add_column(header, justify="left" if header in ("noise", "option") else "right", no_wrap=True)
     for v in results["variants"]:
         delta = fmt(v["delta"], places) + ("*" if v["distinguishable_from_zero"] else "")
-        table.add_row(v["noise"], v["option"], fmt(v["top1"], places), delta, fmt_ci(v["delta_ci"], places),
+        table.add_row(v["noise"], v["option"], fmt(v[metric], places), delta, fmt_ci(v["delta_ci"], places),
                       fmt(v["flip_rate"], places), fmt(v["identical"], 0))
     for noise in results["noises"]:
         if not noise["applies"]:
             table.add_row(noise["name"], "n/a", "", "", "", "", "")
     console.print(table)
-    console.print("* delta distinguishable from zero (McNemar p < 0.05)")
+    console.print(f"* delta distinguishable from zero ({task_words(results)['test']}, p < 0.05)")
     for line in combined_lines(results, places):
         console.print(line, markup=False, highlight=False)
 

@@ -41,6 +41,8 @@ class Flip:
 def flips_of(measured: Measured) -> list[Flip]:
     """Samples whose top-1 the variant changed (variant failures excluded: no prediction to show)."""
     out = measured.outputs
+    if "topk" not in out.arrays[out.column_ids[0]]:  # detection, segmentation: no single answer to flip
+        return []
     ref_top = out.arrays[out.column_ids[0]]["topk"][:, 0]
     var_top = out.arrays[measured.column.id]["topk"][:, 0]
     went_through = out.valid & (out.errors[measured.column.id] == "")
@@ -175,8 +177,8 @@ def make_figures(results: dict, measured: list[Measured], sample_paths: dict[str
         except OSError:
             continue  # the file went away since the run: no picture, the report says what it has
         a, b = nodes[reference.prefix("geometry")], nodes[m.column.pipeline.prefix("geometry")]
-        if not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray):
-            continue
+        if not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray) or a.shape != b.shape:
+            continue  # no picture, or sizes that differ (keep-ratio vs letterbox): no pixel-wise difference
         diff, factor, stats = amplified_difference(a, b)
         if stats["max_abs"] == 0:
             continue  # bit-identical pixels: nothing to see

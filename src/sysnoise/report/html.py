@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sysnoise.analysis.combine import effect, effect_ci, worst_rows
 from sysnoise.report.markdown import (fmt, fmt_ci, fmt_p, labeled, metric_label, misconfigured, noise_cell,
-                                     places_for, star)
+                                     places_for, star, task_words)
 
 SIGNIFICANT = "#b2182b"  # distinguishable from zero
 NOT_SIGNIFICANT = "#8da0b3"
@@ -209,7 +209,7 @@ def summary_cards(results: dict, places: int) -> str:
     variants = [v for v in results["variants"] if v["noise"] not in misconfigured(results)]
     if labeled(results):
         cards.append(("distinguishable from zero", f"{sum(v['distinguishable_from_zero'] for v in variants)} "
-                      f"of {len(variants)}", "variants with McNemar p < 0.05"))
+                      f"of {len(variants)}", f"variants with p < 0.05 ({task_words(results)['test']})"))
     return '<div class="cards">' + "".join(
         f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div><div class="d">{esc(d)}</div></div>'
         for k, v, d in cards) + "</div>"
@@ -403,7 +403,8 @@ def render(results: dict, folder: str | Path) -> str:
     folder = Path(folder)
     places = places_for(results)
     ref = results["reference"]
-    what = ("delta: reference minus variant in points; * and red: distinguishable from zero (McNemar p < 0.05)"
+    what = ("delta: reference minus variant in points; * and red: distinguishable from zero "
+            f"({task_words(results)['test']}, p < 0.05)"
             if labeled(results) else "no labels: the flip rate (how often the top-1 changed) is all that can be "
                                       "measured")
     title = f"sysnoise: {results['model']['name']} on {Path(results['dataset']['path']).name}"
@@ -415,8 +416,8 @@ def render(results: dict, folder: str | Path) -> str:
         summary_cards(results, places),
         f'<p class="note">Numbers are printed to {places} decimal(s): one sample moves a percentage by '
         f"{100 / max(1, ref['n_labeled'] or ref['n']):.2g} points here. {esc(what)}.</p>",
-        '<h2 id="summary">Summary</h2><p class="note">The paper\'s Table 2 shape: one cell per noise, '
-        "mean ± std (max) over its options.</p>",
+        f'<h2 id="summary">Summary</h2><p class="note">The paper\'s {task_words(results)["table"]} shape: one cell '
+        "per noise, mean ± std (max) over its options.</p>",
         summary_table(results, places),
         '<h2 id="noises">Every noise with its 95% interval</h2>',
         noise_charts(results, noises, places),

@@ -6,6 +6,23 @@ from __future__ import annotations
 import math
 
 METRIC_LABELS = {"top1": "top-1", "map": "mAP", "miou": "mIoU"}
+# What the columns mean per task (the paper's table, the test behind p, what a flip and c->w count).
+TASK_WORDS = {
+    "classification": {"table": "Table 2", "test": "McNemar exact test", "flips": "% of samples whose top-1 changed",
+                       "c2w": "samples the variant made wrong / right"},
+    "detection": {"table": "Table 3", "test": "paired bootstrap over images (the interval inverted)",
+                  "flips": "% of images whose confident detections (score >= 0.5) changed: not matched one to one "
+                           "by the same class at IoU >= 0.5",
+                  "c2w": "images where the variant's confident detections find fewer / more objects (IoU >= 0.5)"},
+    "segmentation": {"table": "Table 4", "test": "paired bootstrap over images (the interval inverted)",
+                     "flips": "% of labeled pixels whose predicted class changed (64 x 64 lattice per image, mean over "
+                              "images)", "c2w": "images where the variant labels fewer / more pixels correctly"},
+}
+DENSE_PLACES = 2  # mAP and mIoU are not proportions of samples: two decimals, as the paper's Tables 3 and 4
+
+
+def task_words(results: dict) -> dict:
+    return TASK_WORDS.get(results.get("task"), TASK_WORDS["classification"])
 
 
 def decimals_for(n: int) -> int:
@@ -32,6 +49,8 @@ def metric_label(results: dict) -> str:
 
 def places_for(results: dict) -> int:
     ref = results["reference"]
+    if ref.get("metric") in ("map", "miou"):
+        return DENSE_PLACES
     return decimals_for(ref["n_labeled"] if ref["n_labeled"] else ref["n"])
 
 
@@ -193,9 +212,11 @@ def render(results: dict) -> str:
         f"(95% CI {fmt_ci(ref.get(metric + '_ci'), places)}). Created {results['created']}.",
         "",
         f"Numbers are printed to {places} decimal(s): one sample moves a percentage by "
-        f"{100 / max(1, ref['n_labeled'] or ref['n']):.2g} points here.",
+        f"{100 / max(1, ref['n_labeled'] or ref['n']):.2g} points here." if metric not in ("map", "miou") else
+        f"Numbers are printed to {places} decimals, as the paper's tables; intervals from "
+        f"{results['run'].get('bootstrap_resamples', 2000)} paired bootstrap resamples of the images.",
         "",
-        "## Summary (paper Table 2 shape)",
+        f"## Summary (paper {task_words(results)['table']} shape)",
         "",
         f"Cells: {what}; several options show mean ± std (max) over the options. \"n/a\": the noise does "
         "not apply to this model." + (" combined: all noises together (last stepwise step)." if
@@ -205,10 +226,10 @@ def render(results: dict) -> str:
         "",
         "## Every option",
         "",
-        "Delta: reference minus variant, points, with a 95% paired bootstrap interval; p: McNemar "
-        "exact test; * marks deltas distinguishable from zero (p < 0.05). Flips: % of samples whose top-1 "
-        "changed. c->w / w->c: samples the variant made wrong / right. Identical: % of samples whose "
-        "outputs are bit-identical to the reference.",
+        f"Delta: reference minus variant, points, with a 95% paired bootstrap interval; p: "
+        f"{task_words(results)['test']}; * marks deltas distinguishable from zero (p < 0.05). Flips: "
+        f"{task_words(results)['flips']}. c->w / w->c: {task_words(results)['c2w']}. Identical: % of samples "
+        "whose outputs are bit-identical to the reference.",
         "",
         *option_table([v for v in results["variants"] if v["noise"] not in misconfigured_noises], places, metric, label),
     ]

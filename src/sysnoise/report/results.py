@@ -28,8 +28,11 @@ def _clean(value):
     return value
 
 
-def variant_stats_of(plan: Plan, outputs: RunOutputs) -> list[VariantStats]:
-    return [variant_stats(outputs, c.id, c.noise, c.option) for c in plan.columns[1:]]
+def variant_stats_of(plan: Plan, outputs: RunOutputs, analysis=None) -> list[VariantStats]:
+    """analysis: the task's statistics (analysis.detection / .segmentation: metric, reference_metrics,
+    variant_stats); None for classification."""
+    stats = analysis.variant_stats if analysis is not None else variant_stats
+    return [stats(outputs, c.id, c.noise, c.option) for c in plan.columns[1:]]
 
 
 def variant_row(plan: Plan, stats: VariantStats) -> dict:
@@ -48,9 +51,9 @@ def samples_digest(outputs: RunOutputs) -> str:
 
 
 def build_results(*, task: str, model: dict, dataset: dict, plan: Plan, outputs: RunOutputs,
-                  noises: list[dict], environment: dict, run: dict, problems: list[dict]) -> dict:
+                  noises: list[dict], environment: dict, run: dict, problems: list[dict], analysis=None) -> dict:
     """noises: [{name, stage, description, applies}] in the order the user asked for them."""
-    stats = variant_stats_of(plan, outputs)
+    stats = variant_stats_of(plan, outputs, analysis)
     variants = [variant_row(plan, s) for s in stats]
     by_noise: dict[str, list[VariantStats]] = {}
     for one in stats:
@@ -77,7 +80,8 @@ def build_results(*, task: str, model: dict, dataset: dict, plan: Plan, outputs:
         "task": task,
         "model": model,
         "dataset": {**dataset, "samples_sha256": samples_digest(outputs)},
-        "reference": {"pipeline": plan.reference.to_dict(), "metric": "top1", **reference_metrics(outputs)},
+        "reference": {"pipeline": plan.reference.to_dict(), "metric": analysis.metric if analysis else "top1",
+                      **(analysis.reference_metrics(outputs) if analysis else reference_metrics(outputs))},
         "variants": variants,
         "noises": noise_rows,
         "skipped": skipped,
@@ -88,10 +92,10 @@ def build_results(*, task: str, model: dict, dataset: dict, plan: Plan, outputs:
 
 
 def add_combined(results: dict, plan: Plan, outputs: RunOutputs, *, steps: list[combine.Step] | None = None,
-                 order: str | None = None, deploy=None) -> dict:
+                 order: str | None = None, deploy=None, analysis=None) -> dict:
     """Fold the second (combined) pass into the results: the stepwise table and/or the deployment
     attribution, each computed against the second pass's own reference column."""
-    rows = {s.id: variant_row(plan, s) for s in variant_stats_of(plan, outputs)}
+    rows = {s.id: variant_row(plan, s) for s in variant_stats_of(plan, outputs, analysis)}
     rows = _clean(rows)
     if steps:
         results["stepwise"] = combine.stepwise_table(steps, rows, order or "given")

@@ -1,0 +1,308 @@
+"""Detection analysis: COCO box mAP per column with pycocotools, its paired bootstrap, and how
+often a variant changes what an image's confident detections say.
+
+mAP is not a mean over images, so its interval comes from `paired_bootstrap_metric`: images are
+resampled and each column's mAP recomputed on the multiset. Running COCOeval per resample would
+take minutes per variant; `ResampledAP` instead takes COCOeval's own per-image matching (evalImgs:
+which detection matched which object at each IoU threshold, ignore flags, max 100 per image) once
+per column and redoes only COCOeval's `accumulate` with per-image weights (how often the resample
+drew each image). With every weight 1 it is COCOeval's accumulate, step for step, which the tests
+check on the full set; an image drawn twice counts as two adjacent copies of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sysnoise.analysis import statistics as st
+from sysnoise.analysis.summary import SIGNIFICANCE
+
+RESAMPLES = 1000  # bootstrap resamples per variant (COCOeval's accumulate per resample; see ResampledAP)
+CONFIDENT = 0.5  # detections at or above this score are what an application shows
+MATCH_IOU = 0.5
+STATS = ("map", "ap50", "ap75", "ap_small", "ap_medium", "ap_large",
+         "ar1", "ar10", "ar100", "ar_small", "ar_medium", "ar_large")  # COCOeval.stats, in order
+
+
+def ground_truth(coco: dict):
+    from pycocotools.coco import COCO
+
+    gt = COCO()
+    gt.dataset = coco
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+    return gt
+
+
+def detections_json(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, image_ids: list[int]) -> list[dict]:
+    """Stored detections ((n, D, 4) x1 y1 x2 y2, scores, labels with -1 padding) as a COCO results
+    list: [{image_id, category_id, bbox [x, y, w, h], score}], the format COCO tools read."""
+    out = []
+    for image_id, b, s, c in zip(image_ids, boxes, scores, labels):
+        for box, score, label in zip(b[c >= 0], s[c >= 0], c[c >= 0]):
+            x1, y1, x2, y2 = (float(v) for v in box)
+            out.append({"image_id": int(image_id), "category_id": int(label), "bbox": [x1, y1, x2 - x1, y2 - y1],
+                        "score": float(score)})
+    return out
+
+
+def coco_eval(gt, results: list[dict], image_ids: list[int]):
+    """COCOeval (bbox) evaluated, accumulated and summarised on `image_ids`, printing nothing. The
+    results COCO object is built as COCO.loadRes builds it for boxes (area w*h, iscrowd 0), which
+    also works when there are no detections at all."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    anns = [{**r, "id": i + 1, "area": r["bbox"][2] * r["bbox"][3], "iscrowd": 0} for i, r in enumerate(results)]
+    dt = COCO()
+    dt.dataset = {"images": list(gt.dataset["images"]), "categories": list(gt.dataset["categories"]),
+                  "annotations": anns}
+    with contextlib.redirect_stdout(io.StringIO()):
+        dt.createIndex()
+        evaluation = COCOeval(gt, dt, "bbox")
+        evaluation.params.imgIds = sorted(set(image_ids))
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return evaluation
+
+
+class ResampledAP:
+    """COCO mAP (area all, 100 detections, IoU .50:.05:.95) on a weighted multiset of images, from
+    one COCOeval's evalImgs. weights: (n_images,) in the order of `image_ids` given at creation."""
+
+    def __init__(self, evaluation, image_ids: list[int]):
+        params = evaluation.params
+        self.rec_thresholds = np.asarray(params.recThrs)
+        n_images, max_det = len(params.imgIds), params.maxDets[-1]
+        where = {image_id: i for i, image_id in enumerate(image_ids)}
+        position = {image_id: where[image_id] for image_id in params.imgIds}
+        area_all = [tuple(a) for a in params.areaRng].index(tuple(params.areaRng[0]))
+        self.categories = []
+        for k in range(len(params.catIds)):
+            start = k * len(params.areaRng) * n_images + area_all * n_images
+            entries = [e for e in evaluation.evalImgs[start : start + n_images] if e is not None]
+            if not entries:
+                continue
+            scores = np.concatenate([e["dtScores"][:max_det] for e in entries])
+            order = np.argsort(-scores, kind="mergesort")  # COCOeval's order
+            image = np.concatenate([np.full(min(len(e["dtScores"]), max_det), position[e["image_id"]])
+                                    for e in entries])[order]
+            matched = np.concatenate([e["dtMatches"][:, :max_det] for e in entries], axis=1)[:, order]
+            ignored = np.concatenate([e["dtIgnore"][:, :max_det] for e in entries], axis=1)[:, order].astype(bool)
+            objects = np.zeros(len(image_ids))
+            for e in entries:
+                objects[position[e["image_id"]]] += np.count_nonzero(np.asarray(e["gtIgnore"]) == 0)
+            self.categories.append((image, (matched != 0) & ~ignored, (matched == 0) & ~ignored, objects))
+
+    def __call__(self, weights: np.ndarray) -> float:
+        """mAP in points (0-100); NaN when no category has an object among the weighted images.
+        weights are integer multiplicities, so the cumulative counts are exact integers, as
+        COCOeval's; entries of undrawn images are left out (they would repeat the curve's points)."""
+        weights = np.asarray(weights, np.int64)
+        precisions = []
+        for image, tps, fps, objects in self.categories:
+            npig = int(weights @ objects)
+            if npig == 0:
+                continue
+            w = weights[image]
+            drawn = w > 0
+            w = w[drawn]
+            tp = np.cumsum(tps[:, drawn] * w, axis=1)
+            fp = np.cumsum(fps[:, drawn] * w, axis=1)
+            precisions.append(self._interpolated(tp, fp, npig))
+        return float(100 * np.mean(precisions)) if precisions else math.nan
+
+    def _interpolated(self, tp: np.ndarray, fp: np.ndarray, npig: int) -> np.ndarray:
+        """COCOeval's (T, R) precision at the recall thresholds from integer cumulative counts."""
+        rows, n = tp.shape
+        if n == 0:
+            return np.zeros((rows, self.rec_thresholds.size))
+        precision = tp / (fp + tp + np.spacing(1))
+        precision = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]  # COCOeval's envelope
+        # searchsorted(tp / npig, recThrs, 'left') per row, in integers: the first k with k / npig >= r
+        needed = np.searchsorted(np.arange(npig + 1) / npig, self.rec_thresholds, side="left")
+        stride = npig + 2  # rows of tp (<= npig) laid end to end stay sorted
+        offsets = np.arange(rows)[:, None] * stride
+        index = np.searchsorted((tp + offsets).ravel(), (needed[None, :] + offsets).ravel(), side="left")
+        index = index.reshape(rows, -1) - np.arange(rows)[:, None] * n
+        inside = index < n
+        return np.where(inside, np.take_along_axis(precision, np.minimum(index, n - 1), axis=1), 0.0)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) IoU of x1 y1 x2 y2 boxes (continuous areas)."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=1)  # noqa: E731
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def matches(boxes_a, labels_a, boxes_b, labels_b, threshold: float = MATCH_IOU) -> int:
+    """Greedy one-to-one matches of a's boxes (in order) to b's of the same label with IoU >= threshold."""
+    if len(boxes_a) == 0 or len(boxes_b) == 0:
+        return 0
+    iou = _iou(np.asarray(boxes_a, np.float64), np.asarray(boxes_b, np.float64))
+    iou[np.asarray(labels_a)[:, None] != np.asarray(labels_b)[None, :]] = -1
+    used = np.zeros(len(boxes_b), bool)
+    found = 0
+    for row in iou:
+        row = np.where(used, -1, row)
+        best = int(np.argmax(row))
+        if row[best] >= threshold:
+            used[best] = True
+            found += 1
+    return found
+
+
+def confident(arrays: dict, position: int) -> tuple[np.ndarray, np.ndarray]:
+    keep = (arrays["labels"][position] >= 0) & (arrays["scores"][position] >= CONFIDENT)
+    return arrays["boxes"][position][keep], arrays["labels"][position][keep]
+
+
+@dataclass(frozen=True)
+class DenseStats:
+    """A variant's numbers in the shape the reports read (see analysis.summary.VariantStats)."""
+
+    id: str
+    noise: str
+    option: str
+    n: int
+    n_labeled: int
+    metric: str
+    value: float | None  # the variant's metric, points
+    extra: dict  # the other metrics (AP50, ...; per-class IoU ...)
+    delta: float | None
+    delta_ci: tuple[float, float] | None
+    p_value: float | None
+    correct_to_wrong: int
+    wrong_to_correct: int
+    flip_rate: float
+    flip_ci: tuple[float, float]
+    n_failed: int
+    identical: float
+
+    @property
+    def distinguishable(self) -> bool:
+        return self.p_value is not None and self.p_value < SIGNIFICANCE
+
+    def to_dict(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k not in ("metric", "value", "extra")}
+        out[self.metric] = self.value
+        out.update(self.extra)
+        out["distinguishable_from_zero"] = self.distinguishable
+        return out
+
+
+class _Cached:
+    """metric(indices) memoised on the indices: the bootstrap draws the same resamples (one seed)
+    for every variant, so the reference's values are computed once per run, not once per variant."""
+
+    def __init__(self, fn):
+        self.fn, self.values = fn, {}
+
+    def __call__(self, indices: np.ndarray) -> float:
+        key = hashlib.blake2b(np.ascontiguousarray(indices).tobytes(), digest_size=16).digest()
+        if key not in self.values:
+            self.values[key] = self.fn(indices)
+        return self.values[key]
+
+
+class DetectionAnalysis:
+    """Numbers for results.json from a detection run's outputs and the COCO ground truth."""
+
+    metric = "map"
+
+    def __init__(self, dataset, resamples: int = RESAMPLES):
+        self.dataset, self.resamples = dataset, resamples
+        self.gt = ground_truth(dataset.coco)
+        self.image_of = {s.id: s.image_id for s in dataset.samples}
+        self._columns: dict[tuple, tuple] = {}
+        objects: dict[int, list] = {}
+        for ann in dataset.coco["annotations"]:
+            if not ann.get("iscrowd"):
+                x, y, w, h = ann["bbox"]
+                objects.setdefault(ann["image_id"], []).append(([x, y, x + w, y + h], ann["category_id"]))
+        self.objects = objects
+
+    def _valid(self, outputs) -> tuple[np.ndarray, list[int]]:
+        positions = np.flatnonzero(outputs.valid)
+        return positions, [self.image_of[outputs.sample_ids[p]] for p in positions]
+
+    def column(self, outputs, column_id: str):
+        """(COCOeval stats dict in points, its ResampledAP, its bootstrap metric), computed once."""
+        key = (id(outputs), column_id)
+        if key not in self._columns:
+            positions, image_ids = self._valid(outputs)
+            arrays = outputs.arrays[column_id]
+            failed = outputs.errors[column_id][positions] != ""
+            boxes, scores, labels = (arrays[name][positions] for name in ("boxes", "scores", "labels"))
+            labels = np.where(failed[:, None], -1, labels)  # a failed sample detects nothing
+            evaluation = coco_eval(self.gt, detections_json(boxes, scores, labels, image_ids), image_ids)
+            stats = {name: float(100 * v) if v >= 0 else None for name, v in zip(STATS, evaluation.stats)}
+            resampled = ResampledAP(evaluation, image_ids)
+            metric = _Cached(lambda indices: resampled(np.bincount(indices, minlength=len(image_ids)).astype(float)))
+            self._columns[key] = (stats, resampled, metric, self._per_class(evaluation))
+        return self._columns[key]
+
+    def _per_class(self, evaluation) -> dict[str, float | None]:
+        precision = evaluation.eval["precision"][:, :, :, 0, -1]  # IoU x recall x class, area all, 100 dets
+        out = {}
+        for k, category in enumerate(evaluation.params.catIds):
+            values = precision[:, :, k]
+            values = values[values > -1]
+            out[self.dataset.class_names.get(category, str(category))] = float(100 * values.mean()) if values.size else None
+        return out
+
+    def reference_metrics(self, outputs) -> dict:
+        stats, _, metric, per_class = self.column(outputs, outputs.column_ids[0])
+        n = int(outputs.valid.sum())
+        ci = None
+        if n:
+            rng = np.random.default_rng(st.DEFAULT_SEED)
+            values = [metric(rng.integers(0, n, n)) for _ in range(self.resamples)]
+            ci = tuple(float(v) for v in np.nanquantile(values, [0.025, 0.975]))
+        return {"n": n, "n_labeled": n, **stats, "map_ci": ci, "per_class_ap": per_class,
+                "resamples": self.resamples}
+
+    def variant_stats(self, outputs, column_id: str, noise: str, option: str) -> DenseStats:
+        reference_id = outputs.column_ids[0]
+        positions, image_ids = self._valid(outputs)
+        ref_stats, _, ref_metric, _ = self.column(outputs, reference_id)
+        stats, _, metric, per_class = self.column(outputs, column_id)
+        n = len(positions)
+        comparison = st.paired_bootstrap_metric(ref_metric, metric, n, resamples=self.resamples) if n else None
+        ref, var = outputs.arrays[reference_id], outputs.arrays[column_id]
+        failed = outputs.errors[column_id] != ""
+        changed, fewer, more, identical = 0, 0, 0, 0
+        for position, image_id in zip(positions, image_ids):
+            same = all(np.array_equal(ref[k][position], var[k][position]) for k in ("boxes", "scores", "labels"))
+            identical += same and not failed[position]
+            if same and not failed[position]:
+                continue
+            rb, rl = confident(ref, position)
+            vb, vl = confident(var, position) if not failed[position] else (np.zeros((0, 4)), np.zeros(0))
+            both = matches(rb, rl, vb, vl)
+            changed += both < len(rl) or both < len(vl)
+            truth = self.objects.get(image_id, [])
+            gt_boxes, gt_labels = np.asarray([t[0] for t in truth]).reshape(-1, 4), [t[1] for t in truth]
+            found_ref, found_var = matches(rb, rl, gt_boxes, gt_labels), matches(vb, vl, gt_boxes, gt_labels)
+            fewer += found_var < found_ref
+            more += found_var > found_ref
+        low, high = st.wilson_interval(changed, n)
+        return DenseStats(
+            id=column_id, noise=noise, option=option, n=n, n_labeled=n, metric=self.metric, value=stats["map"],
+            extra={**{k: v for k, v in stats.items() if k != "map"}, "per_class_ap": per_class},
+            delta=comparison.delta if comparison else None,
+            delta_ci=comparison.ci if comparison else None, p_value=comparison.p_value if comparison else None,
+            correct_to_wrong=int(fewer), wrong_to_correct=int(more),
+            flip_rate=float(100 * changed / n) if n else math.nan, flip_ci=(100 * low, 100 * high),
+            n_failed=int(failed[positions].sum()), identical=float(100 * identical / n) if n else math.nan)

@@ -1,0 +1,285 @@
+"""Object detection: COCO-format data, model inputs that remember their geometry, raw head outputs
+shared by every post-processing variant, and detections mapped back onto the annotated image.
+
+Data: a COCO annotation JSON (images with file_name, width, height; annotations with image_id,
+category_id, bbox [x, y, w, h]; categories) whose file names are relative to the JSON's folder
+(or to `root`). Annotations COCOeval would trip on are repaired or dropped with a warning each
+kind; those it handles its own way (boxes reaching outside the image, images without objects,
+crowd regions) are kept and counted, so the evaluation is COCOeval's.
+
+The model's label indices are taken as COCO category ids (true of torchvision's COCO models and of
+the zoo detector); detections of a label that is not a category are scored as COCOeval does: never.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from sysnoise.errors import SampleError, UserInputError
+from sysnoise.postprocess import configure
+from sysnoise.postprocess.detection import DetectionPost, detect, empty
+from sysnoise.tasks.base import TASKS, Task
+
+
+@dataclass(frozen=True)
+class Sample:
+    id: str  # the image's file_name
+    path: Path
+    image_id: int
+    width: int | None  # as annotated; None: taken from the decoded image
+    height: int | None
+    labels: tuple[int, ...] = ()  # category ids of its objects (what the run fingerprint records)
+
+
+@dataclass
+class CocoDataset:
+    root: Path
+    annotation_file: Path
+    samples: list[Sample]
+    coco: dict  # the ground truth as COCOeval will read it (repaired, unknown categories left out)
+    class_names: dict[int, str]  # category id -> name
+    problems: list[dict] = field(default_factory=list)  # images dropped (missing file, duplicate id)
+    warnings: list[dict] = field(default_factory=list)  # {kind, count, examples}: repaired or dropped annotations
+    kind: str = "coco"
+
+    @property
+    def n_labeled(self) -> int:
+        return len(self.samples)
+
+    def label_matrix(self) -> np.ndarray:
+        """The engine's per-sample label table: detection keeps its ground truth in `coco`."""
+        return np.full((len(self.samples), 1), -1, np.int64)
+
+    def describe(self) -> dict:
+        with_objects = {a["image_id"] for a in self.coco["annotations"]}
+        return {"path": str(self.annotation_file), "kind": self.kind, "n_samples": len(self.samples),
+                "n_labeled": len(self.samples), "n_dropped_while_reading": len(self.problems),
+                "n_annotations": len(self.coco["annotations"]),
+                "n_images_without_objects": sum(1 for s in self.samples if s.image_id not in with_objects),
+                "categories": {str(k): v for k, v in self.class_names.items()}, "warnings": self.warnings}
+
+
+class _Warnings:
+    """Problems grouped by kind: one warning per kind with a count and the first examples."""
+
+    def __init__(self, source: Path):
+        self.source, self.kinds = source, {}
+
+    def add(self, kind: str, example: str) -> None:
+        entry = self.kinds.setdefault(kind, {"kind": kind, "count": 0, "examples": []})
+        entry["count"] += 1
+        if len(entry["examples"]) < 3:
+            entry["examples"].append(example)
+
+    def emit(self) -> list[dict]:
+        for entry in self.kinds.values():
+            warnings.warn(f"{self.source}: {entry['count']} x {entry['kind']} (e.g. {'; '.join(entry['examples'])})",
+                          stacklevel=3)
+        return list(self.kinds.values())
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def read_coco(annotation_file: str | Path, root: str | Path | None = None, *, allow_outside_root: bool = False
+              ) -> CocoDataset:
+    """A COCO detection dataset; image paths are relative to `root` (default: the JSON's folder)."""
+    annotation_file = Path(annotation_file)
+    root = Path(root or annotation_file.parent).resolve()
+    try:
+        data = json.loads(annotation_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserInputError(f"{annotation_file}: cannot read COCO annotations: {err}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise UserInputError(f"{annotation_file}: not COCO annotations (no 'images' list)")
+    if not isinstance(data.get("categories"), list) or not data["categories"]:
+        raise UserInputError(f"{annotation_file}: no 'categories': COCOeval needs the category list")
+    notes = _Warnings(annotation_file)
+    categories = {int(c["id"]): str(c.get("name", c["id"])) for c in data["categories"]}
+    samples: dict[int, Sample] = {}
+    problems, images = [], []
+    for image in data["images"]:
+        name, image_id = image.get("file_name"), image.get("id")
+        if not isinstance(name, str) or not isinstance(image_id, int):
+            problems.append({"id": str(name), "reason": "image entry without file_name or integer id"})
+            continue
+        path = (root / name).resolve()
+        if image_id in samples:
+            problems.append({"id": name, "reason": f"duplicate image id {image_id} (kept the first)"})
+        elif not allow_outside_root and not path.is_relative_to(root):
+            problems.append({"id": name, "reason": "path escapes the dataset root (use --allow-outside-root)"})
+        elif not path.is_file():
+            problems.append({"id": name, "reason": "file not found"})
+        else:
+            width, height = image.get("width"), image.get("height")
+            if not (_number(width) and _number(height) and width > 0 and height > 0):
+                notes.add("image without width/height (taken from the decoded file)", name)
+                width = height = None
+            samples[image_id] = Sample(name, path, image_id, width and int(width), height and int(height))
+            images.append(image)
+    annotations = [a for number, ann in enumerate(data.get("annotations") or [])
+                   if (a := _checked(ann, number, samples, categories, notes)) is not None]
+    if not samples:
+        raise UserInputError(f"{annotation_file}: no usable images; {len(problems)} dropped"
+                             + (f", first: {problems[0]}" if problems else ""))
+    labels: dict[int, list[int]] = {}
+    for ann in annotations:
+        labels.setdefault(ann["image_id"], []).append(int(ann["category_id"]))
+    kept = [replace(s, labels=tuple(labels.get(s.image_id, ()))) for s in samples.values()]
+    coco = {"images": images, "annotations": annotations, "categories": data["categories"]}
+    return CocoDataset(root, annotation_file, kept, coco, categories, problems, notes.emit())
+
+
+def _checked(ann, number: int, samples: dict[int, Sample], categories: dict, notes: _Warnings) -> dict | None:
+    """The annotation as COCOeval can read it, or None (dropped); each repair or drop is noted."""
+    if not isinstance(ann, dict):
+        notes.add("annotation that is not an object (dropped)", f"#{number}")
+        return None
+    where = f"annotation {ann.get('id', f'#{number}')}"
+    sample, bbox = samples.get(ann.get("image_id")), ann.get("bbox")
+    if sample is None:
+        notes.add("annotation of an image not evaluated (unknown, missing or duplicate image id; dropped)", where)
+        return None
+    if ann.get("category_id") not in categories:
+        notes.add("unknown category id (dropped: COCOeval never evaluates it)", f"{where}: {ann.get('category_id')}")
+        return None
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(_number(v) for v in bbox)):
+        notes.add("bbox not [x, y, w, h] numbers (dropped)", where)
+        return None
+    x, y, w, h = bbox
+    if w <= 0 or h <= 0:
+        notes.add("empty box (w or h <= 0; kept, as COCOeval keeps it)", where)
+    if sample.width and (x < 0 or y < 0 or x + w > sample.width or y + h > sample.height):
+        notes.add("box reaching outside its image (kept, as COCOeval keeps it)", where)
+    ann = dict(ann)
+    if not _number(ann.get("area")):
+        notes.add("no area (set to w x h)", where)
+        ann["area"] = float(w * h)
+    ann.setdefault("iscrowd", 0)
+    ann["id"] = number + 1  # COCOeval indexes annotations by id: unique ids whatever the file had
+    return ann
+
+
+def read_detection_data(path: str | Path, *, allow_outside_root: bool = False) -> CocoDataset:
+    """A COCO JSON, or a folder holding annotations.json (or annotations/instances_*.json)."""
+    path = Path(path)
+    if path.is_dir():
+        found = [path / "annotations.json"] + sorted((path / "annotations").glob("instances_*.json"))
+        found = [f for f in found if f.is_file()]
+        if not found:
+            raise UserInputError(f"{path}: no annotations.json or annotations/instances_*.json (COCO format)")
+        return read_coco(found[0], path, allow_outside_root=allow_outside_root)
+    if not path.is_file():
+        raise UserInputError(f"dataset not found: {path}")
+    return read_coco(path, allow_outside_root=allow_outside_root)
+
+
+@dataclass(frozen=True)
+class GeometricInput:
+    """A model input that remembers where it came from: post-processing maps its results back onto
+    the annotated image with `to_source` (ax, bx, ay, by: x_source = ax * x_input + bx)."""
+
+    array: np.ndarray  # (3, h, w) float32, normalised
+    to_source: tuple[float, float, float, float]
+    source_size: tuple[int, int]  # (width, height) of the annotated image
+    target: np.ndarray | None = None  # segmentation: the label map
+
+    def __array__(self, dtype=None, copy=None):  # the engine hashes and stacks inputs as arrays
+        return self.array if dtype is None else self.array.astype(dtype)
+
+
+def geometric_inputs(data: bytes, pipelines, sample, target=None) -> dict[tuple, object]:
+    """Every pipeline's input for one sample, with its map back to the annotated image (whose size
+    is the sample's, or the decoded file's). Decoders that scale while decoding are allowed for:
+    the geometry is computed on the decoded size and scaled to the annotated one."""
+    from sysnoise.pipeline.geometry import CROPS, input_to_source
+    from sysnoise.pipeline.preprocess import Memo, stage_values
+
+    memo, out = Memo(), {}
+    annotated = (getattr(sample, "width", None), getattr(sample, "height", None))  # calibration samples have none
+    for p in pipelines:
+        values = stage_values(data, p, memo, sample.id)
+        tensor, decoded = values["normalise"], values.get("decode")
+        if isinstance(tensor, SampleError):
+            out[p.prefix("normalise")] = tensor
+            continue
+        if isinstance(decoded, np.ndarray):
+            decoded_size = (decoded.shape[1], decoded.shape[0])
+        else:  # pixels stored after decoding: the annotated size is all there is
+            decoded_size = annotated if annotated[0] else None
+        if decoded_size is None:
+            out[p.prefix("normalise")] = SampleError("stored pixels of an image without width/height: "
+                                                     "nothing to map the results back to")
+            continue
+        width, height = annotated if annotated[0] else decoded_size
+        geometry = CROPS(p.crop)(*decoded_size, p.input_size, p.crop_pct)
+        ax, bx, ay, by = input_to_source(geometry, *decoded_size)
+        sx, sy = width / decoded_size[0], height / decoded_size[1]
+        out[p.prefix("normalise")] = GeometricInput(tensor, (ax * sx, bx * sx, ay * sy, by * sy), (width, height),
+                                                    target)
+    return out
+
+
+def forward_by_shape(model, inputs: list, batch_size: int, device: str) -> dict[str, np.ndarray]:
+    """Run `model` on inputs of possibly different sizes: equal shapes batched together (a batch of
+    one size needs no padding beyond the model's own), outputs back in input order."""
+    import torch
+
+    arrays = [np.asarray(i, dtype=np.float32) for i in inputs]
+    by_shape: dict[tuple, list[int]] = {}
+    for index, array in enumerate(arrays):
+        by_shape.setdefault(array.shape, []).append(index)
+    rows: dict[int, dict[str, np.ndarray]] = {}
+    for indices in by_shape.values():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            out = model(torch.from_numpy(np.stack([arrays[i] for i in chunk])).to(device))
+            out = {name: value.detach().float().cpu().numpy() if value.is_floating_point() else value.cpu().numpy()
+                   for name, value in out.items()}
+            for row, index in enumerate(chunk):
+                rows[index] = {name: value[row] for name, value in out.items()}
+    names = list(rows[0])
+    return {name: np.stack([rows[i][name] for i in range(len(arrays))]) for name in names}
+
+
+class DetectionTask(Task):
+    """Bound to a model (its reference post-processing) before use: TASKS('detection').bind(module)."""
+
+    name = "detection"
+
+    def __init__(self, reference: DetectionPost | None = None):
+        self.reference = reference
+
+    def bind(self, module) -> "DetectionTask":
+        return DetectionTask(module.post_reference)
+
+    def load_input(self, sample, pipelines, cache=None):
+        # no input cache: the inputs carry their geometry, which the cache does not store
+        try:
+            data = Path(sample.path).read_bytes()
+        except OSError as err:
+            return {p.prefix("normalise"): SampleError(f"cannot read file: {err.strerror or err}") for p in pipelines}
+        return geometric_inputs(data, pipelines, sample)
+
+    def forward(self, model, inputs, batch_size, device):
+        return forward_by_shape(model, inputs, batch_size, device)
+
+    def finish(self, pipeline, outputs, model_input):
+        if self.reference is None:
+            raise RuntimeError("DetectionTask is not bound to a model: use TASKS('detection').bind(module)")
+        config = configure(self.reference, pipeline.postprocess, "detection")
+        height, width = model_input.array.shape[-2:]
+        return detect(outputs, config, (height, width), model_input.to_source, model_input.source_size)
+
+    def failed_outputs(self, n):
+        return empty(n)
+
+
+TASKS.register("detection", "object detection: COCO box mAP (pycocotools), raw outputs shared by post-processing "
+                            "variants")(DetectionTask())
