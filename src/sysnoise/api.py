@@ -333,7 +333,33 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
                                           loaded.class_names, out)
     write_results(results, out / "results.json")
     write_reports(results, out)
+    if task_name == "detection":  # for the user's own tools: the reference column as COCO results
+        from sysnoise.engine.store import atomic_write_text
+
+        atomic_write_text(out / "detections-reference.json", json.dumps(coco_detections(out, "reference")) + "\n")
     return results
+
+
+def coco_detections(out: str | Path, column: str = "reference") -> list[dict]:
+    """One column of a detection run (results folder `out`) as a COCO results list ({image_id,
+    category_id, bbox [x, y, w, h], score}), the format pycocotools' loadRes and other tools read.
+    Samples the reference could not process are left out, as in the evaluation."""
+    from sysnoise.analysis.detection import detections_json
+    from sysnoise.report.results import read_results
+
+    out = Path(out)
+    results = read_results(out)
+    if results.get("task") != "detection":
+        raise UserInputError(f"{out}: not a detection run")
+    outputs = RunOutputs.load(out / "outputs.npz")
+    if column not in outputs.column_ids:
+        raise UserInputError(f"{out}: no column {column!r}; columns: {', '.join(outputs.column_ids)}")
+    images = json.loads(Path(results["dataset"]["path"]).read_text())["images"]
+    image_of = {image["file_name"]: image["id"] for image in images}
+    keep = outputs.valid & (outputs.errors[column] == "")
+    arrays = outputs.arrays[column]
+    return detections_json(arrays["boxes"][keep], arrays["scores"][keep], arrays["labels"][keep],
+                           [image_of[s] for s, ok in zip(outputs.sample_ids, keep) if ok])
 
 
 LANGUAGE_NOISES = ("precision",)
