@@ -79,3 +79,18 @@ def bigram():
 def make_bigram():
     """Build another bigram model: make_bigram({(current, next): probability, ...})."""
     return lambda overrides: bigram_model(uniform_with(overrides))
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tokenizer):
+    """A randomly initialised two-layer Llama with the character tokenizer."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from sysnoise.models import LoadedModel
+    from sysnoise.pipeline.spec import Pipeline
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=97, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    module = LlamaForCausalLM(config).eval()
+    return LoadedModel("tiny-llama", module, Pipeline(), 97, tokenizer=tokenizer)

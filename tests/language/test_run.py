@@ -8,20 +8,7 @@ import pytest
 
 from sysnoise import api
 from sysnoise.engine.execute import EngineOptions
-from sysnoise.models import LoadedModel
 from sysnoise.pipeline.spec import Pipeline
-
-
-@pytest.fixture(scope="module")
-def tiny_lm(tokenizer):
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=97, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
-    module = LlamaForCausalLM(config).eval()
-    return LoadedModel("tiny-llama", module, Pipeline(), 97, tokenizer=tokenizer)
 
 
 def test_language_run_writes_table5_results(tmp_path, tiny_lm):
@@ -34,8 +21,8 @@ def test_language_run_writes_table5_results(tmp_path, tiny_lm):
     ref = results["reference"]
     assert results["task"] == "language" and ref["metric"] == "acc" and ref["n"] == 12
     by_option = {v["option"]: v for v in results["variants"]}
-    assert {"fp16", "bf16", "int8-dynamic", "w8-weight-only", "w4-g128-weight-only", "attention-fp16"} <= set(by_option)
-    assert not any(o.startswith("int8-") and o != "int8-dynamic" for o in by_option)  # image-calibrated INT8: not for text
+    assert {"fp16", "bf16", "int8-dynamic", "int8-llm", "w8-weight-only", "w4-g128-weight-only", "attention-fp16"} <= set(by_option)
+    assert not any(o.startswith("int8-") and o not in ("int8-dynamic", "int8-llm") for o in by_option)  # image-calibrated INT8: not for text
     for v in results["variants"]:
         # the delta is the reference's accuracy minus the variant's, the interval contains it
         assert v["delta"] == pytest.approx(ref["value"] - v["value"])
@@ -44,7 +31,7 @@ def test_language_run_writes_table5_results(tmp_path, tiny_lm):
     precision = next(n for n in results["noises"] if n["name"] == "precision")
     assert precision["not_applicable"] == []
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "| model | task | metric | FP32 | fp16 | int8-dynamic |" in report
+    assert "| model | task | metric | FP32 | fp16 | int8-llm | int8-dynamic | bf16 |" in report
     assert "| tiny-llama | piqa | accuracy % |" in report
 
     # the stored per-item log-likelihoods recompute the reference accuracy independently
@@ -64,3 +51,22 @@ def test_precision_options_for_lms_are_not_applicable_to_vision_models():
     assert "precision/fp16" in {v.id for v in plan.variants}
     _, rows = api.plan_variants(cnn, ["resize"], Pipeline(), stages=("inference",))
     assert rows[0]["applies"] is False  # text has no image pre-processing: n/a
+
+
+def test_precision_wrappers_keep_the_transformers_interface(tiny_lm):
+    """Native casting takes keyword inputs and gives back a ModelOutput in float32; emulation and
+    the LM options keep .logits too, and stay near float32's logits (4-bit weights move them most)."""
+    import torch
+
+    from sysnoise.inference.precision import PRECISIONS
+
+    ids = torch.randint(0, 97, (2, 12))
+    kwargs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "use_cache": False}
+    with torch.inference_mode():
+        fp32 = tiny_lm.module(**kwargs).logits
+        for option in ("bf16-native", "fp16", "int8-dynamic", "w4-g128-weight-only", "attention-bf16"):
+            logits = PRECISIONS(option)(tiny_lm.module)(**kwargs).logits
+            assert logits.dtype == torch.float32 and logits.shape == fp32.shape
+            assert not torch.equal(logits, fp32), option
+            # a random tiny model has nearly flat logits: compare values, not argmaxes
+            assert (logits - fp32).abs().max() < 0.25 * fp32.abs().max(), option

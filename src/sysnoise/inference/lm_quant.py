@@ -75,6 +75,53 @@ def int8_dynamic(model):
         return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
 
 
+def _int8_llm_linear(linear, threshold: float):
+    """A Linear computing as LLM.int8() (bitsandbytes): input features holding a value above
+    `threshold` anywhere in the batch go through the float weights; the rest is quantised
+    vector-wise (each token row and each weight row to int8 with its own absmax scale),
+    multiplied in integers (exact in float32 up to 2^24) and rescaled."""
+    import torch
+
+    class Int8LLMLinear(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            weight = linear.weight.detach()
+            scale = weight.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127
+            self.register_buffer("weight", weight.clone())
+            self.register_buffer("weight_q", (weight / scale).round().clamp(-127, 127))
+            self.register_buffer("weight_scale", scale.T.contiguous())
+            self.bias = None if linear.bias is None else torch.nn.Parameter(linear.bias.detach().clone())
+
+        def forward(self, x):
+            outliers = (x.abs() > threshold).reshape(-1, x.shape[-1]).any(dim=0)
+            regular = x.masked_fill(outliers, 0.0)
+            x_scale = regular.abs().amax(dim=-1, keepdim=True).clamp(min=1e-12) / 127
+            y = ((regular / x_scale).round() @ self.weight_q.T) * x_scale * self.weight_scale
+            if outliers.any():
+                y = y + x[..., outliers] @ self.weight[:, outliers].T
+            return y if self.bias is None else y + self.bias
+
+    return Int8LLMLinear()
+
+
+def int8_llm(model, threshold: float = 6.0):
+    import torch
+
+    quantised = copy.deepcopy(model)
+    kept = _kept_layers(quantised)  # bitsandbytes leaves lm_head in float by default
+    for parent in list(quantised.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.Linear) and id(child) not in kept:
+                setattr(parent, name, _int8_llm_linear(child, threshold))
+    return quantised
+
+
+@_register("int8-llm", "LLM.int8() as bitsandbytes computes it, simulated: vector-wise INT8 weights and "
+           "activations, input features with |x| > 6 kept in float; the output head in float")
+def int8_llm_default(model):
+    return int8_llm(model)
+
+
 @_register("w8-weight-only", "INT8 weight-only, per-output-channel symmetric, simulated (activations float32)")
 def w8_weight_only(model):
     return weight_only(model, 8, None)

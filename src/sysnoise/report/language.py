@@ -21,7 +21,7 @@ from sysnoise.report.results import SCHEMA, _clean, samples_digest, variant_row
 METRIC_NAMES = {"acc": "accuracy %", "acc_norm": "length-normalised accuracy %", "perplexity": "perplexity"}
 LM_LIBRARIES = ("transformers", "tokenizers", "huggingface_hub", "accelerate", "gguf")
 # Table 5's columns: the paper's FP16 and INT8, then the other reduced precisions measured here
-TABLE_OPTIONS = ("fp16", "int8-dynamic", "bf16", "w8-weight-only", "w4-g128-weight-only", "attention-fp16",
+TABLE_OPTIONS = ("fp16", "int8-llm", "int8-dynamic", "bf16", "w8-weight-only", "w4-g128-weight-only", "attention-fp16",
                  "attention-bf16", "fp16-native", "bf16-native")
 
 
@@ -156,6 +156,8 @@ def print_summary(results: dict, console=None) -> None:
     from rich.table import Table
 
     console = console or Console()
+    if not console.is_terminal:  # a log file: rich would squeeze the columns into 80 characters
+        console.width = max(console.width, 130)
     ref = results["reference"]
     places = _places(results)
     table = Table(title=f"{results['model']['name']} on {results['dataset']['format']}: FP32 "

@@ -20,7 +20,7 @@ FIRST_ENTRY = "ABASEMENT, n."
 TARGET = re.compile(r"^[A-Za-z]{3,}$")
 LASTWORD_WORDS = (25, 60)  # passage length in words, context plus target
 TEXT_MIN_WORDS, TEXT_MAX_WORDS = 40, 80
-EVERY = 5  # every fifth qualifying entry: the sets span the alphabet and the demo stays in minutes
+EVERY = 10  # every tenth qualifying entry: the sets span the alphabet and the demo stays in minutes
 
 
 def entries(text: str) -> list[str]:
