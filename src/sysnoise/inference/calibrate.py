@@ -107,7 +107,11 @@ def batches(samples, pipeline, batch_size: int = 16, task=None) -> list:
         node = task.load_input(sample, [pipeline]).get(key)
         if node is not None and not isinstance(node, SampleError):
             arrays.append(np.asarray(node, dtype=np.float32))
-    return [torch.from_numpy(np.stack(arrays[i : i + batch_size])) for i in range(0, len(arrays), batch_size)]
+    batches = []
+    for shape in dict.fromkeys(a.shape for a in arrays):  # keep-ratio inputs (detection) differ in size
+        same = [a for a in arrays if a.shape == shape]
+        batches += [torch.from_numpy(np.stack(same[i : i + batch_size])) for i in range(0, len(same), batch_size)]
+    return batches
 
 
 @dataclass(frozen=True)
