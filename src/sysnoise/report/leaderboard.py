@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sysnoise.engine.store import digest
 from sysnoise.errors import UserInputError
-from sysnoise.report.markdown import decimals_for, fmt, metric_label, misconfigured, noise_cell
+from sysnoise.report.markdown import fmt, metric_label, misconfigured, noise_cell, places_for
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -91,7 +91,7 @@ def table(board: Board) -> tuple[list[str], list[list[str]], int]:
     runs = list(board.runs)
     metric = runs[0]["reference"].get("metric", "top1")
     # All runs saw the same samples; skipped samples can differ, so take the coarsest resolution.
-    places = min(decimals_for(r["reference"]["n_labeled"] or r["reference"]["n"]) for r in runs)
+    places = min(places_for(r) for r in runs)  # mAP / mIoU: two decimals (markdown.places_for)
     runs.sort(key=lambda r: (-(r["reference"].get(metric) if r["reference"].get(metric) is not None
                                else float("-inf")), r["model"]["name"]))
     noises: list[str] = []
