@@ -602,6 +602,7 @@ def matrix(models: list[str], data, test: str, *, out: str | Path = "results/mat
     first = (reference or loaded[0].reference).replace(**{field: tests[0]})
     out, rows = Path(out), []
     for spec, model, label in zip(models, loaded, labels):
+        training = analysis.training_of(model.card, model.reference)  # before run() sets the test reference
         folder = out / "runs" / re.sub(r"[^A-Za-z0-9._-]+", "-", label)
         noises = [f"{field}={','.join(tests[1:])}"] if len(tests) > 1 else []
         results = run(model, data, noises=noises, out=folder, reference=first, options=options, fresh=fresh,
@@ -611,8 +612,7 @@ def matrix(models: list[str], data, test: str, *, out: str | Path = "results/mat
         if missing:
             reasons = {k: v for n in results["noises"] for k, v in n.get("unavailable", {}).items()}
             raise UserInputError(f"test option(s) {missing} not measured here: {reasons}")
-        rows.append(analysis.RowRun(label, analysis.training_of(model.card, model.reference),
-                                    RunOutputs.load(folder / "outputs.npz"), columns, source=spec))
+        rows.append(analysis.RowRun(label, training, RunOutputs.load(folder / "outputs.npz"), columns, source=spec))
     doc = analysis.compute(rows, field, tests)
     doc["data"] = str(data)
     doc["test_base"] = first.to_dict()
