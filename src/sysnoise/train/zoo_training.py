@@ -88,9 +88,11 @@ def dihedral(x, k: int):
 # --------------------------------------------------------------------------- the loop
 def fit(model, batches: Callable[[int, np.random.Generator], Iterable], loss_fn, *, epochs: int, steps_per_epoch: int,
         lr: float, weight_decay: float = 0.05, seed: int = 0, log: Callable[[str], None] = print,
-        evaluate: Callable[[object, int], dict] | None = None, eval_every: int = 0, clip: float | None = 5.0) -> list:
-    """AdamW + one-cycle over `epochs` x `steps_per_epoch` batches from `batches(epoch, rng)`;
-    `loss_fn(model, batch)` returns a scalar loss. Returns the per-epoch history."""
+        evaluate: Callable[[object, int], dict] | None = None, eval_every: int = 0, clip: float | None = 5.0,
+        optimiser: str = "adamw") -> list:
+    """AdamW (or SGD with Nesterov momentum) + one-cycle over `epochs` x `steps_per_epoch` batches
+    from `batches(epoch, rng)`; `loss_fn(model, batch)` returns a scalar loss. Returns the
+    per-epoch history."""
     import torch
 
     torch.manual_seed(seed)
@@ -98,8 +100,11 @@ def fit(model, batches: Callable[[int, np.random.Generator], Iterable], loss_fn,
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
-    optimiser = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if optimiser == "sgd":
+        optimiser = torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
+    else:
+        optimiser = torch.optim.AdamW(groups, lr=lr)
     total = epochs * steps_per_epoch
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=total, pct_start=0.15)
     history, step, started = [], 0, time.perf_counter()
@@ -190,8 +195,8 @@ def classifier_top1(model, images: np.ndarray, labels: np.ndarray, pipeline: Pip
 @recipe("zoo-resnet")
 def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = None, *,
                  pipeline: Pipeline | Sequence[Pipeline] | None = None, n_train: int | None = None,
-                 batch_size: int = 64, lr: float = 2e-3, log: Callable[[str], None] = print,
-                 name: str = "zoo-resnet", init: str | None = "zoo-segmenter") -> dict:
+                 batch_size: int = 32, lr: float = 2e-3, log: Callable[[str], None] = print,
+                 name: str = "zoo-resnet", init: str | None = None) -> dict:
     """Train the scenes classifier. `pipeline` is the training system (default: zoo-resnet's
     declared reference); the val metric is always measured under the reference pipeline."""
     import torch
@@ -215,8 +220,8 @@ def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = No
 
     torch.manual_seed(seed)
     model = resnet.build(len(scenes.CLASSES))
-    backbone = encoder_state(init)
-    if backbone is not None:
+    backbone = encoder_state(init, keep_fc=True)
+    if backbone is not None:  # another zoo model's body, or an earlier zoo-resnet to train further
         missing, unexpected = model.load_state_dict(backbone, strict=False)
         assert not unexpected and all(k.startswith("fc.") for k in missing), (missing, unexpected)
     steps = len(train_paths) // batch_size
@@ -255,10 +260,11 @@ def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = No
         "data": {"train": "scenes-train", "val": "scenes", "seed": 0, "n_train": len(train_paths),
                  "n_val": len(val_paths), "train_fingerprint": json.loads((train_list.parent / "dataset.json").read_text()),
                  "val_fingerprint": json.loads((val_list.parent / "dataset.json").read_text())},
-        "recipe": {"command": f"sysnoise train-zoo {name} --seed {seed} --epochs {epochs}", "seed": seed,
+        "recipe": {"command": f"sysnoise train-zoo {name} --seed {seed} --epochs {epochs} --init {init or 'none'}",
+                   "seed": seed,
                    "epochs": epochs, "batch_size": batch_size, "optimiser": "AdamW, one-cycle", "max_lr": lr,
                    "weight_decay": 0.05, "label_smoothing": 0.05,
-                   "init": f"body from {init} (its encoder)" if backbone is not None else "random",
+                   "init": init_record(init, backbone),
                    "augmentation": "random flip / 90-degree rotation of the pipeline output (exact pixel permutation)"},
         "metrics": {"val_top1": round(top1, 4), f"val_top1_first{REFERENCE_SUBSET}": round(subset, 4),
                     "val_top1_maxpool_ceil": round(top1_ceil, 4)},
@@ -278,12 +284,9 @@ DENSE_REFERENCE_SUBSET = 200  # detector, segmenter: first 200 val images
 
 _RESNET_PROSE = """
 A small ResNet-style classifier for the `scenes` data set (10 shape classes pasted on real
-photographs; see `sysnoise.zoo.scenes`), trained on this project's CPU with
-`sysnoise train-zoo zoo-resnet --seed {seed} --epochs {epochs}`, starting from the encoder of
-zoo-segmenter (same body, trained from scratch with dense labels on scenes-seg under the same
-reference system; train zoo-segmenter first). From a random start the same recipe stayed at
-chance for the first epochs on this CPU budget: the shapes are small, camouflaged and randomly
-coloured, so per-image labels alone teach shape features slowly.
+photographs; see `sysnoise.zoo.scenes`), trained from a random start on this project's CPU
+with `sysnoise train-zoo zoo-resnet --seed {seed} --epochs {epochs}`. Its body is the starting
+point of zoo-detector and zoo-segmenter, so train it first.
 
 * **Training system (the reference pipeline)**: JPEG (Pillow, quality 90, 4:2:0) decoded by
   Pillow, RGB, Pillow bilinear resize 80 -> 64, ImageNet mean/std, FP32, torch eager,
@@ -366,28 +369,43 @@ def coco_map(coco: dict, dets: list[dict], scale: float, image_ids: Sequence[int
             "AP_small": round(float(stats[3]), 4), "AP_medium": round(float(stats[4]), 4)}
 
 
-def encoder_state(source: str | None = "zoo-segmenter") -> dict | None:
-    """ZooResNet body weights to start from: the segmenter's encoder (trained with dense labels on
-    scenes-seg under the same reference system), zoo-resnet's body, or None (random init)."""
+def encoder_state(source: str | None = "zoo-resnet", keep_fc: bool = False) -> dict | None:
+    """ZooResNet body weights to start from: zoo-resnet's body (default), the segmenter's encoder,
+    or None (random init)."""
     from sysnoise.models import load_state_dict
     from sysnoise.zoo.resnet import weights_path
 
-    if source is None:
+    if source is None or source == "none":
         return None
-    path = weights_path(source)
+    path = Path(source) if source.endswith(".safetensors") else weights_path(source)
     if not path.is_file():
         return None
     state = load_state_dict(path)
-    if source == "zoo-segmenter":
+    if any(k.startswith("backbone.body.") for k in state):  # a zoo-detector
+        state = {k[len("backbone.body."):]: v for k, v in state.items() if k.startswith("backbone.body.")}
+    elif any(k.startswith("backbone.") for k in state):  # a zoo-segmenter
         state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
-    return {k: v for k, v in state.items() if not k.startswith("fc.")}
+    return {k: v for k, v in state.items() if keep_fc or not k.startswith("fc.")}
+
+
+def init_record(source: str | None, state: dict | None) -> dict | str:
+    """What a model started from, for its card: the source and the digest of its tensors."""
+    if state is None:
+        return "random"
+    import hashlib
+
+    h = hashlib.sha256()
+    for key in sorted(state):
+        h.update(key.encode())
+        h.update(state[key].numpy().tobytes())
+    return {"from": str(source), "tensors_sha256": h.hexdigest()}
 
 
 @recipe("zoo-detector")
 def train_detector(seed: int = 0, epochs: int | None = None, out: Path | None = None, *,
                    pipeline: Pipeline | Sequence[Pipeline] | None = None, n_train: int | None = None,
                    batch_size: int = 8, lr: float = 2e-3, log: Callable[[str], None] = print,
-                   name: str = "zoo-detector", init: str | None = "zoo-segmenter") -> dict:
+                   name: str = "zoo-detector", init: str | None = "zoo-resnet") -> dict:
     import torch
 
     from sysnoise.zoo import detector, scenes
@@ -411,6 +429,10 @@ def train_detector(seed: int = 0, epochs: int | None = None, out: Path | None = 
     torch.manual_seed(seed)
     backbone = encoder_state(init)
     model = detector.build(len(scenes.CLASSES) + 1, backbone)
+    if backbone is not None:  # as torchvision does with pretrained backbones: the stem stays fixed
+        for key, param in model.backbone.body.named_parameters():
+            if key.startswith(("conv1.", "bn1.", "layer1.")):
+                param.requires_grad_(False)
     steps = len(train_paths) // batch_size
     boxes = [torch.from_numpy(t["boxes"] * (size / file_size)) for t in train_targets]
     labels = [torch.from_numpy(t["labels"]) for t in train_targets]
@@ -460,9 +482,11 @@ def train_detector(seed: int = 0, epochs: int | None = None, out: Path | None = 
         "data": {"train": "scenes-det-train", "val": "scenes-det", "seed": 0, "n_train": len(train_paths),
                  "n_val": len(val_paths),
                  "val_fingerprint": json.loads((val_folder / "dataset.json").read_text())},
-        "recipe": {"command": f"sysnoise train-zoo {name} --seed {seed} --epochs {epochs}", "seed": seed,
+        "recipe": {"command": f"sysnoise train-zoo {name} --seed {seed} --epochs {epochs} --init {init or 'none'}",
+                   "seed": seed,
                    "epochs": epochs, "batch_size": batch_size, "optimiser": "AdamW, one-cycle", "max_lr": lr,
-                   "weight_decay": 0.05, "init": f"backbone body from {init}'s encoder" if backbone is not None else "random",
+                   "weight_decay": 0.05, "init": init_record(init, backbone),
+                   "frozen": "conv1, bn1, layer1 of the body" if backbone is not None else "nothing",
                    "augmentation": "random flip / 90-degree rotation of the pipeline output and the boxes"},
         "metrics": {"val_mAP": metrics["mAP"], "val_AP50": metrics["AP50"], "val_AP75": metrics["AP75"],
                     "val_AP_small": metrics["AP_small"], "val_AP_medium": metrics["AP_medium"],
@@ -479,8 +503,8 @@ def train_detector(seed: int = 0, epochs: int | None = None, out: Path | None = 
 
 
 _DETECTOR_PROSE = """
-Faster R-CNN (torchvision) with a feature pyramid network on the zoo ResNet body, its body
-initialised from zoo-segmenter's encoder, trained on this project's CPU with
+Faster R-CNN (torchvision) with a feature pyramid network on the zoo ResNet body, the body
+initialised from zoo-resnet's weights, trained on this project's CPU with
 `sysnoise train-zoo zoo-detector --seed {seed} --epochs {epochs}`.
 
 * **Training system (the reference pipeline)**: JPEG (Pillow, quality 90, 4:2:0) decoded by
@@ -533,7 +557,7 @@ def read_label_maps(folder: Path) -> tuple[list[Path], np.ndarray]:
 def train_segmenter(seed: int = 0, epochs: int | None = None, out: Path | None = None, *,
                     pipeline: Pipeline | Sequence[Pipeline] | None = None, n_train: int | None = None,
                     batch_size: int = 16, lr: float = 3e-3, log: Callable[[str], None] = print,
-                    name: str = "zoo-segmenter", init: str | None = None) -> dict:
+                    name: str = "zoo-segmenter", init: str | None = "zoo-resnet") -> dict:
     import torch
     import torch.nn.functional as F
 
@@ -599,9 +623,10 @@ def train_segmenter(seed: int = 0, epochs: int | None = None, out: Path | None =
         "data": {"train": "scenes-seg-train", "val": "scenes-seg", "seed": 0, "n_train": len(train_paths),
                  "n_val": len(val_paths),
                  "val_fingerprint": json.loads((val_folder / "dataset.json").read_text())},
-        "recipe": {"command": f"sysnoise train-zoo {name} --seed {seed} --epochs {epochs}", "seed": seed,
+        "recipe": {"command": f"sysnoise train-zoo {name} --seed {seed} --epochs {epochs} --init {init or 'none'}",
+                   "seed": seed,
                    "epochs": epochs, "batch_size": batch_size, "optimiser": "AdamW, one-cycle", "max_lr": lr,
-                   "weight_decay": 0.05, "init": f"encoder from {init}" if backbone is not None else "random",
+                   "weight_decay": 0.05, "init": init_record(init, backbone),
                    "loss": "cross-entropy on logits upsampled to 128x128, ignore 255",
                    "augmentation": "random flip / 90-degree rotation of the pipeline output and the label map"},
         "metrics": {"val_mIoU": scores["mIoU"], "val_pixel_accuracy": scores["pixel_accuracy"],
@@ -619,8 +644,8 @@ def train_segmenter(seed: int = 0, epochs: int | None = None, out: Path | None =
 
 
 _SEGMENTER_PROSE = """
-A U-Net-style encoder-decoder on the zoo ResNet body, trained from a random start on this
-project's CPU (the first recipe to run: zoo-resnet and zoo-detector start from its encoder) with `sysnoise train-zoo zoo-segmenter --seed {seed} --epochs {epochs}`.
+A U-Net-style encoder-decoder on the zoo ResNet body, the encoder initialised from zoo-resnet's
+weights, trained on this project's CPU with `sysnoise train-zoo zoo-segmenter --seed {seed} --epochs {epochs}`.
 
 * **Training system (the reference pipeline)**: JPEG (Pillow, quality 90, 4:2:0) decoded by
   Pillow, RGB, Pillow bilinear resize 128 -> 96, ImageNet mean/std, FP32, torch eager,
@@ -633,7 +658,7 @@ project's CPU (the first recipe to run: zoo-resnet and zoo-detector start from i
 
 
 def train(name: str, **kwargs) -> dict:
-    """Run recipe `name` (see RECIPES)."""
+    """Run recipe `name` (see RECIPES); kwargs left as None take the recipe's defaults."""
     import sysnoise.zoo  # noqa: F401  (registers every recipe's model module)
 
-    return RECIPES[name](**kwargs)
+    return RECIPES[name](**{k: v for k, v in kwargs.items() if v is not None})

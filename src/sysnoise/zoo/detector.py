@@ -42,7 +42,9 @@ def build(num_classes: int = 11, backbone_state: dict | None = None):
 
     body = resnet.build(10)
     if backbone_state is not None:
-        body.load_state_dict(backbone_state)
+        missing, unexpected = body.load_state_dict(backbone_state, strict=False)
+        if unexpected or any(not k.startswith("fc.") for k in missing):
+            raise ValueError(f"backbone weights do not fit: missing {missing}, unexpected {unexpected}")
     widths = body.widths
     backbone = BackboneWithFPN(body, {"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"},
                                list(widths), FPN_CHANNELS)

@@ -73,9 +73,6 @@ def _torch_modules():
             for m in self.modules():
                 if isinstance(m, nn.Conv2d):
                     nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            for m in self.modules():  # zero-init the last BN of each residual branch
-                if isinstance(m, BasicBlock):
-                    nn.init.zeros_(m.bn2.weight)
 
         def features(self, x):
             x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

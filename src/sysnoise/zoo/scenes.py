@@ -6,7 +6,8 @@ of ten classes and a random size, rotation, aspect, fill (solid, stripes, checke
 patch of another photo), noise and edge softness; irregular blobs are pasted as distractors that
 belong to no class. Two kinds of scene:
 
-* classification (80x80): one labeled shape, 0-1 distractor blob; label = the shape's class.
+* classification (80x80): one labeled shape near the centre (object-centric, +-12 % of the
+  size), 0-1 distractor blob anywhere; label = the shape's class.
 * detection / segmentation (128x128): 1-4 labeled shapes, 0-1 blob; every shape has a box and
   a visible-pixel mask (occlusion is computed, so boxes and masks agree), and the image has a
   semantic label map (0 = background, 1..10 = class + 1, 255 = ignore: a one-pixel band where
@@ -34,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-VERSION = 1
+VERSION = 4
 CLASSES = ("circle", "ring", "triangle", "square", "pentagon", "hexagon", "star", "cross", "crescent", "arrow")
 SPLITS = {"train": 0, "val": 1, "test": 2}
 ENCODER = {"library": "Pillow", "format": "JPEG", "quality": 90, "subsampling": "4:2:0", "optimize": False}
@@ -66,11 +67,12 @@ class SceneConfig:
     min_radius: float
     max_radius: float
     max_distractors: int
+    centre_jitter: float | None = None  # labeled shapes centred, +- this fraction of the size (object-centric)
 
 
 CONFIGS = {
-    "classification": SceneConfig("classification", 80, 1, 1, 9.0, 26.0, 1),
-    "detection": SceneConfig("detection", 128, 1, 4, 10.0, 30.0, 1),
+    "classification": SceneConfig("classification", 80, 1, 1, 12.0, 30.0, 1, centre_jitter=0.12),
+    "detection": SceneConfig("detection", 128, 1, 4, 12.0, 32.0, 1),
 }
 
 
@@ -201,9 +203,16 @@ def _random_colour(rng: np.random.Generator) -> np.ndarray:
     return np.array(rgb, np.float32) * 255
 
 
+MIN_CONTRAST = 45.0
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
 def _fill(rng: np.random.Generator, photos, h: int, w: int) -> np.ndarray:
     """An h x w x 3 float texture for one shape."""
-    kind = rng.choice(["solid", "stripes", "checker", "gradient", "photo"], p=[0.35, 0.2, 0.15, 0.2, 0.1])
+    kind = rng.choice(["solid", "stripes", "checker", "gradient", "photo"], p=[0.4, 0.2, 0.15, 0.2, 0.05])
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     a, b = _random_colour(rng), _random_colour(rng)
     if kind == "solid":
@@ -223,14 +232,19 @@ def _fill(rng: np.random.Generator, photos, h: int, w: int) -> np.ndarray:
     else:
         tex = _background_crop(rng, photos, max(h, w))[:h, :w].astype(np.float32)
         tex = tex * rng.uniform(0.5, 1.3) + rng.uniform(-40, 40)
-    return tex + rng.standard_normal((h, w, 3), dtype=np.float32) * rng.uniform(0, 10)
+    return tex + rng.standard_normal((h, w, 3), dtype=np.float32) * rng.uniform(0, 6)
 
 
-def _place(rng, parts, cfg: SceneConfig, radius: float, alphas: list[np.ndarray]):
+def _place(rng, parts, cfg: SceneConfig, radius: float, alphas: list[np.ndarray], centred: bool = False):
     """Draw a pose for a shape; None if it would hide too much of what is already there."""
     margin = radius * 1.05
+    low, high = margin, cfg.size - margin
+    if centred and cfg.centre_jitter is not None:
+        half = cfg.size / 2
+        low, high = max(low, half - cfg.centre_jitter * cfg.size), min(high, half + cfg.centre_jitter * cfg.size)
+        low, high = min(low, half), max(high, half)
     for _ in range(20):
-        centre = (rng.uniform(margin, cfg.size - margin), rng.uniform(margin, cfg.size - margin))
+        centre = (rng.uniform(low, high), rng.uniform(low, high))
         angle, aspect = rng.uniform(0, 2 * np.pi), rng.uniform(0.75, 1.0)
         alpha = _render_alpha(parts, radius, angle, aspect, centre, cfg.size)
         mine = alpha >= 0.5
@@ -267,7 +281,7 @@ def render(seed: int, split: str, index: int, kind: str = "classification") -> d
         what, category = layers[position]
         parts = _blob(rng) if what == "blob" else SHAPES[CLASSES[category]]
         radius = rng.uniform(cfg.min_radius, cfg.max_radius) * (0.8 if what == "blob" else 1.0)
-        alpha = _place(rng, parts, cfg, radius, alphas)
+        alpha = _place(rng, parts, cfg, radius, alphas, centred=what == "shape")
         if alpha is None:
             if what == "shape" and kind == "classification":  # the one labeled object must exist
                 alpha = _render_alpha(parts, radius, 0.0, 1.0, (size / 2, size / 2), size)
@@ -284,6 +298,12 @@ def render(seed: int, split: str, index: int, kind: str = "classification") -> d
                 ImageFilter.GaussianBlur(softness)), np.float32) / 255.0
         soft = window[..., None]
         texture = _fill(rng, photos, y1 - y0, x1 - x0)
+        # keep every shape visible: its mean luminance differs from what it covers by MIN_CONTRAST
+        weight = window / max(float(window.sum()), 1e-6)
+        under = float((_luma(image[y0:y1, x0:x1]) * weight).sum())
+        mean = float((_luma(texture) * weight).sum())
+        if abs(mean - under) < MIN_CONTRAST:
+            texture += (under + MIN_CONTRAST if under < 128 else under - MIN_CONTRAST) - mean
         image[y0:y1, x0:x1] = image[y0:y1, x0:x1] * (1 - soft) + texture * soft
         if what == "shape":
             owner[alpha >= 0.5] = len(objects)
@@ -294,7 +314,7 @@ def render(seed: int, split: str, index: int, kind: str = "classification") -> d
     image = (image - 128) * rng.uniform(0.7, 1.15) + 128 + rng.uniform(-25, 25)
     image = image + rng.standard_normal(image.shape, dtype=np.float32) * rng.uniform(0, 6)
     pil = Image.fromarray(np.clip(np.rint(image), 0, 255).astype(np.uint8))
-    if rng.random() < 0.3:
+    if rng.random() < 0.2:
         pil = pil.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
     for i, obj in enumerate(objects):
         obj["mask"] = owner == i

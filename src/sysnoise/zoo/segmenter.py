@@ -44,7 +44,9 @@ def build(num_classes: int = 11, backbone_state: dict | None = None):
             self.upsample_mode = "bilinear"
             self.backbone = resnet.build(10)
             if backbone_state is not None:
-                self.backbone.load_state_dict(backbone_state)
+                missing, unexpected = self.backbone.load_state_dict(backbone_state, strict=False)
+                if unexpected or any(not k.startswith("fc.") for k in missing):
+                    raise ValueError(f"backbone weights do not fit: missing {missing}, unexpected {unexpected}")
             del self.backbone.fc, self.backbone.avgpool
             c = DECODER_CHANNELS
             widths = self.backbone.widths
