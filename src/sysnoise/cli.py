@@ -64,8 +64,8 @@ def _finish(results: dict | None, out: Path) -> None:
     if results is None:  # a torchrun rank other than 0: rank 0 reports
         return
     print_summary(results)
-    print(f"\nwrote {out / 'results.json'}, {out / 'outputs.npz'}, "
-          f"{out / 'report.md'}, {out / 'report.html'}, {out / 'report.csv'}")
+    written = [out / name for name in ("results.json", "outputs.npz", "report.md", "report.html", "report.csv")]
+    print("\nwrote " + ", ".join(str(p) for p in written if p.exists()))  # language runs write no html/csv
 
 
 def cmd_run(args) -> None:
