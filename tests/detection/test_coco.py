@@ -168,3 +168,28 @@ def test_unreadable_or_non_coco_files_are_clear_errors(tmp_path):
         read_coco(tmp_path / "y.json")
     with pytest.raises(UserInputError, match="annotations.json"):
         read_detection_data(tmp_path)
+
+
+def test_batched_resamples_equal_one_at_a_time(monkeypatch):
+    coco, dets = _random_case(4, n_images=12)
+    ids = [image["id"] for image in coco["images"]]
+    resampled = ResampledAP(coco_eval(ground_truth(coco), dets, ids), ids)
+    weights = np.stack([np.bincount(r, minlength=12) for r in np.random.default_rng(0).integers(0, 12, (40, 12))])
+    together = resampled.batch(weights)
+    monkeypatch.setattr(ResampledAP, "ELEMENTS", 1)  # one resample at a time
+    assert np.array_equal(resampled.batch(weights), together)
+    assert [resampled(w) for w in weights[:5]] == pytest.approx(together[:5].tolist(), abs=1e-12)
+
+
+def test_prefilled_values_are_the_bootstraps_own_draws():
+    from sysnoise.analysis import statistics as st
+    from sysnoise.analysis.detection import _Cached
+
+    calls = []
+    metric = _Cached(lambda indices: calls.append(1) or float(np.mean(indices)),
+                     batch=lambda w: (w @ np.arange(w.shape[1])) / w.sum(axis=1))
+    values = metric.prefill(30, 300)
+    expected = [float(np.mean(r)) for block in st.bootstrap_blocks(30, 300) for r in block]
+    assert values.tolist() == pytest.approx(expected)
+    st.paired_bootstrap_metric(metric, lambda indices: 0.0, 30, resamples=300)
+    assert len(calls) == 1  # only the full set: every resample was found prefilled

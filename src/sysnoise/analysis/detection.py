@@ -23,7 +23,7 @@ import numpy as np
 from sysnoise.analysis import statistics as st
 from sysnoise.analysis.summary import SIGNIFICANCE
 
-RESAMPLES = 1000  # bootstrap resamples per variant (COCOeval's accumulate per resample; see ResampledAP)
+RESAMPLES = 500  # bootstrap resamples per variant (an accumulate over all categories each; see ResampledAP)
 CONFIDENT = 0.5  # detections at or above this score are what an application shows
 MATCH_IOU = 0.5
 STATS = ("map", "ap50", "ap75", "ap_small", "ap_medium", "ap_large",
@@ -77,6 +77,8 @@ class ResampledAP:
     """COCO mAP (area all, 100 detections, IoU .50:.05:.95) on a weighted multiset of images, from
     one COCOeval's evalImgs. weights: (n_images,) in the order of `image_ids` given at creation."""
 
+    ELEMENTS = 250_000  # (resamples x IoU thresholds x detections) at once: cache-sized, the fastest here
+
     def __init__(self, evaluation, image_ids: list[int]):
         params = evaluation.params
         self.rec_thresholds = np.asarray(params.recThrs)
@@ -102,38 +104,50 @@ class ResampledAP:
             self.categories.append((image, (matched != 0) & ~ignored, (matched == 0) & ~ignored, objects))
 
     def __call__(self, weights: np.ndarray) -> float:
-        """mAP in points (0-100); NaN when no category has an object among the weighted images.
-        weights are integer multiplicities, so the cumulative counts are exact integers, as
-        COCOeval's; entries of undrawn images are left out (they would repeat the curve's points)."""
-        weights = np.asarray(weights, np.int64)
-        precisions = []
-        for image, tps, fps, objects in self.categories:
-            npig = int(weights @ objects)
-            if npig == 0:
-                continue
-            w = weights[image]
-            drawn = w > 0
-            w = w[drawn]
-            tp = np.cumsum(tps[:, drawn] * w, axis=1)
-            fp = np.cumsum(fps[:, drawn] * w, axis=1)
-            precisions.append(self._interpolated(tp, fp, npig))
-        return float(100 * np.mean(precisions)) if precisions else math.nan
+        """mAP in points (0-100); NaN when no category has an object among the weighted images."""
+        return float(self.batch(np.asarray(weights)[None])[0])
 
-    def _interpolated(self, tp: np.ndarray, fp: np.ndarray, npig: int) -> np.ndarray:
-        """COCOeval's (T, R) precision at the recall thresholds from integer cumulative counts."""
-        rows, n = tp.shape
+    def batch(self, weights: np.ndarray) -> np.ndarray:
+        """(B,) mAP in points for (B, n_images) integer weights. The weights are multiplicities, so
+        the cumulative counts are exact integers, as COCOeval's. An undrawn image's entries stay in
+        the ranking with weight 0: they repeat their neighbour's point of the curve, which changes
+        no interpolated precision."""
+        weights = np.asarray(weights, np.int64)
+        sums, counts = np.zeros(len(weights)), np.zeros(len(weights))
+        for image, tps, fps, objects in self.categories:
+            step = max(1, self.ELEMENTS // max(1, tps.size))  # resamples at a time: bounded memory
+            for start in range(0, len(weights), step):
+                part = slice(start, start + step)
+                npig = weights[part] @ objects.astype(np.int64)
+                w = weights[part][:, image][:, None, :]
+                q = self._interpolated(np.cumsum(tps * w, axis=2), np.cumsum(fps * w, axis=2), npig)
+                present = npig > 0  # COCOeval leaves a category without objects out of the mean
+                sums[part][present] += q[present].sum(axis=(1, 2))
+                counts[part][present] += q[0].size
+        with np.errstate(invalid="ignore"):
+            return np.where(counts > 0, 100 * sums / np.maximum(counts, 1), math.nan)
+
+    def _interpolated(self, tp: np.ndarray, fp: np.ndarray, npig: np.ndarray) -> np.ndarray:
+        """COCOeval's (B, T, R) precision at the recall thresholds from (B, T, N) integer cumulative
+        counts and (B,) object counts."""
+        batch, rows, n = tp.shape
+        recall_points = self.rec_thresholds.size
         if n == 0:
-            return np.zeros((rows, self.rec_thresholds.size))
+            return np.zeros((batch, rows, recall_points))
         precision = tp / (fp + tp + np.spacing(1))
-        precision = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]  # COCOeval's envelope
+        precision = np.maximum.accumulate(precision[..., ::-1], axis=-1)[..., ::-1]  # COCOeval's envelope
         # searchsorted(tp / npig, recThrs, 'left') per row, in integers: the first k with k / npig >= r
-        needed = np.searchsorted(np.arange(npig + 1) / npig, self.rec_thresholds, side="left")
-        stride = npig + 2  # rows of tp (<= npig) laid end to end stay sorted
-        offsets = np.arange(rows)[:, None] * stride
-        index = np.searchsorted((tp + offsets).ravel(), (needed[None, :] + offsets).ravel(), side="left")
-        index = index.reshape(rows, -1) - np.arange(rows)[:, None] * n
-        inside = index < n
-        return np.where(inside, np.take_along_axis(precision, np.minimum(index, n - 1), axis=1), 0.0)
+        needed = np.zeros((batch, recall_points), np.int64)
+        for count in np.unique(npig[npig > 0]):
+            needed[npig == count] = np.searchsorted(np.arange(count + 1) / count, self.rec_thresholds, side="left")
+        stride = int(npig.max()) + 2  # rows of tp (<= npig) laid end to end stay sorted
+        offsets = (np.arange(batch * rows) * stride)[:, None]
+        keys = (tp.reshape(batch * rows, n) + offsets).ravel()
+        queries = (np.repeat(needed, rows, axis=0) + offsets).ravel()
+        index = np.searchsorted(keys, queries, side="left").reshape(batch * rows, -1) - np.arange(batch * rows)[:, None] * n
+        flat = precision.reshape(batch * rows, n)
+        q = np.where(index < n, np.take_along_axis(flat, np.minimum(index, n - 1), axis=1), 0.0)
+        return q.reshape(batch, rows, recall_points)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -203,17 +217,50 @@ class DenseStats:
 
 
 class _Cached:
-    """metric(indices) memoised on the indices: the bootstrap draws the same resamples (one seed)
-    for every variant, so the reference's values are computed once per run, not once per variant."""
+    """metric(indices) memoised on the indices. `prefill` computes the bootstrap's resamples ahead,
+    from the very draws paired_bootstrap_metric makes (statistics.bootstrap_blocks), several at a
+    time when a `batch` function (integer weights (B, n) -> (B,) values) is given; the bootstrap
+    then finds them here, and the reference's values serve every variant."""
 
-    def __init__(self, fn):
-        self.fn, self.values = fn, {}
+    CHUNK = 256  # resamples handed to `batch` together (it bounds its own memory)
+
+    def __init__(self, fn, batch=None):
+        self.fn, self.batch, self.values, self.filled = fn, batch, {}, None
+
+    @staticmethod
+    def _key(indices: np.ndarray) -> bytes:
+        return hashlib.blake2b(np.ascontiguousarray(indices).tobytes(), digest_size=16).digest()
 
     def __call__(self, indices: np.ndarray) -> float:
-        key = hashlib.blake2b(np.ascontiguousarray(indices).tobytes(), digest_size=16).digest()
+        key = self._key(indices)
         if key not in self.values:
             self.values[key] = self.fn(indices)
         return self.values[key]
+
+    def prefill(self, n: int, resamples: int, seed: int = st.DEFAULT_SEED) -> np.ndarray:
+        """The metric on each bootstrap resample, in draw order (computed once)."""
+        if self.filled is None:
+            out = []
+            for block in st.bootstrap_blocks(n, resamples, seed):
+                for start in range(0, len(block), self.CHUNK):
+                    rows = block[start : start + self.CHUNK]
+                    if self.batch is None:
+                        values = [self(r) for r in rows]
+                    else:
+                        values = self.batch(np.stack([np.bincount(r, minlength=n) for r in rows]))
+                    for r, value in zip(rows, values):
+                        self.values[self._key(r)] = float(value)
+                        out.append(float(value))
+            self.filled = np.asarray(out)
+        return self.filled
+
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float] | None:
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return None
+    alpha = (1 - level) / 2
+    return tuple(float(v) for v in np.quantile(values, [alpha, 1 - alpha]))
 
 
 class DetectionAnalysis:
@@ -249,7 +296,7 @@ class DetectionAnalysis:
             evaluation = coco_eval(self.gt, detections_json(boxes, scores, labels, image_ids), image_ids)
             stats = {name: float(100 * v) if v >= 0 else None for name, v in zip(STATS, evaluation.stats)}
             resampled = ResampledAP(evaluation, image_ids)
-            metric = _Cached(lambda indices: resampled(np.bincount(indices, minlength=len(image_ids)).astype(float)))
+            metric = _Cached(lambda indices: resampled(np.bincount(indices, minlength=len(image_ids))), resampled.batch)
             self._columns[key] = (stats, resampled, metric, self._per_class(evaluation))
         return self._columns[key]
 
@@ -265,11 +312,7 @@ class DetectionAnalysis:
     def reference_metrics(self, outputs) -> dict:
         stats, _, metric, per_class = self.column(outputs, outputs.column_ids[0])
         n = int(outputs.valid.sum())
-        ci = None
-        if n:
-            rng = np.random.default_rng(st.DEFAULT_SEED)
-            values = [metric(rng.integers(0, n, n)) for _ in range(self.resamples)]
-            ci = tuple(float(v) for v in np.nanquantile(values, [0.025, 0.975]))
+        ci = percentile_interval(metric.prefill(n, self.resamples)) if n else None  # the variants' resamples
         return {"n": n, "n_labeled": n, **stats, "map_ci": ci, "per_class_ap": per_class,
                 "resamples": self.resamples}
 
@@ -279,7 +322,11 @@ class DetectionAnalysis:
         ref_stats, _, ref_metric, _ = self.column(outputs, reference_id)
         stats, _, metric, per_class = self.column(outputs, column_id)
         n = len(positions)
-        comparison = st.paired_bootstrap_metric(ref_metric, metric, n, resamples=self.resamples) if n else None
+        comparison = None
+        if n:
+            ref_metric.prefill(n, self.resamples)
+            metric.prefill(n, self.resamples)
+            comparison = st.paired_bootstrap_metric(ref_metric, metric, n, resamples=self.resamples)
         ref, var = outputs.arrays[reference_id], outputs.arrays[column_id]
         failed = outputs.errors[column_id] != ""
         changed, fewer, more, identical = 0, 0, 0, 0

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from sysnoise.analysis import statistics as st
-from sysnoise.analysis.detection import DenseStats, _Cached
+from sysnoise.analysis.detection import DenseStats, _Cached, percentile_interval
 from sysnoise.postprocess.segmentation import NO_PREDICTION, iou
 
 
@@ -54,11 +54,7 @@ class SegmentationAnalysis:
         counts = self._counts(outputs, outputs.column_ids[0], positions)
         total = counts.sum(axis=0)
         n = len(positions)
-        ci = None
-        if n:
-            metric, rng = self._metric(counts), np.random.default_rng(st.DEFAULT_SEED)
-            values = [metric(rng.integers(0, n, n)) for _ in range(self.resamples)]
-            ci = tuple(float(v) for v in np.nanquantile(values, [0.025, 0.975]))
+        ci = percentile_interval(self._metric(counts).prefill(n, self.resamples)) if n else None
         labeled = total.sum()
         return {"n": n, "n_labeled": n, "miou": miou(total), "miou_ci": ci,
                 "pixel_accuracy": float(100 * np.trace(total[:, :-1]) / labeled) if labeled else None,

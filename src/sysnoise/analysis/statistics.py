@@ -50,6 +50,14 @@ class PairedComparison:
     p_value: float
 
 
+def bootstrap_blocks(n: int, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED):
+    """The resampled index arrays paired_bootstrap_metric uses, in (<= 256, n) blocks: bounded
+    memory, few rng calls. A metric can compute a whole block at once from the same draws."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, resamples, 256):
+        yield rng.integers(0, n, size=(min(256, resamples - start), n))
+
+
 def paired_bootstrap_metric(
     metric_reference: Callable[[np.ndarray], float],
     metric_variant: Callable[[np.ndarray], float],
@@ -69,12 +77,8 @@ def paired_bootstrap_metric(
         return PairedComparison(math.nan, (math.nan, math.nan), math.nan)
     everything = np.arange(n)
     delta = float(metric_reference(everything) - metric_variant(everything))
-    rng = np.random.default_rng(seed)
-    deltas = np.empty(resamples)
-    for start in range(0, resamples, 256):  # draw indices in blocks: bounded memory, few rng calls
-        block = rng.integers(0, n, size=(min(256, resamples - start), n))
-        for offset, indices in enumerate(block):
-            deltas[start + offset] = metric_reference(indices) - metric_variant(indices)
+    deltas = np.asarray([metric_reference(indices) - metric_variant(indices)
+                         for block in bootstrap_blocks(n, resamples, seed) for indices in block])
     alpha = (1 - level) / 2
     low, high = np.quantile(deltas, [alpha, 1 - alpha])
     below, above = int((deltas <= 0).sum()), int((deltas >= 0).sum())
