@@ -272,30 +272,35 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
     options = options or EngineOptions()
     if (stepwise or deploy) and distributed_world() > 1:
         raise UserInputError("--stepwise and --deploy need the single-noise results on every rank: run them in one process")
+    data = resolve_dataset(data)  # the data is read first: a wrong path fails before a model loads
+    if task_name == "detection":
+        from sysnoise.tasks.detection import read_detection_data
+
+        dataset = data if hasattr(data, "coco") else read_detection_data(data, allow_outside_root=allow_outside_root)
+    else:
+        from sysnoise.tasks.segmentation import read_segmentation_list
+
+        dataset = data if hasattr(data, "ignore_index") else read_segmentation_list(data, allow_outside_root=allow_outside_root)
     loaded = model if isinstance(model, LoadedModel) else (
         load_model(model, weights, reference=reference) if isinstance(model, str) else wrap_module(model, reference=reference)
     )
     if reference is not None:
         loaded.reference = reference
-    data = resolve_dataset(data)
     if task_name == "detection":
         from sysnoise.analysis.detection import DetectionAnalysis
-        from sysnoise.tasks.detection import read_detection_data
         from sysnoise.tasks.detection_heads import raw_detector
 
         try:
             loaded.module = raw_detector(loaded.module)
         except ValueError as err:
             raise UserInputError(str(err)) from None
-        dataset = data if hasattr(data, "coco") else read_detection_data(data, allow_outside_root=allow_outside_root)
         task, analysis = TASKS("detection").bind(loaded.module), DetectionAnalysis(dataset)
         samples = [(s.id, s.labels) for s in dataset.samples]
     else:
         from sysnoise.analysis.segmentation import SegmentationAnalysis
-        from sysnoise.tasks.segmentation import logits_module, read_segmentation_list
+        from sysnoise.tasks.segmentation import logits_module
 
         loaded.module = logits_module(loaded.module)
-        dataset = data if hasattr(data, "ignore_index") else read_segmentation_list(data, allow_outside_root=allow_outside_root)
         task = TASKS("segmentation").bind(loaded.num_classes, dataset.ignore_index)
         analysis = SegmentationAnalysis(loaded.class_names)
         samples = [(s.id, s.label_path.name, s.label_path.stat().st_size, s.label_path.stat().st_mtime_ns)
