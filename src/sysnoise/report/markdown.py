@@ -120,6 +120,34 @@ def option_table(rows: list[dict], places: int, metric: str, label: str) -> list
     return lines
 
 
+BREAKDOWN = {  # the usual breakdown per dense task: (results key, column header)
+    "detection": (("map", "AP"), ("ap50", "AP50"), ("ap75", "AP75"), ("ap_small", "APs"), ("ap_medium", "APm"),
+                  ("ap_large", "APl"), ("ar100", "AR100")),
+    "segmentation": (("miou", "mIoU"), ("pixel_accuracy", "pixel acc."),),
+}
+PER_CLASS = {"detection": ("per_class_ap", "AP"), "segmentation": ("per_class_iou", "IoU")}
+
+
+def breakdown_section(results: dict, places: int) -> list[str]:
+    """Detection: COCOeval's AP/AR breakdown per column; segmentation: pixel accuracy; both with
+    the reference's per-class numbers."""
+    task = results.get("task")
+    if task not in BREAKDOWN:
+        return []
+    columns = BREAKDOWN[task]
+    rows = [("reference", results["reference"])] + [(v["id"], v) for v in results["variants"]]
+    lines = ["## Breakdown", "", "| column | " + " | ".join(h for _, h in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    lines += [f"| {name} | " + " | ".join(fmt(row.get(key), places) for key, _ in columns) + " |" for name, row in rows]
+    key, header = PER_CLASS[task]
+    per_class = results["reference"].get(key) or {}
+    if per_class:
+        lines += ["", f"Reference {header} per class:", "", "| class | " + " | ".join(per_class) + " |",
+                  "|---|" + "---|" * len(per_class),
+                  f"| {header} | " + " | ".join(fmt(v, places) for v in per_class.values()) + " |"]
+    return lines + [""]
+
+
 def stepwise_section(results: dict, places: int, metric: str, label: str) -> list[str]:
     stepwise = results.get("stepwise")
     if not stepwise:
@@ -248,6 +276,7 @@ def render(results: dict) -> str:
                   "What a wrong setting costs, shown apart from the noises above and left out of the summary.", "",
                   *option_table(misconfigurations, places, metric, label)]
     lines += [""]
+    lines += breakdown_section(results, places)
     lines += stepwise_section(results, places, metric, label)
     lines += deploy_section(results, places)
     lines += figures_section(results)
