@@ -388,6 +388,17 @@ def encoder_state(source: str | None = "zoo-resnet", keep_fc: bool = False) -> d
     return {k: v for k, v in state.items() if keep_fc or not k.startswith("fc.")}
 
 
+def _own_state(init: str | None, name: str) -> dict | None:
+    """The whole state of an earlier version of model `name` when `init` names it (or its file)."""
+    from sysnoise.models import load_state_dict
+    from sysnoise.zoo.resnet import weights_path
+
+    if init is None or not (init == name or init.endswith(f"{name}.safetensors")):
+        return None
+    path = Path(init) if init.endswith(".safetensors") else weights_path(name)
+    return load_state_dict(path) if path.is_file() else None
+
+
 def init_record(source: str | None, state: dict | None) -> dict | str:
     """What a model started from, for its card: the source and the digest of its tensors."""
     if state is None:
@@ -427,8 +438,11 @@ def train_detector(seed: int = 0, epochs: int | None = None, out: Path | None = 
     log(f"data: {len(train_paths)} train, {len(val_paths)} val images ({time.perf_counter() - started:.0f} s)")
 
     torch.manual_seed(seed)
-    backbone = encoder_state(init)
-    model = detector.build(len(scenes.CLASSES) + 1, backbone)
+    itself = _own_state(init, name)
+    backbone = itself if itself is not None else encoder_state(init)
+    model = detector.build(len(scenes.CLASSES) + 1, None if itself is not None else backbone)
+    if itself is not None:  # train an earlier zoo-detector further
+        model.load_state_dict(itself)
     if backbone is not None:  # as torchvision does with pretrained backbones: the stem stays fixed
         for key, param in model.backbone.body.named_parameters():
             if key.startswith(("conv1.", "bn1.", "layer1.")):
@@ -579,8 +593,11 @@ def train_segmenter(seed: int = 0, epochs: int | None = None, out: Path | None =
     num_classes = len(scenes.CLASSES) + 1
 
     torch.manual_seed(seed)
-    backbone = encoder_state(init)
-    model = segmenter.build(num_classes, backbone)
+    itself = _own_state(init, name)
+    backbone = itself if itself is not None else encoder_state(init)
+    model = segmenter.build(num_classes, None if itself is not None else backbone)
+    if itself is not None:  # train an earlier zoo-segmenter further
+        model.load_state_dict(itself)
     steps = len(train_paths) // batch_size
     maps = torch.from_numpy(train_maps.astype(np.int64))
 
