@@ -228,7 +228,8 @@ def geometric_inputs(data: bytes, pipelines, sample, target=None) -> dict[tuple,
 
 def forward_by_shape(model, inputs: list, batch_size: int, device: str) -> dict[str, np.ndarray]:
     """Run `model` on inputs of possibly different sizes: equal shapes batched together (a batch of
-    one size needs no padding beyond the model's own), outputs back in input order."""
+    one size needs no padding beyond the model's own), outputs back in input order. A model that
+    returns one tensor (a segmenter's logits) gives {"logits": ...}."""
     import torch
 
     arrays = [np.asarray(i, dtype=np.float32) for i in inputs]
@@ -240,6 +241,7 @@ def forward_by_shape(model, inputs: list, batch_size: int, device: str) -> dict[
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
             out = model(torch.from_numpy(np.stack([arrays[i] for i in chunk])).to(device))
+            out = {"logits": out} if isinstance(out, torch.Tensor) else out
             out = {name: value.detach().float().cpu().numpy() if value.is_floating_point() else value.cpu().numpy()
                    for name, value in out.items()}
             for row, index in enumerate(chunk):

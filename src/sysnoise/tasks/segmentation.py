@@ -159,13 +159,7 @@ class SegmentationTask(Task):
         return geometric_inputs(data, pipelines, sized, target)
 
     def forward(self, model, inputs, batch_size, device):
-        import torch
-
-        class Logits(torch.nn.Module):  # forward_by_shape stores a dict of outputs
-            def forward(self, x):
-                return {"logits": model(x)}
-
-        return forward_by_shape(Logits(), inputs, batch_size, device)
+        return forward_by_shape(model, inputs, batch_size, device)
 
     def finish(self, pipeline, outputs, model_input):
         config = configure(self.reference, pipeline.postprocess, "segmentation")
