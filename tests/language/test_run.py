@@ -32,7 +32,7 @@ def test_language_run_writes_table5_results(tmp_path, tiny_lm):
     assert precision["not_applicable"] == []
     report = (tmp_path / "out" / "report.md").read_text()
     assert "| model | task | metric | FP32 | fp16 | int8-llm | int8-dynamic | bf16 |" in report
-    assert "| tiny-llama | piqa | accuracy % |" in report
+    assert "| tiny-llama | piqa: piqa | accuracy % |" in report
 
     # the stored per-item log-likelihoods recompute the reference accuracy independently
     out = np.load(tmp_path / "out" / "outputs.npz")

@@ -90,7 +90,8 @@ def table5(runs: list[dict]) -> list[str]:
     ]
     for results, options in zip(runs, by_run):
         ref, places = results["reference"], _places(results)
-        lines.append(f"| {results['model']['name']} | {results['dataset']['format']} | "
+        task = f"{results['dataset']['format']}: {Path(results['dataset']['path']).stem}"  # format and data set
+        lines.append(f"| {results['model']['name']} | {task} | "
                      f"{METRIC_NAMES.get(ref['metric'], ref['metric'])} | {fmt(ref['value'], places)} | "
                      + " | ".join(_delta_cell(options.get(o), places) for o in columns) + " |")
     return lines
