@@ -70,3 +70,25 @@ def test_precision_wrappers_keep_the_transformers_interface(tiny_lm):
             assert not torch.equal(logits, fp32), option
             # a random tiny model has nearly flat logits: compare values, not argmaxes
             assert (logits - fp32).abs().max() < 0.25 * fp32.abs().max(), option
+
+
+def test_cli_runs_a_local_model_folder(tmp_path, tiny_lm, capsys):
+    from sysnoise import cli
+    from sysnoise.models import sha256_file
+
+    folder = tmp_path / "model"
+    tiny_lm.module.save_pretrained(folder)
+    tiny_lm.tokenizer.save_pretrained(folder)
+    data = tmp_path / "text.jsonl"
+    data.write_text("".join(json.dumps({"text": f"ab{i} ba ab"}) + "\n" for i in range(4)))
+    out = tmp_path / "out"
+    argv = ["run", "--task", "language", "--model", str(folder), "--data", str(data), "--format", "text",
+            "--out", str(out), "--noise", "precision=fp16", "--workers", "0", "--no-progress"]
+    assert cli.main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["reference"]["metric"] == "perplexity" and [v["id"] for v in results["variants"]] == ["precision/fp16"]
+    assert results["model"]["weights_sha256"] == sha256_file(folder / "model.safetensors")
+    missing = argv.copy()
+    missing[4] = str(tmp_path / "nowhere")
+    assert cli.main(missing) == 2
+    assert "cannot load a causal language model from local files" in capsys.readouterr().err
