@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sysnoise.analysis.combine import effect, effect_ci, worst_rows
 from sysnoise.report.markdown import (fmt, fmt_ci, fmt_p, labeled, metric_label, misconfigured, noise_cell,
-                                     places_for, star, task_words)
+                                     places_for, precision_note, star, task_words)
 
 SIGNIFICANT = "#b2182b"  # distinguishable from zero
 NOT_SIGNIFICANT = "#8da0b3"
@@ -29,7 +29,7 @@ h1{font-size:26px;margin:0 0 4px}h2{font-size:20px;margin:36px 0 8px;border-bott
 .card{flex:1 1 200px;border:1px solid #e3e6ea;border-radius:8px;padding:10px 14px;background:#fbfcfd}
 .card .k{font-size:12.5px;color:#5b6573;text-transform:uppercase;letter-spacing:.04em}
 .card .v{font-size:24px;font-weight:600;margin:2px 0}.card .d{font-size:13px;color:#5b6573}
-table{border-collapse:collapse;margin:8px 0 4px;font-size:13.5px}
+table{border-collapse:collapse;margin:8px 0 4px;font-size:13.5px}.wide{overflow-x:auto;max-width:100%}
 th,td{border-bottom:1px solid #e3e6ea;padding:4px 9px;text-align:left;vertical-align:top}
 th{background:#f1f3f5;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .sig{color:#b2182b;font-weight:600}.na{color:#8a94a3}
@@ -228,7 +228,8 @@ def summary_table(results: dict, places: int) -> str:
     if steps:
         headers.append("combined")
         cells.append(_num(effect(steps[-1]), places, bool(star(steps[-1]))))
-    return _table(headers, ["<tr>" + "".join(cells) + "</tr>"])
+    # many noises (detection has 16) make a wide row: it scrolls inside its box, not the page
+    return '<div class="wide">' + _table(headers, ["<tr>" + "".join(cells) + "</tr>"]) + "</div>"
 
 
 def noise_charts(results: dict, noises: list[dict], places: int) -> str:
@@ -414,8 +415,7 @@ def render(results: dict, folder: str | Path) -> str:
         f'<p class="sub">{esc(results["task"])} · {ref["n"]} samples ({ref["n_labeled"]} labeled), '
         f"{len(results['skipped'])} skipped · {esc(results['dataset']['path'])} · {esc(results['created'])}</p>",
         summary_cards(results, places),
-        f'<p class="note">Numbers are printed to {places} decimal(s): one sample moves a percentage by '
-        f"{100 / max(1, ref['n_labeled'] or ref['n']):.2g} points here. {esc(what)}.</p>",
+        f'<p class="note">{esc(precision_note(results, places))} {esc(what)}.</p>',
         f'<h2 id="summary">Summary</h2><p class="note">The paper\'s {task_words(results)["table"]} shape: one cell '
         "per noise, mean ± std (max) over its options.</p>",
         summary_table(results, places),

@@ -54,6 +54,15 @@ def places_for(results: dict) -> int:
     return decimals_for(ref["n_labeled"] if ref["n_labeled"] else ref["n"])
 
 
+def precision_note(results: dict, places: int) -> str:
+    ref = results["reference"]
+    if ref.get("metric") in ("map", "miou"):
+        return (f"Numbers are printed to {places} decimals, as the paper's tables; intervals from "
+                f"{results['run'].get('bootstrap_resamples', 2000)} paired bootstrap resamples of the images.")
+    return (f"Numbers are printed to {places} decimal(s): one sample moves a percentage by "
+            f"{100 / max(1, ref['n_labeled'] or ref['n']):.2g} points here.")
+
+
 def labeled(results: dict) -> bool:
     return results["reference"]["n_labeled"] > 0
 
@@ -239,10 +248,7 @@ def render(results: dict) -> str:
         f"{len(results['skipped'])} skipped. Reference {label}: {fmt(ref.get(metric), places)} "
         f"(95% CI {fmt_ci(ref.get(metric + '_ci'), places)}). Created {results['created']}.",
         "",
-        f"Numbers are printed to {places} decimal(s): one sample moves a percentage by "
-        f"{100 / max(1, ref['n_labeled'] or ref['n']):.2g} points here." if metric not in ("map", "miou") else
-        f"Numbers are printed to {places} decimals, as the paper's tables; intervals from "
-        f"{results['run'].get('bootstrap_resamples', 2000)} paired bootstrap resamples of the images.",
+        precision_note(results, places),
         "",
         f"## Summary (paper {task_words(results)['table']} shape)",
         "",
