@@ -62,3 +62,20 @@ def test_a_drawn_rectangle_comes_back_where_it_was(policy):
         left, top, right, bottom = (ax * 0 + bx, ay * 0 + by, ax * pixels.shape[1] + bx, ay * pixels.shape[0] + by)
         box = (max(box[0], left), max(box[1], top), min(box[2], right), min(box[3], bottom))
     assert back == pytest.approx(box, abs=tolerance)
+
+
+def test_a_decoder_that_shrinks_while_decoding_still_maps_to_the_annotated_size(tmp_path):
+    """Pillow's draft mode decodes a 1024 x 768 JPEG at 1/4 or 1/8 scale for a 96 px input; the
+    boxes must still land in the 1024 x 768 image the annotations describe."""
+    from sysnoise.pipeline.spec import Pipeline
+    from sysnoise.tasks.detection import Sample, geometric_inputs
+    from tests.conftest import write_jpeg
+
+    path = write_jpeg(tmp_path / "big.jpg", np.full((768, 1024, 3), 90, np.uint8))
+    sample = Sample("big.jpg", path, 1, 1024, 768)
+    pipelines = [Pipeline(decoder=d, crop="squash", input_size=96, crop_pct=1.0) for d in ("pillow", "pillow-draft")]
+    inputs = geometric_inputs(path.read_bytes(), pipelines, sample)
+    for p in pipelines:
+        ax, bx, ay, by = inputs[p.prefix("normalise")].to_source
+        assert (ax * 96 + bx, ay * 96 + by) == pytest.approx((1024, 768))
+        assert inputs[p.prefix("normalise")].source_size == (1024, 768)
