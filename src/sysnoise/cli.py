@@ -194,7 +194,7 @@ def cmd_train_zoo(args) -> None:
     if args.name not in RECIPES:
         raise UserInputError(f"no training recipe {args.name!r}; recipes: {', '.join(RECIPES)}")
     card = train(args.name, seed=args.seed, epochs=args.epochs, out=Path(args.out) if args.out else None,
-                 init=args.init)
+                 init=args.init, n_train=args.n_train)
     print(json.dumps(card.get("metrics", {}), indent=1))
 
 
@@ -328,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     train_zoo.add_argument("name", help="zoo model to train")
     train_zoo.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     train_zoo.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
+    train_zoo.add_argument("--n-train", type=int, help="train on the first N images of the scenes train split "
+                           "(default: the recipe's)")
     train_zoo.add_argument("--out", help="folder for NAME.safetensors and NAME.md (default: the package's zoo)")
     train_zoo.add_argument("--init", help="start from: a zoo model's weights (zoo-resnet, zoo-segmenter, "
                            "zoo-detector: its ResNet body; zoo-resnet for itself: all of it), a .safetensors "

@@ -102,3 +102,36 @@ def test_run_on_scenes_reports_ceil_mode(tmp_path):
     assert abs(results["reference"]["top1"] - 100 * top1) < 1e-6
     row = next(r for r in results["noises"] if r["name"] == "ceil-mode")
     assert row["applies"]
+
+
+def _card_file(tmp_path, card: dict):
+    path = tmp_path / "model.md"
+    zt.write_card("model", card, "prose", tmp_path)
+    return path
+
+
+def _stage(command: str, n_train: int, top1: float) -> dict:
+    return {"command": command, "n_train": n_train, "metrics": {"val_top1": top1}, "history": [],
+            "train_seconds": 1, "weights_sha256": command[-1] * 64}
+
+
+def test_training_stages_carry_over_from_the_card(tmp_path):
+    assert zt.earlier_stages(tmp_path / "missing.md") == []
+    # a card written before stages were records: `stage1` plus the card's own (last) stage
+    legacy = {"recipe": {"command": "train b", "stages": ["train a", "train b"],
+                         "stage1": {k: v for k, v in _stage("train a", 0, 0.3).items() if k != "n_train"}},
+              "data": {"n_train": 5000}, "metrics": {"val_top1": 0.5}, "history": [], "train_seconds": 1,
+              "weights_sha256": "b" * 64}
+    stages = zt.earlier_stages(_card_file(tmp_path, legacy))
+    assert [s["command"] for s in stages] == ["train a", "train b"]
+    assert [s["n_train"] for s in stages] == [5000, 5000]
+    assert [s["metrics"]["val_top1"] for s in stages] == [0.3, 0.5]
+    # a current card: its stage list is returned as written
+    current = {"recipe": {"command": "train c", "stages": stages + [_stage("train c", 20000, 0.8)]}}
+    again = zt.earlier_stages(_card_file(tmp_path, current))
+    assert [s["command"] for s in again] == ["train a", "train b", "train c"]
+    text = zt.describe_stages(again)
+    assert text.splitlines()[2] == "3. `train c` (20000 training images): val top-1 80.00 %"
+    assert zt.train_command("zoo-resnet", 0, 12, "zoo-resnet", 20000) == \
+        "sysnoise train-zoo zoo-resnet --seed 0 --epochs 12 --init zoo-resnet --n-train 20000"
+    assert zt.train_command("zoo-detector", 1, 3, None, None) == "sysnoise train-zoo zoo-detector --seed 1 --epochs 3 --init none"

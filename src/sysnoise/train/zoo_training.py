@@ -248,6 +248,9 @@ def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = No
     top1_ceil = classifier_top1(model, val_images, val_labels, reference)
     model.maxpool.ceil_mode = False
     weights, cards = _outputs(name, out)
+    # continuing a model from its own weights: its card's earlier stages stay on record
+    earlier = earlier_stages(cards / f"{name}.md") if init == name else []
+    command = train_command(name, seed, epochs, init, n_train)
     sha = save_weights(model, weights)
     card = {
         "name": name, "task": "classification", "architecture": f"ZooResNet widths {list(resnet.WIDTHS)}, "
@@ -260,7 +263,7 @@ def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = No
         "data": {"train": "scenes-train", "val": "scenes", "seed": 0, "n_train": len(train_paths),
                  "n_val": len(val_paths), "train_fingerprint": json.loads((train_list.parent / "dataset.json").read_text()),
                  "val_fingerprint": json.loads((val_list.parent / "dataset.json").read_text())},
-        "recipe": {"command": f"sysnoise train-zoo {name} --seed {seed} --epochs {epochs} --init {init or 'none'}",
+        "recipe": {"command": command,
                    "seed": seed,
                    "epochs": epochs, "batch_size": batch_size, "optimiser": "AdamW, one-cycle", "max_lr": lr,
                    "weight_decay": 0.05, "label_smoothing": 0.05,
@@ -273,10 +276,45 @@ def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = No
         "history": history, "train_seconds": round(time.perf_counter() - started), "environment": environment(),
         "weights_sha256": sha,
     }
-    write_card(name, card, _RESNET_PROSE.format(top1=100 * top1, ceil=100 * top1_ceil, epochs=epochs, seed=seed,
-                                                n=len(train_paths), nv=len(val_paths)), cards)
+    card["recipe"]["stages"] = earlier + [stage_record(card)]
+    write_card(name, card, _RESNET_PROSE.format(top1=100 * top1, ceil=100 * top1_ceil, nv=len(val_paths),
+                                                stages=describe_stages(card["recipe"]["stages"])), cards)
     log(f"val top-1 {top1:.4f} (ceil mode {top1_ceil:.4f}); wrote {weights}")
     return card
+
+
+def train_command(name: str, seed: int, epochs: int, init: str | None, n_train: int | None) -> str:
+    """The `sysnoise train-zoo` command line that reproduces a training run, for its card."""
+    command = f"sysnoise train-zoo {name} --seed {seed} --epochs {epochs} --init {init or 'none'}"
+    return command + (f" --n-train {n_train}" if n_train is not None else "")
+
+
+def stage_record(card: dict) -> dict:
+    """One training stage as the card's `recipe.stages` keeps it."""
+    return {"command": card["recipe"]["command"], "n_train": card["data"]["n_train"], "metrics": card["metrics"],
+            "history": card["history"], "train_seconds": card["train_seconds"],
+            "weights_sha256": card["weights_sha256"]}
+
+
+def earlier_stages(card_path: Path) -> list[dict]:
+    """The stages recorded on an existing card (none if there is no card)."""
+    if not card_path.is_file():
+        return []
+    text = card_path.read_text()
+    start = text.find("```json\n")
+    card = json.loads(text[start + 8 : text.find("```", start + 8)])
+    stages = card["recipe"].get("stages", [])
+    if all(isinstance(stage, dict) for stage in stages) and stages:
+        return stages
+    # cards written before stages were records: `stage1` held the first, the card itself the last
+    first = card["recipe"].get("stage1")
+    first = [{"n_train": card["data"]["n_train"], **first}] if first else []
+    return first + [stage_record(card)]
+
+
+def describe_stages(stages: list[dict]) -> str:
+    return "\n".join(f"{i}. `{stage['command']}` ({stage['n_train']} training images): val top-1 "
+                     f"{100 * stage['metrics']['val_top1']:.2f} %" for i, stage in enumerate(stages, 1))
 
 
 REFERENCE_SUBSET = 500  # classifier: the test re-measures top-1 on the first 500 val images
@@ -284,14 +322,17 @@ DENSE_REFERENCE_SUBSET = 200  # detector, segmenter: first 200 val images
 
 _RESNET_PROSE = """
 A small ResNet-style classifier for the `scenes` data set (10 shape classes pasted on real
-photographs; see `sysnoise.zoo.scenes`), trained from a random start on this project's CPU
-with `sysnoise train-zoo zoo-resnet --seed {seed} --epochs {epochs}`. Its body is the starting
-point of zoo-detector and zoo-segmenter, so train it first.
+photographs; see `sysnoise.zoo.scenes`), trained from a random start on this project's CPU,
+each stage a one-cycle schedule starting from the previous stage's weights:
+{stages}
+
+Its body is the starting point of zoo-detector and zoo-segmenter, so train it first.
 
 * **Training system (the reference pipeline)**: JPEG (Pillow, quality 90, 4:2:0) decoded by
   Pillow, RGB, Pillow bilinear resize 80 -> 64, ImageNet mean/std, FP32, torch eager,
   max-pool in floor mode. Training images went through the project's own pipeline functions.
-* **Data**: scenes-train ({n} images, seed 0); evaluated on scenes val ({nv} images, seed 0).
+* **Data**: the first N images of scenes-train (seed 0; N per stage above); evaluated on
+  scenes val ({nv} images, seed 0).
 * **Result**: val top-1 {top1:.2f} % under the reference pipeline; {ceil:.2f} % with the
   max-pool switched to ceil mode (the stem's 32x32 map pools to 17x17 instead of 16x16).
 * **Use**: `sysnoise run --model zoo-resnet --data scenes`.
@@ -482,6 +523,7 @@ def train_detector(seed: int = 0, epochs: int | None = None, out: Path | None = 
             m.ceil_mode = True
     metrics_ceil = coco_map(val_coco, detections(ceil_model, val_images, reference), file_size / size)
     weights, cards = _outputs(name, out)
+    command = train_command(name, seed, epochs, init, n_train)
     sha = save_weights(model, weights)
     card = {
         "name": name, "task": "detection",
@@ -496,7 +538,7 @@ def train_detector(seed: int = 0, epochs: int | None = None, out: Path | None = 
         "data": {"train": "scenes-det-train", "val": "scenes-det", "seed": 0, "n_train": len(train_paths),
                  "n_val": len(val_paths),
                  "val_fingerprint": json.loads((val_folder / "dataset.json").read_text())},
-        "recipe": {"command": f"sysnoise train-zoo {name} --seed {seed} --epochs {epochs} --init {init or 'none'}",
+        "recipe": {"command": command,
                    "seed": seed,
                    "epochs": epochs, "batch_size": batch_size, "optimiser": "AdamW, one-cycle", "max_lr": lr,
                    "weight_decay": 0.05, "init": init_record(init, backbone),
@@ -627,6 +669,7 @@ def train_segmenter(seed: int = 0, epochs: int | None = None, out: Path | None =
     ceil_scores = segmentation_scores(model, val_images, val_maps, reference, num_classes)
     model.backbone.maxpool.ceil_mode = False
     weights, cards = _outputs(name, out)
+    command = train_command(name, seed, epochs, init, n_train)
     sha = save_weights(model, weights)
     card = {
         "name": name, "task": "segmentation",
@@ -640,7 +683,7 @@ def train_segmenter(seed: int = 0, epochs: int | None = None, out: Path | None =
         "data": {"train": "scenes-seg-train", "val": "scenes-seg", "seed": 0, "n_train": len(train_paths),
                  "n_val": len(val_paths),
                  "val_fingerprint": json.loads((val_folder / "dataset.json").read_text())},
-        "recipe": {"command": f"sysnoise train-zoo {name} --seed {seed} --epochs {epochs} --init {init or 'none'}",
+        "recipe": {"command": command,
                    "seed": seed,
                    "epochs": epochs, "batch_size": batch_size, "optimiser": "AdamW, one-cycle", "max_lr": lr,
                    "weight_decay": 0.05, "init": init_record(init, backbone),
