@@ -421,7 +421,8 @@ def run_language(model, data, *, fmt: str | None = None, noises=LANGUAGE_NOISES,
         model=loaded.describe(), dataset=dataset.describe(), plan=plan, outputs=outputs, noises=noise_rows,
         environment=environment.describe(),
         run={"seconds": round(elapsed, 2), "batch_size": options.batch_size, "workers": options.workers,
-             "device": options.device, "forwards": {str(k): v for k, v in options.forward_counter.items()}},
+             "device": options.device, "forwards": {str(k): v for k, v in options.forward_counter.items()},
+             "model_stages": options.model_info},  # export, runtime versions, quantization settings
     )
     write_results(results, out / "results.json")
     (out / "report.md").write_text(report.render(results))

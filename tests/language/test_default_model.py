@@ -67,3 +67,18 @@ def test_int8_changes_logits_but_keeps_next_token_agreement(smollm, passages, fp
     agreement = (int8.argmax(-1) == fp32.argmax(-1))[mask].float().mean().item()
     print(f"{option}: next-token agreement {agreement:.3f}")
     assert agreement >= floor, f"{option}: next-token agreement {agreement:.3f}"
+
+
+def test_onnx_runtime_export_of_the_default_model_matches_torch(smollm, passages, fp32):
+    """The no-KV-cache export (inference/lm_runtimes.py) works on SmolLM2; float32 ONNX Runtime
+    moves logits by about 1e-4 (measured max 1.6e-4 on these passages) and no greedy token."""
+    from sysnoise.inference.build import build_model
+    from sysnoise.pipeline.spec import Pipeline
+
+    _, mask = passages
+    info = {}
+    logits = _logits(build_model(smollm.module, Pipeline(runtime="onnxruntime-lm"), info=info), passages)
+    assert info["runtime_detail"]["export"]["bytes"] > 5e8  # float32 weights (and the tied head's transposed copy)
+    assert (logits - fp32)[mask].abs().max() < 1e-2
+    agreement = (logits.argmax(-1) == fp32.argmax(-1))[mask].float().mean().item()
+    assert agreement >= 0.995, f"next-token agreement {agreement:.4f}"

@@ -13,6 +13,10 @@ stage alike. Runtimes marked `calibrated=True` quantize to INT8 with the calibra
 - torch-ao-int8:              torch.ao FX post-training quantization (prepare_fx/convert_fx),
                               x86 backend defaults; deprecated upstream, guarded here
 
+Causal language models take other runtimes (onnxruntime-lm, onnxruntime-lm-int8 and
+onnxruntime-lm-int8-reduce-range: lm_runtimes.py); each side's `applies` meta reports the other's
+as n/a.
+
 A user's own ONNX file is the runtime `onnx:PATH` (see `load_onnx_file`): the deployed model
 as it ships, compared against the user's torch model as the reference.
 """
@@ -28,6 +32,14 @@ from sysnoise.registry import Registry
 
 RUNTIMES: Registry = Registry("runtime")
 ONNX_FILE_PREFIX = "onnx:"
+
+
+def takes_images(model) -> bool:
+    """The runtimes above export one image batch: a causal LM (token ids and a mask) takes the
+    LM runtimes of lm_runtimes instead, and reports these as n/a."""
+    from sysnoise.language_models import is_causal_lm
+
+    return not is_causal_lm(model)
 
 
 def _session_options():
@@ -75,7 +87,8 @@ def torch_eager(model, example=None, calibration=None):
     return model
 
 
-@RUNTIMES.register("onnxruntime", "exported with torch.onnx.export, run by ONNX Runtime on CPU, float32")
+@RUNTIMES.register("onnxruntime", "exported with torch.onnx.export, run by ONNX Runtime on CPU, float32",
+                   applies=takes_images)
 def onnxruntime_fp32(model, example=None, calibration=None):
     from sysnoise.inference import onnx_export
 
@@ -143,12 +156,12 @@ def _ort_int8(quant_format: str):
 RUNTIMES.register(
     "onnxruntime-int8-qdq",
     "ONNX Runtime INT8 (quantize_static, QDQ, S8S8, per-channel weights, min-max calibration)",
-    calibrated=True,
+    calibrated=True, applies=takes_images,
 )(_ort_int8("QDQ"))
 RUNTIMES.register(
     "onnxruntime-int8-qoperator",
     "ONNX Runtime INT8 (quantize_static, QOperator: QLinearConv etc., U8S8, per-channel weights, min-max)",
-    calibrated=True,
+    calibrated=True, applies=takes_images,
 )(_ort_int8("QOperator"))
 
 
@@ -177,7 +190,7 @@ def torch_ao_available() -> bool:
     "torch-ao-int8",
     "torch.ao FX post-training INT8 (x86 backend defaults: per-channel weights, histogram-observed activations)",
     calibrated=True,
-    applies=lambda model: torch_ao_available() and fx_traceable(model),
+    applies=lambda model: takes_images(model) and torch_ao_available() and fx_traceable(model),
 )
 def torch_ao_int8(model, example=None, calibration=None):
     import torch
@@ -251,3 +264,6 @@ def applies(name: str, model) -> bool:
 
 def apply_runtime(name: str, model, example=None, calibration=None):
     return RUNTIMES(name)(model, example, calibration)
+
+
+from sysnoise.inference import lm_runtimes  # noqa: E402,F401  (registers the causal-LM runtimes)

@@ -21,8 +21,11 @@ from sysnoise.report.results import SCHEMA, _clean, samples_digest, variant_row
 METRIC_NAMES = {"acc": "accuracy %", "acc_norm": "length-normalised accuracy %", "perplexity": "perplexity"}
 LM_LIBRARIES = ("transformers", "tokenizers", "huggingface_hub", "accelerate", "gguf")
 # Table 5's columns: the paper's FP16 and INT8, then the other reduced precisions measured here
+# and the runtimes (ONNX Runtime float32 and INT8) when the run measured them
 TABLE_OPTIONS = ("fp16", "int8-llm", "int8-dynamic", "bf16", "w8-weight-only", "w4-g128-weight-only", "attention-fp16",
-                 "attention-bf16", "fp16-native", "bf16-native")
+                 "attention-bf16", "fp16-native", "bf16-native", "onnxruntime-lm", "onnxruntime-lm-int8",
+                 "onnxruntime-lm-int8-reduce-range")
+TABLE_NOISES = ("precision", "runtime")
 
 
 def _versions() -> dict:
@@ -47,6 +50,11 @@ def build_results(*, model: dict, dataset: dict, plan: Plan, outputs: RunOutputs
     valid = outputs.valid
     skipped = [{"id": sid, "reason": str(err)} for sid, err, ok in zip(outputs.sample_ids, outputs.errors["reference"], valid)
                if not ok]
+    failures = {  # as for vision: per variant column, the items it failed on and why
+        column_id: [{"id": sid, "reason": str(err)} for sid, err, ok in zip(outputs.sample_ids, errs, valid) if ok and err]
+        for column_id, errs in outputs.errors.items()
+        if column_id != "reference" and (errs[valid] != "").any()
+    }
     environment = {**environment, "libraries": {**environment.get("libraries", {}), **_versions()}}
     return _clean({
         "schema": SCHEMA,
@@ -59,7 +67,7 @@ def build_results(*, model: dict, dataset: dict, plan: Plan, outputs: RunOutputs
         "noises": [{**n, "summary": noise_summary(by_noise[n["name"]]) if n["name"] in by_noise else None}
                    for n in noises],
         "skipped": skipped,
-        "variant_failures": {},
+        "variant_failures": failures,
         "environment": environment,
         "run": run,
     })
@@ -69,20 +77,28 @@ def _places(results: dict) -> int:
     return 2 if results["reference"]["metric"] == "perplexity" else 1
 
 
+def _all_failed(variant: dict) -> bool:
+    """A column none of whose items ran (its model stage could not be built): no numbers to show."""
+    return variant["n_failed"] > 0 and variant["n_failed"] >= variant["n"]
+
+
 def _delta_cell(variant: dict | None, places: int) -> str:
     if variant is None:
         return "-"
+    if _all_failed(variant):
+        return "failed"
     star = "*" if variant["distinguishable_from_zero"] else ""
     return f"{fmt(variant['delta'], places)}{star} {fmt_ci(variant['delta_ci'], places)}"
 
 
 def table5(runs: list[dict]) -> list[str]:
-    """One row per run (model x task): FP32 metric, then each precision's loss with its interval."""
-    by_run = [{v["option"]: v for v in r["variants"] if v["noise"] == "precision"} for r in runs]
+    """One row per run (model x task): FP32 metric, then each precision's (and runtime's) loss with
+    its interval."""
+    by_run = [{v["option"]: v for v in r["variants"] if v["noise"] in TABLE_NOISES} for r in runs]
     columns = [o for o in TABLE_OPTIONS if any(o in options for options in by_run)]
     lines = [
-        "FP32: the reference's metric. Other cells: the loss under that precision with its 95% paired bootstrap "
-        "interval (accuracy: reference minus variant, points; perplexity: variant minus reference; positive = "
+        "FP32: the reference's metric. Other cells: the loss under that precision or runtime with its 95% paired "
+        "bootstrap interval (accuracy: reference minus variant, points; perplexity: variant minus reference; positive = "
         "worse; * = distinguishable from zero, p < 0.05).",
         "",
         "| model | task | metric | FP32 | " + " | ".join(columns) + " |",
@@ -130,6 +146,9 @@ def render(results: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for v in results["variants"]:
+        if _all_failed(v):
+            lines.append(f"| {v['noise']} | {v['option']} | failed |" + " - |" * 9 + f" {v['n_failed']} |")
+            continue
         star = "*" if v["distinguishable_from_zero"] else ""
         p = "-" if v["p_value"] is None else f"{v['p_value']:.3g}"
         lines.append(
@@ -146,6 +165,11 @@ def render(results: dict) -> str:
     lines += [f"- source: {results['model']['source']}", f"- weights sha256: {results['model']['weights_sha256']}", ""]
     if results["skipped"]:
         lines += ["## Skipped items", ""] + [f"- `{s['id']}`: {s['reason']}" for s in results["skipped"]] + [""]
+    for column, failures in results.get("variant_failures", {}).items():
+        reasons: dict[str, int] = {}
+        for failure in failures:
+            reasons[failure["reason"]] = reasons.get(failure["reason"], 0) + 1
+        lines += [f"## Failures under {column}", ""] + [f"- {n} items: {reason}" for reason, n in reasons.items()] + [""]
     env = results["environment"]
     lines += ["## Environment", "", f"- Python {env['python']} on {env['platform']}, CPU: {env['cpu']}"]
     lines += [f"- {name} {version}" for name, version in env["libraries"].items() if version]
@@ -166,6 +190,9 @@ def print_summary(results: dict, console=None) -> None:
     for header in ("noise", "option", "value", "delta", "95% CI", "flips %", "agreement %", "|dLL|"):
         table.add_column(header, justify="left" if header in ("noise", "option") else "right", no_wrap=True)
     for v in results["variants"]:
+        if _all_failed(v):
+            table.add_row(v["noise"], v["option"], "failed", *["-"] * 5)
+            continue
         table.add_row(v["noise"], v["option"], fmt(v["value"], places),
                       fmt(v["delta"], places) + ("*" if v["distinguishable_from_zero"] else ""),
                       fmt_ci(v["delta_ci"], places), fmt(v["flip_rate"], 1), fmt(v["token_agreement"], 2),
