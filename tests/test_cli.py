@@ -17,6 +17,9 @@ def test_list_names_every_registered_option(capsys):
         for option in noise.fn.options():
             assert option in out
     assert "efficientnet_lite0" in out
+    from sysnoise.zoo.datasets import DATASETS
+
+    assert all(f"    {name} " in out for name in DATASETS.names())
 
 
 @pytest.mark.parametrize(

@@ -99,7 +99,7 @@ def run(
     if not isinstance(data, Dataset):
         from sysnoise.zoo.datasets import resolve_dataset
 
-        data = resolve_dataset(data)
+        data = resolve_dataset(data, "classification")
     dataset = data if isinstance(data, Dataset) else read_dataset(data, list_file, allow_outside_root=allow_outside_root)
     check_labels(dataset, loaded.num_classes)
     if not dataset.samples:
@@ -272,7 +272,7 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
     options = options or EngineOptions()
     if (stepwise or deploy) and distributed_world() > 1:
         raise UserInputError("--stepwise and --deploy need the single-noise results on every rank: run them in one process")
-    data = resolve_dataset(data)  # the data is read first: a wrong path fails before a model loads
+    data = resolve_dataset(data, task_name)  # the data is read first: a wrong path fails before a model loads
     if task_name == "detection":
         from sysnoise.tasks.detection import read_detection_data
 
@@ -398,6 +398,7 @@ def run_language(model, data, *, fmt: str | None = None, noises=LANGUAGE_NOISES,
                  options: EngineOptions | None = None, fresh: bool = False) -> dict:
     """A causal LM on a JSONL file (see tasks.language): results.json, outputs.npz, report.md."""
     from sysnoise import environment
+    from sysnoise.engine.store import atomic_write_text
     from sysnoise.language_models import load_language_model
     from sysnoise.report import language as report
     from sysnoise.report.results import write_results
@@ -425,7 +426,7 @@ def run_language(model, data, *, fmt: str | None = None, noises=LANGUAGE_NOISES,
              "model_stages": options.model_info},  # export, runtime versions, quantization settings
     )
     write_results(results, out / "results.json")
-    (out / "report.md").write_text(report.render(results))
+    atomic_write_text(out / "report.md", report.render(results))
     return results
 
 
@@ -490,9 +491,10 @@ class _progress:
 
 
 def list_catalogue() -> dict:
-    """Every noise with its options and their one-line descriptions; every model name."""
+    """Every noise with its options and their one-line descriptions; every model and dataset name."""
     import sysnoise.zoo  # noqa: F401
     from sysnoise.models import MODELS
+    from sysnoise.zoo.datasets import DATASETS
 
     noises = {
         entry.name: {
@@ -503,7 +505,8 @@ def list_catalogue() -> dict:
         }
         for entry in NOISES
     }
-    return {"noises": noises, "models": {m.name: m.description for m in MODELS}}
+    return {"noises": noises, "models": {m.name: m.description for m in MODELS},
+            "datasets": {d.name: d.description for d in DATASETS}}
 
 
 def reference_pipeline(model: str | None = None, reference: str | Path | None = None) -> Pipeline:

@@ -186,6 +186,9 @@ def cmd_list(args) -> None:
     for name, text in catalogue["models"].items():
         print(f"    {name:<28} {text}")
     print("    torchvision:ARCH / timm:ARCH  with --weights PATH (local state_dict or .safetensors)")
+    print("\ndatasets (--data NAME; written to $SYSNOISE_CACHE on first use; scenes serves every vision task):")
+    for name, text in catalogue["datasets"].items():
+        print(f"    {name:<28} {text}")
 
 
 def cmd_train_zoo(args) -> None:
@@ -268,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="measure a model under its reference pipeline and noised variants")
     run.add_argument("--model", required=True, help="zoo name (see `sysnoise list`), torchvision:ARCH or timm:ARCH")
     run.add_argument("--weights", help="local weights (state_dict .pth/.pt or .safetensors)")
-    run.add_argument("--data", required=True, help="class-folder tree, folder of unlabeled images, or list file")
+    run.add_argument("--data", required=True, help="class-folder tree, folder of unlabeled images, list file, COCO "
+                     "annotations.json, segmentation list, or a dataset name (`sysnoise list`: scenes serves each task)")
     run.add_argument("--list-file", help="list of 'relative/path label' lines, paths relative to --data")
     run.add_argument("--reference", help="YAML/JSON pipeline the model was trained with (default: the model's own)")
     run.add_argument("--out", default="results/run", help="results folder (default results/run); reruns resume")

@@ -51,3 +51,20 @@ def test_bad_detection_requests_are_clear_errors(argv, message, small_coco, tmp_
     assert main(["run", "--task", "detection", *argv, "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sysnoise: error:") and message in err
+
+
+@pytest.mark.parametrize("task, model, metric", [("detection", "zoo-detector", "mAP"),
+                                                 ("segmentation", "zoo-segmenter", "mIoU")])
+def test_the_issue_commands_read_scenes_for_their_task(task, model, metric, tmp_path, monkeypatch, capsys):
+    """`sysnoise run --task detection --model zoo-detector --data scenes` (and segmentation): the
+    plain name resolves to that task's split, here shrunk to 3 images."""
+    if not weights_path(model).is_file():
+        pytest.skip(f"{model} weights not trained yet")
+    monkeypatch.setenv("SYSNOISE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(scenes, "DEFAULT_SIZES", {k: 3 for k in scenes.DEFAULT_SIZES})
+    out = tmp_path / "out"
+    assert main(["run", "--task", task, "--model", model, "--data", "scenes", "--noise", "ceil-mode",
+                 "--workers", "0", "--no-progress", "--stepwise", "none", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["task"] == task and results["reference"]["n"] == 3
+    assert metric in capsys.readouterr().out

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sysnoise.errors import UserInputError
 from sysnoise.zoo import scenes
 from sysnoise.zoo.datasets import DATASETS, resolve_dataset
 
@@ -153,3 +154,16 @@ def test_dataset_names_resolve(tmp_path, monkeypatch):
     assert resolve_dataset("not-a-dataset") == "not-a-dataset"
     path = DATASETS("scenes")(n=4)
     assert path.name == "labels.txt" and path.is_file() and path.is_relative_to(tmp_path)
+
+
+def test_dataset_name_follows_the_task(tmp_path, monkeypatch):
+    """`--task detection --data scenes` is the detection split of scenes (the issue's own command);
+    a split named for another task is refused rather than swapped."""
+    monkeypatch.setenv("SYSNOISE_CACHE", str(tmp_path))
+    monkeypatch.setattr(scenes, "DEFAULT_SIZES", {k: 2 for k in scenes.DEFAULT_SIZES})  # tiny splits
+    assert resolve_dataset("scenes", "classification").name == "labels.txt"
+    assert resolve_dataset("scenes-train", "segmentation").name == "segmentation.txt"
+    det = resolve_dataset("scenes", "detection")
+    assert det.name == "annotations.json" and det.parent == DATASETS("scenes-det")().parent
+    with pytest.raises(UserInputError, match="'scenes-det' is for detection, not classification.*scenes"):
+        resolve_dataset("scenes-det", "classification")
