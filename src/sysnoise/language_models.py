@@ -38,6 +38,14 @@ def _weights_digest(files: list[Path]) -> str:
     return digest.hexdigest()
 
 
+def _cached_snapshot(repo_id: str) -> Path:
+    """The local HF cache's snapshot folder of a Hub name (the revision refs/main points to), so a
+    cached model's weights are hashed like a local folder's."""
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(repo_id, local_files_only=True))
+
+
 def is_causal_lm(module) -> bool:
     """A transformers model with a language-modelling head: what the LM-only options act on."""
     config = getattr(module, "config", None)
@@ -67,10 +75,8 @@ def load_causal_lm(name_or_path: str, *, gguf_file: str | None = None, name: str
             "directory with config.json, weights and tokenizer files, or a name in the local Hugging Face "
             "cache; nothing is downloaded."
         ) from None
-    if path.is_dir():
-        files = [path / gguf_file] if gguf_file else [p for p in path.iterdir() if p.suffix in WEIGHT_SUFFIXES]
-    else:  # a cache name: the files transformers resolved
-        files = [Path(module.name_or_path)] if Path(module.name_or_path).is_file() else []
+    folder = path if path.is_dir() else _cached_snapshot(name_or_path)
+    files = [folder / gguf_file] if gguf_file else [p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES]
     return LoadedModel(
         name=name or name_or_path,
         module=module.eval(),

@@ -46,7 +46,7 @@ def test_winogrande_partial_scoring(tmp_path):
 
 def test_lambada_and_text_need_the_format_named(tmp_path):
     path = _write(tmp_path, [{"text": "he opened the door"}, "", {"text": "and then"}])
-    with pytest.raises(UserInputError, match="--format lambada"):
+    with pytest.raises(UserInputError, match=r":1: records with only 'text' .* --format lambada"):
         read_jsonl(path)
     data = read_jsonl(path, "lambada")
     assert [s.requests[0] for s in data.samples] == [Request("he opened the", " door"), Request("and", " then")]
@@ -68,6 +68,17 @@ def test_a_malformed_line_is_an_error_naming_file_and_line(tmp_path, line, messa
     with pytest.raises(UserInputError) as err:
         read_jsonl(path)
     assert str(err.value).startswith(f"{path}:2: ") and message in str(err.value)
+
+
+def test_unknown_keys_name_the_file_line_and_every_format_with_its_keys(tmp_path):
+    path = _write(tmp_path, [{"question": "q", "answer": "a"}])
+    with pytest.raises(UserInputError) as err:
+        read_jsonl(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}:1: cannot tell the format from the keys ['answer', 'question']")
+    for known in ("piqa {goal, sol1, sol2, label}", "hellaswag {ctx (or ctx_a + ctx_b), endings, label}",
+                  "winogrande {sentence, option1, option2, answer}", "lambada {text}", "text {text}"):
+        assert known in message
 
 
 def test_winogrande_sentence_needs_one_blank(tmp_path):

@@ -32,7 +32,10 @@ def test_language_run_writes_table5_results(tmp_path, tiny_lm):
     assert precision["not_applicable"] == []
     report = (tmp_path / "out" / "report.md").read_text()
     assert "| model | task | metric | FP32 | fp16 | int8-llm | int8-dynamic | bf16 |" in report
-    assert "| tiny-llama | piqa: piqa | accuracy % |" in report
+    # the FP32 cell: the accuracy and its Wilson interval, which contains it
+    row = next(line for line in report.splitlines() if line.startswith("| tiny-llama | piqa: piqa | accuracy % |"))
+    low, high = ref["ci"]
+    assert row.split(" | ")[3] == f"{ref['value']:.1f} [{low:.1f}, {high:.1f}]" and low <= ref["value"] <= high
 
     # the stored per-item log-likelihoods recompute the reference accuracy independently
     out = np.load(tmp_path / "out" / "outputs.npz")
@@ -92,3 +95,29 @@ def test_cli_runs_a_local_model_folder(tmp_path, tiny_lm, capsys):
     missing[4] = str(tmp_path / "nowhere")
     assert cli.main(missing) == 2
     assert "cannot load a causal language model from local files" in capsys.readouterr().err
+
+
+def test_hellaswag_and_winogrande_runs_store_outputs_that_recompute_the_accuracy(tmp_path, tiny_lm):
+    endings = ["ab", "b a b", "ba", "aab ba"]
+    hellaswag = [{"ctx": f"ctx {i}", "endings": endings[i % 2:] + endings[:i % 2], "label": str(i % 4)}
+                 for i in range(8)]
+    winogrande = [{"sentence": f"{i} _ went home.", "option1": "a" * (i % 3 + 1), "option2": "ba",
+                   "answer": str(i % 2 + 1)} for i in range(8)]
+    options = EngineOptions(batch_size=4, workers=0, progress=False)
+    for name, rows in (("hellaswag", hellaswag), ("winogrande", winogrande)):
+        data = tmp_path / f"{name}.jsonl"
+        data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        results = api.run_language(tiny_lm, data, noises=("precision=fp16",), out=tmp_path / name, options=options)
+        assert results["dataset"]["format"] == name
+        out = np.load(tmp_path / name / "outputs.npz")
+        if name == "hellaswag":  # acc_norm: log-likelihood per character of " " + ending
+            chars = np.array([[len(" " + e) for e in r["endings"]] for r in rows])
+            assert (out["c0.chars"][:, :4] == chars).all()
+            labels = np.array([int(r["label"]) for r in rows])
+            scores = [out[f"{c}.loglik"][:, :4] / chars for c in ("c0", "c1")]
+        else:
+            labels = np.array([int(r["answer"]) - 1 for r in rows])
+            scores = [out[f"{c}.loglik"][:, :2] for c in ("c0", "c1")]
+        reference, fp16 = (100 * np.mean(np.argmax(s, axis=1) == labels) for s in scores)
+        assert results["reference"]["value"] == pytest.approx(reference)
+        assert results["variants"][0]["option"] == "fp16" and results["variants"][0]["value"] == pytest.approx(fp16)

@@ -97,18 +97,19 @@ def table5(runs: list[dict]) -> list[str]:
     by_run = [{v["option"]: v for v in r["variants"] if v["noise"] in TABLE_NOISES} for r in runs]
     columns = [o for o in TABLE_OPTIONS if any(o in options for options in by_run)]
     lines = [
-        "FP32: the reference's metric. Other cells: the loss under that precision or runtime with its 95% paired "
-        "bootstrap interval (accuracy: reference minus variant, points; perplexity: variant minus reference; positive = "
-        "worse; * = distinguishable from zero, p < 0.05).",
+        "FP32: the reference's metric (accuracy: with its 95% Wilson interval). Other cells: the loss under that "
+        "precision or runtime with its 95% paired bootstrap interval (accuracy: reference minus variant, points; "
+        "perplexity: variant minus reference; positive = worse; * = distinguishable from zero, p < 0.05).",
         "",
         "| model | task | metric | FP32 | " + " | ".join(columns) + " |",
         "|---|---|---|---|" + "---|" * len(columns),
     ]
     for results, options in zip(runs, by_run):
         ref, places = results["reference"], _places(results)
+        fp32 = fmt(ref["value"], places) + (f" {fmt_ci(ref['ci'], places)}" if ref.get("ci") else "")
         task = f"{results['dataset']['format']}: {Path(results['dataset']['path']).stem}"  # format and data set
         lines.append(f"| {results['model']['name']} | {task} | "
-                     f"{METRIC_NAMES.get(ref['metric'], ref['metric'])} | {fmt(ref['value'], places)} | "
+                     f"{METRIC_NAMES.get(ref['metric'], ref['metric'])} | {fp32} | "
                      + " | ".join(_delta_cell(options.get(o), places) for o in columns) + " |")
     return lines
 

@@ -65,9 +65,9 @@ class Format:
 FORMATS: Registry = Registry("text format")
 
 
-def _format(name: str, description: str, kind: str, metric: str):
+def _format(name: str, description: str, kind: str, metric: str, keys: str):
     def add(parse):
-        FORMATS.register(name, description, kind=kind, metric=metric)(Format(kind, metric, parse))
+        FORMATS.register(name, description, kind=kind, metric=metric, keys=keys)(Format(kind, metric, parse))
         return parse
     return add
 
@@ -89,7 +89,8 @@ def _label(value: int, n: int) -> int:
     return value
 
 
-@_format("piqa", "PIQA: goal, sol1, sol2, label; acc over summed log-likelihood", "choice", "acc")
+@_format("piqa", "PIQA: goal, sol1, sol2, label; acc over summed log-likelihood", "choice", "acc",
+         "goal, sol1, sol2, label")
 def parse_piqa(record):
     context = f"Question: {_field(record, 'goal')}\nAnswer:"
     choices = (" " + _field(record, "sol1"), " " + _field(record, "sol2"))
@@ -104,7 +105,7 @@ def _hellaswag_clean(text: str) -> str:
 
 
 @_format("hellaswag", "HellaSwag: ctx, endings, label; acc_norm (log-likelihood per character)",
-         "choice", "acc_norm")
+         "choice", "acc_norm", "ctx (or ctx_a + ctx_b), endings, label")
 def parse_hellaswag(record):
     if "ctx_a" in record and "ctx_b" in record:
         ctx = _field(record, "ctx_a") + " " + _field(record, "ctx_b").capitalize()
@@ -121,7 +122,7 @@ def parse_hellaswag(record):
 
 
 @_format("winogrande", "WinoGrande: sentence with '_', option1, option2, answer; partial scoring",
-         "choice", "acc")
+         "choice", "acc", "sentence, option1, option2, answer")
 def parse_winogrande(record):
     sentence = _field(record, "sentence")
     if sentence.count("_") != 1:
@@ -133,7 +134,7 @@ def parse_winogrande(record):
     return requests, _label(_field(record, "answer", int) - 1, 2)
 
 
-@_format("lambada", "LAMBADA: text; acc = greedy decoding reproduces the last word", "lastword", "acc")
+@_format("lambada", "LAMBADA: text; acc = greedy decoding reproduces the last word", "lastword", "acc", "text")
 def parse_lambada(record):
     text = _field(record, "text").strip()
     if " " not in text:
@@ -142,7 +143,8 @@ def parse_lambada(record):
     return (Request(context, " " + word),), 0
 
 
-@_format("text", "plain text: perplexity (tokens scored in windows of the model's length)", "text", "perplexity")
+@_format("text", "plain text: perplexity (tokens scored in windows of the model's length)", "text", "perplexity",
+         "text")
 def parse_text(record):
     text = _field(record, "text")
     if not text.strip():
@@ -150,17 +152,19 @@ def parse_text(record):
     return (Request("", text),), -1
 
 
-def detect_format(record: dict) -> str:
+def detect_format(record: dict, where: str) -> str:
+    """The format a record's keys identify; `where` (path:line) starts the error when none does."""
     keys = set(record)
     for name, needed in (("piqa", {"goal", "sol1", "sol2"}), ("hellaswag", {"endings"}),
                          ("winogrande", {"sentence", "option1", "option2"})):
         if needed <= keys:
             return name
     if "text" in keys:
-        raise UserInputError("records with only 'text' can be read as --format lambada (last word) "
+        raise UserInputError(f"{where}: records with only 'text' can be read as --format lambada (last word) "
                              "or --format text (perplexity): say which")
-    raise UserInputError(f"cannot tell the format from the keys {sorted(keys)}; give --format "
-                         f"({', '.join(FORMATS.names())})")
+    known = "; ".join(f"{entry.name} {{{entry.meta['keys']}}}" for entry in FORMATS)
+    raise UserInputError(f"{where}: cannot tell the format from the keys {sorted(keys)}; give --format, one of "
+                         f"(with their keys): {known}")
 
 
 @dataclass
@@ -205,7 +209,7 @@ def read_jsonl(path: str | Path, fmt: str | None = None) -> Dataset:
             raise UserInputError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
         if not isinstance(record, dict):
             raise UserInputError(f"{where}: expected a JSON object, got {type(record).__name__}")
-        fmt = fmt or detect_format(record)
+        fmt = fmt or detect_format(record, where)
         entry = FORMATS.get(fmt).fn
         try:
             requests, label = entry.parse(record)
