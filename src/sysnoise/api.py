@@ -19,6 +19,7 @@ from sysnoise.models import LoadedModel, load_model, wrap_module
 from sysnoise.noises import NOISES, parse_noise_spec
 from sysnoise.pipeline.spec import Pipeline
 from sysnoise.tasks.classification import Dataset, check_labels, read_dataset
+from sysnoise.tasks.segmentation import IGNORE_INDEX
 
 DEFAULT_NOISES = ("decoder", "resize", "crop", "colour", "channel-order", "precision", "int8", "ceil-mode", "upsample", "runtime")
 CLASSIFICATION_STAGES = ("pre-processing", "misconfiguration", "inference")  # post-processing noises are n/a
@@ -247,16 +248,19 @@ _PREPROCESSING_AND_INFERENCE = ("decoder", "resize", "colour", "channel-order", 
 DETECTION_NOISES = _PREPROCESSING_AND_INFERENCE + (
     "crop=keep-ratio-max-size,letterbox,squash", "box-decoding", "box-rounding", "nms", "score-threshold", "top-k",
     "box-clip")
-SEGMENTATION_NOISES = _PREPROCESSING_AND_INFERENCE + ("crop=shorter-side,letterbox,squash", "mask-resize")
+SEGMENTATION_NOISES = _PREPROCESSING_AND_INFERENCE + ("runtime", "crop=shorter-side,letterbox,squash", "mask-resize")
 DENSE_STAGES = ("pre-processing", "misconfiguration", "inference", "post-processing")
 
 
 def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "results/run", weights=None,
               reference: Pipeline | None = None, options: EngineOptions | None = None, fresh: bool = False,
               allow_outside_root: bool = False, stepwise=None, deploy=None, figures: bool = True,
-              calibration_data=None, calibration_samples: int | None = None) -> dict | None:
+              calibration_data=None, calibration_samples: int | None = None,
+              ignore_index: int = IGNORE_INDEX) -> dict | None:
     """Detection (COCO JSON + images: box mAP) or segmentation (image / label-map list: mIoU) under
     the reference pipeline and its variants; same outputs as `run` (docs/detection.md).
+    ignore_index: segmentation, the label value of unlabeled pixels when `data` is read here (a
+    SegmentationDataset passed in keeps its own).
 
     `model`: a name, a LoadedModel or a torch module: for detection a torchvision detector or a
     raw-output module (tasks/detection_heads.py), for segmentation a module returning logits."""
@@ -280,7 +284,8 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
     else:
         from sysnoise.tasks.segmentation import read_segmentation_list
 
-        dataset = data if hasattr(data, "ignore_index") else read_segmentation_list(data, allow_outside_root=allow_outside_root)
+        dataset = data if hasattr(data, "ignore_index") else read_segmentation_list(
+            data, allow_outside_root=allow_outside_root, ignore_index=ignore_index)
     loaded = model if isinstance(model, LoadedModel) else (
         load_model(model, weights, reference=reference) if isinstance(model, str) else wrap_module(model, reference=reference)
     )

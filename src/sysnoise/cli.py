@@ -71,7 +71,10 @@ def _finish(results: dict | None, out: Path) -> None:
 def cmd_run(args) -> None:
     from sysnoise import api
     from sysnoise.pipeline.spec import Pipeline
+    from sysnoise.tasks.segmentation import IGNORE_INDEX
 
+    if args.ignore_index is not None and args.task != "segmentation":
+        raise UserInputError("--ignore-index is for --task segmentation (label maps)")
     if args.task == "language":
         results = api.run_language(args.model, args.data, fmt=args.format, noises=args.noises or api.LANGUAGE_NOISES,
                                    out=args.out, options=_options(args), fresh=args.fresh)
@@ -82,7 +85,8 @@ def cmd_run(args) -> None:
             args.task, args.model, args.data, noises=args.noises, out=args.out, weights=args.weights,
             reference=reference, options=_options(args), fresh=args.fresh, allow_outside_root=args.allow_outside_root,
             stepwise=_stepwise(args.stepwise), deploy=args.deploy, calibration_data=args.calibration_data,
-            calibration_samples=args.calibration_samples)
+            calibration_samples=args.calibration_samples,
+            ignore_index=IGNORE_INDEX if args.ignore_index is None else args.ignore_index)
         return _finish(results, Path(args.out))
     results = api.run(
         args.model, args.data, noises=args.noises or api.DEFAULT_NOISES, out=args.out, weights=args.weights,
@@ -281,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                    "language"),
                      help="classification (images, default), detection (COCO JSON: box mAP), segmentation "
                           "(list of 'image label-map': mIoU) or language (a causal LM on a JSONL file)")
+    run.add_argument("--ignore-index", type=int, metavar="N",
+                     help="segmentation: the label-map value of unlabeled pixels, left out of mIoU (default 255)")
     run.add_argument("--format", help="language: piqa, hellaswag, winogrande, lambada or text "
                                       "(default: from the first line's keys)")
     run.add_argument("--calibration-data", metavar="PATH",

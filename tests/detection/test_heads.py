@@ -28,8 +28,9 @@ def _compare(model, x):
         expected = model(list(x))
         raw = raw_detector(model)(x)
     post = raw_detector(model).post_reference
+    h, w = x.shape[-2:]
     for i, want in enumerate(expected):
-        got = detect({k: v[i].numpy() for k, v in raw.items()}, post, (SIZE, SIZE), (1.0, 0.0, 1.0, 0.0), (SIZE, SIZE))
+        got = detect({k: v[i].numpy() for k, v in raw.items()}, post, (h, w), (1.0, 0.0, 1.0, 0.0), (w, h))
         n = len(want["scores"])
         assert n > 0
         assert int((got["labels"] >= 0).sum()) == min(n, 100)
@@ -96,3 +97,36 @@ def test_loading_by_name_infers_the_classes_and_refuses_other_state_dicts(tmp_pa
 def test_a_module_that_is_no_detector_is_refused_with_the_contract():
     with pytest.raises(ValueError, match="post_reference"):
         raw_detector(torch.nn.Conv2d(3, 3, 1))
+
+
+@pytest.mark.parametrize("arch, kind, suffix", [
+    ("fasterrcnn_mobilenet_v3_large_320_fpn", "two-stage", ".pth"),
+    ("maskrcnn_resnet50_fpn", "two-stage", ".safetensors"),  # a box detector here: the mask head is not run
+    ("ssd300_vgg16", "ssd", ".safetensors"),
+    ("ssdlite320_mobilenet_v3_large", "ssd", ".safetensors"),  # its predicting conv follows a depthwise block
+])
+def test_torchvision_detectors_by_name_reproduce_their_own_outputs(arch, kind, suffix, tmp_path):
+    from safetensors.torch import save_file
+
+    from sysnoise.models import load_model
+
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(arch, weights=None, weights_backbone=None, num_classes=3)
+    path = tmp_path / f"weights{suffix}"
+    if suffix == ".pth":
+        torch.save(model.state_dict(), path)
+    else:
+        save_file(model.state_dict(), str(path))
+    loaded = load_model(f"torchvision:{arch}", path)
+    assert loaded.num_classes == 3 and family(loaded.module) == kind
+    assert loaded.reference == reference_pipeline(model)
+    state = loaded.module.state_dict()
+    assert all(torch.equal(state[name], value) for name, value in model.state_dict().items())  # not a fresh init
+    size = 300 if arch == "ssd300_vgg16" else SIZE  # SSD300's extra layers need 300 x 300
+    detector = _identity_transform(loaded.module, size)
+    if kind == "two-stage":  # random weights: keep every candidate; few proposals and masks, for speed
+        detector.roi_heads.score_thresh, detector.roi_heads.detections_per_img = 0.0, 10
+        detector.rpn._post_nms_top_n["testing"] = 100
+    else:
+        detector.score_thresh = 0.0
+    _compare(detector, torch.rand(1, 3, size, size))

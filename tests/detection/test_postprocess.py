@@ -4,6 +4,7 @@ integer rounding, and the whole chain against torchvision's own post-processing.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -144,3 +145,59 @@ def test_dense_chain_threshold_topk_nms_and_mapping_back():
     unclipped = detect(_dense_raw([0.9], [1], [[-5, -5, 70, 30]], np.zeros((1, 4)), [0]),
                        configure(config, ("no-clip",), "detection"), (64, 64), (1, 0, 1, 0), (64, 64))
     assert unclipped["boxes"][0].tolist() == [-5, -5, 70, 30]
+
+
+DENSE = DetectionPost("dense", score_thresh=0.05, nms_iou=0.5, max_dets=100, pre_nms_topk=1000, background=False)
+IDENTITY = (1.0, 0.0, 1.0, 0.0)  # input pixels are source pixels
+
+
+def _detected(raw, config, size=64):
+    out = detect(raw, config, (size, size), IDENTITY, (size, size))
+    kept = out["labels"] >= 0
+    return out["boxes"][kept].tolist(), out["scores"][kept].tolist()
+
+
+def test_clipping_after_nms_keeps_a_box_that_clipping_before_suppresses():
+    # input 64 x 64, one class, zero deltas (the boxes are the anchors):
+    #   A [-40, 0, 20, 20] .9: area 60 x 20 = 1200; B [0, 0, 20, 20] .8: area 400
+    #   unclipped IoU(A, B) = 400 / (1200 + 400 - 400) = 1/3 <= 0.5: both kept
+    #   clipped first, A is [0, 0, 20, 20] = B: IoU 1 > 0.5, B is suppressed
+    raw = _dense_raw([0.9, 0.8], [1, 1], [[-40, 0, 20, 20], [0, 0, 20, 20]], np.zeros((2, 4)), [0, 0])
+    assert _detected(raw, DENSE)[0] == [[0, 0, 20, 20]]
+    after = configure(DENSE, ("clip-after-nms",), "detection")
+    assert _detected(raw, after) == ([[0, 0, 20, 20], [0, 0, 20, 20]], pytest.approx([0.9, 0.8]))
+    assert _detected(raw, configure(DENSE, ("no-clip",), "detection"))[0] == [[-40, 0, 20, 20], [0, 0, 20, 20]]
+
+
+def test_pre_nms_top_100_drops_a_candidate_the_reference_keeps():
+    # group 0: 100 copies of [0, 0, 10, 10] scoring .9, .899, ..., .801, then a lone box at rank 101
+    # (.5); group 1: one box (.1). Top-1000 lets the lone box into NMS, where the copies suppress
+    # each other down to one; top-100 cuts the lone box before NMS; group 1's box is ranked apart
+    copies = [[0, 0, 10, 10]] * 100
+    scores = [0.9 - 0.001 * i for i in range(100)] + [0.5, 0.1]
+    anchors = copies + [[20, 20, 30, 30], [40, 40, 50, 50]]
+    raw = _dense_raw(scores, [1] * 102, anchors, np.zeros((102, 4)), [0] * 101 + [1])
+    assert _detected(raw, DENSE) == ([[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]],
+                                     pytest.approx([0.9, 0.5, 0.1]))
+    top100 = configure(DENSE, ("pre-nms-100",), "detection")
+    assert _detected(raw, top100) == ([[0, 0, 10, 10], [40, 40, 50, 50]], pytest.approx([0.9, 0.1]))
+
+
+def test_max_dets_20_keeps_the_20_highest_scores_in_order():
+    # 30 disjoint 8 x 8 boxes on a 6 x 5 lattice (nothing suppressed), scores 0.10 ... 0.39 shuffled
+    rng = np.random.default_rng(0)
+    scores = rng.permutation(np.arange(10, 40)) / 100
+    anchors = [[10 * (i % 6), 10 * (i // 6), 10 * (i % 6) + 8, 10 * (i // 6) + 8] for i in range(30)]
+    raw = _dense_raw(scores, [1] * 30, anchors, np.zeros((30, 4)), [0] * 30)
+    assert len(_detected(raw, DENSE)[1]) == 30
+    boxes, kept = _detected(raw, configure(DENSE, ("max-dets-20",), "detection"))
+    assert kept == pytest.approx([i / 100 for i in range(39, 19, -1)])
+    assert boxes == [anchors[i] for i in np.argsort(-scores)[:20]]
+
+
+def test_score_005_drops_what_a_lower_reference_threshold_keeps():
+    raw = _dense_raw([0.06, 0.04, 0.02], [1, 1, 1], [[0, 0, 8, 8], [10, 0, 18, 8], [20, 0, 28, 8]],
+                     np.zeros((3, 4)), [0, 0, 0])
+    low = replace(DENSE, score_thresh=0.001)  # a YOLO / mmdet-style reference
+    assert _detected(raw, low)[1] == pytest.approx([0.06, 0.04, 0.02])
+    assert _detected(raw, configure(low, ("score-0.05",), "detection"))[1] == pytest.approx([0.06])

@@ -19,11 +19,16 @@ from sysnoise.zoo import detector, scenes
 N = 6
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def _random_detector():
     torch.manual_seed(0)
     module = detector.build(len(scenes.CLASSES) + 1).eval()
-    loaded = LoadedModel("random-detector", module, detector.reference_pipeline(), len(scenes.CLASSES) + 1)
+    return LoadedModel("random-detector", module, detector.reference_pipeline(), len(scenes.CLASSES) + 1)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    loaded = _random_detector()
+    module = loaded.module
     folder = scenes.materialise("detection", "val", n=N)
     options = EngineOptions(batch_size=N, workers=0, progress=False)
     out = tmp_path_factory.mktemp("det")
@@ -89,3 +94,31 @@ def test_boxes_map_back_to_the_annotated_image(run):
     direct = zt.detections(module, images, detector.reference_pipeline())[0]
     n = len(direct["scores"])
     np.testing.assert_allclose(outputs.arrays["reference"]["boxes"][0, :n], direct["boxes"] * 128 / 96, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def inference_run(tmp_path_factory):
+    """The FPN's upsampling, emulated FP16 and simulated INT8 (calibrated on 2 held-out images)."""
+    options = EngineOptions(batch_size=N, workers=0, progress=False)
+    out = tmp_path_factory.mktemp("det-inference")
+    results = api.run_dense("detection", _random_detector(), scenes.materialise("detection", "val", n=N),
+                            out=out, options=options, figures=False, calibration_samples=2,
+                            noises=["upsample=upsample-bilinear", "precision=fp16", "int8=int8"])
+    return results, options, out
+
+
+def test_inference_noises_apply_to_the_raw_detector_stage(inference_run):
+    results, options, out = inference_run
+    from sysnoise.engine.outputs import RunOutputs
+
+    for row in results["noises"]:
+        assert row["applies"] and not row["unavailable"] and not row["not_applicable"], row
+    # each column ran its own model stage on the N - 2 evaluated images
+    assert options.forward_counter == {("fp32", (), "torch"): N - 2, ("fp32", ("upsample-bilinear",), "torch"): N - 2,
+                                       ("fp16", (), "torch"): N - 2, ("int8", (), "torch"): N - 2}
+    assert all(np.isfinite(v["map"]) for v in results["variants"]) and np.isfinite(results["reference"]["map"])
+    arrays = RunOutputs.load(out / "outputs.npz").arrays
+    # detections are a function of the raw outputs: other scores mean other raw outputs (bilinear
+    # instead of nearest top-down in the FPN; INT8-rounded weights and activations)
+    for column in ("upsample/upsample-bilinear", "int8/int8"):
+        assert not np.array_equal(arrays[column]["scores"], arrays["reference"]["scores"]), column

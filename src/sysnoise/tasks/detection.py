@@ -226,10 +226,11 @@ def geometric_inputs(data: bytes, pipelines, sample, target=None) -> dict[tuple,
     return out
 
 
-def forward_by_shape(model, inputs: list, batch_size: int, device: str) -> dict[str, np.ndarray]:
+def forward_by_shape(model, inputs: list, batch_size: int, device: str) -> dict[str, np.ndarray | list]:
     """Run `model` on inputs of possibly different sizes: equal shapes batched together (a batch of
-    one size needs no padding beyond the model's own), outputs back in input order. A model that
-    returns one tensor (a segmenter's logits) gives {"logits": ...}."""
+    one size needs no padding beyond the model's own), outputs back in input order: per name one
+    array, or a list of per-input arrays where their shapes differ (a segmenter's logits have its
+    input's size). A model that returns one tensor (a segmenter's logits) gives {"logits": ...}."""
     import torch
 
     arrays = [np.asarray(i, dtype=np.float32) for i in inputs]
@@ -246,8 +247,11 @@ def forward_by_shape(model, inputs: list, batch_size: int, device: str) -> dict[
                    for name, value in out.items()}
             for row, index in enumerate(chunk):
                 rows[index] = {name: value[row] for name, value in out.items()}
-    names = list(rows[0])
-    return {name: np.stack([rows[i][name] for i in range(len(arrays))]) for name in names}
+    out = {}
+    for name in rows[0]:
+        values = [rows[i][name] for i in range(len(arrays))]
+        out[name] = np.stack(values) if len({v.shape for v in values}) == 1 else values
+    return out
 
 
 class DetectionTask(Task):

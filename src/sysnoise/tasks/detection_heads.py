@@ -193,36 +193,31 @@ def reference_pipeline(detector):
                     crop_pct=size / float(t.max_size), mean=mean, std=std)
 
 
-CLASS_KEYS = {  # state-dict key whose first dimension is (anchors x) classes, per family
-    "two-stage": "roi_heads.box_predictor.cls_score.weight",
-    "retinanet": "head.classification_head.cls_logits.weight",
-    "fcos": "head.classification_head.cls_logits.weight",
-    "ssd": "head.classification_head.module_list.0.weight",
-}
+HEAD_KEYS = (  # (classification, box regression) weights: first dimensions anchors x classes, anchors x 4
+    ("roi_heads.box_predictor.cls_score.weight", None),  # Faster / Mask R-CNN: one row per class
+    ("head.classification_head.cls_logits.weight", "head.regression_head.bbox_reg.weight"),  # RetinaNet, FCOS
+    ("head.classification_head.module_list.0.weight", "head.regression_head.module_list.0.weight"),  # SSD300
+    # SSDlite: a depthwise block (.0) before the 1x1 convolution that predicts
+    ("head.classification_head.module_list.0.1.weight", "head.regression_head.module_list.0.1.weight"),
+)
 
 
 def load_torchvision(arch: str, weights, state: dict):
     """A torchvision detection architecture with the classes its state dict has (nothing downloaded:
-    no pretrained backbone either)."""
+    no pretrained backbone either). The classes come from the head's shapes, so the architecture is
+    built once (building SSD300's VGG costs seconds)."""
     import torchvision
 
     from sysnoise.errors import UserInputError
     from sysnoise.models import _load_into
 
-    def build(num_classes: int):
-        return torchvision.models.get_model(arch, weights=None, weights_backbone=None, num_classes=num_classes)
-
-    probe = build(91)
-    kind = family(probe)
-    key = CLASS_KEYS.get(kind)
-    if key is None or key not in state:
-        raise UserInputError(f"{weights}: not a state dict of torchvision's {arch} (no {key})")
-    per_location = 1
-    if kind == "retinanet":
-        per_location = probe.head.classification_head.num_anchors
-    elif kind == "ssd":
-        per_location = probe.anchor_generator.num_anchors_per_location()[0]
-    num_classes = int(state[key].shape[0]) // per_location
-    module = probe if num_classes == 91 else build(num_classes)
+    found = next(((c, r) for c, r in HEAD_KEYS if c in state and (r is None or r in state)), None)
+    if found is None:
+        raise UserInputError(f"{weights}: not a state dict of torchvision's {arch} (no detection head: none of "
+                             f"{', '.join(c for c, _ in HEAD_KEYS)})")
+    classification, regression = found
+    per_location = 1 if regression is None else int(state[regression].shape[0]) // 4
+    num_classes = int(state[classification].shape[0]) // per_location
+    module = torchvision.models.get_model(arch, weights=None, weights_backbone=None, num_classes=num_classes)
     _load_into(module, state, weights)
     return module.eval(), num_classes
