@@ -350,6 +350,9 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
         from sysnoise.engine.store import atomic_write_text
 
         atomic_write_text(out / "detections-reference.json", json.dumps(coco_detections(out, "reference")) + "\n")
+        if "segm_ap" in results["reference"]:  # Mask R-CNN: its masks too, in the segm results format
+            atomic_write_text(out / "segmentations-reference.json",
+                              json.dumps(coco_detections(out, "reference", masks=True)) + "\n")
     return results
 
 
@@ -363,11 +366,13 @@ def _without(plan: Plan, rows: list[dict], unsupported, reason: str) -> Plan:
     return Plan(plan.reference, tuple(v for v in plan.variants if v not in dropped))
 
 
-def coco_detections(out: str | Path, column: str = "reference") -> list[dict]:
+def coco_detections(out: str | Path, column: str = "reference", *, masks: bool = False) -> list[dict]:
     """One column of a detection run (results folder `out`) as a COCO results list ({image_id,
     category_id, bbox [x, y, w, h], score}), the format pycocotools' loadRes and other tools read.
-    Samples the reference could not process are left out, as in the evaluation."""
-    from sysnoise.analysis.detection import detections_json
+    Samples the reference could not process are left out, as in the evaluation. masks: the segm
+    results instead ({image_id, category_id, segmentation (RLE), score}) of a model with a mask
+    head, from outputs.masks.npz; an error for a column without masks."""
+    from sysnoise.analysis.detection import detections_json, segmentations_json
     from sysnoise.report.results import read_results
 
     out = Path(out)
@@ -381,8 +386,15 @@ def coco_detections(out: str | Path, column: str = "reference") -> list[dict]:
     image_of = {image["file_name"]: image["id"] for image in images}
     keep = outputs.valid & (outputs.errors[column] == "")
     arrays = outputs.arrays[column]
-    return detections_json(arrays["boxes"][keep], arrays["scores"][keep], arrays["labels"][keep],
-                           [image_of[s] for s, ok in zip(outputs.sample_ids, keep) if ok])
+    image_ids = [image_of[s] for s, ok in zip(outputs.sample_ids, keep) if ok]
+    if masks:
+        blobs = outputs.ragged(column, "masks") if "masks" in outputs.ragged_names() else []
+        blobs = [b for b, ok in zip(blobs, keep) if ok]
+        if not any(blobs):
+            raise UserInputError(f"{out}: column {column!r} has no masks (a model without a mask head, or "
+                                 "post-processing other than the model's own)")
+        return segmentations_json(blobs, arrays["scores"][keep], arrays["labels"][keep], image_ids)
+    return detections_json(arrays["boxes"][keep], arrays["scores"][keep], arrays["labels"][keep], image_ids)
 
 
 LANGUAGE_NOISES = ("precision",)

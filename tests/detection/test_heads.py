@@ -101,7 +101,7 @@ def test_a_module_that_is_no_detector_is_refused_with_the_contract():
 
 @pytest.mark.parametrize("arch, kind, suffix", [
     ("fasterrcnn_mobilenet_v3_large_320_fpn", "two-stage", ".pth"),
-    ("maskrcnn_resnet50_fpn", "two-stage", ".safetensors"),  # a box detector here: the mask head is not run
+    ("maskrcnn_resnet50_fpn", "two-stage", ".safetensors"),  # its boxes; masks: tests/detection/test_masks.py
     ("ssd300_vgg16", "ssd", ".safetensors"),
     ("ssdlite320_mobilenet_v3_large", "ssd", ".safetensors"),  # its predicting conv follows a depthwise block
 ])

@@ -8,6 +8,10 @@ which detection matched which object at each IoU threshold, ignore flags, max 10
 per column and redoes only COCOeval's `accumulate` with per-image weights (how often the resample
 drew each image). With every weight 1 it is COCOeval's accumulate, step for step, which the tests
 check on the full set; an image drawn twice counts as two adjacent copies of it.
+
+Mask AP (a detector with a mask head): COCOeval(segm) on the stored RLE masks of the columns
+that have them (the model's own post-processing); its evalImgs have the same shape, so the same
+ResampledAP gives its bootstrap interval and paired delta.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import contextlib
 import hashlib
 import io
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +28,9 @@ import numpy as np
 from sysnoise.analysis import statistics as st
 from sysnoise.analysis.summary import SIGNIFICANCE
 
+SEGM_NOT_APPLICABLE = ("post-processing other than the model's own: Mask R-CNN's masks come from its mask head run "
+                       "on the model's own post-processed boxes, so segm AP is computed for the reference, "
+                       "pre-processing and inference columns only")
 RESAMPLES = 500  # bootstrap resamples per variant (an accumulate over all categories each; see ResampledAP)
 CONFIDENT = 0.5  # detections at or above this score are what an application shows
 MATCH_IOU = 0.5
@@ -52,20 +60,66 @@ def detections_json(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, i
     return out
 
 
-def coco_eval(gt, results: list[dict], image_ids: list[int]):
-    """COCOeval (bbox) evaluated, accumulated and summarised on `image_ids`, printing nothing. The
-    results COCO object is built as COCO.loadRes builds it for boxes (area w*h, iscrowd 0), which
-    also works when there are no detections at all."""
+def segmentations_json(blobs: list[bytes], scores: np.ndarray, labels: np.ndarray, image_ids: list[int]) -> list[dict]:
+    """Stored masks (one encode_masks byte string per image, its detections in order) with their
+    scores and labels as a COCO segm results list: [{image_id, category_id, segmentation (RLE), score}]."""
+    from sysnoise.postprocess.detection import decode_masks
+
+    out = []
+    for image_id, blob, s, c in zip(image_ids, blobs, scores, labels):
+        rles = decode_masks(blob)
+        if len(rles) != int((c >= 0).sum()):
+            raise ValueError(f"image {image_id}: {len(rles)} masks stored for {int((c >= 0).sum())} detections")
+        for rle, score, label in zip(rles, s[c >= 0], c[c >= 0]):
+            out.append({"image_id": int(image_id), "category_id": int(label), "segmentation": rle,
+                        "score": float(score)})
+    return out
+
+
+def _has_segmentation(segmentation) -> bool:
+    """A polygon list (each polygon an even number >= 6 of coordinates) or an RLE {size, counts}."""
+    if isinstance(segmentation, dict):
+        size = segmentation.get("size")
+        return "counts" in segmentation and isinstance(size, list) and len(size) == 2
+    return (isinstance(segmentation, list) and bool(segmentation)
+            and all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 for p in segmentation))
+
+
+def segm_problem(coco: dict) -> str | None:
+    """Why COCOeval(segm) cannot run on this ground truth, or None: every annotation needs a
+    segmentation, every image its height and width (COCO decodes polygons at that size)."""
+    annotations = coco["annotations"]
+    missing = sum(1 for a in annotations if not _has_segmentation(a.get("segmentation")))
+    if missing:
+        return (f"{missing} of {len(annotations)} annotations have no segmentation (polygons or RLE): "
+                "segm AP needs ground-truth masks")
+    sizeless = sum(1 for image in coco["images"] if not (image.get("width") and image.get("height")))
+    if sizeless:
+        return f"{sizeless} images have no width/height: COCO's masks are decoded at the annotated size"
+    return None
+
+
+def coco_eval(gt, results: list[dict], image_ids: list[int], iou_type: str = "bbox"):
+    """COCOeval (bbox, or segm for results with RLE "segmentation") evaluated, accumulated and
+    summarised on `image_ids`, printing nothing. The results COCO object is built as COCO.loadRes
+    builds it (boxes: area w*h; masks: the RLE's area and bounding box; iscrowd 0), which also works
+    when there are no detections at all."""
+    from pycocotools import mask as mask_utils
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    anns = [{**r, "id": i + 1, "area": r["bbox"][2] * r["bbox"][3], "iscrowd": 0} for i, r in enumerate(results)]
+    if iou_type == "segm":
+        anns = [{**r, "id": i + 1, "area": float(mask_utils.area(r["segmentation"])),
+                 "bbox": [float(v) for v in mask_utils.toBbox(r["segmentation"])], "iscrowd": 0}
+                for i, r in enumerate(results)]
+    else:
+        anns = [{**r, "id": i + 1, "area": r["bbox"][2] * r["bbox"][3], "iscrowd": 0} for i, r in enumerate(results)]
     dt = COCO()
     dt.dataset = {"images": list(gt.dataset["images"]), "categories": list(gt.dataset["categories"]),
                   "annotations": anns}
     with contextlib.redirect_stdout(io.StringIO()):
         dt.createIndex()
-        evaluation = COCOeval(gt, dt, "bbox")
+        evaluation = COCOeval(gt, dt, iou_type)
         evaluation.params.imgIds = sorted(set(image_ids))
         evaluation.evaluate()
         evaluation.accumulate()
@@ -309,12 +363,78 @@ class DetectionAnalysis:
             out[self.dataset.class_names.get(category, str(category))] = float(100 * values.mean()) if values.size else None
         return out
 
+    def segm_column(self, outputs, column_id: str):
+        """Mask AP of a column whose outputs hold masks (a model with a mask head): ({segm_ap,
+        segm_ap50, segm_ap75} in points, its bootstrap metric, None), or (None, None, the reason
+        it is not computed); None for a model without masks. Computed once per column."""
+        if "masks" not in outputs.ragged_names():
+            return None
+        key = (id(outputs), column_id, "segm")
+        if key not in self._columns:
+            positions, image_ids = self._valid(outputs)
+            blobs = outputs.ragged(column_id, "masks")
+            failed = outputs.errors[column_id][positions] != ""
+            blobs = [b"" if bad else blobs[p] for p, bad in zip(positions, failed)]  # a failed sample: nothing
+            if self.segm_problem is not None:
+                self._columns[key] = (None, None, self.segm_problem)
+            elif positions.size and not any(blobs):
+                self._columns[key] = (None, None, SEGM_NOT_APPLICABLE)
+            else:
+                arrays = outputs.arrays[column_id]
+                scores, labels = arrays["scores"][positions], arrays["labels"][positions]
+                labels = np.where(failed[:, None], -1, labels)
+                evaluation = coco_eval(self.gt, segmentations_json(blobs, scores, labels, image_ids), image_ids,
+                                       "segm")
+                stats = {f"segm_{name}": float(100 * v) if v >= 0 else None
+                         for name, v in zip(("ap", "ap50", "ap75"), evaluation.stats[:3])}
+                resampled = ResampledAP(evaluation, image_ids)  # COCOeval's per-image matching, as for boxes
+                metric = _Cached(lambda indices: resampled(np.bincount(indices, minlength=len(image_ids))),
+                                 resampled.batch)
+                self._columns[key] = (stats, metric, None)
+        return self._columns[key]
+
+    @property
+    def segm_problem(self) -> str | None:
+        """Why the ground truth cannot give segm AP (warned once), or None."""
+        if not hasattr(self, "_segm_problem"):
+            self._segm_problem = segm_problem(self.dataset.coco)
+        return self._segm_problem
+
+    def _segm_reference(self, outputs) -> dict:
+        found = self.segm_column(outputs, outputs.column_ids[0])
+        if found is None:
+            return {}
+        stats, metric, reason = found
+        if stats is None:
+            warnings.warn(f"segm AP not computed: {reason}", stacklevel=3)
+            return {"segm_not_computed": reason}
+        n = int(outputs.valid.sum())
+        return {**stats, "segm_ap_ci": percentile_interval(metric.prefill(n, self.resamples)) if n else None}
+
+    def _segm_variant(self, outputs, column_id: str) -> dict:
+        found = self.segm_column(outputs, column_id)
+        reference = self.segm_column(outputs, outputs.column_ids[0])
+        if found is None or reference is None:
+            return {}
+        stats, metric, reason = found
+        if stats is None or reference[0] is None:
+            return {"segm_not_computed": reason or reference[2]}
+        n = int(outputs.valid.sum())
+        comparison = None
+        if n:
+            reference[1].prefill(n, self.resamples)
+            metric.prefill(n, self.resamples)
+            comparison = st.paired_bootstrap_metric(reference[1], metric, n, resamples=self.resamples)
+        return {**stats, "segm_delta": comparison.delta if comparison else None,
+                "segm_delta_ci": comparison.ci if comparison else None,
+                "segm_p_value": comparison.p_value if comparison else None}
+
     def reference_metrics(self, outputs) -> dict:
         stats, _, metric, per_class = self.column(outputs, outputs.column_ids[0])
         n = int(outputs.valid.sum())
         ci = percentile_interval(metric.prefill(n, self.resamples)) if n else None  # the variants' resamples
         return {"n": n, "n_labeled": n, **stats, "map_ci": ci, "per_class_ap": per_class,
-                "resamples": self.resamples}
+                "resamples": self.resamples, **self._segm_reference(outputs)}
 
     def variant_stats(self, outputs, column_id: str, noise: str, option: str) -> DenseStats:
         reference_id = outputs.column_ids[0]
@@ -347,7 +467,8 @@ class DetectionAnalysis:
         low, high = st.wilson_interval(changed, n)
         return DenseStats(
             id=column_id, noise=noise, option=option, n=n, n_labeled=n, metric=self.metric, value=stats["map"],
-            extra={**{k: v for k, v in stats.items() if k != "map"}, "per_class_ap": per_class},
+            extra={**{k: v for k, v in stats.items() if k != "map"}, "per_class_ap": per_class,
+                   **self._segm_variant(outputs, column_id)},
             delta=comparison.delta if comparison else None,
             delta_ci=comparison.ci if comparison else None, p_value=comparison.p_value if comparison else None,
             correct_to_wrong=int(fewer), wrong_to_correct=int(more),

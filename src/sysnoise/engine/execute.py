@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from sysnoise.engine.outputs import RunOutputs
+from sysnoise.engine.outputs import RAGGED_BYTES, RAGGED_LENGTHS, RunOutputs
 from sysnoise.engine.plan import Column, Plan
 from sysnoise.engine.store import ChunkStore
 from sysnoise.errors import SampleError
@@ -186,12 +186,20 @@ def _finish(task: Task, column: Column, raw: dict, model_input) -> dict | str:
 
 
 def _chunk_arrays(task: Task, rows: dict[int, dict], positions: range, columns: list[Column]) -> dict[str, np.ndarray]:
+    """Per column and field one (n, ...) array; a ragged field (failed_outputs gives bytes: one byte
+    string per sample, e.g. detection's RLE masks) is stored unpadded as NAME.bytes (uint8, the
+    strings end to end) and NAME.lengths (n,), which concatenate across chunks as they are."""
     out: dict[str, np.ndarray] = {}
     failed = task.failed_outputs(1)
     for index, _ in enumerate(columns):
         cells = [rows[p][index] for p in positions]
         for name in failed:
-            out[f"c{index}.{name}"] = np.stack([c[name] if isinstance(c, dict) else failed[name][0] for c in cells])
+            values = [c[name] if isinstance(c, dict) else failed[name][0] for c in cells]
+            if isinstance(failed[name][0], bytes):
+                out[f"c{index}.{name}{RAGGED_BYTES}"] = np.frombuffer(b"".join(values), np.uint8).copy()
+                out[f"c{index}.{name}{RAGGED_LENGTHS}"] = np.asarray([len(v) for v in values], np.int64)
+            else:
+                out[f"c{index}.{name}"] = np.stack(values)
         out[f"c{index}.error"] = np.asarray([c if isinstance(c, str) else "" for c in cells], dtype=str)
     return out
 

@@ -175,3 +175,43 @@ def empty(n: int) -> dict[str, np.ndarray]:
     """n images without detections (a failed sample detects nothing)."""
     return {"boxes": np.zeros((n, MAX_DETECTIONS, 4), np.float32), "scores": np.zeros((n, MAX_DETECTIONS), np.float32),
             "labels": np.full((n, MAX_DETECTIONS), -1, np.int32)}
+
+
+MASK_THRESHOLD = 0.5  # torchvision's Mask R-CNN evaluation: pasted probability > 0.5
+PASTE_CHUNK = 8  # masks pasted at a time: each is a float (height, width) image
+
+
+def encode_masks(mask_probs: np.ndarray, boxes: np.ndarray, source_size: tuple[int, int]) -> bytes:
+    """Per-detection masks in the annotated image as one byte string: b"HEIGHT WIDTH" then one
+    line per detection with its COCO compressed-RLE counts (pycocotools.mask.encode).
+
+    mask_probs: (k, M, M) the mask head's probabilities for the k detections whose boxes (k, 4) x1
+    y1 x2 y2 are in source pixels: pasted into the source image as torchvision pastes them
+    (`paste_masks_in_image`, after its postprocess mapped the boxes to the original image), then
+    thresholded at MASK_THRESHOLD. Any pipeline's geometry is an axis-aligned scale and offset, so
+    pasting on the source box is the mask mapped back with the boxes."""
+    import torch
+    from pycocotools import mask as mask_utils
+    from torchvision.models.detection.roi_heads import paste_masks_in_image
+
+    width, height = (int(v) for v in source_size)
+    lines = [f"{height} {width}".encode("ascii")]
+    probs = torch.from_numpy(np.ascontiguousarray(mask_probs, np.float32))[:, None]
+    boxes = torch.from_numpy(np.ascontiguousarray(boxes, np.float32))
+    for start in range(0, len(probs), PASTE_CHUNK):
+        pasted = paste_masks_in_image(probs[start : start + PASTE_CHUNK], boxes[start : start + PASTE_CHUNK],
+                                      (height, width))
+        binary = (pasted[:, 0] > MASK_THRESHOLD).numpy().astype(np.uint8)  # (k, h, w)
+        encoded = mask_utils.encode(np.asfortranarray(binary.transpose(1, 2, 0)))
+        lines += [e["counts"] for e in encoded]
+    return b"\n".join(lines)
+
+
+def decode_masks(blob: bytes) -> list[dict]:
+    """encode_masks' byte string as COCO RLEs [{size: [h, w], counts: str}], one per detection;
+    [] for b"" (no masks: a failed sample, or a column whose post-processing is not the model's)."""
+    if not blob:
+        return []
+    head, *counts = blob.split(b"\n")
+    size = [int(v) for v in head.split()]
+    return [{"size": size, "counts": c.decode("ascii")} for c in counts]

@@ -157,6 +157,37 @@ def breakdown_section(results: dict, places: int) -> list[str]:
     return lines + [""]
 
 
+def segm_section(results: dict, places: int) -> list[str]:
+    """Detection with a mask head: COCO mask AP (segm) per column, its delta and interval; columns
+    without it (post-processing noise, or ground truth without masks) say why."""
+    ref = results["reference"]
+    if results.get("task") != "detection" or not ({"segm_ap", "segm_not_computed"} & set(ref)):
+        return []
+    lines = ["## Mask AP (segm)", ""]
+    if "segm_ap" not in ref:
+        return lines + [f"Not computed: {ref['segm_not_computed']}.", ""]
+    lines += [f"pycocotools COCOeval(segm) on the RLE masks stored in outputs.masks.npz (mask head on each "
+              f"column's final boxes, pasted into the annotated image, threshold 0.5). Reference mask AP "
+              f"{fmt(ref['segm_ap'], places)} (95% CI {fmt_ci(ref.get('segm_ap_ci'), places)}); delta: reference "
+              "minus variant, paired bootstrap over images.", "",
+              "| column | mask AP | AP50 | AP75 | delta | 95% CI | p |", "|---|---|---|---|---|---|---|",
+              f"| reference | {fmt(ref['segm_ap'], places)} | {fmt(ref.get('segm_ap50'), places)} | "
+              f"{fmt(ref.get('segm_ap75'), places)} | - | - | - |"]
+    reasons = {}
+    for v in results["variants"]:
+        if "segm_ap" in v:
+            mark = "*" if v.get("segm_p_value") is not None and v["segm_p_value"] < 0.05 else ""
+            lines.append(f"| {v['id']} | {fmt(v['segm_ap'], places)} | {fmt(v.get('segm_ap50'), places)} | "
+                         f"{fmt(v.get('segm_ap75'), places)} | {fmt(v.get('segm_delta'), places)}{mark} | "
+                         f"{fmt_ci(v.get('segm_delta_ci'), places)} | {fmt_p(v.get('segm_p_value'))} |")
+        elif "segm_not_computed" in v:
+            lines.append(f"| {v['id']} | n/a | n/a | n/a | - | - | - |")
+            reasons.setdefault(v["segm_not_computed"], []).append(v["id"])
+    for reason, ids in reasons.items():
+        lines += ["", f"n/a ({', '.join(ids)}): {reason}."]
+    return lines + [""]
+
+
 def stepwise_section(results: dict, places: int, metric: str, label: str) -> list[str]:
     stepwise = results.get("stepwise")
     if not stepwise:
@@ -283,6 +314,7 @@ def render(results: dict) -> str:
                   *option_table(misconfigurations, places, metric, label)]
     lines += [""]
     lines += breakdown_section(results, places)
+    lines += segm_section(results, places)
     lines += stepwise_section(results, places, metric, label)
     lines += deploy_section(results, places)
     lines += figures_section(results)

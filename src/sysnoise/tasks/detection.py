@@ -22,7 +22,7 @@ import numpy as np
 
 from sysnoise.errors import SampleError, UserInputError
 from sysnoise.postprocess import configure
-from sysnoise.postprocess.detection import DetectionPost, detect, empty
+from sysnoise.postprocess.detection import DetectionPost, detect, empty, encode_masks
 from sysnoise.tasks.base import TASKS, Task
 
 
@@ -255,15 +255,20 @@ def forward_by_shape(model, inputs: list, batch_size: int, device: str) -> dict[
 
 
 class DetectionTask(Task):
-    """Bound to a model (its reference post-processing) before use: TASKS('detection').bind(module)."""
+    """Bound to a model (its reference post-processing) before use: TASKS('detection').bind(module).
+
+    A model with a mask head (raw outputs with "mask_probs", tasks/detection_heads.py) also stores
+    per sample "masks": its detections' masks as COCO RLE (postprocess.detection.encode_masks), a
+    ragged field (engine.execute), for columns whose post-processing is the model's own (the mask
+    head ran on exactly those boxes); b"" in the others, which get no segm AP."""
 
     name = "detection"
 
-    def __init__(self, reference: DetectionPost | None = None):
-        self.reference = reference
+    def __init__(self, reference: DetectionPost | None = None, masks: bool = False):
+        self.reference, self.masks = reference, masks
 
     def bind(self, module) -> "DetectionTask":
-        return DetectionTask(module.post_reference)
+        return DetectionTask(module.post_reference, bool(getattr(module, "has_masks", False)))
 
     def load_input(self, sample, pipelines, cache=None):
         # no input cache: the inputs carry their geometry, which the cache does not store
@@ -281,11 +286,20 @@ class DetectionTask(Task):
             raise RuntimeError("DetectionTask is not bound to a model: use TASKS('detection').bind(module)")
         config = configure(self.reference, pipeline.postprocess, "detection")
         height, width = model_input.array.shape[-2:]
-        return detect(outputs, config, (height, width), model_input.to_source, model_input.source_size)
+        found = detect(outputs, config, (height, width), model_input.to_source, model_input.source_size)
+        if self.masks:
+            found["masks"] = b""
+            if config == self.reference and "mask_probs" in outputs:  # the boxes the mask head ran on
+                k = int((found["labels"] >= 0).sum())
+                found["masks"] = encode_masks(outputs["mask_probs"][:k], found["boxes"][:k], model_input.source_size)
+        return found
 
     def failed_outputs(self, n):
-        return empty(n)
+        out = empty(n)
+        if self.masks:
+            out["masks"] = [b""] * n  # ragged: one byte string per sample
+        return out
 
 
-TASKS.register("detection", "object detection: COCO box mAP (pycocotools), raw outputs shared by post-processing "
-                            "variants")(DetectionTask())
+TASKS.register("detection", "object detection: COCO box mAP (pycocotools; mask AP for Mask R-CNN), raw outputs "
+                            "shared by post-processing variants")(DetectionTask())

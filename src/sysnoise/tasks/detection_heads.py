@@ -58,7 +58,12 @@ def _coder(box_coder) -> Coder:
 class TwoStageRaw(torch.nn.Module):
     """Faster / Mask R-CNN up to the box predictor: the RPN's proposals (its own NMS is part of the
     model), and per proposal the class logits and per-class box deltas, padded to the RPN's
-    post-NMS count with a validity mask."""
+    post-NMS count with a validity mask.
+
+    With a mask head (Mask R-CNN, `has_masks`), also "mask_probs" (MAX_DETECTIONS, M, M): the mask
+    head run, as torchvision runs it, on the detections of the model's own post-processing
+    (`post_reference`, boxes in input pixels) with the predicted class's channel, sigmoid applied.
+    They belong to those boxes only: columns with other post-processing get no masks."""
 
     def __init__(self, detector):
         super().__init__()
@@ -68,6 +73,7 @@ class TwoStageRaw(torch.nn.Module):
         self.post_reference = DetectionPost(
             "two-stage", coder=_coder(heads.box_coder), score_thresh=float(heads.score_thresh),
             nms_iou=float(heads.nms_thresh), max_dets=int(heads.detections_per_img), min_size=1e-2, background=True)
+        self.has_masks = bool(heads.has_mask())
 
     def forward(self, x):
         images = _image_list(x, self.size_divisible)
@@ -87,7 +93,38 @@ class TwoStageRaw(torch.nn.Module):
             out["proposal_valid"][i, :k] = True
             out["class_logits"][i, :k] = logits
             out["box_regression"][i, :k] = deltas.reshape(k, classes, 4)
+        if self.has_masks:
+            out["mask_probs"] = self._masks(x, out, features, images.image_sizes)
         return out
+
+    def _masks(self, x, out, features, image_sizes):
+        """The mask head on each image's reference detections (what finish() computes from the
+        same raw outputs, as float32 arrays): (n, MAX_DETECTIONS, M, M), zeros past the last one."""
+        from sysnoise.postprocess.detection import MAX_DETECTIONS, detect
+
+        heads, (h, w) = self.roi_heads, x.shape[-2:]
+        dtype = next(iter(features.values())).dtype  # roi_align wants boxes of the features' type
+        raw = {name: value.detach().float().cpu().numpy() if value.is_floating_point() else value.cpu().numpy()
+               for name, value in out.items()}
+        boxes, labels = [], []
+        for i in range(x.shape[0]):
+            found = detect({name: value[i] for name, value in raw.items()}, self.post_reference, (int(h), int(w)),
+                           (1.0, 0.0, 1.0, 0.0), (int(w), int(h)))
+            k = int((found["labels"] >= 0).sum())
+            boxes.append(torch.from_numpy(found["boxes"][:k]).to(device=x.device, dtype=dtype))
+            labels.append(torch.from_numpy(found["labels"][:k].astype("int64")).to(x.device))
+        empty = sum(len(b) for b in boxes) == 0
+        if empty:  # one throw-away box: the mask size is whatever the head makes
+            boxes[0] = boxes[0].new_tensor([[0.0, 0.0, 1.0, 1.0]])
+            labels[0] = labels[0].new_zeros(1)
+        logits = heads.mask_predictor(heads.mask_head(heads.mask_roi_pool(features, boxes, image_sizes)))
+        chosen = logits[torch.arange(len(logits), device=logits.device), torch.cat(labels)].sigmoid()
+        size = chosen.shape[-1]
+        masks = x.new_zeros(x.shape[0], MAX_DETECTIONS, size, size)
+        if not empty:
+            for i, part in enumerate(chosen.split([len(b) for b in boxes])):
+                masks[i, : len(part)] = part
+        return masks
 
 
 class DenseRaw(torch.nn.Module):
