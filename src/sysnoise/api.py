@@ -19,7 +19,6 @@ from sysnoise.models import LoadedModel, load_model, wrap_module
 from sysnoise.noises import NOISES, parse_noise_spec
 from sysnoise.pipeline.spec import Pipeline
 from sysnoise.tasks.classification import Dataset, check_labels, read_dataset
-from sysnoise.tasks.segmentation import IGNORE_INDEX
 
 DEFAULT_NOISES = ("decoder", "resize", "crop", "colour", "channel-order", "precision", "int8", "ceil-mode", "upsample", "runtime")
 CLASSIFICATION_STAGES = ("pre-processing", "misconfiguration", "inference")  # post-processing noises are n/a
@@ -256,11 +255,11 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
               reference: Pipeline | None = None, options: EngineOptions | None = None, fresh: bool = False,
               allow_outside_root: bool = False, stepwise=None, deploy=None, figures: bool = True,
               calibration_data=None, calibration_samples: int | None = None,
-              ignore_index: int = IGNORE_INDEX) -> dict | None:
+              ignore_index: int | None = None) -> dict | None:
     """Detection (COCO JSON + images: box mAP) or segmentation (image / label-map list: mIoU) under
     the reference pipeline and its variants; same outputs as `run` (docs/detection.md).
-    ignore_index: segmentation, the label value of unlabeled pixels when `data` is read here (a
-    SegmentationDataset passed in keeps its own).
+    ignore_index: segmentation, the label value of unlabeled pixels when `data` is read here
+    (default: the reader's, 255; a SegmentationDataset passed in keeps its own).
 
     `model`: a name, a LoadedModel or a torch module: for detection a torchvision detector or a
     raw-output module (tasks/detection_heads.py), for segmentation a module returning logits."""
@@ -282,10 +281,10 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
 
         dataset = data if hasattr(data, "coco") else read_detection_data(data, allow_outside_root=allow_outside_root)
     else:
-        from sysnoise.tasks.segmentation import read_segmentation_list
+        from sysnoise.tasks.segmentation import IGNORE_INDEX, read_segmentation_list
 
         dataset = data if hasattr(data, "ignore_index") else read_segmentation_list(
-            data, allow_outside_root=allow_outside_root, ignore_index=ignore_index)
+            data, allow_outside_root=allow_outside_root, ignore_index=IGNORE_INDEX if ignore_index is None else ignore_index)
     loaded = model if isinstance(model, LoadedModel) else (
         load_model(model, weights, reference=reference) if isinstance(model, str) else wrap_module(model, reference=reference)
     )

@@ -71,7 +71,6 @@ def _finish(results: dict | None, out: Path) -> None:
 def cmd_run(args) -> None:
     from sysnoise import api
     from sysnoise.pipeline.spec import Pipeline
-    from sysnoise.tasks.segmentation import IGNORE_INDEX
 
     if args.ignore_index is not None and args.task != "segmentation":
         raise UserInputError("--ignore-index is for --task segmentation (label maps)")
@@ -86,7 +85,7 @@ def cmd_run(args) -> None:
             reference=reference, options=_options(args), fresh=args.fresh, allow_outside_root=args.allow_outside_root,
             stepwise=_stepwise(args.stepwise), deploy=args.deploy, calibration_data=args.calibration_data,
             calibration_samples=args.calibration_samples,
-            ignore_index=IGNORE_INDEX if args.ignore_index is None else args.ignore_index)
+            ignore_index=args.ignore_index)
         return _finish(results, Path(args.out))
     results = api.run(
         args.model, args.data, noises=args.noises or api.DEFAULT_NOISES, out=args.out, weights=args.weights,

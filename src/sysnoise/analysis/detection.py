@@ -22,6 +22,7 @@ import io
 import math
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -393,12 +394,10 @@ class DetectionAnalysis:
                 self._columns[key] = (stats, metric, None)
         return self._columns[key]
 
-    @property
+    @cached_property
     def segm_problem(self) -> str | None:
-        """Why the ground truth cannot give segm AP (warned once), or None."""
-        if not hasattr(self, "_segm_problem"):
-            self._segm_problem = segm_problem(self.dataset.coco)
-        return self._segm_problem
+        """Why the ground truth cannot give segm AP, or None."""
+        return segm_problem(self.dataset.coco)
 
     def _segm_reference(self, outputs) -> dict:
         found = self.segm_column(outputs, outputs.column_ids[0])

@@ -47,6 +47,12 @@ class RunOutputs:
         path = Path(path)
         return path.with_name(f"{path.stem}.{name}{path.suffix}")
 
+    @staticmethod
+    def _ragged_files(path: Path) -> dict[str, Path]:
+        """The side files beside `path` (outputs.NAME.npz), by field name."""
+        return {side.name[len(path.stem) + 1 : -len(path.suffix)]: side
+                for side in sorted(path.parent.glob(f"{path.stem}.*{path.suffix}"))}
+
     def save(self, path: Path) -> None:
         """outputs.npz, and each ragged field in outputs.NAME.npz beside it."""
         ragged = self.ragged_names()
@@ -65,9 +71,8 @@ class RunOutputs:
         save_arrays(path, flat)
         for name, arrays in side.items():
             save_arrays(self.ragged_path(path, name), arrays)
-        path = Path(path)
-        for stale in path.parent.glob(f"{path.stem}.*{path.suffix}"):  # an earlier run's in this folder
-            if stale.name[len(path.stem) + 1 : -len(path.suffix)] not in side:
+        for name, stale in self._ragged_files(Path(path)).items():  # an earlier run's in this folder
+            if name not in side:
                 stale.unlink()
 
     @classmethod
@@ -80,8 +85,7 @@ class RunOutputs:
             prefix = f"c{index}."
             arrays[column] = {k[len(prefix):]: v for k, v in flat.items() if k.startswith(prefix) and not k.endswith(".error")}
             errors[column] = flat[f"{prefix}error"]
-        for side_path in sorted(path.parent.glob(f"{path.stem}.*{path.suffix}")):
-            name = side_path.name[len(path.stem) + 1 : -len(path.suffix)]
+        for name, side_path in cls._ragged_files(path).items():
             side = load_arrays(side_path)
             if ([str(c) for c in side.get("column_ids", [])] != column_ids
                     or [str(c) for c in side.get("sample_ids", [])] != [str(c) for c in flat["sample_ids"]]):
