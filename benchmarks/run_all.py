@@ -7,7 +7,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 RUNS = [
     ["engine_floor.py", "--data", "demo"],
-    ["engine_floor.py", "--data", "scenes", "--limit", "2000", "--skip-naive"],
+    ["engine_floor.py", "--data", "scenes", "--model", "zoo-resnet", "--limit", "2000"],
     ["memory.py"],
     ["inference_agreement.py"],
 ]
