@@ -463,7 +463,7 @@ def train_detector(seed: int = 0, epochs: int | None = None, out: Path | None = 
     from sysnoise.zoo import detector, scenes
 
     set_threads()
-    epochs = epochs or 6
+    epochs = epochs or 12
     reference = detector.reference_pipeline()
     train_system = pipeline or reference
     norm = train_system if isinstance(train_system, Pipeline) else train_system[0]
@@ -620,7 +620,7 @@ def train_segmenter(seed: int = 0, epochs: int | None = None, out: Path | None =
     from sysnoise.zoo import scenes, segmenter
 
     set_threads()
-    epochs = epochs or 8
+    epochs = epochs or 15
     reference = segmenter.reference_pipeline()
     train_system = pipeline or reference
     norm = train_system if isinstance(train_system, Pipeline) else train_system[0]
