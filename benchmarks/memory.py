@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 NOISES = ["resize=opencv-area,opencv-bilinear,pillow-nearest", "precision=fp16"]
@@ -39,8 +40,6 @@ def make_images(folder: Path, n: int) -> None:
 
 def child(folder: str, out: str) -> None:
     import torch
-
-    import tracemalloc
 
     from sysnoise import api
     from sysnoise.engine.execute import EngineOptions
