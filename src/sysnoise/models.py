@@ -1,5 +1,6 @@
-"""Models by name: the embedded zoo, torchvision/timm architectures with a local weights file,
-or any torch.nn.Module handed in through the Python API.
+"""Models by name: the embedded zoo, torchvision/timm architectures (weights from a local file or the
+library's own cache), Hugging Face image classifiers, or any torch.nn.Module handed in through the
+Python API. Each comes with its reference pipeline and where each of its fields came from.
 
 Weights are read with safetensors or `torch.load(weights_only=True)`, never unrestricted pickle:
 a weights file is data from somewhere else and must not be able to run code.
@@ -12,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from sysnoise import reference_sources
 from sysnoise.errors import UserInputError
 from sysnoise.pipeline.spec import Pipeline
+from sysnoise.reference_sources import ResolvedReference, attributed
 from sysnoise.registry import Registry
 
 MODELS: Registry = Registry("model")
@@ -30,6 +33,10 @@ class LoadedModel:
     weights_sha256: str | None = None
     card: dict[str, Any] = field(default_factory=dict)
     tokenizer: Any = None  # language models: the tokenizer that turns text into the model's tokens
+    reference_provenance: dict[str, str] = field(default_factory=dict)  # field -> where its value came from
+
+    def resolved_reference(self) -> ResolvedReference:
+        return ResolvedReference(self.reference, self.reference_provenance)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -38,6 +45,7 @@ class LoadedModel:
             "weights_sha256": self.weights_sha256,
             "num_classes": self.num_classes,
             "card": self.card,
+            "reference_provenance": dict(self.resolved_reference().provenance),
         }
 
 
@@ -84,42 +92,121 @@ def _load_into(module, state: dict, source: Path) -> None:
         )
 
 
-def _imagenet_names() -> list[str]:
+def imagenet_names() -> list[str]:
     from torchvision.models import ResNet50_Weights
 
     return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-def _from_library(library: str, arch: str, weights: Path | None, num_classes: int | None, reference: Pipeline):
-    if weights is None:
-        raise UserInputError(
-            f"{library}:{arch} needs --weights PATH (a local state_dict); nothing is downloaded at run time."
-        )
+def _weights_or_cache(given: Path | None, cached: Path | None, name: str, expected: str) -> Path:
+    """The user's weights file, else the one a library cache holds; nothing is downloaded."""
+    if given is not None:
+        return given
+    if cached is not None and cached.is_file():
+        return cached
+    raise UserInputError(
+        f"{name}: no weights given and none in the local cache (expected {expected}); pass --weights PATH "
+        "(a local state_dict or .safetensors); nothing is downloaded at run time."
+    )
+
+
+def _timm_model(arch: str, weights: Path | None, num_classes: int | None) -> LoadedModel:
+    """timm:ARCH[.TAG]: the architecture, its weights (--weights, else the Hugging Face cache of the
+    tag's hf_hub_id) and its reference from timm's own data config for that tag."""
+    try:
+        import timm
+        import timm.data
+    except ImportError:
+        raise UserInputError("timm models need `pip install timm` (or `pip install sysnoise[timm]`)") from None
+    try:
+        probe = timm.create_model(arch, pretrained=False)
+    except RuntimeError as err:  # timm's "Unknown model"
+        raise UserInputError(f"timm has no model {arch!r}: {err}") from None
+    hub_id = probe.pretrained_cfg.get("hf_hub_id")
+    weights = _weights_or_cache(weights, _hf_cached_weights(hub_id) if hub_id else None, f"timm:{arch}",
+                                hf_cache_path(hub_id, "model.safetensors") if hub_id else "a weights file")
     state = load_state_dict(weights)
     classes = num_classes or _infer_num_classes(state) or 1000
-    if library == "torchvision":
-        import torchvision
-
-        try:
-            module = torchvision.models.get_model(arch, weights=None, num_classes=classes)
-        except ValueError as err:
-            raise UserInputError(f"torchvision has no model {arch!r}: {err}") from None
-    else:
-        try:
-            import timm
-        except ImportError:
-            raise UserInputError("timm models need `pip install timm` (or `pip install sysnoise[timm]`)") from None
-        module = timm.create_model(arch, pretrained=False, num_classes=classes)
+    module = probe if classes == probe.num_classes else timm.create_model(arch, pretrained=False, num_classes=classes)
     _load_into(module, state, weights)
-    return LoadedModel(
-        name=f"{library}:{arch}",
-        module=module.eval(),
-        reference=reference,
-        num_classes=classes,
-        class_names=_imagenet_names() if classes == 1000 else None,
-        source=str(weights),
-        weights_sha256=sha256_file(weights),
-    )
+    tag = f"{probe.pretrained_cfg.get('architecture', arch)}.{probe.pretrained_cfg.get('tag', '')}".rstrip(".")
+    resolved = reference_sources.from_timm(timm.data.resolve_model_data_config(module), f"timm pretrained_cfg {tag}")
+    return LoadedModel(name=f"timm:{arch}", module=module.eval(), reference=resolved.pipeline,
+                       reference_provenance=dict(resolved.provenance), num_classes=classes,
+                       class_names=imagenet_names() if classes == 1000 else None, source=str(weights),
+                       weights_sha256=sha256_file(weights))
+
+
+def hf_cache_path(repo_id: str, filename: str) -> str:
+    """Where the Hugging Face hub cache keeps `filename` of `repo_id` (for error messages)."""
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    return f"{HF_HUB_CACHE}/models--{repo_id.replace('/', '--')}/snapshots/REVISION/{filename}"
+
+
+def _hf_cached_weights(repo_id: str) -> Path | None:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        found = try_to_load_from_cache(repo_id, filename)
+        if isinstance(found, str):
+            return Path(found)
+    return None
+
+
+def _torchvision_weights_enum(arch: str, enum_name: str):
+    import torchvision
+
+    try:
+        enum = torchvision.models.get_model_weights(arch)
+    except ValueError as err:
+        raise UserInputError(f"torchvision has no model {arch!r}: {err}") from None
+    if enum_name not in enum.__members__:
+        raise UserInputError(f"torchvision:{arch}.{enum_name}: {enum.__name__} has no {enum_name!r}; "
+                             f"known: {', '.join(enum.__members__)}")
+    return enum[enum_name]
+
+
+def torchvision_cache_path(enum) -> Path:
+    """torch.hub's checkpoint file for a weights enum: the URL's file name under hub/checkpoints."""
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / enum.url.rsplit("/", 1)[-1]
+
+
+def _torchvision_model(arch: str, enum_name: str | None, weights: Path | None, num_classes: int | None) -> LoadedModel:
+    """torchvision:ARCH[.WEIGHTS_ENUM]: the enum's transforms() give the reference and its file in
+    torch.hub's cache the weights (unless --weights). Without an enum the reference is sysnoise's
+    default, attributed so."""
+    import torchvision
+
+    enum = _torchvision_weights_enum(arch, enum_name) if enum_name else None
+    if enum is None and weights is None:
+        raise UserInputError(f"torchvision:{arch} needs --weights PATH (a local state_dict), or a weights enum in "
+                             f"the name (torchvision:{arch}.IMAGENET1K_V1) whose file is in torch.hub's cache; "
+                             "nothing is downloaded at run time.")
+    expected = str(torchvision_cache_path(enum)) if enum else "a weights file"
+    weights = _weights_or_cache(weights, torchvision_cache_path(enum) if enum else None,
+                                f"torchvision:{arch}.{enum_name}", expected)
+    resolved = reference_sources.from_torchvision(enum.transforms(), f"torchvision {enum}") if enum else None
+    if (task := _dense_task(arch)) is not None:
+        return _torchvision_dense(task, arch, weights, resolved)
+    state = load_state_dict(weights)
+    classes = num_classes or _infer_num_classes(state) or 1000
+    try:
+        module = torchvision.models.get_model(arch, weights=None, num_classes=classes)
+    except ValueError as err:
+        raise UserInputError(f"torchvision has no model {arch!r}: {err}") from None
+    _load_into(module, state, weights)
+    names = list(enum.meta["categories"]) if enum and len(enum.meta.get("categories", ())) == classes else (
+        imagenet_names() if classes == 1000 else None)
+    resolved = resolved or reference_sources.ResolvedReference(Pipeline(), {})
+    return LoadedModel(name=f"torchvision:{arch}" + (f".{enum_name}" if enum_name else ""), module=module.eval(),
+                       reference=resolved.pipeline, reference_provenance=dict(resolved.provenance),
+                       num_classes=classes, class_names=names, source=str(weights),
+                       weights_sha256=sha256_file(weights))
 
 
 def _dense_task(arch: str) -> str | None:
@@ -132,9 +219,11 @@ def _dense_task(arch: str) -> str | None:
     return None
 
 
-def _torchvision_dense(task: str, arch: str, weights: Path, reference: Pipeline | None) -> LoadedModel:
-    """A torchvision detector or segmenter; its reference pipeline is what its own transforms do
-    (tasks/detection_heads.reference_pipeline, tasks/segmentation.reference_pipeline)."""
+def _torchvision_dense(task: str, arch: str, weights: Path,
+                       resolved: reference_sources.ResolvedReference | None) -> LoadedModel:
+    """A torchvision detector or segmenter; its reference is its weights enum's transforms() where
+    they resize (segmentation), else what its own transform does (tasks/detection_heads.reference_pipeline,
+    tasks/segmentation.reference_pipeline)."""
     import torchvision
 
     state = load_state_dict(weights)
@@ -147,8 +236,11 @@ def _torchvision_dense(task: str, arch: str, weights: Path, reference: Pipeline 
         names = list(torchvision.models.get_model_weights(arch).DEFAULT.meta["categories"])
     except Exception:
         names = None
-    return LoadedModel(name=f"torchvision:{arch}", module=module, reference=reference or loader.reference_pipeline(module),
-                       num_classes=classes, class_names=names if names and len(names) == classes else None,
+    resolved = resolved or reference_sources.attributed(loader.reference_pipeline(module),
+                                                        f"{arch}'s own {task} transform")
+    return LoadedModel(name=f"torchvision:{arch}", module=module, reference=resolved.pipeline,
+                       reference_provenance=dict(resolved.provenance), num_classes=classes,
+                       class_names=names if names and len(names) == classes else None,
                        source=str(weights), weights_sha256=sha256_file(weights))
 
 
@@ -161,34 +253,65 @@ def load_model(
     name: str,
     weights: str | Path | None = None,
     *,
-    reference: Pipeline | None = None,
+    reference: Pipeline | str | Path | None = None,
     num_classes: int | None = None,
 ) -> LoadedModel:
-    """Load `name`: a zoo name (see `sysnoise list`), `torchvision:ARCH` or `timm:ARCH`."""
+    """Load `name`: a zoo name (see `sysnoise list`), `torchvision:ARCH[.WEIGHTS_ENUM]`,
+    `timm:ARCH[.TAG]`, or a Hugging Face image classifier (`hf:FOLDER_OR_CACHED_NAME`, or a folder
+    with config.json and preprocessor_config.json). Its reference pipeline comes from where the
+    model says (zoo card, timm data config, torchvision transforms, HF processor config); `reference`
+    (a Pipeline or a YAML/JSON file, fields it leaves out from the model's) replaces it."""
     import sysnoise.zoo  # noqa: F401  (registers the embedded models)
 
     weights = Path(weights) if weights is not None else None
-    if ":" in name:
-        library, arch = name.split(":", 1)
-        if library not in ("torchvision", "timm"):
-            raise UserInputError(f"unknown model library {library!r} in {name!r}; use torchvision:ARCH or timm:ARCH")
-        if library == "torchvision" and weights is not None and (task := _dense_task(arch)):
-            return _torchvision_dense(task, arch, weights, reference)
-        return _from_library(library, arch, weights, num_classes, reference or Pipeline())
-    loader: Callable[..., LoadedModel] = MODELS(name)
-    loaded = loader(weights)
-    if reference is not None:
-        loaded.reference = reference
+    library, _, arch = name.partition(":")
+    if library == "hf" or (not arch and (Path(name) / "preprocessor_config.json").is_file()):
+        from sysnoise import hf_vision  # transformers: an optional dependency
+
+        loaded = hf_vision.load_image_classifier(arch or name)
+    elif library == "timm" and arch:
+        loaded = _timm_model(arch, weights, num_classes)
+    elif library == "torchvision" and arch:
+        base, _, enum_name = arch.partition(".")
+        loaded = _torchvision_model(base, enum_name or None, weights, num_classes)
+    elif arch:
+        raise UserInputError(f"unknown model library {library!r} in {name!r}; use torchvision:ARCH[.WEIGHTS], "
+                             "timm:ARCH[.TAG] or hf:FOLDER")
+    else:
+        loader: Callable[..., LoadedModel] = MODELS(name)
+        loaded = loader(weights)
+        if not loaded.reference_provenance:
+            loaded.reference_provenance = dict(attributed(loaded.reference, f"zoo model {name} (its card)").provenance)
+    return with_reference(loaded, reference)
+
+
+def with_reference(loaded: LoadedModel, reference: Pipeline | str | Path | None) -> LoadedModel:
+    """`loaded` measured against `reference` instead of its own: a Pipeline (Python API) or a
+    YAML/JSON file whose missing fields are the model's own; each field's source is kept."""
+    if reference is None:
+        return loaded
+    if isinstance(reference, Pipeline):
+        pipeline, source = reference, "reference pipeline given to the API"
+    else:
+        try:
+            pipeline = Pipeline.load(reference, base=loaded.reference)
+        except ValueError as err:
+            raise UserInputError(str(err)) from None
+        source = f"--reference {reference}"
+    resolved = loaded.resolved_reference().overridden(pipeline, source)
+    loaded.reference, loaded.reference_provenance = resolved.pipeline, dict(resolved.provenance)
     return loaded
 
 
 def wrap_module(module, *, name: str = "model", reference: Pipeline | None = None,
                 num_classes: int | None = None, class_names: list[str] | None = None) -> LoadedModel:
-    """Any torch.nn.Module as a LoadedModel, for the Python API."""
-    return LoadedModel(
+    """Any torch.nn.Module as a LoadedModel, for the Python API. Without `reference`, the pipeline
+    is sysnoise's default (ImageNet 224, Pillow bilinear): pass the one the model was trained with."""
+    loaded = LoadedModel(
         name=name,
         module=module.eval(),
-        reference=reference or Pipeline(),
+        reference=Pipeline(),
         num_classes=num_classes or (len(class_names) if class_names else 1000),
         class_names=class_names,
     )
+    return with_reference(loaded, reference)

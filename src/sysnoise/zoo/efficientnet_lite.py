@@ -12,7 +12,7 @@ import importlib
 from pathlib import Path
 
 from sysnoise.errors import UserInputError
-from sysnoise.models import MODELS, LoadedModel, _imagenet_names, _load_into, load_state_dict, sha256_file
+from sysnoise.models import MODELS, LoadedModel, _load_into, imagenet_names, load_state_dict, sha256_file
 from sysnoise.pipeline.spec import Pipeline
 
 _SIZES = {0: 224, 1: 240, 2: 260}
@@ -52,7 +52,7 @@ def _loader(level: int):
             module=module.eval(),
             reference=reference_pipeline(_SIZES[level]),
             num_classes=1000,
-            class_names=_imagenet_names(),
+            class_names=imagenet_names(),
             source=str(path),
             weights_sha256=sha256_file(path),
             card={
