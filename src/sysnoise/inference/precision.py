@@ -1,9 +1,11 @@
 """Numeric precision as a model transform: each returns a new model, the original is untouched.
 
-Emulated reduced precision keeps float32 arithmetic but rounds the weights and every leaf
-module's output to the narrow type, the way a GPU's half-precision path stores activations
-between kernels. It is fast on a CPU; native casting (`.half()`) is exact but slow there.
-docs/inference.md measures how close the two are on real weights.
+Emulated reduced precision keeps float32 arithmetic but rounds the weights, the input and every
+tensor an operation returns to the narrow type (every module output, leaf or not, and the
+additions, concatenations, matmuls and interpolations between modules: inference/scoped.py),
+the way a half-precision forward stores each result. It is fast on a CPU; native casting
+(`.half()`) is exact but slow there. docs/inference.md measures how close the two are on real
+weights (benchmarks/inference_agreement.py).
 
 INT8 entries (family "int8", `calibrated=True`) are post-training quantization simulated in
 float32 (inference/quantize.py); they need calibration batches, given by `apply_precision`.
@@ -18,43 +20,28 @@ from sysnoise.registry import Registry
 PRECISIONS: Registry = Registry("precision")
 
 
-def _map_tensors(value, fn):
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return fn(value) if value.is_floating_point() else value
-    if isinstance(value, (list, tuple)):
-        mapped = [_map_tensors(v, fn) for v in value]
-        return type(value)(*mapped) if hasattr(value, "_fields") else type(value)(mapped)
-    if isinstance(value, dict):
-        mapped = {k: _map_tensors(v, fn) for k, v in value.items()}
-        # keep dict subclasses (transformers' ModelOutput: .logits must still work)
-        return mapped if type(value) is dict else type(value)(**mapped)
-    return value
-
-
 def emulate_dtype(model, dtype):
-    """Round parameters, buffers, the input and each leaf module's output through `dtype`."""
+    """A copy with parameters, buffers and the input rounded through `dtype`, and every floating
+    result of an operation rounded while its forward runs (a `round-*` rule of inference/scoped.py)."""
     import torch
 
-    def round_trip(t: torch.Tensor) -> torch.Tensor:
-        return t.to(dtype).to(t.dtype)
+    from sysnoise.inference.scoped import ROUNDING_RULES, map_tensors, round_through, with_rules
 
-    emulated = copy.deepcopy(model)
+    rule = next(name for name, narrow in ROUNDING_RULES.items() if narrow == dtype)
+    emulated = with_rules(model, (rule,))
     with torch.no_grad():
         for tensor in list(emulated.parameters()) + list(emulated.buffers()):
             if tensor.is_floating_point():
-                tensor.copy_(round_trip(tensor))
-    for module in emulated.modules():
-        if not list(module.children()):
-            module.register_forward_hook(lambda _m, _i, out: _map_tensors(out, round_trip))
-    emulated.register_forward_pre_hook(lambda _m, args: _map_tensors(args, round_trip))
+                tensor.copy_(round_through(tensor, dtype))
+    emulated.register_forward_pre_hook(lambda _m, args: map_tensors(args, lambda t: round_through(t, dtype)))
     return emulated
 
 
 def native_dtype(model, dtype):
     """A copy cast to `dtype`; inputs go in narrow, outputs come back float32 for the task."""
     import torch
+
+    from sysnoise.inference.scoped import map_tensors
 
     class NativeCast(torch.nn.Module):
         def __init__(self) -> None:
@@ -63,8 +50,8 @@ def native_dtype(model, dtype):
 
         def forward(self, *args, **kwargs):  # keywords: transformers models take input_ids=...
             narrow = lambda t: t.to(dtype)  # noqa: E731
-            out = self.inner(*_map_tensors(args, narrow), **_map_tensors(kwargs, narrow))
-            return _map_tensors(out, lambda t: t.float())
+            out = self.inner(*map_tensors(args, narrow), **map_tensors(kwargs, narrow))
+            return map_tensors(out, lambda t: t.float())
 
     return NativeCast()
 
@@ -74,14 +61,14 @@ def fp32(model):
     return model
 
 
-@PRECISIONS.register("fp16", "float16 emulated: float32 maths, weights and activations rounded to float16 per module")
+@PRECISIONS.register("fp16", "float16 emulated: float32 maths, weights and every operation's result rounded to float16")
 def fp16_emulated(model):
     import torch
 
     return emulate_dtype(model, torch.float16)
 
 
-@PRECISIONS.register("bf16", "bfloat16 emulated: float32 maths, weights and activations rounded to bfloat16 per module")
+@PRECISIONS.register("bf16", "bfloat16 emulated: float32 maths, weights and every operation's result rounded to bfloat16")
 def bf16_emulated(model):
     import torch
 

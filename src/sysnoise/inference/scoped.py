@@ -5,6 +5,12 @@ block, are not modules: no attribute of a module can change them. A `TorchFuncti
 every torch function called while it is active, including `F.interpolate` however it was
 imported (`F.interpolate`, `torch.nn.functional.interpolate`, `from ... import interpolate`).
 
+The same mode emulates a half-precision engine (`round-float16`, `round-bfloat16`): every
+floating tensor an operation returns (convolutions, additions, concatenations, matmuls,
+interpolations, inside a module or between modules) is rounded through the narrow type, as a
+native `.half()` forward stores each result. Views keep aliasing their (already rounded) base;
+an in-place operation's result is rounded in place.
+
 `FunctionalRewrite` wraps a model; its forward enters the mode and leaves it on return or on an
 error. The mode stack is thread-local, so no other thread and no code outside the wrapped
 forward ever sees a rewritten call; nothing global is patched. The wrapper holds only rule names
@@ -66,7 +72,9 @@ INTERPOLATE_RULES = {
     "upsample-nearest-exact": _upsample_nearest_exact,
 }
 GELU_RULES = {"gelu-tanh"}
-RULES = set(INTERPOLATE_RULES) | GELU_RULES
+ROUNDING_RULES = {"round-float16": torch.float16, "round-bfloat16": torch.bfloat16}
+RULES = set(INTERPOLATE_RULES) | GELU_RULES | set(ROUNDING_RULES)
+_WIDE = (torch.float32, torch.float64)
 
 
 def _inside_excluded(stop_at: object) -> bool:
@@ -84,17 +92,67 @@ def _inside_excluded(stop_at: object) -> bool:
     return False
 
 
+def round_through(tensor: torch.Tensor, narrow: torch.dtype) -> torch.Tensor:
+    return tensor.to(narrow).to(tensor.dtype)
+
+
+def map_tensors(value, fn):
+    """`fn` applied to every floating tensor in a (nested) output; containers keep their type."""
+    if isinstance(value, torch.Tensor):
+        return fn(value) if value.is_floating_point() else value
+    if isinstance(value, (list, tuple)):
+        mapped = [map_tensors(v, fn) for v in value]
+        return type(value)(*mapped) if hasattr(value, "_fields") else type(value)(mapped)
+    if isinstance(value, dict):
+        mapped = {k: map_tensors(v, fn) for k, v in value.items()}
+        # keep dict subclasses (transformers' ModelOutput: .logits must still work)
+        return mapped if type(value) is dict else type(value)(**mapped)
+    return value
+
+
+_IN_PLACE_OPERATORS = {f"__i{op}__" for op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul")}
+
+
+def _in_place(func, kwargs: dict) -> bool:
+    name = getattr(func, "__name__", "")
+    return (name.endswith("_") and not name.startswith("__")) or name in _IN_PLACE_OPERATORS or bool(kwargs.get("inplace"))
+
+
+def _stored(result, narrow: torch.dtype, func, args, kwargs):
+    """`result` as a half-precision engine stores it: new floating tensors rounded through `narrow`,
+    an in-place result rounded in place; views and inputs handed back unchanged are left alone."""
+    if _in_place(func, kwargs):
+        for tensor in _flatten(result):
+            if isinstance(tensor, torch.Tensor) and tensor.dtype in _WIDE:
+                tensor.copy_(round_through(tensor, narrow))
+        return result
+    inputs = {id(v) for v in _flatten((args, kwargs)) if isinstance(v, torch.Tensor)}
+
+    def store(tensor):
+        if tensor.dtype not in _WIDE or tensor._base is not None or id(tensor) in inputs:
+            return tensor
+        return round_through(tensor, narrow)
+
+    return map_tensors(result, store)
+
+
 class RewriteMode(TorchFunctionMode):
-    """Rewrites the arguments of F.interpolate / F.gelu calls by rule name; records what it did."""
+    """Rewrites the arguments of F.interpolate / F.gelu calls by rule name and, with a rounding
+    rule, rounds every result; records how many calls it rewrote."""
 
     def __init__(self, rules: tuple[str, ...], owner: object = None):
         super().__init__()
         self.rules = rules
         self.owner = owner
         self.rewritten = 0
+        self.narrow = next((ROUNDING_RULES[r] for r in rules if r in ROUNDING_RULES), None)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        result = self._call(func, args, kwargs)
+        return result if self.narrow is None else _stored(result, self.narrow, func, args, kwargs)
+
+    def _call(self, func, args, kwargs):
         if func is F.interpolate and any(r in INTERPOLATE_RULES for r in self.rules):
             if not _inside_excluded(self.owner):
                 bound = _INTERPOLATE_SIGNATURE.bind(*args, **kwargs)
