@@ -42,12 +42,13 @@ def test_bad_input_gives_a_clear_error(argv, message, tmp_path, capsys, gradient
     assert "Traceback" not in err
 
 
-def test_weights_that_are_a_pickled_object_are_refused(tmp_path, capsys):
+def test_weights_that_are_a_pickled_object_are_refused(tmp_path, capsys, gradient_images):
     import torch
 
     bad = tmp_path / "model.pth"
     torch.save(torch.nn.Linear(2, 2), bad)  # a whole pickled module, not a state_dict
-    assert main(["run", "--model", "torchvision:resnet18", "--weights", str(bad), "--data", str(tmp_path)]) == 2
+    data = str(gradient_images[0].parent)  # the data is checked first: give readable images
+    assert main(["run", "--model", "torchvision:resnet18", "--weights", str(bad), "--data", data]) == 2
     assert "weights_only=True" in capsys.readouterr().err
 
 

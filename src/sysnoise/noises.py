@@ -36,16 +36,50 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class SetField:
+    """A noise's `apply`: the reference with one Pipeline field set to the option (through
+    `convert` when the option names something else, e.g. a folder). Two noises that set one field
+    cannot both be in one pipeline."""
+
+    field: str
+    convert: Callable[[str], str] | None = None
+
+    def __call__(self, reference: Pipeline, option: str) -> Pipeline:
+        return reference.replace(**{self.field: self.convert(option) if self.convert else option})
+
+
+@dataclass(frozen=True)
+class AppendTo:
+    """A noise's `apply`: the option added to a tuple field (operator rewrites, post-processing
+    options), so options of several noises combine in one pipeline."""
+
+    field: str
+
+    def __call__(self, reference: Pipeline, option: str) -> Pipeline:
+        return reference.replace(**{self.field: getattr(reference, self.field) + (option,)})
+
+
+@dataclass(frozen=True)
 class Noise:
     name: str
     stage: str  # pre-processing | inference | post-processing
     description: str
     registry: Registry  # the implementations; describes each option
-    apply: Callable[[Pipeline, str], Pipeline]
+    apply: SetField | AppendTo  # reference, option -> the variant's pipeline
     only: tuple[str, ...] | Callable[[], list[str]] | None = None  # a subset of the registry's names
     applies: Callable[[object], bool] = lambda model: True
     default_options: Callable[[], list[str]] | None = None  # when the user names none; else all
     free_form: str | None = None  # options are user values (a folder), not registry names: what they are
+
+    @property
+    def field(self) -> str:
+        """The Pipeline field this noise writes."""
+        return self.apply.field
+
+    @property
+    def exclusive(self) -> bool:
+        """True when the noise sets its field outright: another noise on the same field replaces it."""
+        return isinstance(self.apply, SetField)
 
     def options(self) -> list[str]:
         # read the registry late: implementations may be registered after this module loads
@@ -92,12 +126,6 @@ class Noise:
         return out
 
 
-def _field(name: str) -> Callable[[Pipeline, str], Pipeline]:
-    return lambda reference, option: reference.replace(**{name: option})
-
-
-def _operator(reference: Pipeline, option: str) -> Pipeline:
-    return reference.replace(operators=reference.operators + (option,))
 
 
 NOISES: Registry = Registry("noise")
@@ -108,26 +136,26 @@ def _add(noise: Noise) -> None:
 
 
 _add(Noise("decoder", "pre-processing", "JPEG/PNG decoder library and its settings",
-           DECODERS, _field("decoder")))
+           DECODERS, SetField("decoder")))
 _add(Noise("resize", "pre-processing", "resize interpolation kernel (library + filter)",
-           RESIZES, _field("resize")))
+           RESIZES, SetField("resize")))
 _add(Noise("crop", "pre-processing", "resize-and-crop policy",
-           CROPS, _field("crop"),  # keep-ratio policies (detection, segmentation) on request: inputs not square
+           CROPS, SetField("crop"),  # keep-ratio policies (detection, segmentation) on request: inputs not square
            default_options=lambda: [n for n in CROPS.names() if CROPS.get(n).meta.get("square", True)]))
 _add(Noise("colour", "pre-processing", "colour conversion path (YUV round trips, range and matrix mix-ups)",
-           COLOURS, _field("colour"),
+           COLOURS, SetField("colour"),
            default_options=lambda: [n for n in COLOURS.names() if not is_misconfiguration(n)]))
 _add(Noise("channel-order", "misconfiguration", "RGB fed as BGR: a configuration error, reported apart from noise",
-           COLOURS, _field("colour"), only=("bgr",)))
+           COLOURS, SetField("colour"), only=("bgr",)))
 _add(Noise("stored", "pre-processing", "pixels made elsewhere (sysnoise generate, a device), read from a folder",
-           DECODERS, lambda reference, folder: reference.replace(decoder=stored.decoder_name(folder)),
+           DECODERS, SetField("decoder", stored.decoder_name),
            free_form="DIR: a folder of .npy/.png named by sample id, as `sysnoise generate` writes or a device dumps"))
 _add(Noise("precision", "inference", "numeric precision of weights and activations (INT8 PTQ: the int8 noise)",
-           PRECISIONS, _field("precision"), only=lambda: [n for n in PRECISIONS.names() if family(n) != "int8"],
+           PRECISIONS, SetField("precision"), only=lambda: [n for n in PRECISIONS.names() if family(n) != "int8"],
            # native half precision is exact but 10-30x slower on a CPU: opt-in there
            default_options=lambda: [n for n in PRECISIONS.names() if family(n) != "int8" and not n.endswith("-native")]))
 _add(Noise("int8", "inference", "INT8 post-training quantization, simulated (calibrated on held-out data)",
-           PRECISIONS, _field("precision"), only=lambda: [n for n in PRECISIONS.names() if family(n) == "int8"],
+           PRECISIONS, SetField("precision"), only=lambda: [n for n in PRECISIONS.names() if family(n) == "int8"],
            # the calibrators and per-tensor weights by default; weight/activation symmetry variants on request
            default_options=lambda: [n for n in PRECISIONS.names() if family(n) == "int8"
                                     and n not in ("int8-asym", "int8-symact")]))
@@ -135,7 +163,7 @@ _add(Noise("int8", "inference", "INT8 post-training quantization, simulated (cal
 
 def _operator_noise(name: str, description: str, options: tuple[str, ...]) -> Noise:
     """A noise over operator rewrites; each option's own `applies` (registry meta) says where it fits."""
-    return Noise(name, "inference", description, ops.OPERATORS, _operator, only=options,
+    return Noise(name, "inference", description, ops.OPERATORS, AppendTo("operators"), only=options,
                  applies=lambda model: any(ops.applies(o, model) for o in options))
 
 
@@ -148,13 +176,9 @@ _add(_operator_noise("gelu-tanh", "GELU erf <-> tanh approximation", ("gelu-tanh
 _add(_operator_noise("norm-eps", "normalisation epsilon of another framework's default", ("bn-eps", "ln-eps")))
 _add(_operator_noise("bn-fold", "batch-norm folded into the preceding convolution", ("bn-fold",)))
 _add(Noise("runtime", "inference", "the engine that runs the model (same weights, another runtime)",
-           runtimes.RUNTIMES, _field("runtime"),
+           runtimes.RUNTIMES, SetField("runtime"),
            # torch.ao INT8 takes minutes on a CPU for a small CNN: opt-in
            default_options=lambda: [n for n in runtimes.RUNTIMES.names() if n != "torch-ao-int8"]))
-
-
-def _postprocess(reference: Pipeline, option: str) -> Pipeline:
-    return reference.replace(postprocess=reference.postprocess + (option,))
 
 
 def _is_detector(model) -> bool:
@@ -166,7 +190,7 @@ def _is_detector(model) -> bool:
 def _post_noise(name: str, description: str, applies: Callable[[object], bool]) -> Noise:
     """A noise over post-processing options (postprocess/): the raw outputs are shared, so its
     variants cost no forward pass."""
-    return Noise(name, "post-processing", description, POSTPROCESS, _postprocess, only=lambda: options_of(name),
+    return Noise(name, "post-processing", description, POSTPROCESS, AppendTo("postprocess"), only=lambda: options_of(name),
                  applies=applies)
 
 

@@ -156,3 +156,46 @@ def test_configuration_errors_are_measured_but_not_combined():
         results["noises"].append({"name": noise, "stage": get_noise(noise).stage, "description": "", "applies": True})
     assert [s.noise for s in combine.greedy_steps(results)] == ["resize", "precision", "decoder"]
     assert "colour" not in combine.worst_rows(results)
+
+
+INT8_BREAKS = set(range(20, 28))  # int8-percentile breaks 8 samples: worse alone than fp16's 3
+
+
+@pytest.fixture
+def with_int8(monkeypatch):
+    monkeypatch.setitem(BREAKS, ("precision", "int8-percentile"), INT8_BREAKS)
+    monkeypatch.setitem(SINGLE, "int8", ["int8-percentile"])
+
+
+def test_greedy_with_int8_and_precision_keeps_int8_in_the_combined_pipeline(with_int8):
+    results = single_results()
+    stepwise = run_stepwise(results, "greedy")
+    # int8 and precision both set the `precision` field: one pipeline holds one of them, the worse
+    assert [(s["added_noise"], s["added_option"]) for s in stepwise["steps"]] == [
+        ("int8", "int8-percentile"), ("resize", "opencv-nearest"), ("decoder", "opencv")]
+    assert stepwise["steps"][-1]["changed"]["precision"] == ["fp32", "int8-percentile"]
+    # 8; + {2..6} and the resize x precision interaction {10,11,12} -> 16; + {0,1} -> 18
+    assert [s["delta"] for s in stepwise["steps"]] == pytest.approx([8, 16, 18])
+    assert stepwise["combines"] == ["int8", "resize", "decoder"]
+    assert stepwise["left_out"] == [{"noise": "precision", "option": "fp16", "field": "precision",
+                                     "kept_noise": "int8", "kept_option": "int8-percentile"}]
+    from sysnoise.report import csv, markdown
+
+    said = markdown.combined_what(results)
+    assert said.startswith("int8=int8-percentile+resize=opencv-nearest+decoder=opencv")
+    assert "precision=fp16 left out" in said and "int8=int8-percentile" in said
+    rows = [line for line in csv.render(results).splitlines() if line.startswith("stepwise,")]
+    assert len(rows) == 3 and all("precision=fp16 (same field precision as int8)" in r for r in rows)
+
+
+def test_named_steps_refuse_two_noises_on_one_field(with_int8):
+    with pytest.raises(UserInputError, match="'int8' and 'precision' both set the pipeline's 'precision' field"):
+        combine.choose_steps(single_results(), ["int8", "precision"])
+
+
+def test_operator_noises_share_their_field_and_all_combine():
+    # operator rewrites accumulate in one tuple: two operator noises are both kept
+    a, b = get_noise("ceil-mode"), get_noise("upsample")
+    assert a.field == b.field == "operators" and not a.exclusive
+    both = b.apply(a.apply(REFERENCE, "maxpool-ceil"), "upsample-bilinear")
+    assert set(both.operators) == {"maxpool-ceil", "upsample-bilinear"}

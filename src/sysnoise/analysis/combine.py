@@ -73,13 +73,43 @@ def worst_rows(results: dict) -> dict[str, dict]:
     return worst
 
 
-def greedy_steps(results: dict) -> list[Step]:
-    """Every measured noise at its worst option, the worst single effect first. Ties keep the
-    order the noises were measured in, so the order is reproducible."""
+def _ranked(results: dict) -> list[str]:
+    """Measured noises, the worst single effect first. Ties keep the order the noises were
+    measured in, so the order is reproducible."""
     worst = worst_rows(results)
     order = [n["name"] for n in results["noises"] if n["name"] in worst]
-    ranked = sorted(order, key=lambda name: tuple(-v for v in _badness(worst[name])) + (order.index(name),))
-    return [Step(name, worst[name]["option"]) for name in ranked]
+    return sorted(order, key=lambda name: tuple(-v for v in _badness(worst[name])) + (order.index(name),))
+
+
+def greedy_steps(results: dict) -> list[Step]:
+    """Every measured noise at its worst option, the worst first. Noises that set the same Pipeline
+    field outright (int8 and precision both set `precision`) cannot both be in one pipeline: the
+    worse one is the step, the other is left out (left_out says which and why)."""
+    worst = worst_rows(results)
+    steps, owners = [], set()
+    for name in _ranked(results):
+        noise = get_noise(name)
+        if noise.exclusive:
+            if noise.field in owners:
+                continue
+            owners.add(noise.field)
+        steps.append(Step(name, worst[name]["option"]))
+    return steps
+
+
+def left_out(results: dict, steps: list[Step]) -> list[dict]:
+    """Measured noises a greedy combination does not add: each shares its Pipeline field with a
+    step whose option did worse on its own."""
+    worst = worst_rows(results)
+    stepped = {get_noise(s.noise).field: s for s in steps if get_noise(s.noise).exclusive}
+    out = []
+    for name in _ranked(results):
+        noise = get_noise(name)
+        kept = stepped.get(noise.field) if noise.exclusive else None
+        if kept is not None and kept.noise != name:
+            out.append({"noise": name, "option": worst[name]["option"], "field": noise.field,
+                        "kept_noise": kept.noise, "kept_option": kept.option})
+    return out
 
 
 def _parse(specs: list[str], measured: set[str]) -> list[tuple[str, str | None]]:
@@ -99,6 +129,11 @@ def _parse(specs: list[str], measured: set[str]) -> list[tuple[str, str | None]]
             )
         if any(seen == name for seen, _ in parsed):
             raise UserInputError(f"stepwise: noise {name!r} is named twice")
+        clash = [seen for seen, _ in parsed if noise.exclusive and get_noise(seen).exclusive
+                 and get_noise(seen).field == noise.field]
+        if clash:
+            raise UserInputError(f"stepwise: {clash[0]!r} and {name!r} both set the pipeline's {noise.field!r} field, "
+                                 "and a pipeline holds one value: name one of them")
         parsed.append((name, option or None))
     return parsed
 
@@ -137,14 +172,15 @@ def stepwise_variants(reference: Pipeline, steps: list[Step]) -> list[Variant]:
     return variants
 
 
-def stepwise_table(steps: list[Step], rows: dict[str, dict], order: str) -> dict:
-    """The stepwise section of the results: per step, what was added and the cumulative stats.
-    rows: variant id -> variant row of the combined pass."""
+def stepwise_table(steps: list[Step], rows: dict[str, dict], order: str, omitted: list[dict] | None = None) -> dict:
+    """The stepwise section of the results: per step, what was added and the cumulative stats;
+    `left_out`: measured noises not added (a shared field, see left_out). rows: variant id ->
+    variant row of the combined pass."""
     table = []
     for index, step in enumerate(steps, 1):
         row = rows[f"{COMBINED}/{step_option(index, step)}"]
         table.append({"step": index, "added_noise": step.noise, "added_option": step.option, **row})
-    return {"order": order, "steps": table}
+    return {"order": order, "steps": table, "combines": [s.noise for s in steps], "left_out": omitted or []}
 
 
 def deploy_changes(reference: Pipeline, deploy: Pipeline) -> list[str]:

@@ -5,6 +5,20 @@ from __future__ import annotations
 from sysnoise.report.markdown import fmt, fmt_ci, metric_label, places_for, task_words
 
 
+def reference_lines(model_name: str, resolved) -> list[str]:
+    """The reference pipeline a run measures against, each field with where its value came from,
+    grouped by source (printed before any work, so a wrong baseline is seen at once)."""
+    by_source: dict[str, list[str]] = {}
+    for row in resolved.describe():
+        value = row["value"]
+        shown = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) if isinstance(value, list) else (
+            f"{value:g}" if isinstance(value, float) else str(value))
+        by_source.setdefault(row["source"], []).append(f"{row['field']}={shown or '()'}")
+    lines = [f"sysnoise: {model_name}: reference pipeline (the baseline every delta is measured against):"]
+    lines += [f"  {'; '.join(fields)}  [from {source}]" for source, fields in by_source.items()]
+    return lines
+
+
 def print_summary(results: dict, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -41,6 +55,8 @@ def combined_lines(results: dict, places: int) -> list[str]:
     steps = results.get("stepwise", {}).get("steps", [])
     if steps:
         lines.append(f"stepwise ({results['stepwise']['order']}), cumulative:")
+        lines += [f"  ({o['noise']}={o['option']} left out: same pipeline field {o['field']} as "
+                  f"{o['kept_noise']}={o['kept_option']}, worse alone)" for o in results["stepwise"].get("left_out", [])]
     for s in steps:
         lines.append(f"  {s['step']}. +{s['added_noise']}={s['added_option']}: {fmt(effect(s), places)}"
                      f"{'*' if s['distinguishable_from_zero'] else ''} {fmt_ci(effect_ci(s), places)}")

@@ -12,7 +12,7 @@ from sysnoise.report.results import all_variant_rows
 COLUMNS = (
     "kind", "id", "noise", "option", "n", "n_labeled", "metric", "value", "top5", "delta", "delta_ci_low",
     "delta_ci_high", "p_value", "distinguishable_from_zero", "flip_rate", "flip_ci_low", "flip_ci_high",
-    "correct_to_wrong", "wrong_to_correct", "identical", "n_failed", "changed",
+    "correct_to_wrong", "wrong_to_correct", "identical", "n_failed", "changed", "left_out",
 )
 
 
@@ -50,5 +50,8 @@ def render(results: dict) -> str:
             "wrong_to_correct": row["wrong_to_correct"], "identical": _cell(row["identical"]),
             "n_failed": row["n_failed"],
             "changed": "; ".join(f"{field}: {a} -> {b}" for field, (a, b) in row["changed"].items()),
+            "left_out": "; ".join(f"{o['noise']}={o['option']} (same field {o['field']} as {o['kept_noise']})"
+                                  for o in results.get("stepwise", {}).get("left_out", []))
+            if _kind(row) == "stepwise" else "",
         })
     return buffer.getvalue()

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from sysnoise.analysis.combine import effect, effect_ci, worst_rows
-from sysnoise.report.markdown import (fmt, fmt_ci, fmt_p, labeled, metric_label, misconfigured, noise_cell,
+from sysnoise.report.markdown import (combined_what, fmt, fmt_ci, fmt_p, labeled, metric_label, misconfigured, noise_cell,
                                      places_for, precision_note, star, task_words)
 
 SIGNIFICANT = "#b2182b"  # distinguishable from zero
@@ -200,8 +200,8 @@ def summary_cards(results: dict, places: int) -> str:
     steps = results.get("stepwise", {}).get("steps")
     if steps:
         last = steps[-1]
-        cards.append(("all noises combined", fmt(effect(last), places) + star(last),
-                      f"{len(steps)} steps, 95% CI {fmt_ci(effect_ci(last), places)}"))
+        cards.append((f"{len(steps)} noises combined", fmt(effect(last), places) + star(last),
+                      f"{combined_what(results)}; 95% CI {fmt_ci(effect_ci(last), places)}"))
     if results.get("deploy"):
         total = results["deploy"]["total"]
         cards.append(("deployment pipeline", fmt(effect(total), places) + star(total),

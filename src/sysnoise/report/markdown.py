@@ -93,6 +93,16 @@ def noise_cell(noise: dict, places: int) -> str:
     return f"{fmt(stat['mean'], places)} ± {fmt(stat['std'], places)} (max {fmt(stat['max'], places)})"
 
 
+def combined_what(results: dict) -> str:
+    """What the combined pipeline holds, and which measured noises it leaves out and why."""
+    stepwise = results["stepwise"]
+    text = "+".join(f"{s['added_noise']}={s['added_option']}" for s in stepwise["steps"])
+    for o in stepwise.get("left_out", []):
+        text += (f"; {o['noise']}={o['option']} left out: it sets the same pipeline field ({o['field']}) as "
+                 f"{o['kept_noise']}={o['kept_option']}, which did worse alone")
+    return text
+
+
 def combined_cell(results: dict, places: int) -> str:
     steps = results.get("stepwise", {}).get("steps")
     if not steps:
@@ -197,7 +207,8 @@ def stepwise_section(results: dict, places: int, metric: str, label: str) -> lis
     lines = [
         "## Combined noise, step by step (paper Fig. 3)", "",
         f"Noises added one at a time ({how}), each at its chosen option; every row is measured on the "
-        "reference with all options so far applied, so the delta is cumulative.", "",
+        "reference with all options so far applied, so the delta is cumulative. The last row holds "
+        f"{combined_what(results)}.", "",
         f"| step | added | {label} | cumulative delta | 95% CI | p | flips % |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -284,7 +295,7 @@ def render(results: dict) -> str:
         f"## Summary (paper {task_words(results)['table']} shape)",
         "",
         f"Cells: {what}; several options show mean ± std (max) over the options. \"n/a\": the noise does "
-        "not apply to this model." + (" combined: all noises together (last stepwise step)." if
+        "not apply to this model." + (f" combined: the last stepwise step, {combined_what(results)}." if
                                       results.get("stepwise") else ""),
         "",
         *summary_table(results, places),

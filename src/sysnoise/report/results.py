@@ -98,7 +98,8 @@ def add_combined(results: dict, plan: Plan, outputs: RunOutputs, *, steps: list[
     rows = {s.id: variant_row(plan, s) for s in variant_stats_of(plan, outputs, analysis)}
     rows = _clean(rows)
     if steps:
-        results["stepwise"] = combine.stepwise_table(steps, rows, order or "given")
+        omitted = combine.left_out(results, steps) if order == combine.GREEDY else []
+        results["stepwise"] = combine.stepwise_table(steps, rows, order or "given", omitted)
     if deploy is not None:
         results["deploy"] = combine.attribution(plan.reference, deploy, rows)
     return results
