@@ -1,13 +1,15 @@
 """Decoders: encoded bytes -> HxWx3 uint8 RGB array. One function per library behaviour.
 
 Every decoder goes through `decode()`, which for all of them alike
-- refuses empty files, unreadable headers and images over one pixel limit (Pillow's
-  decompression-bomb guard, applied before any library allocates);
+- refuses empty files, unreadable headers and images over the pixel limit (pipeline.limits:
+  Pillow's decompression-bomb guard by default, applied before any library allocates);
 - refuses truncated JPEG and PNG data (no end-of-image marker after the last scan, no IEND chunk),
   because libraries disagree about it: Pillow raises, OpenCV's imdecode returns None, FFmpeg
   returns a partly green image without an error;
 - checks the output's shape, so a decoder that silently returns nothing or the wrong thing is
   caught here rather than downstream.
+A decoder's failure is a DecodeError whose text (errors.message) is all that is kept: the
+library's exception, whose traceback can hold a huge half-decoded buffer, is dropped at once.
 
 The reference behaviour for edge cases (the `pillow` decoder; docs/preprocessing.md): EXIF
 orientation is not applied; CMYK/YCCK -> RGB by Pillow; grayscale replicated to three channels;
@@ -27,13 +29,11 @@ from typing import Callable
 
 import numpy as np
 
-from sysnoise.errors import DecodeError
+from sysnoise.errors import DecodeError, message
+from sysnoise.pipeline.limits import check_pixels
 from sysnoise.registry import Registry
 
 DECODERS: Registry = Registry("decoder")
-
-# Pillow's own default (about 89.5 Mpx); a larger image is refused by every decoder alike.
-MAX_PIXELS = 89_478_485
 
 Target = Callable[[int, int], tuple[int, int]]  # (source width, height) -> size the pipeline resizes to
 
@@ -46,9 +46,9 @@ def probe(data: bytes) -> tuple[int, int, str]:
         with Image.open(io.BytesIO(data)) as im:
             return im.size[0], im.size[1], im.format or "unknown"
     except Image.DecompressionBombError as err:
-        raise DecodeError(f"decompression bomb refused: {err}") from None
+        raise DecodeError(f"decompression bomb refused: {message(err)}") from None
     except Exception as err:  # Pillow raises many types for unreadable headers
-        raise DecodeError(f"not a readable image ({type(err).__name__}: {err})") from None
+        raise DecodeError(f"not a readable image ({type(err).__name__}: {message(err)})") from None
 
 
 def image_size(data: bytes) -> tuple[int, int]:
@@ -74,12 +74,12 @@ def unavailable_reason(name: str) -> str | None:
     return f"decoder {name!r} needs {entry.meta.get('install', entry.meta.get('library'))}"
 
 
-def decode(name: str, data: bytes, max_pixels: int = MAX_PIXELS, target: Target | None = None) -> np.ndarray:
+def decode(name: str, data: bytes, max_pixels: int | None = None, target: Target | None = None) -> np.ndarray:
+    """max_pixels: the pixel limit (default: pipeline.limits')."""
     if not data:
         raise DecodeError("empty file (0 bytes)")
     width, height, image_format = probe(data)
-    if width * height > max_pixels:
-        raise DecodeError(f"image of {width}x{height} pixels exceeds the limit of {max_pixels}")
+    check_pixels(width, height, "image", max_pixels, DecodeError)
     check_complete(data, image_format)
     entry = DECODERS.get(name)
     reason = unavailable_reason(name)
@@ -119,7 +119,7 @@ def decode_pillow(data: bytes) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as im:
             return pillow_rgb(im)
     except Exception as err:
-        raise DecodeError(f"Pillow cannot decode: {type(err).__name__}: {err}") from None
+        raise DecodeError(f"Pillow cannot decode: {type(err).__name__}: {message(err)}") from None
 
 
 @DECODERS.register("pillow-draft", "Pillow JPEG draft mode: DCT-domain downscale by 1/2, 1/4 or 1/8 to no less than "
@@ -133,7 +133,7 @@ def decode_pillow_draft(data: bytes, target: tuple[int, int]) -> np.ndarray:
                 im.draft(im.mode, target)  # picks the largest scale keeping both sides >= target
             return pillow_rgb(im)
     except Exception as err:
-        raise DecodeError(f"Pillow cannot decode: {type(err).__name__}: {err}") from None
+        raise DecodeError(f"Pillow cannot decode: {type(err).__name__}: {message(err)}") from None
 
 
 @DECODERS.register("opencv", "OpenCV cv2.imdecode(IMREAD_COLOR) -> RGB; applies EXIF rotation, CMYK off by one",
@@ -165,7 +165,7 @@ def _preflight_with_pillow(data: bytes) -> None:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
     except Exception as err:
-        raise DecodeError(f"corrupt image, not handed to torchvision: {type(err).__name__}: {err}") from None
+        raise DecodeError(f"corrupt image, not handed to torchvision: {type(err).__name__}: {message(err)}") from None
 
 
 @DECODERS.register("torchvision", "torchvision.io.decode_image(mode=RGB) (libjpeg-turbo, libpng); no EXIF rotation; "
@@ -181,7 +181,7 @@ def decode_torchvision(data: bytes) -> np.ndarray:
         try:
             tensor = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
         except RuntimeError as err:
-            raise DecodeError(f"torchvision cannot decode: {str(err).splitlines()[-1]}") from None
+            raise DecodeError(f"torchvision cannot decode: {message(str(err).splitlines()[-1])}") from None
     array = tensor.permute(1, 2, 0).numpy()
     if array.dtype == np.uint16:  # 16-bit PNG: torchvision's to_dtype(uint8, scale=True) shifts
         array = (array >> 8).astype(np.uint8)
@@ -203,7 +203,7 @@ def _ffmpeg(flags: tuple[str, ...]):
                 frame = next(container.decode(stream))
                 return frame.to_ndarray(format="rgb24", interpolation=interpolation)
         except (av.FFmpegError, StopIteration, IndexError, ValueError) as err:
-            raise DecodeError(f"FFmpeg cannot decode: {type(err).__name__}: {err}") from None
+            raise DecodeError(f"FFmpeg cannot decode: {type(err).__name__}: {message(err)}") from None
 
     return decode_ffmpeg
 
@@ -227,7 +227,7 @@ def _libjpeg(fastdct: bool, fastupsample: bool):
         try:
             return simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=fastdct, fastupsample=fastupsample)
         except ValueError as err:
-            raise DecodeError(f"libjpeg-turbo (simplejpeg) cannot decode: {err}") from None
+            raise DecodeError(f"libjpeg-turbo (simplejpeg) cannot decode: {message(err)}") from None
 
     return decode_libjpeg
 
@@ -284,7 +284,7 @@ def decode_dali(data: bytes) -> np.ndarray:
         pipe.feed_input("encoded", [np.frombuffer(data, np.uint8)])
         (out,) = pipe.run()
     except Exception as err:  # DALI raises RuntimeError subclasses of its own
-        raise DecodeError(f"DALI cannot decode: {type(err).__name__}: {str(err).splitlines()[0]}") from None
+        raise DecodeError(f"DALI cannot decode: {type(err).__name__}: {message(str(err).splitlines()[0])}") from None
     return np.array(out.at(0))
 
 

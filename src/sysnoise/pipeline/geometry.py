@@ -4,6 +4,10 @@ A policy maps (source width, height, input size, crop_pct) to a Geometry: an opt
 from the source before resizing (TF-style crop-then-resize), the resize target, and the box kept
 after resizing, which may reach outside the resized image when the policy pads (letterbox). The
 resize kernel itself is a separate choice (pipeline.resize), so the two noises stay apart.
+
+apply_geometry refuses a resize target or a kept box over the pixel limit before allocating it:
+a policy's arithmetic on an extreme aspect ratio (a 1x60000 image resized to a shorter side of
+256 is 256 x 15,360,000) must cost a skipped sample, not the machine's memory.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sysnoise.pipeline.limits import check_pixels
 from sysnoise.registry import Registry
 
 CROPS: Registry = Registry("crop policy")
@@ -162,6 +167,9 @@ def _cut(image: np.ndarray, box: Box, pad_value: int | None) -> np.ndarray:
 
 
 def apply_geometry(image: np.ndarray, geometry: Geometry, resize_fn) -> np.ndarray:
+    left, top, right, bottom = geometry.box
+    check_pixels(*geometry.resize_to, "resize target")
+    check_pixels(right - left, bottom - top, "crop")
     if geometry.source_box is not None:
         image = np.ascontiguousarray(_cut(image, geometry.source_box, None))
     resized = resize_fn(image, geometry.resize_to)

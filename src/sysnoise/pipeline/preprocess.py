@@ -3,6 +3,8 @@
 Pipelines that agree up to a stage share that stage's output (the memo is keyed by the pipeline's
 prefix), so a resize variant reuses the reference decode and a precision variant reuses the
 reference tensor. A stage that fails stores its error, and every pipeline downstream gets it.
+A stored error is a fresh SampleError holding only the failure's text: the exception a library
+raised (its traceback, its context) can hold a huge buffer and is dropped as soon as it is read.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Iterable
 
 import numpy as np
 
-from sysnoise.errors import SampleError
+from sysnoise.errors import SampleError, message
 from sysnoise.pipeline import stored
 from sysnoise.pipeline.colour import COLOURS
 from sysnoise.pipeline.decode import DECODERS, decode
@@ -33,17 +35,10 @@ class Memo:
             try:
                 self.values[key] = compute()
             except SampleError as err:
-                self.values[key] = err
+                self.values[key] = SampleError(message(err))
             except Exception as err:  # a library failing on odd input is a per-sample problem
-                self.values[key] = SampleError(f"{type(err).__name__}: {err}")
+                self.values[key] = SampleError(message(f"{type(err).__name__}: {err}"))
         return self.values[key]
-
-
-def _then(upstream, fn):
-    """Apply fn to an upstream value, passing an upstream error through unchanged."""
-    if isinstance(upstream, SampleError):
-        raise upstream
-    return fn(upstream)
 
 
 def _geometry(image: np.ndarray, p: Pipeline) -> np.ndarray:
@@ -87,7 +82,9 @@ def stage_values(data: bytes, p: Pipeline, memo: Memo | None = None, sample_id: 
         "normalise": lambda image: normalise(image, p.mean, p.std),
     }
     for before, stage in zip(PIXEL_STAGES[first:], PIXEL_STAGES[first + 1 :]):
-        values[stage] = memo.get(key(stage), lambda: _then(values[before], steps[stage]))
+        upstream = values[before]  # an upstream error passes through to every later stage
+        values[stage] = upstream if isinstance(upstream, SampleError) else memo.get(
+            key(stage), lambda: steps[stage](upstream))
     return values
 
 

@@ -6,8 +6,6 @@ failed sample's outputs look like. Tasks register by name; `sysnoise run --task 
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
-
 import numpy as np
 
 from sysnoise.errors import SampleError
@@ -16,19 +14,33 @@ from sysnoise.registry import Registry
 TASKS: Registry = Registry("task")
 
 
+def read_sample(path, include_corrupt: bool = False) -> bytes:
+    """A sample file's bytes, or SampleError: a regular file within the size limit
+    (pipeline.limits) whose data passes the pre-flight check (pipeline.integrity) unless corrupt
+    samples are to be measured too."""
+    from sysnoise.pipeline.integrity import check_intact
+    from sysnoise.pipeline.limits import read_file
+
+    data = read_file(path)
+    if not include_corrupt:
+        check_intact(data)
+    return data
+
+
 class Task:
     name = "task"
 
-    def load_input(self, sample, pipelines, cache=None) -> dict[tuple, object]:
+    def load_input(self, sample, pipelines, cache=None, include_corrupt: bool = False) -> dict[tuple, object]:
         """{pipeline.prefix('normalise'): model input or SampleError} for one sample (runs in workers).
 
         `sample` is the dataset's sample object (for images: .path); the default reads an image
-        file once and computes every pipeline's input from its bytes, reusing `cache` entries.
+        file once (read_sample) and computes every pipeline's input from its bytes, reusing `cache`
+        entries.
         """
         try:
-            data = Path(sample.path).read_bytes()
-        except OSError as err:
-            error = SampleError(f"cannot read file: {err.strerror or err}")
+            data = read_sample(sample.path, include_corrupt)
+        except SampleError as err:
+            error = SampleError(str(err))  # its text only: no traceback kept
             return {p.prefix("normalise"): error for p in pipelines}
         sample_id = getattr(sample, "id", None)  # stored-pixel pipelines read by sample id, not by content
         if cache is None:

@@ -23,7 +23,7 @@ import numpy as np
 from sysnoise.errors import SampleError, UserInputError
 from sysnoise.postprocess import configure
 from sysnoise.postprocess.detection import DetectionPost, detect, empty, encode_masks
-from sysnoise.tasks.base import TASKS, Task
+from sysnoise.tasks.base import TASKS, Task, read_sample
 
 
 @dataclass(frozen=True)
@@ -270,12 +270,12 @@ class DetectionTask(Task):
     def bind(self, module) -> "DetectionTask":
         return DetectionTask(module.post_reference, bool(getattr(module, "has_masks", False)))
 
-    def load_input(self, sample, pipelines, cache=None):
+    def load_input(self, sample, pipelines, cache=None, include_corrupt: bool = False):
         # no input cache: the inputs carry their geometry, which the cache does not store
         try:
-            data = Path(sample.path).read_bytes()
-        except OSError as err:
-            return {p.prefix("normalise"): SampleError(f"cannot read file: {err.strerror or err}") for p in pipelines}
+            data = read_sample(sample.path, include_corrupt)
+        except SampleError as err:
+            return {p.prefix("normalise"): SampleError(str(err)) for p in pipelines}
         return geometric_inputs(data, pipelines, sample)
 
     def forward(self, model, inputs, batch_size, device):

@@ -22,7 +22,7 @@ import numpy as np
 from sysnoise.errors import SampleError, UserInputError
 from sysnoise.postprocess import configure
 from sysnoise.postprocess.segmentation import GRID, NO_PREDICTION, SegmentationPost, confusion, grid_sample_positions, predict
-from sysnoise.tasks.base import TASKS, Task
+from sysnoise.tasks.base import TASKS, Task, read_sample
 from sysnoise.tasks.detection import forward_by_shape, geometric_inputs
 
 IGNORE_INDEX = 255
@@ -142,15 +142,15 @@ class SegmentationTask(Task):
     def bind(self, num_classes: int, ignore_index: int = IGNORE_INDEX, reference: SegmentationPost | None = None):
         return SegmentationTask(num_classes, ignore_index, reference)
 
-    def load_input(self, sample, pipelines, cache=None):
+    def load_input(self, sample, pipelines, cache=None, include_corrupt: bool = False):
         label_path = getattr(sample, "label_path", None)  # calibration images come without label maps
         try:
-            data = Path(sample.path).read_bytes()
+            data = read_sample(sample.path, include_corrupt)
             target = read_label_map(Path(label_path)) if label_path else None
         except OSError as err:
             return {p.prefix("normalise"): SampleError(f"cannot read file: {err.strerror or err}") for p in pipelines}
         except SampleError as err:
-            return {p.prefix("normalise"): err for p in pipelines}
+            return {p.prefix("normalise"): SampleError(str(err)) for p in pipelines}
         except Exception as err:  # a label PNG Pillow cannot read is this sample's problem
             return {p.prefix("normalise"): SampleError(f"label map: {type(err).__name__}: {err}") for p in pipelines}
         if target is None:
