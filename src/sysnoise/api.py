@@ -45,7 +45,7 @@ def plan_variants(model: LoadedModel, noise_specs, reference: Pipeline,
             chosen = noise.chosen(options)
             fitting = [o for o in chosen if option_applies(noise, o, model.module)]
             rows[-1]["not_applicable"] = [o for o in chosen if o not in fitting]
-            variants.extend(noise.variants(reference, fitting))
+            variants.extend(noise.variants(reference, fitting, model.module))
     return Plan(reference, tuple(variants)), rows
 
 

@@ -70,6 +70,9 @@ class Noise:
     applies: Callable[[object], bool] = lambda model: True
     default_options: Callable[[], list[str]] | None = None  # when the user names none; else all
     free_form: str | None = None  # options are user values (a folder), not registry names: what they are
+    # options equal to what this model already does (upsample: its trained mode), from the model
+    # and the reference pipeline: like the reference's own decoder, not variants
+    model_reference: Callable[[object, Pipeline, list[str]], set[str]] | None = None
 
     @property
     def field(self) -> str:
@@ -115,11 +118,15 @@ class Noise:
                 out[option] = f"needs {self.registry.get(option).meta.get('install', 'an optional library')}"
         return out
 
-    def variants(self, reference: Pipeline, options: list[str] | None = None) -> list[Variant]:
-        """One variant per chosen option; an option whose library is missing is left out (see unavailable)."""
-        skip = self.unavailable(options)
+    def variants(self, reference: Pipeline, options: list[str] | None = None, model=None) -> list[Variant]:
+        """One variant per chosen option; an option whose library is missing is left out (see unavailable),
+        and so is one equal to the reference: its own field, or with `model`, what the model already does."""
+        chosen = self.chosen(options)
+        skip = set(self.unavailable(options))
+        if model is not None and self.model_reference is not None:
+            skip |= self.model_reference(model, reference, chosen)
         out = []
-        for option in self.chosen(options):
+        for option in chosen:
             pipeline = self.apply(reference, option)
             if pipeline != reference and option not in skip:  # the training system's own option is the reference
                 out.append(Variant(self.name, option, pipeline))
@@ -161,17 +168,25 @@ _add(Noise("int8", "inference", "INT8 post-training quantization, simulated (cal
                                     and n not in ("int8-asym", "int8-symact")]))
 
 
-def _operator_noise(name: str, description: str, options: tuple[str, ...]) -> Noise:
+def _operator_noise(name: str, description: str, options: tuple[str, ...], **more) -> Noise:
     """A noise over operator rewrites; each option's own `applies` (registry meta) says where it fits."""
     return Noise(name, "inference", description, ops.OPERATORS, AppendTo("operators"), only=options,
-                 applies=lambda model: any(ops.applies(o, model) for o in options))
+                 applies=lambda model: any(ops.applies(o, model) for o in options), **more)
+
+
+def _trained_upsampling(model, reference: Pipeline, options: list[str]) -> set[str]:
+    from sysnoise.inference.build import default_example
+
+    return ops.trained_upsampling(model, default_example(reference), options)
 
 
 _add(_operator_noise("ceil-mode", "strided max-pool ceil_mode (trained with floor)", ("maxpool-ceil",)))
 _add(_operator_noise("avgpool-ceil", "strided average-pool ceil_mode (trained with floor)", ("avgpool-ceil",)))
 _add(_operator_noise("avgpool-pad", "average-pool count_include_pad flipped", ("avgpool-count-pad",)))
-_add(_operator_noise("upsample", "upsampling mode / align_corners wherever the model interpolates",
-                     ("upsample-bilinear", "upsample-align-corners", "upsample-nearest-exact")))
+_add(_operator_noise("upsample", "upsampling mode / align_corners wherever the model interpolates, against the "
+                                 "mode it was trained with", ("upsample-bilinear", "upsample-nearest",
+                                                              "upsample-align-corners", "upsample-nearest-exact"),
+                     model_reference=_trained_upsampling))
 _add(_operator_noise("gelu-tanh", "GELU erf <-> tanh approximation", ("gelu-tanh",)))
 _add(_operator_noise("norm-eps", "normalisation epsilon of another framework's default", ("bn-eps", "ln-eps")))
 _add(_operator_noise("bn-fold", "batch-norm folded into the preceding convolution", ("bn-fold",)))

@@ -276,6 +276,16 @@ def interpolates(model) -> bool:
     return _calls_functional(model, "Upsample", ("interpolate(", "upsample("))
 
 
+def trained_upsampling(model, example, options) -> set[str]:
+    """The upsample options that change none of the interpolations `model` makes on `example`:
+    the modes it was trained with (on a bilinear segmenter upsample-bilinear, and
+    upsample-nearest-exact, which only touches nearest), not variants of it."""
+    from sysnoise.inference.scoped import changes_any, interpolations
+
+    calls = interpolations(model, example)
+    return {option for option in options if not changes_any(option, calls)}
+
+
 def uses_gelu(model) -> bool:
     return _calls_functional(model, "GELU", ("gelu(",))
 
@@ -292,6 +302,8 @@ def _functional(rule: str):
 for _name, _text, _check in [
     ("upsample-bilinear", "nearest(-exact) upsampling replaced by (bi/tri)linear, align_corners=False "
                           "(the paper's upsample noise)", interpolates),
+    ("upsample-nearest", "(bi/tri)linear and bicubic upsampling replaced by nearest (the paper's upsample noise "
+                         "on a model trained with bilinear)", interpolates),
     ("upsample-align-corners", "linear/bilinear/bicubic upsampling with align_corners flipped", interpolates),
     ("upsample-nearest-exact", "nearest <-> nearest-exact upsampling (PyTorch's legacy nearest vs the "
                                "half-pixel-centre rule of TF/ONNX/OpenCV)", interpolates),

@@ -55,6 +55,11 @@ def _upsample_bilinear(arguments: dict, dims: int) -> None:
         arguments["align_corners"] = False
 
 
+def _upsample_nearest(arguments: dict, dims: int) -> None:
+    if arguments["mode"] in _ALIGNABLE:
+        arguments["mode"] = "nearest"
+
+
 def _upsample_align_corners(arguments: dict, dims: int) -> None:
     if arguments["mode"] in _ALIGNABLE:
         arguments["align_corners"] = not bool(arguments["align_corners"])
@@ -68,6 +73,7 @@ def _upsample_nearest_exact(arguments: dict, dims: int) -> None:
 
 INTERPOLATE_RULES = {
     "upsample-bilinear": _upsample_bilinear,
+    "upsample-nearest": _upsample_nearest,
     "upsample-align-corners": _upsample_align_corners,
     "upsample-nearest-exact": _upsample_nearest_exact,
 }
@@ -138,13 +144,15 @@ def _stored(result, narrow: torch.dtype, func, args, kwargs):
 
 class RewriteMode(TorchFunctionMode):
     """Rewrites the arguments of F.interpolate / F.gelu calls by rule name and, with a rounding
-    rule, rounds every result; records how many calls it rewrote."""
+    rule, rounds every result; records how many calls it rewrote and the (mode, align_corners,
+    input dims) each network interpolation was called with, before any rewrite."""
 
     def __init__(self, rules: tuple[str, ...], owner: object = None):
         super().__init__()
         self.rules = rules
         self.owner = owner
         self.rewritten = 0
+        self.interpolations: list[tuple[str, bool | None, int]] = []
         self.narrow = next((ROUNDING_RULES[r] for r in rules if r in ROUNDING_RULES), None)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -153,12 +161,13 @@ class RewriteMode(TorchFunctionMode):
         return result if self.narrow is None else _stored(result, self.narrow, func, args, kwargs)
 
     def _call(self, func, args, kwargs):
-        if func is F.interpolate and any(r in INTERPOLATE_RULES for r in self.rules):
-            if not _inside_excluded(self.owner):
-                bound = _INTERPOLATE_SIGNATURE.bind(*args, **kwargs)
-                bound.apply_defaults()
-                arguments = dict(bound.arguments)
-                before = (arguments["mode"], arguments["align_corners"])
+        if func is F.interpolate and not _inside_excluded(self.owner):
+            bound = _INTERPOLATE_SIGNATURE.bind(*args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            before = (arguments["mode"], arguments["align_corners"])
+            self.interpolations.append((*before, arguments["input"].dim()))
+            if any(r in INTERPOLATE_RULES for r in self.rules):
                 for rule in self.rules:
                     if rule in INTERPOLATE_RULES:
                         INTERPOLATE_RULES[rule](arguments, arguments["input"].dim())
@@ -191,6 +200,25 @@ class FunctionalRewrite(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"rules={self.rules}"
+
+
+def interpolations(model: torch.nn.Module, example) -> list[tuple[str, bool | None, int]]:
+    """(mode, align_corners, input dims) of every interpolation `model`'s forward makes on
+    `example`: the modes it was trained with (the detection transform's input resizing left out)."""
+    recorder = RewriteMode((), owner=model)
+    with torch.no_grad(), recorder:
+        model(example)
+    return recorder.interpolations
+
+
+def changes_any(rule: str, calls) -> bool:
+    """Whether the interpolation rule changes the mode or align_corners of any of `calls`."""
+    for mode, align_corners, dims in calls:
+        arguments = {"mode": mode, "align_corners": align_corners}
+        INTERPOLATE_RULES[rule](arguments, dims)
+        if (arguments["mode"], arguments["align_corners"]) != (mode, align_corners):
+            return True
+    return False
 
 
 def with_rules(model: torch.nn.Module, rules: tuple[str, ...]) -> FunctionalRewrite:
