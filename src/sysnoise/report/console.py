@@ -19,31 +19,59 @@ def reference_lines(model_name: str, resolved) -> list[str]:
     return lines
 
 
+# (header, cell of a variant row) for the number columns, in the order they are dropped last to
+# first when the terminal is narrow; numbers are never cut, names wrap instead.
+NAME_MIN_WIDTH = 8
+
+
+def _number_columns(results: dict, places: int, metric: str, label: str) -> list[tuple[str, object]]:
+    return [
+        (label, lambda v: fmt(v[metric], places)),
+        ("delta", lambda v: fmt(v["delta"], places) + ("*" if v["distinguishable_from_zero"] else "")),
+        ("95% CI", lambda v: fmt_ci(v["delta_ci"], places)),
+        ("flips %", lambda v: fmt(v["flip_rate"], places)),
+        ("identical %", lambda v: fmt(v["identical"], 0)),
+    ]
+
+
+def summary_table(results: dict, width: int):
+    """The variants as a rich Table that fits `width` columns: the number columns that fit whole
+    (a cell's full width each), the noise and option names wrapping in what is left."""
+    from rich.table import Table
+
+    ref = results["reference"]
+    places, metric, label = places_for(results), ref.get("metric", "top1"), metric_label(results)
+    columns = _number_columns(results, places, metric, label)
+    rows = results["variants"]
+    widths = [max([len(header)] + [len(cell(v)) for v in rows]) for header, cell in columns]
+    # each column costs its content, one space of padding either side and one border
+    while columns and 1 + 2 * (NAME_MIN_WIDTH + 3) + sum(w + 3 for w in widths) > width:
+        columns, widths = columns[:-1], widths[:-1]
+    table = Table(title=f"{results['model']['name']}: reference {label} {fmt(ref[metric], places)} "
+                        f"on {ref['n_labeled']} labeled / {ref['n']} samples")
+    for header in ("noise", "option"):
+        table.add_column(header, overflow="fold", min_width=NAME_MIN_WIDTH)
+    for (header, _), column_width in zip(columns, widths):
+        table.add_column(header, justify="right", no_wrap=True, min_width=column_width)
+    for v in rows:
+        table.add_row(v["noise"], v["option"], *(cell(v) for _, cell in columns))
+    for noise in results["noises"]:
+        if not noise["applies"]:
+            table.add_row(noise["name"], "n/a", *("" for _ in columns))
+    return table
+
+
 def print_summary(results: dict, console=None) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     if results.get("task") == "language":
         from sysnoise.report import language
 
         return language.print_summary(results, console)
     console = console or Console()
-    ref = results["reference"]
-    places, metric, label = places_for(results), ref.get("metric", "top1"), metric_label(results)
-    table = Table(title=f"{results['model']['name']}: reference {label} {fmt(ref[metric], places)} "
-                        f"on {ref['n_labeled']} labeled / {ref['n']} samples")
-    for header in ("noise", "option", label, "delta", "95% CI", "flips %", "identical %"):
-        table.add_column(header, justify="left" if header in ("noise", "option") else "right", no_wrap=True)
-    for v in results["variants"]:
-        delta = fmt(v["delta"], places) + ("*" if v["distinguishable_from_zero"] else "")
-        table.add_row(v["noise"], v["option"], fmt(v[metric], places), delta, fmt_ci(v["delta_ci"], places),
-                      fmt(v["flip_rate"], places), fmt(v["identical"], 0))
-    for noise in results["noises"]:
-        if not noise["applies"]:
-            table.add_row(noise["name"], "n/a", "", "", "", "", "")
-    console.print(table)
+    console.print(summary_table(results, console.width))
     console.print(f"* delta distinguishable from zero ({task_words(results)['test']}, p < 0.05)")
-    for line in combined_lines(results, places):
+    for line in combined_lines(results, places_for(results)):
         console.print(line, markup=False, highlight=False)
 
 
