@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from sysnoise.engine.execute import EngineOptions, evaluate
 from sysnoise.engine.outputs import RunOutputs
@@ -114,8 +116,9 @@ def run(
                                                          calibration_samples, allow_outside_root)
 
     out = Path(out)
-    outputs, elapsed = _measure(loaded, dataset, plan, out, options, fresh, f"{len(plan.columns)} pipelines",
-                                samples=[(s.id, s.labels) for s in dataset.samples], calibration=calibration)
+    outputs, elapsed, identity, reused = _measure(
+        loaded, dataset, plan, out, options, fresh, f"{len(plan.columns)} pipelines",
+        samples=[(s.id, s.labels) for s in dataset.samples], calibration=calibration)
     if outputs is None:  # a torchrun rank other than 0: rank 0 writes the results
         return None
     results = build_results(
@@ -127,6 +130,7 @@ def run(
         noises=noise_rows,
         environment=environment.describe(),
         run={"seconds": round(elapsed, 2), "batch_size": options.batch_size, "workers": options.workers,
+             "identity": identity, "reused": reused,
              "device": options.device, "forwards": {str(k): v for k, v in options.forward_counter.items()},
              "model_stages": options.model_info},
         problems=dataset.problems,
@@ -233,10 +237,10 @@ def _combined_pass(loaded, dataset, results, stepwise, deploy, out, options, fre
     if not variants:
         return None
     plan = Plan(loaded.reference, tuple(variants))
-    outputs, _ = _measure(loaded, dataset, plan, out / "combined", options, fresh,
-                          f"{len(plan.columns)} combined pipelines",
-                          samples=samples or [(s.id, s.labels) for s in dataset.samples], task=task,
-                          calibration=calibration)
+    outputs = _measure(loaded, dataset, plan, out / "combined", options, fresh,
+                       f"{len(plan.columns)} combined pipelines",
+                       samples=samples or [(s.id, s.labels) for s in dataset.samples], task=task,
+                       calibration=calibration).outputs
     order = combine.GREEDY if stepwise == combine.GREEDY else "given"
     add_combined(results, plan, outputs, steps=steps, order=order, deploy=deploy, analysis=analysis)
     return plan, outputs
@@ -323,8 +327,9 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
         samples = [entry for entry in samples if entry[0] in kept]
 
     out = Path(out)
-    outputs, elapsed = _measure(loaded, dataset, plan, out, options, fresh, f"{len(plan.columns)} pipelines",
-                                samples=samples, task=task, calibration=calibration)
+    outputs, elapsed, identity, reused = _measure(
+        loaded, dataset, plan, out, options, fresh, f"{len(plan.columns)} pipelines",
+        samples=samples, task=task, calibration=calibration)
     if outputs is None:
         return None
     results = build_results(
@@ -332,6 +337,7 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
         dataset={**dataset.describe(), "calibration": calibration_record}, plan=plan, outputs=outputs,
         noises=noise_rows, environment=environment.describe(),
         run={"seconds": round(elapsed, 2), "batch_size": options.batch_size, "workers": options.workers,
+             "identity": identity, "reused": reused,
              "device": options.device, "forwards": {str(k): v for k, v in options.forward_counter.items()},
              "model_stages": options.model_info, "bootstrap_resamples": analysis.resamples},
         problems=dataset.problems, analysis=analysis)
@@ -430,14 +436,16 @@ def run_language(model, data, *, fmt: str | None = None, noises=LANGUAGE_NOISES,
     plan, noise_rows = plan_variants(loaded, specs, loaded.reference, stages=LANGUAGE_STAGES)
 
     out = Path(out)
-    outputs, elapsed = _measure(loaded, dataset, plan, out, options, fresh, f"{len(plan.columns)} systems", task=task,
-                                samples=[(dataset.format, s.id, s.requests, s.label) for s in dataset.samples])
+    outputs, elapsed, identity, reused = _measure(
+        loaded, dataset, plan, out, options, fresh, f"{len(plan.columns)} systems", task=task,
+        samples=[(dataset.format, s.id, s.requests, s.label) for s in dataset.samples])
     if outputs is None:
         return None
     results = report.build_results(
         model=loaded.describe(), dataset=dataset.describe(), plan=plan, outputs=outputs, noises=noise_rows,
         environment=environment.describe(),
         run={"seconds": round(elapsed, 2), "batch_size": options.batch_size, "workers": options.workers,
+             "identity": identity, "reused": reused,
              "device": options.device, "forwards": {str(k): v for k, v in options.forward_counter.items()},
              "model_stages": options.model_info},  # export, runtime versions, quantization settings
     )
@@ -452,36 +460,50 @@ def distributed_world() -> int:
     return distributed.rank_and_world()[1]
 
 
-def _measure(loaded, dataset, plan: Plan, folder: Path, options: EngineOptions, fresh: bool, label: str, *,
-             samples: list, task=None, calibration=None):
-    """One engine pass into `folder` with resume: (RunOutputs saved as outputs.npz, seconds).
+class EnginePass(NamedTuple):
+    """One engine pass into a results folder (see `_measure`)."""
 
-    The store's fingerprint (model, samples, columns) guards resumed chunks. Under torchrun every
-    rank evaluates its share of chunks; rank 0 gets (outputs, seconds), the others (None, seconds).
+    outputs: RunOutputs | None  # None on a torchrun rank other than 0
+    seconds: float
+    identity: dict  # the run identity's digests (engine/identity.py), for results.json run.identity
+    reused: bool  # the folder held this run's finished outputs: nothing was recomputed
+
+
+def _measure(loaded, dataset, plan: Plan, folder: Path, options: EngineOptions, fresh: bool, label: str, *,
+             samples: list, task=None, calibration=None) -> EnginePass:
+    """One engine pass into `folder` with resume, its outputs saved as outputs.npz.
+
+    The folder belongs to one run identity (model weights, samples, reference, task, variants,
+    calibration, device, reading settings): another run's outputs there are refused, saying what
+    differs, unless `fresh`; the folder is locked for the pass; a finished pass asked again is
+    reused. Under torchrun every rank evaluates its share of chunks; rank 0 gets the outputs.
     """
     from sysnoise.engine import distributed
+    from sysnoise.engine.identity import SHORT, identify
+    from sysnoise.tasks.base import TASKS
 
     rank, world = distributed.rank_and_world()
-    folder.mkdir(parents=True, exist_ok=True)
-    fingerprint = {"model": loaded.describe(), "samples": samples, "columns": plan.fingerprint()}
-    if calibration:  # INT8 stages depend on what they were calibrated on
-        fingerprint["calibration"] = [s.id for s in calibration]
-    store = ChunkStore(folder, fingerprint, fresh=fresh, owner=rank == 0)
-    distributed.barrier()  # no rank starts before rank 0 has validated (or cleared) the folder
     options.device = distributed.local_device(options.device)
-    final = folder / "outputs.npz"
-    if world == 1 and store.same_run_as_before and final.is_file() and not any(store.chunks.glob("*.npz")):
-        return RunOutputs.load(final), 0.0  # this pass finished before the process was killed
-    started = time.perf_counter()
-    with _progress(len(dataset.samples), f"{loaded.name}: {label}", options.progress and rank == 0) as advance:
-        outputs = evaluate(loaded, dataset, plan, store, options, on_progress=advance, task=task,
-                           calibration=calibration)
-    elapsed = time.perf_counter() - started
-    if outputs is not None:
-        outputs.save(final)
-        for chunk in store.chunks.glob("*.npz"):  # outputs.npz now holds everything
-            chunk.unlink()
-    return outputs, elapsed
+    identity = identify(loaded, samples, plan, task or TASKS("classification"), calibration, options.device,
+                        settings={})
+    store = ChunkStore(folder, identity, fresh=fresh, owner=rank == 0)
+    try:
+        distributed.barrier()  # no rank starts before rank 0 has validated (or cleared) the folder
+        if world == 1 and store.reusable():
+            print(f"sysnoise: {folder}: reused this run's finished outputs (run {identity.key[:SHORT]}); nothing "
+                  "recomputed (--fresh recomputes)", file=sys.stderr)
+            return EnginePass(RunOutputs.load(store.final), 0.0, identity.digests, True)
+        started = time.perf_counter()
+        with _progress(len(dataset.samples), f"{loaded.name}: {label}", options.progress and rank == 0) as advance:
+            outputs = evaluate(loaded, dataset, plan, store, options, on_progress=advance, task=task,
+                               calibration=calibration)
+        elapsed = time.perf_counter() - started
+        if outputs is not None:
+            outputs.save(store.final)
+            store.complete()  # records the outputs' digests, then drops the chunks they merged
+        return EnginePass(outputs, elapsed, identity.digests, False)
+    finally:
+        store.close()
 
 
 class _progress:

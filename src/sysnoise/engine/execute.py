@@ -10,11 +10,14 @@ only after the model (NMS, box decoding) share the forward too.
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
+from sysnoise.engine.lifetime import die_with_parent, terminate_as_interrupt
 from sysnoise.engine.outputs import RAGGED_BYTES, RAGGED_LENGTHS, RunOutputs
 from sysnoise.engine.plan import Column, Plan
 from sysnoise.engine.store import ChunkStore
@@ -27,7 +30,7 @@ from sysnoise.tasks.base import Task
 class EngineOptions:
     batch_size: int = 16
     workers: int = 1  # pre-processing processes beside the model's; 0 = in the main process
-    chunk_size: int = 256  # samples committed to disk together (the unit of resume)
+    chunk_size: int = 256  # samples committed to disk together (a resume may use another size)
     progress: bool = True
     device: str = "cpu"
     cache_dir: str | None = None  # on-disk cache of pre-processed inputs (engine.cache)
@@ -50,18 +53,40 @@ class _Source:
         return position, self.task.load_input(self.samples[position], self.pipelines, cache=self.cache)
 
 
-def _worker_init(_: int) -> None:
+def _worker_init(parent: int, _: int) -> None:
     import torch
 
+    die_with_parent(parent)  # never outlive a killed run
     torch.set_num_threads(1)  # two cores: one worker decodes while the main process runs the model
 
 
-def _batches(positions: list[int], chunk_size: int, batch_size: int):
+def _spans_to_compute(n: int, chunk_size: int, done: list[tuple[int, int]], rank: int,
+                      world: int) -> list[tuple[int, int]]:
+    """The chunks (start, stop) this rank computes: its cells of the chunk_size grid (round-robin
+    by rank), less the samples that committed chunks `done` (sorted, disjoint, of any size: an
+    earlier run's chunk size may differ) already hold. Each new chunk lies inside one cell, so
+    ranks never write overlapping chunks."""
+    spans = []
+    for start, stop in _cells(n, chunk_size, rank, world):
+        position = start
+        for done_start, done_stop in done:
+            if done_start < stop and done_stop > position:
+                if done_start > position:
+                    spans.append((position, done_start))
+                position = done_stop
+        if position < stop:
+            spans.append((position, stop))
+    return spans
+
+
+def _cells(n: int, chunk_size: int, rank: int, world: int) -> list[tuple[int, int]]:
+    return [(start, min(n, start + chunk_size)) for start in range(0, n, chunk_size)][rank::world]
+
+
+def _batches(span: tuple[int, int], batch_size: int):
     """Batches that never straddle a chunk, so each chunk can be committed when its last batch ends."""
-    for chunk_start in range(0, len(positions), chunk_size):
-        chunk = positions[chunk_start : chunk_start + chunk_size]
-        for start in range(0, len(chunk), batch_size):
-            yield chunk[start : start + batch_size]
+    for start in range(span[0], span[1], batch_size):
+        yield list(range(start, min(span[1], start + batch_size)))
 
 
 def evaluate(
@@ -88,19 +113,17 @@ def evaluate(
     options = options or EngineOptions()
     columns = plan.columns
     n = len(dataset.samples)
-    n_chunks = (n + options.chunk_size - 1) // options.chunk_size
-    chunk_of = lambda position: position // options.chunk_size  # noqa: E731
     rank, world = distributed.rank_and_world()
-    mine = [index for index in range(n_chunks) if index % world == rank]
-
-    results: dict[int, dict[str, np.ndarray]] = {}
-    if store is not None:
-        for index in mine:
-            if store.done(index):
-                results[index] = store.read(index)
-    todo = [p for p in range(n) if chunk_of(p) in mine and chunk_of(p) not in results]
+    cells = _cells(n, options.chunk_size, rank, world)
+    done = store.spans() if store is not None else []
+    # committed chunks that hold samples of this rank's cells (other ranks' new chunks never do)
+    results: dict[tuple[int, int], dict[str, np.ndarray]] = {
+        span: store.read(span) for span in done if any(span[0] < stop and span[1] > start for start, stop in cells)}
+    spans = _spans_to_compute(n, options.chunk_size, done, rank, world)
+    span_of = {position: span for span in spans for position in range(*span)}
+    todo = len(span_of)
     if on_progress:
-        on_progress(n - len(todo))
+        on_progress(n - todo)
 
     models = {}
     if todo:
@@ -108,25 +131,25 @@ def evaluate(
                               calibration_samples=calibration, task=task, batch_size=options.batch_size,
                               device=options.device, info=options.model_info)
 
-    pending: dict[int, dict[int, dict]] = {}  # chunk -> position -> column index -> outputs/error
+    pending: dict[tuple[int, int], dict[int, dict]] = {}  # chunk -> position -> column index -> outputs/error
     cache = InputCache(options.cache_dir) if options.cache_dir else None
     source = _Source(task, dataset.samples, plan.tensor_pipelines(), cache)
     loader = torch.utils.data.DataLoader(
         source,
-        batch_sampler=list(_batches(todo, options.chunk_size, options.batch_size)),
+        batch_sampler=[batch for span in spans for batch in _batches(span, options.batch_size)],
         num_workers=options.workers,
         collate_fn=lambda items: items,
-        worker_init_fn=_worker_init if options.workers else None,
+        worker_init_fn=functools.partial(_worker_init, os.getpid()) if options.workers else None,
     )
-    with torch.inference_mode():
+    with terminate_as_interrupt(), torch.inference_mode():
         for batch in loader:
-            _run_batch(task, batch, columns, models, options, pending)
-            for chunk in sorted({chunk_of(position) for position, _ in batch}):
-                chunk_positions = range(chunk * options.chunk_size, min(n, (chunk + 1) * options.chunk_size))
-                if len(pending[chunk]) == len(chunk_positions):
-                    results[chunk] = _chunk_arrays(task, pending.pop(chunk), chunk_positions, columns)
+            for position, row in _run_batch(task, batch, columns, models, options).items():
+                pending.setdefault(span_of[position], {})[position] = row
+            for span in sorted({span_of[position] for position, _ in batch}):
+                if len(pending[span]) == span[1] - span[0]:
+                    results[span] = _chunk_arrays(task, pending.pop(span), range(*span), columns)
                     if store is not None:
-                        store.write(chunk, results[chunk])
+                        store.write(span, results[span])
             if on_progress:
                 on_progress(len(batch))
 
@@ -134,10 +157,11 @@ def evaluate(
         results = distributed.gather_to_rank0(results)
         if results is None:
             return None
-    return _assemble(results, n_chunks, columns, dataset)
+    return _assemble(results, n, columns, dataset)
 
 
-def _run_batch(task: Task, batch, columns: list[Column], models, options: EngineOptions, pending) -> None:
+def _run_batch(task: Task, batch, columns: list[Column], models, options: EngineOptions) -> dict[int, dict]:
+    """position -> column index -> that sample's outputs under the column, or its error message."""
     positions = [position for position, _ in batch]
     inputs = {position: nodes for position, nodes in batch}
     per_column: dict[int, dict[int, object]] = {position: {} for position in positions}
@@ -172,8 +196,7 @@ def _run_batch(task: Task, batch, columns: list[Column], models, options: Engine
             row = unique[content]
             raw = {name: values[row] for name, values in outputs.items()}
             per_column[position][index] = _finish(task, columns[index], raw, inputs[position][columns[index].tensor_key])
-    for position in positions:
-        pending.setdefault(position // options.chunk_size, {})[position] = per_column[position]
+    return per_column
 
 
 def _finish(task: Task, column: Column, raw: dict, model_input) -> dict | str:
@@ -204,10 +227,14 @@ def _chunk_arrays(task: Task, rows: dict[int, dict], positions: range, columns: 
     return out
 
 
-def _assemble(results, n_chunks: int, columns: list[Column], dataset) -> RunOutputs:
+def _assemble(results, n: int, columns: list[Column], dataset) -> RunOutputs:
+    spans = sorted(results)
+    edges = [0] + [stop for _, stop in spans]
+    if [start for start, _ in spans] != edges[:-1] or edges[-1] != n:  # never merge a partial run
+        raise RuntimeError(f"the committed chunks {spans} do not cover samples 0..{n} exactly once")
     arrays: dict[str, dict[str, np.ndarray]] = {}
     errors: dict[str, np.ndarray] = {}
-    chunks = [results[i] for i in range(n_chunks)]
+    chunks = [results[span] for span in spans]
     for index, column in enumerate(columns):
         prefix = f"c{index}."
         names = [k[len(prefix):] for k in chunks[0] if k.startswith(prefix)] if chunks else []
