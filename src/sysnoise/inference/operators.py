@@ -58,16 +58,48 @@ def _padded_avgpools(model):
     return [m for m in model.modules() if isinstance(m, torch.nn.AvgPool2d) and max(_pair(m.padding)) > 0]
 
 
-@OPERATORS.register(
-    "maxpool-ceil",
-    "strided max-pool with ceil_mode=True (trained with floor): the feature map grows by one row/column",
-    applies=lambda model: bool(_strided_maxpools(model)),
-)
-def maxpool_ceil(model):
+def _ceil_maxpools(model):
     rewritten = copy.deepcopy(model)
     for pool in _strided_maxpools(rewritten):
         pool.ceil_mode = True
     return rewritten
+
+
+def _has_anchors(model) -> bool:
+    from sysnoise.tasks.detection_heads import has_anchor_generator
+
+    return has_anchor_generator(model)
+
+
+@OPERATORS.register(
+    "maxpool-ceil",
+    "strided max-pool with ceil_mode=True (trained with floor): the feature map grows by one row/column; "
+    "a detector's anchors stay at the trained strides",
+    applies=lambda model: bool(_strided_maxpools(model)),
+    needs_example=True,
+)
+def maxpool_ceil(model, example=None):
+    """The pool change alone. A torchvision detector recomputes its anchor strides from the feature
+    maps' sizes, which the pool changes; a deployed engine keeps the strides it was configured
+    with, so they are pinned at what the un-rewritten model computes on `example`."""
+    rewritten = _ceil_maxpools(model)
+    if _has_anchors(model):
+        from sysnoise.tasks.detection_heads import anchor_strides, pin_anchor_strides
+
+        if example is None:
+            raise ValueError("maxpool-ceil on a detector needs an example input to find its trained anchor strides")
+        rewritten = pin_anchor_strides(rewritten, anchor_strides(model, example))
+    return rewritten
+
+
+@OPERATORS.register(
+    "maxpool-ceil-torchvision-strides",
+    "maxpool-ceil with torchvision's anchor strides recomputed as image_size // grid_size from the grown maps "
+    "(zoo detector: 3, 7, 13, 24, 48 instead of 4, 8, 16, 32, 48): ceil_mode flipped in torchvision eager",
+    applies=lambda model: bool(_strided_maxpools(model)) and _has_anchors(model),
+)
+def maxpool_ceil_torchvision_strides(model):
+    return _ceil_maxpools(model)
 
 
 @OPERATORS.register(

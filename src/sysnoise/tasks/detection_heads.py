@@ -185,6 +185,72 @@ class DenseRaw(torch.nn.Module):
         return out
 
 
+class TrainedStrideAnchors(torch.nn.Module):
+    """torchvision's AnchorGenerator with each level's stride fixed at the trained network's, as a
+    deployed engine precomputes anchors at its configured strides. torchvision derives a level's
+    stride as image_size // grid_size, so a ceil-mode pool (one more row and column on every level)
+    would also move the anchors: [4, 8, 16, 32, 48] become [3, 7, 13, 24, 48] on the zoo detector."""
+
+    def __init__(self, generator, strides):
+        super().__init__()
+        self.generator = generator
+        self.strides = tuple(tuple(int(v) for v in level) for level in strides)  # per level (height, width)
+
+    def num_anchors_per_location(self):
+        return self.generator.num_anchors_per_location()
+
+    def forward(self, image_list, feature_maps):
+        grid_sizes = [feature_map.shape[-2:] for feature_map in feature_maps]
+        dtype, device = feature_maps[0].dtype, feature_maps[0].device
+        strides = [[torch.tensor(h, dtype=torch.int64, device=device), torch.tensor(w, dtype=torch.int64, device=device)]
+                   for h, w in self.strides]
+        self.generator.set_cell_anchors(dtype, device)
+        per_level = self.generator.grid_anchors(grid_sizes, strides)
+        return [torch.cat(per_level) for _ in image_list.image_sizes]
+
+
+def _anchor_generators(model) -> dict:
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+    return {name: m for name, m in model.named_modules() if isinstance(m, AnchorGenerator)}
+
+
+def has_anchor_generator(model) -> bool:
+    return bool(_anchor_generators(model))
+
+
+def anchor_strides(model, example) -> dict[str, tuple[tuple[int, int], ...]]:
+    """{anchor generator's name: per-level (height, width) strides} as torchvision computes them
+    (image_size // grid_size) when `model` runs on `example`."""
+    generators = _anchor_generators(model)
+    found: dict[str, tuple] = {}
+
+    def record(name):
+        def hook(_module, inputs):
+            image_list, feature_maps = inputs
+            size = image_list.tensors.shape[-2:]
+            found[name] = tuple((int(size[0]) // int(f.shape[-2]), int(size[1]) // int(f.shape[-1])) for f in feature_maps)
+        return hook
+
+    handles = [generator.register_forward_pre_hook(record(name)) for name, generator in generators.items()]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return found
+
+
+def pin_anchor_strides(model, strides: dict[str, tuple]):
+    """`model` (changed in place, and returned) with each named anchor generator's strides fixed."""
+    for name, level_strides in strides.items():
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, TrainedStrideAnchors(getattr(parent, child), level_strides))
+    return model
+
+
 def family(module) -> str | None:
     """'two-stage', 'retinanet', 'fcos', 'ssd', 'raw' (already a raw detector) or None."""
     if hasattr(module, "post_reference") and isinstance(module.post_reference, DetectionPost):
