@@ -11,6 +11,27 @@ def _isolated_cache(tmp_path_factory):
     os.environ.setdefault("SYSNOISE_CACHE", str(tmp_path_factory.mktemp("cache")))
 
 
+@pytest.fixture(autouse=True)
+def _results_follow_the_published_schema(monkeypatch):
+    """Every results.json a test writes is checked against the JSON Schema the package ships."""
+    import json
+
+    import jsonschema
+
+    from sysnoise.report import results as module
+    from sysnoise.schemas import results_schema
+
+    validator = jsonschema.Draft202012Validator(results_schema())
+    original = module.write_results
+
+    def checked(results: dict, path) -> None:
+        errors = sorted(validator.iter_errors(json.loads(json.dumps(results))), key=lambda e: list(e.path))
+        assert not errors, f"{path}: " + "; ".join(f"{list(e.path)}: {e.message}" for e in errors[:5])
+        original(results, path)
+
+    monkeypatch.setattr(module, "write_results", checked)
+
+
 @pytest.fixture(scope="session")
 def demo_list_file() -> Path:
     from sysnoise.zoo.photos import materialise

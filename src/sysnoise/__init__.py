@@ -1,10 +1,46 @@
 """sysnoise: measure what a model loses when its deployment system differs from its training system.
 
-Importing the package is cheap: torch and the image libraries load only when a function needs them.
+    import sysnoise
+    results = sysnoise.run(sysnoise.wrap_module(model, reference=sysnoise.Pipeline(input_size=224)), "photos/")
+
+Importing the package is cheap: torch and the image libraries load only when a function needs them
+(the public functions below are resolved on first use).
 """
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from sysnoise.pipeline.spec import Pipeline
 
 __version__ = "0.1.0"
 
-from sysnoise.pipeline.spec import Pipeline  # noqa: E402  (pure dataclass, no heavy imports)
+# public name -> (module, attribute), imported on first access
+_LAZY = {
+    "run": ("sysnoise.api", "run"),
+    "run_dense": ("sysnoise.api", "run_dense"),
+    "run_language": ("sysnoise.api", "run_language"),
+    "list_noises": ("sysnoise.api", "list_noises"),
+    "wrap_module": ("sysnoise.models", "wrap_module"),
+    "load_model": ("sysnoise.models", "load_model"),
+    "Results": ("sysnoise.result_view", "Results"),
+    "UserInputError": ("sysnoise.errors", "UserInputError"),
+}
 
-__all__ = ["Pipeline", "__version__"]
+if TYPE_CHECKING:  # for type checkers and editors; at run time these load lazily
+    from sysnoise.api import list_noises, run, run_dense, run_language
+    from sysnoise.errors import UserInputError
+    from sysnoise.models import load_model, wrap_module
+    from sysnoise.result_view import Results
+
+__all__ = ["Pipeline", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        value = getattr(import_module(module), attribute)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sysnoise' has no attribute {name!r}")
