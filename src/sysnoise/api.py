@@ -19,6 +19,7 @@ from sysnoise.engine.store import ChunkStore
 from sysnoise.errors import UserInputError
 from sysnoise.models import LoadedModel, load_model, wrap_module
 from sysnoise.noises import NOISES, parse_noise_spec
+from sysnoise.pipeline import limits
 from sysnoise.pipeline.spec import Pipeline
 from sysnoise.tasks.classification import Dataset, check_labels, read_dataset
 
@@ -132,7 +133,7 @@ def run(
         run={"seconds": round(elapsed, 2), "batch_size": options.batch_size, "workers": options.workers,
              "identity": identity, "reused": reused,
              "device": options.device, "forwards": {str(k): v for k, v in options.forward_counter.items()},
-             "model_stages": options.model_info},
+             "model_stages": options.model_info, **_reading(options)},
         problems=dataset.problems,
     )
     measured = [Measured(column, outputs) for column in plan.columns[1:]]
@@ -339,7 +340,7 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
         run={"seconds": round(elapsed, 2), "batch_size": options.batch_size, "workers": options.workers,
              "identity": identity, "reused": reused,
              "device": options.device, "forwards": {str(k): v for k, v in options.forward_counter.items()},
-             "model_stages": options.model_info, "bootstrap_resamples": analysis.resamples},
+             "model_stages": options.model_info, "bootstrap_resamples": analysis.resamples, **_reading(options)},
         problems=dataset.problems, analysis=analysis)
     measured = [Measured(column, outputs) for column in plan.columns[1:]]
     combined = _combined_pass(loaded, dataset, results, stepwise, deploy, out, options, fresh, calibration,
@@ -460,6 +461,12 @@ def distributed_world() -> int:
     return distributed.rank_and_world()[1]
 
 
+def _reading(options: EngineOptions) -> dict:
+    """How samples were read, for results.json: the limits in force (pipeline.limits, from the
+    SYSNOISE_* variables) and whether samples the pre-flight found corrupt were measured."""
+    return {"include_corrupt": options.include_corrupt, "limits": limits.current().to_dict()}
+
+
 class EnginePass(NamedTuple):
     """One engine pass into a results folder (see `_measure`)."""
 
@@ -485,7 +492,7 @@ def _measure(loaded, dataset, plan: Plan, folder: Path, options: EngineOptions, 
     rank, world = distributed.rank_and_world()
     options.device = distributed.local_device(options.device)
     identity = identify(loaded, samples, plan, task or TASKS("classification"), calibration, options.device,
-                        settings={})
+                        settings={"reading": _reading(options)})
     store = ChunkStore(folder, identity, fresh=fresh, owner=rank == 0)
     try:
         distributed.barrier()  # no rank starts before rank 0 has validated (or cleared) the folder

@@ -23,6 +23,9 @@ def _engine_args(parser: argparse.ArgumentParser, noises: bool = True) -> None:
                         help="samples committed to disk together; a killed run loses at most one chunk (default 256)")
     parser.add_argument("--fresh", action="store_true", help="discard partial results in --out and start over")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--include-corrupt", action="store_true",
+                        help="measure images whose data is corrupt (libjpeg warnings, PNG CRC errors) in every "
+                             "column; by default they are skipped and counted apart (docs/reliability.md)")
     if not noises:  # commands that choose their own columns (matrix)
         return
     parser.add_argument("--noise", action="append", dest="noises", metavar="SPEC",
@@ -55,7 +58,8 @@ def _options(args):
     if args.batch_size < 1 or args.workers < 0 or args.chunk_size < 1:
         raise UserInputError("--batch-size and --chunk-size must be >= 1, --workers >= 0")
     return EngineOptions(batch_size=args.batch_size, workers=args.workers, progress=not args.no_progress,
-                         device=args.device, chunk_size=args.chunk_size, cache_dir=args.cache)
+                         device=args.device, chunk_size=args.chunk_size, cache_dir=args.cache,
+                         include_corrupt=args.include_corrupt)
 
 
 def _finish(results: dict | None, out: Path) -> None:

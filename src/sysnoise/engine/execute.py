@@ -23,6 +23,7 @@ from sysnoise.engine.plan import Column, Plan
 from sysnoise.engine.store import ChunkStore
 from sysnoise.errors import SampleError
 from sysnoise.inference.build import BuildFailure, build_models
+from sysnoise.pipeline.limits import OverBudget, time_budget
 from sysnoise.tasks.base import Task
 
 
@@ -34,6 +35,7 @@ class EngineOptions:
     progress: bool = True
     device: str = "cpu"
     cache_dir: str | None = None  # on-disk cache of pre-processed inputs (engine.cache)
+    include_corrupt: bool = False  # measure samples the pre-flight finds corrupt (pipeline.integrity)
     forward_counter: dict = field(default_factory=dict)  # model key -> inputs forwarded (for tests, benchmarks)
     model_info: dict = field(default_factory=dict)  # model key -> what was built (export, runtime, quantization)
 
@@ -41,16 +43,24 @@ class EngineOptions:
 class _Source:
     """Map-style dataset for torch's DataLoader: position -> (position, {tensor key: input | error})."""
 
-    def __init__(self, task: Task, samples: list, pipelines, cache=None):
+    def __init__(self, task: Task, samples: list, pipelines, cache=None, include_corrupt: bool = False):
         self.task, self.samples, self.pipelines, self.cache = task, samples, pipelines, cache
+        # tasks without an input cache or a pre-flight (text) keep their simpler signature
+        self.reading = {"cache": cache} if cache is not None else {}
+        if include_corrupt:
+            self.reading["include_corrupt"] = True
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, position: int):
-        if self.cache is None:  # tasks without an input cache keep their simpler signature
-            return position, self.task.load_input(self.samples[position], self.pipelines)
-        return position, self.task.load_input(self.samples[position], self.pipelines, cache=self.cache)
+        # One sample's pre-processing within the time budget (pipeline.limits): over it, the sample
+        # is skipped with the reason, in every column.
+        try:
+            with time_budget():
+                return position, self.task.load_input(self.samples[position], self.pipelines, **self.reading)
+        except OverBudget as over:
+            return position, {p.prefix("normalise"): SampleError(str(over)) for p in self.pipelines}
 
 
 def _worker_init(parent: int, _: int) -> None:
@@ -133,7 +143,7 @@ def evaluate(
 
     pending: dict[tuple[int, int], dict[int, dict]] = {}  # chunk -> position -> column index -> outputs/error
     cache = InputCache(options.cache_dir) if options.cache_dir else None
-    source = _Source(task, dataset.samples, plan.tensor_pipelines(), cache)
+    source = _Source(task, dataset.samples, plan.tensor_pipelines(), cache, options.include_corrupt)
     loader = torch.utils.data.DataLoader(
         source,
         batch_sampler=[batch for span in spans for batch in _batches(span, options.batch_size)],

@@ -30,6 +30,7 @@ from typing import Callable
 import numpy as np
 
 from sysnoise.errors import DecodeError, message
+from sysnoise.pipeline.integrity import PNG_SIGNATURE, png_problem
 from sysnoise.pipeline.limits import check_pixels
 from sysnoise.registry import Registry
 
@@ -157,10 +158,14 @@ def _torchvision_available() -> bool:
 
 def _preflight_with_pillow(data: bytes) -> None:
     """torchvision's libpng path segfaults on some corrupt PNGs (found by tests/reliability's
-    fuzz test: 'libpng error: IDAT: incorrect data check', then SIGSEGV), which would kill the
-    whole run. A full Pillow decode first turns such files into a clean per-file error."""
+    fuzz test: 'libpng error: IDAT: incorrect data check', then SIGSEGV; and 'Not enough image
+    data', which Pillow fills in silently), which would kill the whole run. The PNG integrity
+    check and a full Pillow decode first turn such files into a clean per-file error."""
     from PIL import Image
 
+    problem = png_problem(data) if data.startswith(PNG_SIGNATURE) else None
+    if problem:
+        raise DecodeError(f"corrupt image, not handed to torchvision: {problem}")
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
@@ -182,6 +187,9 @@ def decode_torchvision(data: bytes) -> np.ndarray:
             tensor = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
         except RuntimeError as err:
             raise DecodeError(f"torchvision cannot decode: {message(str(err).splitlines()[-1])}") from None
+    if tensor.ndim != 3:  # an animated GIF comes back as (frames, 3, h, w)
+        raise DecodeError(f"torchvision returned {tensor.ndim}-d frames {tuple(tensor.shape)} (an animated image), "
+                          "not one RGB image")
     array = tensor.permute(1, 2, 0).numpy()
     if array.dtype == np.uint16:  # 16-bit PNG: torchvision's to_dtype(uint8, scale=True) shifts
         array = (array >> 8).astype(np.uint8)
@@ -199,6 +207,8 @@ def _ffmpeg(flags: tuple[str, ...]):
         try:
             with av.open(io.BytesIO(data), format="image2pipe") as container:
                 stream = container.streams.video[0]
+                if stream.codec_context is None:  # FFmpeg found the stream but has no decoder for it
+                    raise DecodeError("FFmpeg has no decoder for this file's format")
                 stream.codec_context.options = {"err_detect": "explode"}  # corrupt data: an error, not green
                 frame = next(container.decode(stream))
                 return frame.to_ndarray(format="rgb24", interpolation=interpolation)

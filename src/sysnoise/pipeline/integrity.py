@@ -11,7 +11,8 @@ every column (`--include-corrupt` measures it anyway).
   The scaled decode still reads every entropy-coded segment, so it sees the warnings a full
   decode would, at a fraction of the cost. Data libjpeg cannot decode at all is left to the
   decoders, which report their own errors.
-- PNG: every chunk's CRC-32 (Pillow does not check the image data's, libpng does).
+- PNG: every chunk's CRC-32, and that the image data holds every row the header promises
+  (Pillow fills missing rows silently; libpng refuses, and torchvision's libpng path crashes).
 - Other formats: the decoders' own errors.
 """
 
@@ -58,17 +59,56 @@ def jpeg_problem(data: bytes) -> str | None:
 
 
 def png_problem(data: bytes) -> str | None:
-    """The first PNG chunk whose CRC-32 does not match, or None."""
+    """What is wrong with a PNG's chunks or image data, or None: a chunk whose CRC-32 does not
+    match, or image data (IDAT, inflated) shorter than the header's size needs. Pillow fills the
+    missing rows silently, libpng refuses (and torchvision's libpng path crashes the process)."""
     view, position = memoryview(data), len(PNG_SIGNATURE)
+    needed, inflater, got = None, zlib.decompressobj(), 0
     while position + 12 <= len(data):
         length = int.from_bytes(view[position : position + 4], "big")
         end = position + 8 + length
         kind = bytes(view[position + 4 : position + 8]).decode("latin-1")
         if end + 4 > len(data):
             return f"PNG chunk {kind!r} runs past the end of the file"
+        body = view[position + 8 : end]
         if zlib.crc32(view[position + 4 : end]) != int.from_bytes(view[end : end + 4], "big"):
             return f"PNG chunk {kind!r} at byte {position} fails its CRC check"
-        if kind == "IEND":
-            return None
+        if kind == "IHDR" and length == 13:
+            needed = png_data_size(*(int.from_bytes(body[i : i + 4], "big") for i in (0, 4)), *body[8:10], body[12])
+        elif kind == "IDAT" and needed is not None and got < needed:
+            try:
+                got += _inflated_size(inflater, body, needed - got)
+            except zlib.error as err:
+                return f"PNG image data cannot be inflated ({err})"
+        elif kind == "IEND":
+            break
         position = end + 4
+    if needed is not None and got < needed:
+        return f"PNG image data holds {got} of the {needed} bytes its header needs"
     return None
+
+
+def _inflated_size(inflater, compressed, limit: int) -> int:
+    """How many bytes `compressed` inflates to, counting at most `limit`, 1 MiB at a time."""
+    total, pending = 0, bytes(compressed)
+    while pending and total < limit:
+        total += len(inflater.decompress(pending, 2**20))
+        pending = inflater.unconsumed_tail
+    return total
+
+
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by PNG colour type
+
+
+def png_data_size(width: int, height: int, depth: int, colour_type: int, interlace: int) -> int:
+    """Bytes of inflated image data a PNG of this header holds: per row a filter byte and the
+    packed samples; an interlaced (Adam7) image holds its seven reduced images one after another."""
+    bits = CHANNELS.get(colour_type, 4) * depth
+
+    def rows(w: int, h: int) -> int:
+        return h * (1 + (w * bits + 7) // 8) if w > 0 and h > 0 else 0
+
+    if not interlace:
+        return rows(width, height)
+    return sum(rows((width - x + dx - 1) // dx, (height - y + dy - 1) // dy) for x, y, dx, dy in ADAM7)

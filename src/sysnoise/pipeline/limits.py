@@ -85,14 +85,17 @@ def read_file(path) -> bytes:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as err:
         raise SampleError(f"cannot read file: {err.strerror or err}") from None
-    with open(fd, "rb", closefd=True) as handle:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = next((text for test, text in _KINDS if test(info.st_mode)), "not a regular file")
             raise SampleError(f"not a regular file ({kind}): only regular files are read")
         if info.st_size > limit:
             raise SampleError(f"file of {info.st_size} bytes exceeds the limit of {limit} (SYSNOISE_MAX_FILE_MB)")
-        data = handle.read(limit + 1)  # the file may grow while read
+        with open(fd, "rb", closefd=False) as handle:
+            data = handle.read(limit + 1)  # the file may grow while read
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise SampleError(f"file grew past the limit of {limit} bytes while read (SYSNOISE_MAX_FILE_MB)")
     return data

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from sysnoise.pipeline.limits import MAX_INPUT_SIZE
+
 # Stages in data-flow order, each with the fields it reads. Variants that agree on every field
 # up to a stage share that stage's output: the engine keys its work by these prefixes.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -51,6 +53,8 @@ class Pipeline:
             raise ValueError("mean and std need three values (R, G, B)")
         if any(s <= 0 for s in self.std):
             raise ValueError(f"std must be positive, got {self.std}")
+        if self.input_size > MAX_INPUT_SIZE:  # refused before any work, not after gigabytes of it
+            raise ValueError(f"input_size: {self.input_size} exceeds the limit of {MAX_INPUT_SIZE} pixels")
         if self.input_size <= 0 or not 0 < self.crop_pct <= 1:
             raise ValueError(f"bad geometry: input_size={self.input_size}, crop_pct={self.crop_pct}")
 

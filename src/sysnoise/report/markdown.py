@@ -93,6 +93,14 @@ def noise_cell(noise: dict, places: int) -> str:
     return f"{fmt(stat['mean'], places)} ± {fmt(stat['std'], places)} (max {fmt(stat['max'], places)})"
 
 
+def corrupt_note(results: dict) -> str:
+    """How many skipped samples hold corrupt data (a dataset problem, counted apart from noise)."""
+    n = results["dataset"].get("n_corrupt")
+    if results["dataset"].get("include_corrupt"):
+        return " (corrupt data measured too: --include-corrupt)"
+    return f" ({n} of them with corrupt data)" if n else ""
+
+
 def combined_what(results: dict) -> str:
     """What the combined pipeline holds, and which measured noises it leaves out and why."""
     stepwise = results["stepwise"]
@@ -287,7 +295,7 @@ def render(results: dict) -> str:
         f"# sysnoise report: {results['model']['name']} on {results['dataset']['path']}",
         "",
         f"Task: {results['task']}. Samples: {ref['n']} ({ref['n_labeled']} labeled), "
-        f"{len(results['skipped'])} skipped. Reference {label}: {fmt(ref.get(metric), places)} "
+        f"{len(results['skipped'])} skipped{corrupt_note(results)}. Reference {label}: {fmt(ref.get(metric), places)} "
         f"(95% CI {fmt_ci(ref.get(metric + '_ci'), places)}). Created {results['created']}.",
         "",
         precision_note(results, places),

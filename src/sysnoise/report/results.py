@@ -13,6 +13,7 @@ from sysnoise.engine.outputs import RunOutputs
 from sysnoise.engine.plan import Plan
 from sysnoise.engine.store import atomic_write_text, digest
 from sysnoise.errors import UserInputError
+from sysnoise.pipeline.integrity import CORRUPT
 
 SCHEMA = "sysnoise.results/1"
 
@@ -50,6 +51,14 @@ def samples_digest(outputs: RunOutputs) -> str:
     return digest({"ids": outputs.sample_ids, "labels": outputs.labels.tolist()})
 
 
+def corrupt_count(skipped: list[dict], run: dict) -> dict:
+    """Samples skipped because the pre-flight found their data corrupt (a dataset problem, not
+    decoder noise): counted apart; null when they were measured (--include-corrupt)."""
+    included = bool(run.get("include_corrupt"))
+    return {"n_corrupt": None if included else sum(str(s["reason"]).startswith(CORRUPT) for s in skipped),
+            "include_corrupt": included}
+
+
 def build_results(*, task: str, model: dict, dataset: dict, plan: Plan, outputs: RunOutputs,
                   noises: list[dict], environment: dict, run: dict, problems: list[dict], analysis=None) -> dict:
     """noises: [{name, stage, description, applies}] in the order the user asked for them."""
@@ -79,7 +88,7 @@ def build_results(*, task: str, model: dict, dataset: dict, plan: Plan, outputs:
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "task": task,
         "model": model,
-        "dataset": {**dataset, "samples_sha256": samples_digest(outputs)},
+        "dataset": {**dataset, "samples_sha256": samples_digest(outputs), **corrupt_count(skipped, run)},
         "reference": {"pipeline": plan.reference.to_dict(), "metric": analysis.metric if analysis else "top1",
                       **(analysis.reference_metrics(outputs) if analysis else reference_metrics(outputs))},
         "variants": variants,
