@@ -29,7 +29,8 @@ def test_list_names_every_registered_option(capsys):
         (["run", "--model", "torchvision:resnet18", "--weights", "missing.pth", "--data", "."], "weights file not found"),
         (["run", "--model", "efficientnet_lite9", "--data", "."], "unknown model 'efficientnet_lite9'"),
         (["run", "--model", "efficientnet_lite0", "--data", "{tmp}", "--noise", "resise"], "unknown noise 'resise'. Did you mean resize"),
-        (["run", "--model", "efficientnet_lite0", "--data", "{tmp}", "--noise", "resize=cubic"], "has no option(s) ['cubic']"),
+        (["run", "--model", "efficientnet_lite0", "--data", "{tmp}", "--noise", "resize=cubic"],
+         "'cubic' is not an option of noise 'resize'; did you mean pillow-bicubic, opencv-bicubic, torchvision-bicubic?"),
         (["run", "--model", "efficientnet_lite0", "--data", "{tmp}/empty"], "no images found"),
     ],
 )

@@ -444,7 +444,7 @@ def run_language(model, data, *, fmt: str | None = None, noises=LANGUAGE_NOISES,
         return None
     results = report.build_results(
         model=loaded.describe(), dataset=dataset.describe(), plan=plan, outputs=outputs, noises=noise_rows,
-        environment=environment.describe(),
+        environment=environment.describe(), scoring=task.describe(),
         run={"seconds": round(elapsed, 2), "batch_size": options.batch_size, "workers": options.workers,
              "identity": identity, "reused": reused,
              "device": options.device, "forwards": {str(k): v for k, v in options.forward_counter.items()},

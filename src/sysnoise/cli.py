@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from sysnoise.errors import UserInputError
@@ -74,7 +75,7 @@ def _finish(results: dict | None, out: Path) -> None:
 
 def cmd_run(args) -> None:
     from sysnoise import api
-    from sysnoise.pipeline.spec import Pipeline
+    from sysnoise.validate import load_pipeline
 
     if args.ignore_index is not None and args.task != "segmentation":
         raise UserInputError("--ignore-index is for --task segmentation (label maps)")
@@ -82,7 +83,7 @@ def cmd_run(args) -> None:
         results = api.run_language(args.model, args.data, fmt=args.format, noises=args.noises or api.LANGUAGE_NOISES,
                                    out=args.out, options=_options(args), fresh=args.fresh)
         return _finish(results, Path(args.out))
-    reference = Pipeline.load(args.reference) if args.reference else None
+    reference = load_pipeline(args.reference) if args.reference else None
     if args.task in ("detection", "segmentation"):
         results = api.run_dense(
             args.task, args.model, args.data, noises=args.noises, out=args.out, weights=args.weights,
@@ -222,10 +223,10 @@ def cmd_train(args) -> None:
 
 def cmd_matrix(args) -> None:
     from sysnoise import api
-    from sysnoise.pipeline.spec import Pipeline
     from sysnoise.report.matrix import render_markdown
+    from sysnoise.validate import load_pipeline
 
-    reference = Pipeline.load(args.reference) if args.reference else None
+    reference = load_pipeline(args.reference) if args.reference else None
     doc = api.matrix(args.models, args.data, args.test, out=args.out, reference=reference, options=_options(args),
                      fresh=args.fresh, title=args.title)
     print(render_markdown(doc, args.title))
@@ -260,6 +261,7 @@ def cmd_diff(args) -> None:
 
 def cmd_generate(args) -> None:
     from sysnoise import api
+    from sysnoise.report.markdown import shown
 
     manifest = api.generate(args.data, args.out, pipeline=args.pipeline, model=args.model, reference=args.reference,
                             list_file=args.list_file, fmt=args.format, stage=args.stage,
@@ -267,7 +269,7 @@ def cmd_generate(args) -> None:
     print(f"wrote {manifest['n_written']} {args.format.upper()} files ({args.stage} stage) and "
           f"{manifest['list_file']} to {args.out}; {len(manifest['failures'])} failed")
     for failure in manifest["failures"]:
-        print(f"    {failure['id']}: {failure['reason']}")
+        print(f"    {shown(failure['id'])}: {failure['reason']}")
     print(f"evaluate them as a variant: sysnoise run ... --noise stored={args.out}")
 
 
@@ -425,8 +427,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """sysnoise's own warnings (a translated spelling, class folders that are not the model's
+    classes) as one plain line; other libraries' in Python's usual form."""
+    if Path(filename).resolve().is_relative_to(Path(__file__).resolve().parent):
+        return f"sysnoise: warning: {message}\n"
+    return _python_format_warning(message, category, filename, lineno, line)
+
+
+_python_format_warning = warnings.formatwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = _format_warning
     try:
         args.func(args)
     except (UserInputError, UnknownNameError) as err:

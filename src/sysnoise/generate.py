@@ -19,6 +19,7 @@ from sysnoise.errors import SampleError, UserInputError
 from sysnoise.pipeline import stored
 from sysnoise.pipeline.preprocess import stage_values
 from sysnoise.pipeline.spec import Pipeline
+from sysnoise.tasks.classification import list_line
 
 LIST_FILE = "list.txt"
 
@@ -61,7 +62,7 @@ def generate(samples: list, pipeline: Pipeline, out: str | Path, *, fmt: str = "
             name = stored.file_name(sample.id, fmt)
             atomic_write_bytes(out / name, _encode(value, fmt))
             files[sample.id] = name
-            lines.append(f"{name} {','.join(map(str, sample.labels))}".rstrip())
+            lines.append(list_line(name, sample.labels))
         if on_progress:
             on_progress(1)
     from sysnoise.pipeline.decode import decoder_versions

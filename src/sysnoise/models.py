@@ -67,7 +67,11 @@ def load_state_dict(path: str | Path) -> dict:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as err:  # safetensors raises its own error type, and OSError
+            raise UserInputError(f"{path}: not a readable .safetensors file ({err}); "
+                                 "save it again with safetensors.torch.save_file") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
@@ -84,6 +88,14 @@ def load_state_dict(path: str | Path) -> dict:
 
 
 def _load_into(module, state: dict, source: Path) -> None:
+    own = module.state_dict()
+    wrong = [f"{name} {tuple(value.shape)} where the model has {tuple(own[name].shape)}"
+             for name, value in state.items() if name in own and tuple(getattr(value, "shape", ())) != own[name].shape]
+    if wrong:
+        raise UserInputError(
+            f"{source}: weights do not fit the architecture: {len(wrong)} tensor(s) of another shape, e.g. "
+            f"{'; '.join(wrong[:3])}; were they saved from this architecture (and number of classes)?"
+        )
     missing, unexpected = module.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise UserInputError(
@@ -293,10 +305,9 @@ def with_reference(loaded: LoadedModel, reference: Pipeline | str | Path | None)
     if isinstance(reference, Pipeline):
         pipeline, source = reference, "reference pipeline given to the API"
     else:
-        try:
-            pipeline = Pipeline.load(reference, base=loaded.reference)
-        except ValueError as err:
-            raise UserInputError(str(err)) from None
+        from sysnoise.validate import load_pipeline
+
+        pipeline = load_pipeline(reference, base=loaded.reference)
         source = f"--reference {reference}"
     resolved = loaded.resolved_reference().overridden(pipeline, source)
     loaded.reference, loaded.reference_provenance = resolved.pipeline, dict(resolved.provenance)

@@ -161,7 +161,7 @@ def test_missing_files_and_duplicate_ids_are_dropped_with_reasons(tmp_path):
 
 def test_unreadable_or_non_coco_files_are_clear_errors(tmp_path):
     (tmp_path / "x.json").write_text("{")
-    with pytest.raises(UserInputError, match="cannot read COCO"):
+    with pytest.raises(UserInputError, match="x.json:1: not valid JSON"):
         read_coco(tmp_path / "x.json")
     (tmp_path / "y.json").write_text(json.dumps({"images": [], "categories": []}))
     with pytest.raises(UserInputError, match="categories"):

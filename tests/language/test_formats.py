@@ -19,8 +19,9 @@ def test_piqa(tmp_path):
                                          "label": 0}]))
     assert data.format == "piqa" and data.metric == "acc"
     s = data.samples[0]
-    assert s.requests == (Request("Question: Open a jar\nAnswer:", " twist the lid"),
-                          Request("Question: Open a jar\nAnswer:", " eat the lid"))
+    assert s.requests == (Request("Question: Open a jar\nAnswer:", " twist the lid", " "),
+                          Request("Question: Open a jar\nAnswer:", " eat the lid", " "))
+    assert [r.answer_chars for r in s.requests] == [len("twist the lid"), len("eat the lid")]  # the harness's len(choice)
     assert s.label == 0 and s.id == "line 1"
 
 
@@ -32,15 +33,18 @@ def test_hellaswag_with_the_harness_clean_up(tmp_path):
     assert [r.continuation for r in s.requests] == [" bakes. it.", " sings.", " runs away.", " sleeps."]
     assert s.label == 2  # a string label, as the published files have it
     plain = read_jsonl(_write(tmp_path, [{"ctx": "A man sits.", "endings": ["x", "y"], "label": 1}], "b.jsonl"))
-    assert plain.samples[0].requests[1] == Request("A man sits.", " y") and plain.metric == "acc_norm"
+    assert plain.samples[0].requests[1] == Request("A man sits.", " y", " ") and plain.metric == "acc_norm"
+    # the harness prefixes activity_label + ": " whenever the field is there, even empty
+    empty = read_jsonl(_write(tmp_path, [{**row, "activity_label": ""}], "c.jsonl")).samples[0]
+    assert empty.requests[0].context == ": She mixes flour. Then she"
 
 
 def test_winogrande_partial_scoring(tmp_path):
     row = {"sentence": "The cup fell off the table because _ was wobbly.", "option1": "the cup",
            "option2": "the table", "answer": "2"}
     s = read_jsonl(_write(tmp_path, [row])).samples[0]
-    assert s.requests == (Request("The cup fell off the table because the cup", " was wobbly."),
-                          Request("The cup fell off the table because the table", " was wobbly."))
+    assert s.requests == (Request("The cup fell off the table because the cup", " was wobbly.", " "),
+                          Request("The cup fell off the table because the table", " was wobbly.", " "))
     assert s.label == 1
 
 
@@ -49,7 +53,8 @@ def test_lambada_and_text_need_the_format_named(tmp_path):
     with pytest.raises(UserInputError, match=r":1: records with only 'text' .* --format lambada"):
         read_jsonl(path)
     data = read_jsonl(path, "lambada")
-    assert [s.requests[0] for s in data.samples] == [Request("he opened the", " door"), Request("and", " then")]
+    assert [s.requests[0] for s in data.samples] == [Request("he opened the", " door", " "),
+                                                     Request("and", " then", " ")]
     assert [s.id for s in data.samples] == ["line 1", "line 3"]  # blank lines are skipped, ids are line numbers
     text = read_jsonl(path, "text")
     assert text.samples[0].requests == (Request("", "he opened the door"),) and text.metric == "perplexity"

@@ -110,8 +110,8 @@ def test_hellaswag_and_winogrande_runs_store_outputs_that_recompute_the_accuracy
         results = api.run_language(tiny_lm, data, noises=("precision=fp16",), out=tmp_path / name, options=options)
         assert results["dataset"]["format"] == name
         out = np.load(tmp_path / name / "outputs.npz")
-        if name == "hellaswag":  # acc_norm: log-likelihood per character of " " + ending
-            chars = np.array([[len(" " + e) for e in r["endings"]] for r in rows])
+        if name == "hellaswag":  # acc_norm: log-likelihood per character of the ending (the harness's len(choice))
+            chars = np.array([[len(e) for e in r["endings"]] for r in rows])
             assert (out["c0.chars"][:, :4] == chars).all()
             labels = np.array([int(r["label"]) for r in rows])
             scores = [out[f"{c}.loglik"][:, :4] / chars for c in ("c0", "c1")]

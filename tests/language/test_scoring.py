@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from sysnoise.analysis import language as lang
-from sysnoise.tasks.language import LanguageTask, Request, Sample, encode, score
+from sysnoise.tasks.language import LanguageTask, Request, Sample, encode, parse_piqa, score
 
 
 def _piqa(goal, sol1, sol2, label=0):
-    context = f"Question: {goal}\nAnswer:"
-    return Sample("line 1", "choice", (Request(context, " " + sol1), Request(context, " " + sol2)), label)
+    requests, label = parse_piqa({"goal": goal, "sol1": sol1, "sol2": sol2, "label": label})
+    return Sample("line 1", "choice", requests, label)
 
 
 def test_multiple_choice_gives_the_hand_computed_choice(tokenizer, bigram):
@@ -23,9 +23,10 @@ def test_multiple_choice_gives_the_hand_computed_choice(tokenizer, bigram):
     #   " b" : P(' '|':') P(b|' ')        = 0.5 * 0.2          -> log 0.1
     np.testing.assert_allclose(out["loglik"][0, :2], [math.log(0.125), math.log(0.1)], atol=1e-5)
     assert np.isnan(out["loglik"][0, 2:]).all()
-    assert list(out["tokens"][0, :2]) == [3, 2] and list(out["chars"][0, :2]) == [3, 2]
+    # acc_norm divides by the choice's characters, without the space before it (the harness's len(choice))
+    assert list(out["tokens"][0, :2]) == [3, 2] and list(out["chars"][0, :2]) == [2, 1]
     assert lang.predictions(out, "choice", "acc")[0] == 0
-    # per character too: log(0.125) / 3 = -0.693 > log(0.1) / 2 = -1.151
+    # per character too: log(0.125) / 2 = -1.04 > log(0.1) / 1 = -2.30
     assert lang.predictions(out, "choice", "acc_norm")[0] == 0
 
 
@@ -35,7 +36,7 @@ def test_length_normalisation_can_change_the_choice(tokenizer, make_bigram):
     out = score(model, [encode(tokenizer, _piqa("q", "aaaa", "b"), 64)], 4, "cpu")
     by_hand = [math.log(0.5 * 0.3 * 0.9**3), math.log(0.5 * 0.4)]
     np.testing.assert_allclose(out["loglik"][0, :2], by_hand, atol=1e-5)
-    assert by_hand[1] > by_hand[0] and by_hand[0] / 5 > by_hand[1] / 2  # the hand-made premise
+    assert by_hand[1] > by_hand[0] and by_hand[0] / 4 > by_hand[1] / 1  # the hand-made premise
     assert lang.predictions(out, "choice", "acc")[0] == 1
     assert lang.predictions(out, "choice", "acc_norm")[0] == 0
 

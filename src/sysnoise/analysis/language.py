@@ -53,6 +53,19 @@ def perplexity(arrays: dict, rows: np.ndarray) -> float:
     return float(np.exp(-arrays["loglik"][rows, 0].sum() / tokens)) if tokens else math.nan
 
 
+def perplexity_forms(arrays: dict, rows: np.ndarray) -> dict:
+    """Token perplexity beside lm-evaluation-harness's forms of the same summed log-likelihood:
+    word and byte perplexity (exp(-sum loglik / sum words or bytes), its weighted_perplexity) and
+    bits per byte (-sum loglik / sum bytes / ln 2). Words are len(re.split(r"\\s+", text))."""
+    loglik = float(arrays["loglik"][rows, 0].sum())
+    words, nbytes = int(arrays["words"][rows].sum()), int(arrays["bytes"][rows].sum())
+    return {"token_perplexity": perplexity(arrays, rows),
+            "word_perplexity": math.exp(-loglik / words) if words else math.nan,
+            "byte_perplexity": math.exp(-loglik / nbytes) if nbytes else math.nan,
+            "bits_per_byte": -loglik / nbytes / math.log(2) if nbytes else math.nan,
+            "words": words, "bytes": nbytes}
+
+
 def changed_answers(reference: dict, variant: dict, kind: str, metric: str) -> np.ndarray:
     """(n,) bool: the answer changed: the chosen ending, or the greedy tokens at scored positions."""
     if kind == "choice":
@@ -85,6 +98,7 @@ class LanguageVariantStats:
     mean_abs_loglik_change: float  # nats per scored token, over all requests
     n_failed: int
     identical: float  # % of items whose log-likelihoods are bit-identical to the reference
+    perplexities: dict | None = None  # text: token, word, byte perplexity and bits per byte (perplexity_forms)
 
     @property
     def distinguishable(self) -> bool:
@@ -102,7 +116,7 @@ def reference_metrics(outputs: RunOutputs, kind: str, metric: str) -> dict:
     out = {"n": int(valid.sum()), "metric": metric, "n_labeled": int(valid.sum()) if kind != "text" else 0}
     if kind == "text":
         out.update(value=perplexity(ref, np.arange(out["n"])), ci=None,
-                   tokens=int(ref["tokens"][:, 0].sum()))
+                   tokens=int(ref["tokens"][:, 0].sum()), perplexities=perplexity_forms(ref, np.arange(out["n"])))
     else:
         hits = correct(ref, outputs.labels[valid], kind, metric)
         low, high = st.wilson_interval(int(hits.sum()), int(hits.size))
@@ -127,8 +141,10 @@ def variant_stats(outputs: RunOutputs, column_id: str, noise: str, option: str, 
     agreement = token_agreement(ref, var)
 
     c2w = w2c = 0
+    forms = None
     if kind == "text":
         rows_ok = ~failed
+        forms = perplexity_forms(var, np.flatnonzero(rows_ok))
         comparison = st.paired_bootstrap_metric(
             lambda idx: perplexity(var, idx[rows_ok[idx]]), lambda idx: perplexity(ref, idx[rows_ok[idx]]), n)
         value, delta, ci, p = perplexity(var, np.flatnonzero(rows_ok)), comparison.delta, comparison.ci, comparison.p_value
@@ -151,5 +167,5 @@ def variant_stats(outputs: RunOutputs, column_id: str, noise: str, option: str, 
         id=column_id, noise=noise, option=option, n=n, metric=metric, value=value, delta=delta, delta_ci=ci,
         p_value=p, correct_to_wrong=c2w, wrong_to_correct=w2c, flip_rate=flip_rate, flip_ci=flip_ci,
         token_agreement=agreement, mean_abs_loglik_change=change, n_failed=int(failed.sum()),
-        identical=float(100 * identical.mean()) if n else math.nan,
+        identical=float(100 * identical.mean()) if n else math.nan, perplexities=forms,
     )

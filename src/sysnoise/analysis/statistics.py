@@ -77,6 +77,8 @@ def paired_bootstrap_metric(
         return PairedComparison(math.nan, (math.nan, math.nan), math.nan)
     everything = np.arange(n)
     delta = float(metric_reference(everything) - metric_variant(everything))
+    if math.isnan(delta):  # a metric undefined on these samples (no ground truth): nothing to test
+        return PairedComparison(math.nan, (math.nan, math.nan), math.nan)
     deltas = np.asarray([metric_reference(indices) - metric_variant(indices)
                          for block in bootstrap_blocks(n, resamples, seed) for indices in block])
     alpha = (1 - level) / 2

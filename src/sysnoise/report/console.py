@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sysnoise.report.markdown import fmt, fmt_ci, metric_label, places_for, task_words
+from sysnoise.report.markdown import fmt, fmt_ci, metric_label, nothing_measured, places_for, task_words
 
 
 def reference_lines(model_name: str, resolved) -> list[str]:
@@ -71,6 +71,8 @@ def print_summary(results: dict, console=None) -> None:
     console = console or Console()
     console.print(summary_table(results, console.width))
     console.print(f"* delta distinguishable from zero ({task_words(results)['test']}, p < 0.05)")
+    if nothing_measured(results):
+        console.print(nothing_measured(results), markup=False, highlight=False, style="bold")
     for line in combined_lines(results, places_for(results)):
         console.print(line, markup=False, highlight=False)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sysnoise.analysis.combine import effect, effect_ci, worst_rows
 from sysnoise.report.markdown import (combined_what, fmt, fmt_ci, fmt_p, labeled, metric_label, misconfigured, noise_cell,
-                                     places_for, precision_note, star, task_words)
+                                     nothing_measured, places_for, precision_note, shown, star, task_words)
 
 SIGNIFICANT = "#b2182b"  # distinguishable from zero
 NOT_SIGNIFICANT = "#8da0b3"
@@ -191,7 +191,7 @@ def summary_cards(results: dict, places: int) -> str:
     cards = [(f"reference {label}", fmt(ref.get(metric), places),
               f"95% CI {fmt_ci(ref.get(metric + '_ci'), places)} on {ref['n_labeled']} labeled"
               if labeled(results) else f"{ref['n']} unlabeled samples: agreement only")]
-    worst = worst_rows(results)
+    worst = worst_rows(results) if ref["n"] else {}  # no sample: no effect to rank
     if worst:
         row = max(worst.values(), key=lambda r: (effect(r), r["flip_rate"]))
         what = "delta" if row["delta"] is not None else "flip rate"
@@ -234,7 +234,10 @@ def summary_table(results: dict, places: int) -> str:
 
 def noise_charts(results: dict, noises: list[dict], places: int) -> str:
     ref = results["reference"]
+    if not ref["n"]:  # no sample: nothing to draw (nothing_measured says why)
+        return ""
     resolution = 100 / max(1, ref["n_labeled"] or ref["n"])
+    with_delta = labeled(results) and not nothing_measured(results)
     by_noise: dict[str, list[dict]] = {}
     for row in results["variants"]:
         by_noise.setdefault(row["noise"], []).append(row)
@@ -246,7 +249,7 @@ def noise_charts(results: dict, noises: list[dict], places: int) -> str:
         elif name not in by_noise:
             body = '<p class="na">No option other than the reference itself: nothing to measure.</p>'
         else:
-            body = noise_chart(by_noise[name], f"{name} ({noise['stage']})", places, resolution, labeled(results))
+            body = noise_chart(by_noise[name], f"{name} ({noise['stage']})", places, resolution, with_delta)
         parts.append(f'<figure class="noise" data-noise="{esc(name)}">{body}'
                      f"<figcaption>{esc(noise['description'])}</figcaption></figure>")
     return '<div class="grid">' + "".join(parts) + "</div>"
@@ -323,7 +326,7 @@ def differences_section(results: dict, folder: Path) -> str:
             continue
         parts.append(
             f'<figure class="diff"><img alt="pixel difference, {esc(d["variant"])}" src="{uri}">'
-            f"<figcaption><b>{esc(d['variant'])}</b> on <code>{esc(d['sample'])}</code>: reference input | variant "
+            f"<figcaption><b>{esc(d['variant'])}</b> on <code>{esc(shown(d['sample']))}</code>: reference input | variant "
             f"input | |difference| ×{d['amplification']}. Max |diff| {d['max_abs']}, mean {d['mean_abs']:.2f}, "
             f"{d['changed_pct']:.0f}% of values differ.</figcaption></figure>"
         )
@@ -344,8 +347,8 @@ def flips_section(results: dict, folder: Path) -> str:
         labels = ", ".join(item["name"] for item in f["labels"]) or "unlabeled"
         kind_class = re.sub(r"[^a-z]+", "-", f["kind"]).strip("-")
         cards.append(
-            f'<figure class="flip"><img alt="{esc(f["sample"])} under {esc(f["variant"])}" src="{uri}">'
-            f"<figcaption><code>{esc(f['sample'])}</code> <span class=\"kind {kind_class}\">{esc(f['kind'])}</span><br>"
+            f'<figure class="flip"><img alt="{esc(shown(f["sample"]))} under {esc(f["variant"])}" src="{uri}">'
+            f"<figcaption><code>{esc(shown(f['sample']))}</code> <span class=\"kind {kind_class}\">{esc(f['kind'])}</span><br>"
             f"label: {esc(labels)}<br>reference: <b>{esc(f['reference']['name'])}</b> "
             f"({f['reference']['prob']:.2f})<br>{esc(f['variant'])}: <b>{esc(f['prediction']['name'])}</b> "
             f"({f['prediction']['prob']:.2f})</figcaption></figure>"
@@ -392,10 +395,10 @@ def unavailable_note(results: dict) -> str:
 
 
 def problems_section(results: dict) -> str:
-    rows = [f"<tr><td><code>{esc(s['id'])}</code></td><td>skipped</td><td>{esc(s['reason'])}</td></tr>"
+    rows = [f"<tr><td><code>{esc(shown(s['id']))}</code></td><td>skipped</td><td>{esc(s['reason'])}</td></tr>"
             for s in results["skipped"]]
     for column, failures in results.get("variant_failures", {}).items():
-        rows += [f"<tr><td><code>{esc(f['id'])}</code></td><td>failed under {esc(column)}</td>"
+        rows += [f"<tr><td><code>{esc(shown(f['id']))}</code></td><td>failed under {esc(column)}</td>"
                  f"<td>{esc(f['reason'])}</td></tr>" for f in failures]
     return f'<h2 id="problems">Problems</h2>{_table(["sample", "what", "reason"], rows)}' if rows else ""
 
@@ -414,6 +417,7 @@ def render(results: dict, folder: str | Path) -> str:
         f"<h1>{esc(title)}</h1>",
         f'<p class="sub">{esc(results["task"])} · {ref["n"]} samples ({ref["n_labeled"]} labeled), '
         f"{len(results['skipped'])} skipped · {esc(results['dataset']['path'])} · {esc(results['created'])}</p>",
+        f'<p class="nothing"><b>{esc(nothing_measured(results))}</b></p>' if nothing_measured(results) else "",
         summary_cards(results, places),
         f'<p class="note">{esc(precision_note(results, places))} {esc(what)}.</p>',
         f'<h2 id="summary">Summary</h2><p class="note">The paper\'s {task_words(results)["table"]} shape: one cell '

@@ -2,7 +2,9 @@
 
 results.json has the vision document's shape (schema, task, model, dataset, reference,
 variants, noises, environment, run); the reference and variant rows carry the language metric
-(`metric`, `value`) instead of top-1/top-5, plus next-token agreement and log-likelihood change.
+(`metric`, `value`) instead of top-1/top-5, plus next-token agreement and log-likelihood change,
+and for texts the harness's perplexity forms. Pipelines list only the model stage's fields: text
+has no image pre-processing. `scoring` records the window the requests were scored in.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sysnoise.analysis.summary import noise_summary
 from sysnoise.engine.outputs import RunOutputs
 from sysnoise.engine.plan import Plan
 from sysnoise.engine.store import atomic_write_text
+from sysnoise.pipeline.spec import STAGES
 from sysnoise.report.markdown import fmt, fmt_ci
 from sysnoise.report.results import SCHEMA, _clean, samples_digest, variant_row
 
@@ -26,6 +29,9 @@ TABLE_OPTIONS = ("fp16", "int8-llm", "int8-dynamic", "bf16", "w8-weight-only", "
                  "attention-bf16", "fp16-native", "bf16-native", "onnxruntime-lm", "onnxruntime-lm-int8",
                  "onnxruntime-lm-int8-reduce-range")
 TABLE_NOISES = ("precision", "runtime")
+MODEL_FIELDS = dict(STAGES)["model"]  # a language run's pipelines: the model stage only
+PERPLEXITY_FORMS = (("token_perplexity", "token perplexity"), ("word_perplexity", "word perplexity"),
+                    ("byte_perplexity", "byte perplexity"), ("bits_per_byte", "bits per byte"))
 
 
 def _versions() -> dict:
@@ -40,8 +46,13 @@ def _versions() -> dict:
     return out
 
 
+def _model_stage(pipeline: dict) -> dict:
+    return {k: v for k, v in pipeline.items() if k in MODEL_FIELDS}
+
+
 def build_results(*, model: dict, dataset: dict, plan: Plan, outputs: RunOutputs, noises: list[dict],
-                  environment: dict, run: dict) -> dict:
+                  environment: dict, run: dict, scoring: dict | None = None) -> dict:
+    """scoring: how requests were scored (LanguageTask.describe(): the window and its source)."""
     kind, metric = dataset["kind"], dataset["metric"]
     stats = [lang.variant_stats(outputs, c.id, c.noise, c.option, kind, metric) for c in plan.columns[1:]]
     by_noise: dict[str, list] = {}
@@ -62,8 +73,9 @@ def build_results(*, model: dict, dataset: dict, plan: Plan, outputs: RunOutputs
         "task": "language",
         "model": model,
         "dataset": {**dataset, "samples_sha256": samples_digest(outputs)},
-        "reference": {"pipeline": plan.reference.to_dict(), **lang.reference_metrics(outputs, kind, metric)},
-        "variants": [variant_row(plan, s) for s in stats],
+        "scoring": scoring,
+        "reference": {"pipeline": _model_stage(plan.reference.to_dict()), **lang.reference_metrics(outputs, kind, metric)},
+        "variants": [{**row, "pipeline": _model_stage(row["pipeline"])} for row in (variant_row(plan, s) for s in stats)],
         "noises": [{**n, "summary": noise_summary(by_noise[n["name"]]) if n["name"] in by_noise else None}
                    for n in noises],
         "skipped": skipped,
@@ -130,6 +142,7 @@ def render(results: dict) -> str:
         "",
         f"Task: language, {data['format']} format ({ref['n']} items, {ref['tokens']} scored tokens), "
         f"{len(results['skipped'])} skipped. Created {results['created']}.",
+        *_scoring_lines(results),
         "",
         "## Summary (paper Table 5 shape)",
         "",
@@ -158,6 +171,7 @@ def render(results: dict) -> str:
             f"{v['wrong_to_correct']} | {fmt(v['token_agreement'], 2)} | {fmt(v['mean_abs_loglik_change'], 4)} | "
             f"{fmt(v['identical'], 0)} | {v['n_failed']} |"
         )
+    lines += _perplexity_table(results)
     not_applicable = [f"{n['name']}" if not n["applies"] else f"{n['name']}={','.join(n['not_applicable'])}"
                       for n in results["noises"] if not n["applies"] or n.get("not_applicable")]
     if not_applicable:
@@ -175,6 +189,33 @@ def render(results: dict) -> str:
     lines += ["## Environment", "", f"- Python {env['python']} on {env['platform']}, CPU: {env['cpu']}"]
     lines += [f"- {name} {version}" for name, version in env["libraries"].items() if version]
     return "\n".join(lines + [""])
+
+
+def _scoring_lines(results: dict) -> list[str]:
+    scoring = results.get("scoring")
+    if not scoring:
+        return []
+    return ["", f"Scored in windows of {scoring['window_tokens']} tokens ({scoring['window_from']}); texts longer "
+                f"than a window in rolling windows as {scoring['rolling_windows']}."]
+
+
+def _perplexity_table(results: dict) -> list[str]:
+    """Texts: token perplexity beside the harness's word and byte perplexity and bits per byte."""
+    rows = [("reference", "", results["reference"].get("perplexities"))]
+    rows += [(v["noise"], v["option"], v.get("perplexities")) for v in results["variants"] if not _all_failed(v)]
+    if rows[0][2] is None:
+        return []
+    forms = rows[0][2]
+    lines = ["", "## Perplexity forms", "",
+             f"The same summed log-likelihood per scored token, per word ({forms['words']} words: whitespace-separated, "
+             f"as the harness counts them) and per UTF-8 byte ({forms['bytes']} bytes), as lm-evaluation-harness "
+             "reports them for rolling log-likelihood tasks.", "",
+             "| noise | option | " + " | ".join(label for _, label in PERPLEXITY_FORMS) + " |",
+             "|---|---|" + "---|" * len(PERPLEXITY_FORMS)]
+    for noise, option, values in rows:
+        if values:
+            lines.append(f"| {noise} | {option} | " + " | ".join(fmt(values[key], 4) for key, _ in PERPLEXITY_FORMS) + " |")
+    return lines
 
 
 def print_summary(results: dict, console=None) -> None:

@@ -35,7 +35,33 @@ def fmt(value, places: int) -> str:
 
 
 def fmt_ci(ci, places: int) -> str:
-    return "-" if not ci else f"[{ci[0]:.{places}f}, {ci[1]:.{places}f}]"
+    return "-" if not ci or None in ci else f"[{ci[0]:.{places}f}, {ci[1]:.{places}f}]"
+
+
+def shown(name: str) -> str:
+    """A file name as text any report can hold: bytes that were not UTF-8 (which Python keeps as
+    lone surrogates) as \\xNN, control characters and other lone surrogates escaped."""
+    out = []
+    for char in name:
+        if 0xDC80 <= ord(char) <= 0xDCFF:  # an undecodable byte of the name (os.fsdecode's surrogateescape)
+            out.append(f"\\x{ord(char) - 0xDC00:02x}")
+        elif char.isprintable():
+            out.append(char)
+        else:
+            out.append(char.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
+
+
+def nothing_measured(results: dict) -> str:
+    """Why the run has no metric, said first in every report; "" when it has one."""
+    ref = results["reference"]
+    if not ref["n"]:
+        return (f"No evaluable samples: all {len(results['skipped'])} samples were skipped (the reasons are listed "
+                "under the skipped samples); nothing was measured.")
+    if results.get("task") in ("detection", "segmentation") and ref.get(ref.get("metric")) is None:
+        return (f"No evaluable samples for {metric_label(results)}: the ground truth holds no objects, so the metric "
+                "is undefined; only the agreement with the reference (flips) is measured.")
+    return ""
 
 
 def fmt_p(p) -> str:
@@ -262,8 +288,8 @@ def figures_section(results: dict) -> list[str]:
         lines += ["## Pixel differences (paper Fig. 5)", "",
                   "Each picture: reference input | variant input | |difference| amplified.", ""]
         for d in figures["differences"]:
-            lines += [f"![{d['variant']} on {d['sample']}]({d['file']})", "",
-                      f"{d['variant']} on `{d['sample']}`: max |diff| {d['max_abs']}, mean {d['mean_abs']:.2f}, "
+            lines += [f"![{d['variant']} on {shown(d['sample'])}]({d['file']})", "",
+                      f"{d['variant']} on `{shown(d['sample'])}`: max |diff| {d['max_abs']}, mean {d['mean_abs']:.2f}, "
                       f"{d['changed_pct']:.0f}% of values differ; shown x{d['amplification']}.", ""]
     if figures.get("flips"):
         lines += ["## Flipped predictions", "", "| sample | variant | kind | labels | reference | variant |",
@@ -271,7 +297,7 @@ def figures_section(results: dict) -> list[str]:
         for f in figures["flips"]:
             labels = ", ".join(item["name"] for item in f["labels"]) or "(unlabeled)"
             lines.append(
-                f"| `{f['sample']}` | {f['variant']} | {f['kind']} | {labels} | "
+                f"| `{shown(f['sample'])}` | {f['variant']} | {f['kind']} | {labels} | "
                 f"{f['reference']['name']} ({f['reference']['prob']:.2f}) | "
                 f"{f['prediction']['name']} ({f['prediction']['prob']:.2f}) |"
             )
@@ -298,6 +324,7 @@ def render(results: dict) -> str:
         f"{len(results['skipped'])} skipped{corrupt_note(results)}. Reference {label}: {fmt(ref.get(metric), places)} "
         f"(95% CI {fmt_ci(ref.get(metric + '_ci'), places)}). Created {results['created']}.",
         "",
+        *([f"**{nothing_measured(results)}**", ""] if nothing_measured(results) else []),
         precision_note(results, places),
         "",
         f"## Summary (paper {task_words(results)['table']} shape)",
@@ -341,9 +368,9 @@ def render(results: dict) -> str:
     lines += [f"{k}: {v}" for k, v in results["reference"]["pipeline"].items()]
     lines += ["```", ""]
     if results["skipped"]:
-        lines += ["## Skipped samples", ""] + [f"- `{s['id']}`: {s['reason']}" for s in results["skipped"]] + [""]
+        lines += ["## Skipped samples", ""] + [f"- `{shown(s['id'])}`: {s['reason']}" for s in results["skipped"]] + [""]
     for column, failures in results.get("variant_failures", {}).items():
-        lines += [f"## Failures under {column}", ""] + [f"- `{f['id']}`: {f['reason']}" for f in failures] + [""]
+        lines += [f"## Failures under {column}", ""] + [f"- `{shown(f['id'])}`: {f['reason']}" for f in failures] + [""]
     env = results["environment"]
     lines += ["## Environment", "", f"- Python {env['python']} on {env['platform']}, CPU: {env['cpu']}"]
     lines += [f"- {name} {version}" for name, version in env["libraries"].items() if version]

@@ -136,14 +136,20 @@ def write_reports(results: dict, folder: Path) -> list[Path]:
     if results.get("task") == "language":  # its own report.md (the paper's Table 5 shape)
         from sysnoise.report import language
 
-        atomic_write_text(folder / "report.md", language.render(results))
+        atomic_write_text(folder / "report.md", encodable(language.render(results)))
         return [folder / "report.md"]
     written = []
     for name, text in (("report.md", markdown.render(results)), ("report.html", html.render(results, folder)),
                        ("report.csv", csv.render(results))):
-        atomic_write_text(folder / name, text)
+        atomic_write_text(folder / name, encodable(text))
         written.append(folder / name)
     return written
+
+
+def encodable(text: str) -> str:
+    """`text` with any lone surrogate (an undecodable byte of a file or folder name the renderers
+    did not escape) as a backslash escape, so writing it as UTF-8 cannot fail."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def read_results(path: str | Path) -> dict:

@@ -8,6 +8,7 @@ empty set is unlabeled and is scored by agreement with the reference pipeline on
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,8 +89,47 @@ def read_unlabeled_folder(root: Path) -> Dataset:
     return Dataset(root, [Sample(_relative_id(p, root), p) for p in _walk_images(root)], "unlabeled")
 
 
+LIST_FORMAT = ("one sample per line: PATH, or PATH LABELS, or PATH<TAB>LABELS when PATH has spaces; LABELS are "
+               "class indices joined by commas; a line starting with # is a comment")
+
+
+def parse_list_line(line: str, where: str) -> tuple[str, tuple[int, ...]] | None:
+    """(relative path, label set) of one list-file line, None for a blank or comment line.
+
+    The format (README, "Measure your own model"): `PATH` (unlabeled), `PATH LABELS` or
+    `PATH<TAB>LABELS`, LABELS being class indices joined by commas. A tab makes the path verbatim
+    (spaces and # allowed); without one the path has no spaces. # starts a comment only at the
+    start of a line, so `hash#1.jpg` is a path."""
+    text = line.strip(" \r\n")  # not tabs: `PATH<TAB>` is a path with spaces and no labels
+    if not text.strip() or text.lstrip().startswith("#"):
+        return None
+    if "\0" in text:
+        raise UserInputError(f"{where}: NUL byte in the line; a list file is text, one path per line")
+    if "\t" in text:
+        fields = [part.strip() for part in text.split("\t")]
+        if len(fields) != 2:
+            raise UserInputError(f"{where}: {len(fields) - 1} tabs; write PATH<TAB>LABELS ({LIST_FORMAT})")
+    else:
+        fields = text.split()
+        if len(fields) > 2:
+            raise UserInputError(f"{where}: {len(fields)} space-separated fields; a path with spaces needs a tab "
+                                 f"before its labels, and # comments go on their own line ({LIST_FORMAT})")
+    path, labels = fields[0], (fields[1] if len(fields) == 2 else "")
+    try:
+        return path, tuple(int(v) for v in labels.split(",")) if labels else ()
+    except ValueError:
+        raise UserInputError(f"{where}: labels {labels!r} are not class indices joined by commas "
+                             f"({LIST_FORMAT})") from None
+
+
+def list_line(path: str, labels: tuple[int, ...]) -> str:
+    """One list-file line that parse_list_line reads back as (path, labels), whatever the path."""
+    separator = "\t" if any(c.isspace() for c in path) else " "
+    return f"{path}{separator}{','.join(map(str, labels))}".rstrip(" ")
+
+
 def read_list_file(list_file: Path, root: Path | None = None, *, allow_outside_root: bool = False) -> Dataset:
-    """Lines of `relative/path [label[,label...]]`, as ImageNet's val list; '#' starts a comment."""
+    """A list file (parse_list_line's format), paths relative to `root` (default: its folder)."""
     root = (root or list_file.parent).resolve()
     samples, problems, seen = [], [], set()
     try:
@@ -97,17 +137,11 @@ def read_list_file(list_file: Path, root: Path | None = None, *, allow_outside_r
     except (OSError, UnicodeDecodeError) as err:
         raise UserInputError(f"{list_file}: cannot read list file: {err}") from None
     for number, raw in enumerate(lines, 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        parts = line.rsplit(maxsplit=1)
-        rel, labels = parts[0], ()
-        if len(parts) == 2:
-            try:
-                labels = tuple(int(v) for v in parts[1].split(","))
-            except ValueError:
-                rel, labels = line, ()  # a path with spaces and no label
         where = f"{list_file}:{number}"
+        parsed = parse_list_line(raw, where)
+        if parsed is None:
+            continue
+        rel, labels = parsed
         path = (root / rel).resolve()
         if not allow_outside_root and not path.is_relative_to(root):
             problems.append({"id": rel, "where": where, "reason": "path escapes the dataset root (use --allow-outside-root)"})
@@ -148,7 +182,16 @@ def read_dataset(path: str | Path, list_file: str | Path | None = None, **option
 
 
 def check_labels(dataset: Dataset, num_classes: int) -> None:
-    """Drop samples whose label the model cannot output, recording why."""
+    """Drop samples whose label the model cannot output, recording why; warn when class folders
+    cannot be the model's classes."""
+    folders = dataset.class_names if dataset.kind == "imagefolder" else None
+    if folders and len(folders) != num_classes:
+        shown = ", ".join(folders[:4]) + (", ..." if len(folders) > 4 else "")
+        warnings.warn(f"{dataset.root}: {len(folders)} class folders ({shown}) are scored as the model's classes "
+                      f"0..{len(folders) - 1} in sorted order, but the model has {num_classes} classes: unless they "
+                      "are its first classes in its order, the accuracy means nothing. Give a list file with the "
+                      "model's class indices (PATH<TAB>INDEX lines), or the images in one folder (unlabeled: "
+                      "agreement with the reference only)", stacklevel=2)
     kept = []
     for sample in dataset.samples:
         bad = [label for label in sample.labels if label >= num_classes]

@@ -13,14 +13,15 @@ the zoo detector); detections of a label that is not a category are scored as CO
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from sysnoise import json_input
 from sysnoise.errors import SampleError, UserInputError
+from sysnoise.pipeline import limits
 from sysnoise.postprocess import configure
 from sysnoise.postprocess.detection import DetectionPost, detect, empty, encode_masks
 from sysnoise.tasks.base import TASKS, Task, read_sample
@@ -87,28 +88,59 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
 
 
+def _is_id(value) -> bool:
+    """An id COCOeval and the outputs' int64 arrays can hold."""
+    return isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63
+
+
+def _categories(entries: list, source: Path) -> dict[int, str]:
+    """category id -> name; a category that is not an object with an integer id is an error."""
+    out = {}
+    for index, category in enumerate(entries):
+        where = f"{source}: categories[{index}]"
+        if not isinstance(category, dict):
+            raise UserInputError(f'{where}: a category is an object {{"id": INTEGER, "name": TEXT}}, '
+                                 f"got {type(category).__name__}")
+        if "id" not in category:
+            raise UserInputError(f'{where}: no "id"; give each category an integer id (the model\'s label for it)')
+        if not _is_id(category["id"]):
+            raise UserInputError(f"{where}: id {category['id']!r} is not an integer; give each category an integer id "
+                                 "(the model's label for it)")
+        out[category["id"]] = str(category.get("name", category["id"]))
+    return out
+
+
 def read_coco(annotation_file: str | Path, root: str | Path | None = None, *, allow_outside_root: bool = False
               ) -> CocoDataset:
     """A COCO detection dataset; image paths are relative to `root` (default: the JSON's folder)."""
     annotation_file = Path(annotation_file)
     root = Path(root or annotation_file.parent).resolve()
     try:
-        data = json.loads(annotation_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        text = annotation_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
         raise UserInputError(f"{annotation_file}: cannot read COCO annotations: {err}") from None
+    data = json_input.loads(text, str(annotation_file))
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise UserInputError(f"{annotation_file}: not COCO annotations (no 'images' list)")
     if not isinstance(data.get("categories"), list) or not data["categories"]:
         raise UserInputError(f"{annotation_file}: no 'categories': COCOeval needs the category list")
+    if not isinstance(data.get("annotations") or [], list):
+        raise UserInputError(f"{annotation_file}: 'annotations' is not a list of objects")
     notes = _Warnings(annotation_file)
-    categories = {int(c["id"]): str(c.get("name", c["id"])) for c in data["categories"]}
+    categories = _categories(data["categories"], annotation_file)
     samples: dict[int, Sample] = {}
     problems, images = [], []
-    for image in data["images"]:
+    for index, image in enumerate(data["images"]):
+        if not isinstance(image, dict):
+            raise UserInputError(f'{annotation_file}: images[{index}]: an image is an object {{"id", "file_name", '
+                                 f'"width", "height"}}, got {type(image).__name__}')
         name, image_id = image.get("file_name"), image.get("id")
-        if not isinstance(name, str) or not isinstance(image_id, int):
+        if not isinstance(name, str) or not _is_id(image_id):
             problems.append({"id": str(name), "reason": "image entry without file_name or integer id"})
             continue
+        if "\0" in name:
+            raise UserInputError(f"{annotation_file}: images[{index}]: NUL byte in file_name {name!r}; a file_name "
+                                 "is a path relative to the annotation file's folder")
         path = (root / name).resolve()
         if image_id in samples:
             problems.append({"id": name, "reason": f"duplicate image id {image_id} (kept the first)"})
@@ -121,6 +153,11 @@ def read_coco(annotation_file: str | Path, root: str | Path | None = None, *, al
             if not (_number(width) and _number(height) and width > 0 and height > 0):
                 notes.add("image without width/height (taken from the decoded file)", name)
                 width = height = None
+            elif width * height > limits.current().max_pixels:
+                raise UserInputError(f"{annotation_file}: images[{index}] ({name}): width x height {width} x {height} "
+                                     f"is beyond any image sysnoise decodes ({limits.current().max_pixels} pixels, "
+                                     "SYSNOISE_MAX_PIXELS); correct it, or leave width/height out to take the size "
+                                     "from the file")
             samples[image_id] = Sample(name, path, image_id, width and int(width), height and int(height))
             images.append(image)
     annotations = [a for number, ann in enumerate(data.get("annotations") or [])
@@ -142,7 +179,13 @@ def _checked(ann, number: int, samples: dict[int, Sample], categories: dict, not
         notes.add("annotation that is not an object (dropped)", f"#{number}")
         return None
     where = f"annotation {ann.get('id', f'#{number}')}"
-    sample, bbox = samples.get(ann.get("image_id")), ann.get("bbox")
+    for key in ("image_id", "category_id"):
+        if not _is_id(ann.get(key)):
+            raise UserInputError(f"{notes.source}: annotations[{number}]: {key} {ann.get(key)!r} is not an integer; "
+                                 f"give each annotation the integer {key} it belongs to")
+    if ann.get("iscrowd", 0) not in (0, 1):
+        raise UserInputError(f"{notes.source}: annotations[{number}]: iscrowd {ann['iscrowd']!r} is not 0 or 1")
+    sample, bbox = samples.get(ann["image_id"]), ann.get("bbox")
     if sample is None:
         notes.add("annotation of an image not evaluated (unknown, missing or duplicate image id; dropped)", where)
         return None

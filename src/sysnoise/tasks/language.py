@@ -2,12 +2,17 @@
 local JSONL files in the formats the public data sets use.
 
 Every item becomes one or more requests: a context and a continuation whose log-likelihood the
-model scores, as in EleutherAI's lm-evaluation-harness (same prompts, same tokenisation rule:
-the continuation's tokens are those of context + continuation past the context's own tokens,
-no BOS unless the context is empty). Per item the engine stores, for each request, the summed
-log-likelihood, the token and character counts and whether greedy decoding reproduces it, plus
-the model's top-1 next token at the first scored positions (for next-token agreement between
-systems). Accuracy, perplexity, deltas and flips are computed from these in analysis.language.
+model scores, as in EleutherAI's lm-evaluation-harness (0.4.13; same prompts, same tokenisation
+rule: all trailing whitespace of the context moves into the continuation, the continuation's
+tokens are those of context + continuation past the context's own tokens, no BOS unless the
+context is empty; texts longer than the window are scored in the harness's rolling windows).
+The window is the model's, found as the harness finds it (`harness_window`), unless given.
+Per item the engine stores, for each request, the summed log-likelihood, the token count, the
+answer's character count (acc_norm divides by it: the choice without the delimiter before it)
+and whether greedy decoding reproduces it, plus the model's top-1 next token at the first scored
+positions (for next-token agreement between systems), and for a text its words and UTF-8 bytes
+(the harness's word and byte perplexities). Accuracy, perplexity, deltas and flips are computed
+from these in analysis.language.
 
 Formats (`--format`, detected from the first line's keys when not given):
   piqa        {"goal", "sol1", "sol2", "label": 0|1}
@@ -33,7 +38,8 @@ from sysnoise.tasks.base import TASKS, Task
 
 MAX_CHOICES = 8  # per-item arrays have this width; PIQA/WinoGrande use 2, HellaSwag 4
 AGREEMENT_TOKENS = 128  # top-1 next tokens stored per item, for next-token agreement
-MAX_LENGTH = 2048  # the harness's default window; shorter when the model's is shorter
+DEFAULT_WINDOW = 2048  # the harness's window when neither the config nor the tokenizer gives one
+TOKENIZER_INFINITY = 1000000000000000019884624838656  # transformers' "no model_max_length" (int(1e30))
 MAX_BATCH_TOKENS = 4096  # bounds the (batch, length, vocabulary) logits a forward holds
 
 
@@ -41,6 +47,12 @@ MAX_BATCH_TOKENS = 4096  # bounds the (batch, length, vocabulary) logits a forwa
 class Request:
     context: str
     continuation: str
+    delimiter: str = ""  # what the continuation starts with before the answer (the harness's target_delimiter)
+
+    @property
+    def answer_chars(self) -> int:
+        """The length acc_norm divides by: the choice itself, as the harness's len(choice)."""
+        return len(self.continuation) - len(self.delimiter)
 
 
 @dataclass(frozen=True)
@@ -93,8 +105,8 @@ def _label(value: int, n: int) -> int:
          "goal, sol1, sol2, label")
 def parse_piqa(record):
     context = f"Question: {_field(record, 'goal')}\nAnswer:"
-    choices = (" " + _field(record, "sol1"), " " + _field(record, "sol2"))
-    return tuple(Request(context, c) for c in choices), _label(_field(record, "label", int), 2)
+    choices = (_field(record, "sol1"), _field(record, "sol2"))
+    return tuple(Request(context, " " + c, " ") for c in choices), _label(_field(record, "label", int), 2)
 
 
 def _hellaswag_clean(text: str) -> str:
@@ -111,13 +123,13 @@ def parse_hellaswag(record):
         ctx = _field(record, "ctx_a") + " " + _field(record, "ctx_b").capitalize()
     else:
         ctx = _field(record, "ctx")
-    if record.get("activity_label"):
-        ctx = f"{record['activity_label']}: {ctx}"
+    if "activity_label" in record:  # the harness: preprocess(activity_label + ": " + ctx), even when empty
+        ctx = _field(record, "activity_label") + ": " + ctx
     endings = _field(record, "endings", list)
     if not endings or not all(isinstance(e, str) for e in endings):
         raise ValueError("field 'endings' should be a non-empty list of strings")
     context = _hellaswag_clean(ctx)
-    requests = tuple(Request(context, " " + _hellaswag_clean(e)) for e in endings)
+    requests = tuple(Request(context, " " + _hellaswag_clean(e), " ") for e in endings)
     return requests, _label(_field(record, "label", int), len(endings))
 
 
@@ -130,7 +142,7 @@ def parse_winogrande(record):
     before, after = sentence.split("_")
     # partial scoring: the options change the context; the shared rest of the sentence is scored
     options = (_field(record, "option1"), _field(record, "option2"))
-    requests = tuple(Request(before + option, " " + after.strip()) for option in options)
+    requests = tuple(Request(before + option, " " + after.strip(), " ") for option in options)
     return requests, _label(_field(record, "answer", int) - 1, 2)
 
 
@@ -140,7 +152,7 @@ def parse_lambada(record):
     if " " not in text:
         raise ValueError("field 'text' needs a context and a last word separated by a space")
     context, word = text.rsplit(" ", 1)
-    return (Request(context, " " + word),), 0
+    return (Request(context, " " + word, " "),), 0
 
 
 @_format("text", "plain text: perplexity (tokens scored in windows of the model's length)", "text", "perplexity",
@@ -228,8 +240,39 @@ class Encoded:
     """A sample as token ids: per request (context ids, continuation ids), plus how to reduce."""
 
     requests: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
-    chars: tuple[int, ...]  # characters of each continuation (acc_norm divides by these)
+    chars: tuple[int, ...]  # characters of each answer (acc_norm divides by these; a text's own length)
     summed: bool  # perplexity windows: the item's numbers are the sums over its requests
+    words: int = 0  # a text's words, as the harness counts them (len(re.split(r"\s+", text)))
+    utf8_bytes: int = 0  # a text's UTF-8 bytes
+
+
+def harness_window(config, tokenizer) -> tuple[int, str]:
+    """The window lm-evaluation-harness gives a model (`resolve_max_length`): the first of the text
+    config's n_positions, max_position_embeddings, n_ctx, else the tokenizer's model_max_length,
+    else 2048; with where it came from."""
+    config = getattr(config, "text_config", None) or config
+    for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(config, attr, None)
+        if value is not None:
+            return int(value), f"config.{attr}"
+    length = getattr(tokenizer, "model_max_length", None)
+    if length is not None and length != TOKENIZER_INFINITY:
+        return int(length), "tokenizer.model_max_length"
+    return DEFAULT_WINDOW, "default"
+
+
+def rolling_windows(tokens: list[int], prefix: int, max_length: int) -> tuple:
+    """A long text's windows as the harness scores them (get_rolling_token_windows with
+    context_len 1, then make_disjoint_window): disjoint targets of at most `max_length` tokens,
+    each conditioned on as many earlier tokens as fill the window: the prefix token for the
+    first, the one token before it for a full window, max_length - n + 1 tokens for a last
+    window of n targets. Returns ((context ids, target ids), ...)."""
+    windows = []
+    for start in range(0, len(tokens), max_length):
+        target = tokens[start:start + max_length]
+        context = [prefix] if start == 0 else tokens[start - (max_length + 1 - len(target)):start]
+        windows.append((tuple(context), tuple(target)))
+    return tuple(windows)
 
 
 def encode(tokenizer, sample: Sample, max_length: int) -> Encoded:
@@ -239,26 +282,25 @@ def encode(tokenizer, sample: Sample, max_length: int) -> Encoded:
         return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
     if sample.kind == "text":
-        tokens = ids(sample.requests[0].continuation)
-        # the harness's rolling windows: disjoint targets of a window's length, each conditioned
-        # on the token before it (the prefix token for the first)
-        history = [prefix] + tokens
-        requests = tuple((tuple(history[start:start + 1]), tuple(tokens[start:start + max_length]))
-                         for start in range(0, len(tokens), max_length))
-        return Encoded(requests, (len(sample.requests[0].continuation),), summed=True)
+        text = sample.requests[0].continuation
+        return Encoded(rolling_windows(ids(text), prefix, max_length), (len(text),), summed=True,
+                       words=len(re.split(r"\s+", text)), utf8_bytes=len(text.encode("utf-8")))
     out = []
     for request in sample.requests:
         context, continuation = request.context, request.continuation
-        spaces = len(context) - len(context.rstrip(" "))
-        if spaces:  # a trailing space belongs to the continuation's first token
-            context, continuation = context[:-spaces], context[-spaces:] + continuation
-        context_ids = ids(context)
-        whole = ids(context + continuation)
-        target = whole[len(context_ids):] if context_ids else whole
-        context_ids = context_ids or [prefix]
+        if context:
+            trailing = len(context) - len(context.rstrip())
+            if trailing:  # the context's trailing whitespace belongs to the continuation's first token
+                context, continuation = context[:-trailing], context[-trailing:] + continuation
+            context_ids = ids(context)
+            target = ids(context + continuation)[len(context_ids):]
+            context_ids = context_ids or [prefix]  # a context of whitespace only
+        else:  # the harness: the prefix token as context, or the continuation's first token if it is the prefix
+            target = ids(continuation)
+            context_ids, target = (target[:1], target[1:]) if target[:1] == [prefix] else ([prefix], target)
         keep = max(1, max_length + 1 - len(target))
         out.append((tuple(context_ids[-keep:]), tuple(target[-max_length:])))
-    return Encoded(tuple(out), tuple(len(r.continuation) for r in sample.requests), summed=False)
+    return Encoded(tuple(out), tuple(r.answer_chars for r in sample.requests), summed=False)
 
 
 def _logits(output):
@@ -289,6 +331,8 @@ def failed_outputs(n: int) -> dict[str, np.ndarray]:
         "chars": np.zeros((n, MAX_CHOICES), np.int32),
         "greedy": np.zeros((n, MAX_CHOICES), bool),
         "argmax": np.full((n, AGREEMENT_TOKENS), -1, np.int32),
+        "words": np.zeros(n, np.int64),  # a text's words and UTF-8 bytes (0 for other items)
+        "bytes": np.zeros(n, np.int64),
     }
 
 
@@ -333,6 +377,7 @@ def score(model, encoded: list[Encoded], batch_size: int, device: str, pad_id: i
             out["tokens"][item, : len(rows)] = [flat[i][1] for i in rows]
             out["greedy"][item, : len(rows)] = greedy[rows]
         out["chars"][item, : len(e.chars)] = e.chars
+        out["words"][item], out["bytes"][item] = e.words, e.utf8_bytes
         tops = np.concatenate([argmax[i] for i in rows])[:AGREEMENT_TOKENS]
         out["argmax"][item, : len(tops)] = tops
     return out
@@ -343,15 +388,22 @@ class LanguageTask(Task):
 
     name = "language"
 
-    def __init__(self, tokenizer=None, max_length: int = MAX_LENGTH):
-        self.tokenizer, self.max_length = tokenizer, max_length
+    def __init__(self, tokenizer=None, max_length: int | None = None, window_from: str = "given"):
+        """max_length: the window in tokens (None: the model's, as the harness finds it, at bind)."""
+        self.tokenizer, self.max_length, self.window_from = tokenizer, max_length, window_from
 
     def bind(self, loaded) -> "LanguageTask":
         if loaded.tokenizer is None:
             raise UserInputError(f"model {loaded.name!r} has no tokenizer: the language task needs a causal LM")
-        config = loaded.module.config
-        window = min(MAX_LENGTH, int(getattr(config, "max_position_embeddings", MAX_LENGTH)))
-        return LanguageTask(loaded.tokenizer, window)
+        if self.max_length:
+            return LanguageTask(loaded.tokenizer, self.max_length, self.window_from)
+        return LanguageTask(loaded.tokenizer, *harness_window(loaded.module.config, loaded.tokenizer))
+
+    def describe(self) -> dict:
+        """How requests are scored, for results.json: the window and where its length came from."""
+        return {"window_tokens": self.max_length, "window_from": self.window_from,
+                "rolling_windows": "lm-evaluation-harness 0.4.13 (get_rolling_token_windows, context_len 1, "
+                                   "make_disjoint_window)"}
 
     def load_input(self, sample, pipelines):
         # text has no pre-processing stages: every pipeline gets the same tokens
@@ -366,7 +418,8 @@ class LanguageTask(Task):
         return {p.prefix("normalise"): value for p in pipelines}
 
     def content_key(self, model_input) -> bytes:
-        return hashlib.blake2b(repr((model_input.requests, model_input.summed)).encode(), digest_size=16).digest()
+        fields = (model_input.requests, model_input.summed, model_input.chars, model_input.words, model_input.utf8_bytes)
+        return hashlib.blake2b(repr(fields).encode(), digest_size=16).digest()
 
     def forward(self, model, inputs, batch_size, device):
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
