@@ -29,14 +29,12 @@ def resolve_pipeline(spec: str, reference: Pipeline) -> Pipeline:
     reference joined by '+': 'decoder=ffmpeg+resize=opencv-bilinear', 'opencv-area' (an option
     name that only one noise has), 'stored:DIR' or any Pipeline field, 'input_size=256'."""
     from sysnoise.noises import NOISES
+    from sysnoise.validate import load_pipeline
 
     if spec == "reference":
         return reference
     if Path(spec).is_file():
-        try:
-            return Pipeline.load(spec, base=reference)
-        except ValueError as err:
-            raise UserInputError(str(err)) from None
+        return load_pipeline(spec, base=reference)
     pipeline = reference
     for part in spec.split("+"):
         name, has_value, option = part.partition("=")
