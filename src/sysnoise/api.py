@@ -1,7 +1,8 @@
 """The public Python API: measure a model under a reference pipeline and its noised variants.
 
-    import sysnoise.api as sn
-    results = sn.run("efficientnet_lite0", "photos/", noises=["decoder", "resize"], out="results/x")
+    import sysnoise
+    results = sysnoise.run("efficientnet_lite0", "photos/", noises=["decoder", "resize"], out="results/x")
+    results.reference, results.deltas["resize/opencv-area"], results.to_frame()
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from sysnoise.engine.outputs import RunOutputs
 from sysnoise.engine.plan import Plan
 from sysnoise.engine.store import ChunkStore
 from sysnoise.errors import UserInputError
-from sysnoise.models import LoadedModel, load_model, wrap_module
+from sysnoise.models import LoadedModel, load_model, with_reference, wrap_module
 from sysnoise.noises import NOISES, parse_noise_spec
 from sysnoise.pipeline import limits
 from sysnoise.pipeline.spec import Pipeline
+from sysnoise.report.console import reference_lines
+from sysnoise.result_view import Results
 from sysnoise.tasks.classification import Dataset, check_labels, read_dataset
+from sysnoise.validate import check_run, load_pipeline
 
 DEFAULT_NOISES = ("decoder", "resize", "crop", "colour", "channel-order", "precision", "int8", "ceil-mode", "upsample", "runtime")
 CLASSIFICATION_STAGES = ("pre-processing", "misconfiguration", "inference")  # post-processing noises are n/a
@@ -35,6 +39,25 @@ def option_applies(noise, option: str, module) -> bool:
     return test is None or bool(test(module))
 
 
+def load(model, weights=None, reference: Pipeline | str | Path | None = None) -> LoadedModel:
+    """The model under test (a name, a LoadedModel or an nn.Module) with its reference pipeline:
+    its own, or `reference` (a Pipeline or a YAML/JSON file over the model's own)."""
+    if isinstance(model, LoadedModel):
+        loaded = with_reference(model, reference)
+    elif isinstance(model, str):
+        loaded = load_model(model, weights, reference=reference)
+    else:
+        loaded = wrap_module(model, reference=reference)
+    return loaded
+
+
+def announce_reference(loaded: LoadedModel, options: EngineOptions) -> None:
+    """Print the resolved reference and where each field came from (stderr), once the request is
+    checked and before the first decode, so a wrong baseline is seen before the work."""
+    if options.progress:
+        print("\n".join(reference_lines(loaded.name, loaded.resolved_reference())), file=sys.stderr)
+
+
 def plan_variants(model: LoadedModel, noise_specs, reference: Pipeline,
                   stages: tuple[str, ...] | None = None) -> tuple[Plan, list[dict]]:
     """stages: the noise stages the task has (text has no image pre-processing); others are n/a."""
@@ -43,11 +66,13 @@ def plan_variants(model: LoadedModel, noise_specs, reference: Pipeline,
         noise, options = parse_noise_spec(spec)
         applies = bool(noise.applies(model.module)) and (stages is None or noise.stage in stages)
         rows.append({"name": noise.name, "stage": noise.stage, "description": noise.description, "applies": applies,
-                     "unavailable": noise.unavailable(options) if applies else {}})
+                     "unavailable": {}})
         if applies:
             chosen = noise.chosen(options)
             fitting = [o for o in chosen if option_applies(noise, o, model.module)]
             rows[-1]["not_applicable"] = [o for o in chosen if o not in fitting]
+            # a missing library matters only for the options that fit this model
+            rows[-1]["unavailable"] = {o: why for o, why in noise.unavailable(options).items() if o in fitting}
             variants.extend(noise.variants(reference, fitting, model.module))
     return Plan(reference, tuple(variants)), rows
 
@@ -59,7 +84,7 @@ def run(
     noises=DEFAULT_NOISES,
     out: str | Path = "results/run",
     weights: str | Path | None = None,
-    reference: Pipeline | None = None,
+    reference: Pipeline | str | Path | None = None,
     list_file: str | Path | None = None,
     options: EngineOptions | None = None,
     fresh: bool = False,
@@ -70,7 +95,7 @@ def run(
     calibration_data: str | Path | None = None,
     calibration_samples: int | None = None,
     deployed_onnx: str | Path | None = None,
-) -> dict:
+) -> Results | None:
     """Evaluate, analyse and write results.json, outputs.npz and the reports into `out`.
 
     stepwise: "greedy" (worst single noises first) or noise names ("resize" or "resize=OPTION") to
@@ -91,19 +116,17 @@ def run(
     from sysnoise.report.results import build_results, write_reports, write_results
 
     options = options or EngineOptions()
+    check_run(model=model, reference=reference, deploy=deploy, noises=noises, stepwise=stepwise, device=options.device,
+              out=out)
     if (stepwise or deploy) and distributed_world() > 1:
         raise UserInputError("--stepwise and --deploy need the single-noise results on every rank: run them "
                              "in one process (or rerun the combination after a distributed run of the noises)")
-    loaded = model if isinstance(model, LoadedModel) else (
-        load_model(model, weights, reference=reference) if isinstance(model, str) else wrap_module(model, reference=reference)
-    )
-    if reference is not None:
-        loaded.reference = reference
-    if not isinstance(data, Dataset):
+    if not isinstance(data, Dataset):  # the data is read first: a wrong path fails before a model loads
         from sysnoise.zoo.datasets import resolve_dataset
 
         data = resolve_dataset(data, "classification")
     dataset = data if isinstance(data, Dataset) else read_dataset(data, list_file, allow_outside_root=allow_outside_root)
+    loaded = load(model, weights, reference)
     check_labels(dataset, loaded.num_classes)
     if not dataset.samples:
         raise UserInputError(f"{dataset.root}: no usable samples left; problems: {dataset.problems[:3]}")
@@ -117,6 +140,7 @@ def run(
                                                          calibration_samples, allow_outside_root)
 
     out = Path(out)
+    announce_reference(loaded, options)
     outputs, elapsed, identity, reused = _measure(
         loaded, dataset, plan, out, options, fresh, f"{len(plan.columns)} pipelines",
         samples=[(s.id, s.labels) for s in dataset.samples], calibration=calibration)
@@ -145,7 +169,7 @@ def run(
                                           loaded.class_names, out)
     write_results(results, out / "results.json")
     write_reports(results, out)
-    return results
+    return Results(results)
 
 
 def _deployment(deploy, reference: Pipeline) -> Pipeline | None:
@@ -155,10 +179,7 @@ def _deployment(deploy, reference: Pipeline) -> Pipeline | None:
     if deploy is None:
         return None
     if not isinstance(deploy, Pipeline):
-        try:
-            deploy = Pipeline.load(deploy, base=reference)
-        except ValueError as err:
-            raise UserInputError(str(err)) from None
+        deploy = load_pipeline(deploy, base=reference)
     deploy_changes(reference, deploy)  # refuses a deployment identical to the reference
     return deploy
 
@@ -257,10 +278,10 @@ DENSE_STAGES = ("pre-processing", "misconfiguration", "inference", "post-process
 
 
 def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "results/run", weights=None,
-              reference: Pipeline | None = None, options: EngineOptions | None = None, fresh: bool = False,
+              reference: Pipeline | str | Path | None = None, options: EngineOptions | None = None, fresh: bool = False,
               allow_outside_root: bool = False, stepwise=None, deploy=None, figures: bool = True,
               calibration_data=None, calibration_samples: int | None = None,
-              ignore_index: int | None = None) -> dict | None:
+              ignore_index: int | None = None) -> Results | None:
     """Detection (COCO JSON + images: box mAP) or segmentation (image / label-map list: mIoU) under
     the reference pipeline and its variants; same outputs as `run` (docs/detection.md).
     ignore_index: segmentation, the label value of unlabeled pixels when `data` is read here
@@ -278,6 +299,8 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
     if task_name not in ("detection", "segmentation"):
         raise UserInputError(f"run_dense handles detection and segmentation, not {task_name!r}")
     options = options or EngineOptions()
+    check_run(model=model, reference=reference, deploy=deploy, noises=noises or (), stepwise=stepwise,
+              device=options.device, out=out)
     if (stepwise or deploy) and distributed_world() > 1:
         raise UserInputError("--stepwise and --deploy need the single-noise results on every rank: run them in one process")
     data = resolve_dataset(data, task_name)  # the data is read first: a wrong path fails before a model loads
@@ -290,11 +313,7 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
 
         dataset = data if hasattr(data, "ignore_index") else read_segmentation_list(
             data, allow_outside_root=allow_outside_root, ignore_index=IGNORE_INDEX if ignore_index is None else ignore_index)
-    loaded = model if isinstance(model, LoadedModel) else (
-        load_model(model, weights, reference=reference) if isinstance(model, str) else wrap_module(model, reference=reference)
-    )
-    if reference is not None:
-        loaded.reference = reference
+    loaded = load(model, weights, reference)
     if task_name == "detection":
         from sysnoise.analysis.detection import DetectionAnalysis
         from sysnoise.tasks.detection_heads import raw_detector
@@ -328,6 +347,7 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
         samples = [entry for entry in samples if entry[0] in kept]
 
     out = Path(out)
+    announce_reference(loaded, options)
     outputs, elapsed, identity, reused = _measure(
         loaded, dataset, plan, out, options, fresh, f"{len(plan.columns)} pipelines",
         samples=samples, task=task, calibration=calibration)
@@ -359,7 +379,7 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
         if "segm_ap" in results["reference"]:  # Mask R-CNN: its masks too, in the segm results format
             atomic_write_text(out / "segmentations-reference.json",
                               json.dumps(coco_detections(out, "reference", masks=True)) + "\n")
-    return results
+    return Results(results)
 
 
 def _without(plan: Plan, rows: list[dict], unsupported, reason: str) -> Plan:
@@ -418,7 +438,7 @@ def language_precisions(module) -> list[str]:
 
 
 def run_language(model, data, *, fmt: str | None = None, noises=LANGUAGE_NOISES, out: str | Path = "results/language",
-                 options: EngineOptions | None = None, fresh: bool = False) -> dict:
+                 options: EngineOptions | None = None, fresh: bool = False) -> Results | None:
     """A causal LM on a JSONL file (see tasks.language): results.json, outputs.npz, report.md."""
     from sysnoise import environment
     from sysnoise.engine.store import atomic_write_text
@@ -429,8 +449,9 @@ def run_language(model, data, *, fmt: str | None = None, noises=LANGUAGE_NOISES,
     from sysnoise.tasks.language import TASKS, read_jsonl
 
     options = options or EngineOptions()
+    check_run(noises=noises, device=options.device, out=out)
+    dataset = data if isinstance(data, TextDataset) else read_jsonl(data, fmt)  # the data before the model
     loaded = model if isinstance(model, LoadedModel) else load_language_model(model)
-    dataset = data if isinstance(data, TextDataset) else read_jsonl(data, fmt)
     task = TASKS("language").bind(loaded)
     specs = [f"precision={','.join(language_precisions(loaded.module))}" if spec == "precision" else spec
              for spec in noises]
@@ -452,7 +473,7 @@ def run_language(model, data, *, fmt: str | None = None, noises=LANGUAGE_NOISES,
     )
     write_results(results, out / "results.json")
     atomic_write_text(out / "report.md", report.render(results))
-    return results
+    return Results(results)
 
 
 def distributed_world() -> int:
@@ -535,6 +556,11 @@ class _progress:
         return False
 
 
+def list_noises() -> dict[str, dict]:
+    """Every noise of the catalogue: {name: {stage, description, options: {option: description}}}."""
+    return list_catalogue()["noises"]
+
+
 def list_catalogue() -> dict:
     """Every noise with its options and their one-line descriptions; every model and dataset name."""
     import sysnoise.zoo  # noqa: F401
@@ -560,10 +586,7 @@ def reference_pipeline(model: str | None = None, reference: str | Path | None = 
     base = load_model(model).reference if model else None
     if reference is None:
         return base or Pipeline()
-    try:
-        return Pipeline.load(reference, base=base)
-    except ValueError as err:
-        raise UserInputError(str(err)) from None
+    return load_pipeline(reference, base=base)
 
 
 def _samples(images, list_file=None, limit: int | None = None, **options) -> list:

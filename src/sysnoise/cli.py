@@ -75,7 +75,6 @@ def _finish(results: dict | None, out: Path) -> None:
 
 def cmd_run(args) -> None:
     from sysnoise import api
-    from sysnoise.validate import load_pipeline
 
     if args.ignore_index is not None and args.task != "segmentation":
         raise UserInputError("--ignore-index is for --task segmentation (label maps)")
@@ -83,7 +82,7 @@ def cmd_run(args) -> None:
         results = api.run_language(args.model, args.data, fmt=args.format, noises=args.noises or api.LANGUAGE_NOISES,
                                    out=args.out, options=_options(args), fresh=args.fresh)
         return _finish(results, Path(args.out))
-    reference = load_pipeline(args.reference) if args.reference else None
+    reference = args.reference  # a file: fields it leaves out are the model's own (api.load)
     if args.task in ("detection", "segmentation"):
         results = api.run_dense(
             args.task, args.model, args.data, noises=args.noises, out=args.out, weights=args.weights,

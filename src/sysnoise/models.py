@@ -318,11 +318,23 @@ def wrap_module(module, *, name: str = "model", reference: Pipeline | None = Non
                 num_classes: int | None = None, class_names: list[str] | None = None) -> LoadedModel:
     """Any torch.nn.Module as a LoadedModel, for the Python API. Without `reference`, the pipeline
     is sysnoise's default (ImageNet 224, Pillow bilinear): pass the one the model was trained with."""
-    loaded = LoadedModel(
-        name=name,
-        module=module.eval(),
-        reference=Pipeline(),
-        num_classes=num_classes or (len(class_names) if class_names else 1000),
-        class_names=class_names,
-    )
-    return with_reference(loaded, reference)
+    loaded = LoadedModel(name=name, module=module.eval(), reference=Pipeline(), num_classes=0,
+                         class_names=class_names)
+    loaded = with_reference(loaded, reference)
+    loaded.num_classes = num_classes or (len(class_names) if class_names else classes_from_output(
+        loaded.module, loaded.reference.input_size))
+    return loaded
+
+
+def classes_from_output(module, input_size: int) -> int:
+    """A classifier's class count from the width of its output on one blank input; 1000 (ImageNet)
+    for a module whose output is not one row of logits (detectors, segmenters: their tasks read
+    the classes from the head)."""
+    import torch
+
+    try:
+        with torch.no_grad():
+            out = module(torch.zeros(1, 3, input_size, input_size))
+    except Exception:
+        return 1000
+    return int(out.shape[1]) if isinstance(out, torch.Tensor) and out.ndim == 2 else 1000

@@ -61,6 +61,18 @@ def test_held_out_calibration_is_excluded_from_every_column_and_recorded(tmp_pat
     assert ort["runtime_detail"]["export"]["dynamo"] is False and ort["runtime_detail"]["onnxruntime"]
     int8 = next(s for s in stages.values() if s["precision"] == "int8")
     assert int8["calibration_samples"] == 3 and int8["precision_detail"]["layers_quantized"] == 3
+    # the report lists the held-out samples from the run's own record
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "INT8 calibration: 3 samples held out" in report
+    assert all(sample in report for sample in calibration["ids"])
+    # output files are readable by others, as any tool's (mkstemp alone would leave 0600)
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for name in ("report.md", "report.html", "report.csv", "results.json", "outputs.npz"):
+        assert stat.S_IMODE((tmp_path / "out" / name).stat().st_mode) == 0o666 & ~mask, name
     # the same selection on a rerun: deterministic, independent of file order
     again = _run(data, tmp_path / "again", noises=["int8=int8"])
     assert again["dataset"]["calibration"]["ids"] == calibration["ids"]

@@ -34,7 +34,7 @@ import time
 import warnings
 from pathlib import Path
 
-from sysnoise.inference.runtimes import RUNTIMES, _session_options
+from sysnoise.inference.runtimes import ONNX, RUNTIMES, _session_options
 
 INT8_SETTINGS = {
     "tool": "onnxruntime.quantization.quantize_dynamic",
@@ -54,7 +54,7 @@ def is_causal_lm(model) -> bool:
 
 
 def _register(name: str, description: str):
-    return RUNTIMES.register(name, description, family="lm", applies=is_causal_lm)
+    return RUNTIMES.register(name, description, family="lm", applies=is_causal_lm, **ONNX)
 
 
 def _ort_causal_lm(path: Path, info: dict):

@@ -28,6 +28,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from sysnoise import extras
 from sysnoise.registry import Registry
 
 RUNTIMES: Registry = Registry("runtime")
@@ -87,8 +88,11 @@ def torch_eager(model, example=None, calibration=None):
     return model
 
 
+ONNX = {"available": lambda: extras.available("onnx"), "install": extras.install_line("onnx")}
+
+
 @RUNTIMES.register("onnxruntime", "exported with torch.onnx.export, run by ONNX Runtime on CPU, float32",
-                   applies=takes_images)
+                   applies=takes_images, **ONNX)
 def onnxruntime_fp32(model, example=None, calibration=None):
     from sysnoise.inference import onnx_export
 
@@ -156,12 +160,12 @@ def _ort_int8(quant_format: str):
 RUNTIMES.register(
     "onnxruntime-int8-qdq",
     "ONNX Runtime INT8 (quantize_static, QDQ, S8S8, per-channel weights, min-max calibration)",
-    calibrated=True, applies=takes_images,
+    calibrated=True, applies=takes_images, **ONNX,
 )(_ort_int8("QDQ"))
 RUNTIMES.register(
     "onnxruntime-int8-qoperator",
     "ONNX Runtime INT8 (quantize_static, QOperator: QLinearConv etc., U8S8, per-channel weights, min-max)",
-    calibrated=True, applies=takes_images,
+    calibrated=True, applies=takes_images, **ONNX,
 )(_ort_int8("QOperator"))
 
 

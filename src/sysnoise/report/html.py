@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from sysnoise.analysis.combine import effect, effect_ci, worst_rows
-from sysnoise.report.markdown import (combined_what, fmt, fmt_ci, fmt_p, labeled, metric_label, misconfigured, noise_cell,
+from sysnoise.report.markdown import (calibration_note, combined_what, fmt, fmt_ci, fmt_p, labeled, metric_label, misconfigured, noise_cell,
                                      nothing_measured, places_for, precision_note, shown, star, task_words)
 
 SIGNIFICANT = "#b2182b"  # distinguishable from zero
@@ -419,7 +419,7 @@ def render(results: dict, folder: str | Path) -> str:
         f"{len(results['skipped'])} skipped · {esc(results['dataset']['path'])} · {esc(results['created'])}</p>",
         f'<p class="nothing"><b>{esc(nothing_measured(results))}</b></p>' if nothing_measured(results) else "",
         summary_cards(results, places),
-        f'<p class="note">{esc(precision_note(results, places))} {esc(what)}.</p>',
+        f'<p class="note">{esc(precision_note(results, places))} {esc(what)}. {esc(calibration_note(results))}</p>',
         f'<h2 id="summary">Summary</h2><p class="note">The paper\'s {task_words(results)["table"]} shape: one cell '
         "per noise, mean ± std (max) over its options.</p>",
         summary_table(results, places),

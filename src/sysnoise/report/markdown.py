@@ -127,6 +127,20 @@ def corrupt_note(results: dict) -> str:
     return f" ({n} of them with corrupt data)" if n else ""
 
 
+def calibration_note(results: dict) -> str:
+    """Which samples INT8 calibrated on: held out of every column's evaluation, or the user's own."""
+    record = results["dataset"].get("calibration")
+    if not record:
+        return ""
+    ids = record["ids"]
+    shown = ", ".join(ids[:12]) + (f", ... ({len(ids) - 12} more; results.json dataset.calibration.ids)"
+                                  if len(ids) > 12 else "")
+    if record["source"] == "held-out":
+        return (f"INT8 calibration: {len(ids)} samples held out of the dataset and left out of every column's "
+                f"evaluation: {shown}.")
+    return f"INT8 calibration: {len(ids)} samples of the calibration data given (--calibration-data): {shown}."
+
+
 def combined_what(results: dict) -> str:
     """What the combined pipeline holds, and which measured noises it leaves out and why."""
     stepwise = results["stepwise"]
@@ -325,6 +339,7 @@ def render(results: dict) -> str:
         f"(95% CI {fmt_ci(ref.get(metric + '_ci'), places)}). Created {results['created']}.",
         "",
         *([f"**{nothing_measured(results)}**", ""] if nothing_measured(results) else []),
+        *([calibration_note(results), ""] if calibration_note(results) else []),
         precision_note(results, places),
         "",
         f"## Summary (paper {task_words(results)['table']} shape)",
