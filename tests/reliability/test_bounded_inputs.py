@@ -244,6 +244,19 @@ def test_the_libraries_disagree_on_corrupt_jpegs_and_the_preflight_sees_it():
     integrity.check_intact(clean)
 
 
+def test_only_libjpegs_corrupt_data_warnings_mark_a_jpeg_corrupt():
+    clean = corpus.jpeg_bytes()
+    jfif, tables = clean.find(b"JFIF\x00"), clean.find(b"\xff\xdb")
+    junk = clean[:tables] + b"\x00" * 3 + clean[tables:]  # garbage before a marker: a header-time warning
+    revision = clean[: jfif + 5] + b"\x02" + clean[jfif + 6 :]  # JFIF 2.01: a warning about nothing damaged
+    for data in (junk, revision):
+        Image.open(io.BytesIO(data)).convert("RGB")  # Pillow decodes both
+        with pytest.raises(ValueError):  # strict libjpeg refuses both
+            simplejpeg.decode_jpeg(data)
+    assert integrity.jpeg_problem(junk) == "Corrupt JPEG data: 3 extraneous bytes before marker 0xdb"
+    assert integrity.jpeg_problem(revision) is None
+
+
 def test_png_integrity_checks_crcs_and_the_amount_of_image_data():
     png = io.BytesIO()
     Image.fromarray(corpus.photo(4)).save(png, "PNG")

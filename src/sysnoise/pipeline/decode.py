@@ -3,9 +3,9 @@
 Every decoder goes through `decode()`, which for all of them alike
 - refuses empty files, unreadable headers and images over the pixel limit (pipeline.limits:
   Pillow's decompression-bomb guard by default, applied before any library allocates);
-- refuses truncated JPEG and PNG data (no end-of-image marker after the last scan, no IEND chunk),
-  because libraries disagree about it: Pillow raises, OpenCV's imdecode returns None, FFmpeg
-  returns a partly green image without an error;
+- refuses truncated JPEG and PNG data (integrity.truncation: no end-of-image marker after the
+  last scan, no IEND chunk), because libraries disagree about it: Pillow raises, OpenCV's imdecode
+  returns None, FFmpeg returns a partly green image without an error;
 - checks the output's shape, so a decoder that silently returns nothing or the wrong thing is
   caught here rather than downstream.
 A decoder's failure is a DecodeError whose text (errors.message) is all that is kept: the
@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 
 from sysnoise.errors import DecodeError, message
-from sysnoise.pipeline.integrity import PNG_SIGNATURE, png_problem
+from sysnoise.pipeline.integrity import PNG_SIGNATURE, png_problem, truncation
 from sysnoise.pipeline.limits import check_pixels
 from sysnoise.registry import Registry
 
@@ -57,15 +57,6 @@ def image_size(data: bytes) -> tuple[int, int]:
     return probe(data)[:2]
 
 
-def check_complete(data: bytes, image_format: str) -> None:
-    if image_format == "JPEG":
-        scan = data.rfind(b"\xff\xda")
-        if scan < 0 or data.rfind(b"\xff\xd9") < scan:
-            raise DecodeError("truncated JPEG: no end-of-image marker after the last scan")
-    elif image_format == "PNG" and data.rfind(b"IEND") < 0:
-        raise DecodeError("truncated PNG: no IEND chunk")
-
-
 def unavailable_reason(name: str) -> str | None:
     """Why a registered decoder cannot run here (its optional library is missing), or None."""
     entry = DECODERS.get(name)
@@ -79,9 +70,11 @@ def decode(name: str, data: bytes, max_pixels: int | None = None, target: Target
     """max_pixels: the pixel limit (default: pipeline.limits')."""
     if not data:
         raise DecodeError("empty file (0 bytes)")
-    width, height, image_format = probe(data)
+    width, height = image_size(data)
     check_pixels(width, height, "image", max_pixels, DecodeError)
-    check_complete(data, image_format)
+    truncated = truncation(data)
+    if truncated:
+        raise DecodeError(truncated)
     entry = DECODERS.get(name)
     reason = unavailable_reason(name)
     if reason:

@@ -7,10 +7,11 @@ strict libjpeg refuse it: measured as noise, those decoders would score flips on
 So a sample whose data fails this check is reported as corrupt and, by default, kept out of
 every column (`--include-corrupt` measures it anyway).
 
-- JPEG: libjpeg-turbo (simplejpeg) decodes it at 1/8 scale with every libjpeg warning an error.
-  The scaled decode still reads every entropy-coded segment, so it sees the warnings a full
-  decode would, at a fraction of the cost. Data libjpeg cannot decode at all is left to the
-  decoders, which report their own errors.
+- JPEG and PNG: cut short (truncation; decode() refuses these for every decoder alike).
+- JPEG: libjpeg-turbo (simplejpeg) decodes it at 1/8 scale in strict mode (every libjpeg warning
+  an error); a warning about damaged data (LIBJPEG_CORRUPT) marks it corrupt. The scaled decode
+  still reads every entropy-coded segment, so it sees the warnings a full decode would, at a
+  fraction of the cost. Other failures are left to the decoders, which report their own errors.
 - PNG: every chunk's CRC-32, and that the image data holds every row the header promises
   (Pillow fills missing rows silently; libpng refuses, and torchvision's libpng path crashes).
 - Other formats: the decoders' own errors.
@@ -24,38 +25,47 @@ from sysnoise.errors import SampleError, message
 from sysnoise.pipeline.limits import current
 
 CORRUPT = "corrupt data: "  # the prefix of every reason this check gives (results count them)
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_START, PNG_SIGNATURE = b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"
+# libjpeg's warnings about damaged data (jerror.h: JWRN_EXTRANEOUS_DATA, _HIT_MARKER, _HUFF_BAD_CODE,
+# _MUST_RESYNC, _ARITH_BAD_CODE, _BOGUS_ICC, _JPEG_EOF, _BOGUS_PROGRESSION); its other warnings
+# (an unknown JFIF revision, odd SOS parameters) and its errors do not make data corrupt.
+LIBJPEG_CORRUPT = ("Corrupt JPEG data", "Premature end of JPEG file", "Inconsistent progression sequence")
 
 
 def check_intact(data: bytes) -> None:
     """Raise SampleError (its text starting with CORRUPT) when the data is corrupt."""
-    problem = jpeg_problem(data) if data[:3] == b"\xff\xd8\xff" else (
+    problem = truncation(data) or (jpeg_problem(data) if data.startswith(JPEG_START) else None) or (
         png_problem(data) if data.startswith(PNG_SIGNATURE) else None)
     if problem:
         raise SampleError(CORRUPT + problem)
 
 
+def truncation(data: bytes) -> str | None:
+    """Why a JPEG or PNG is cut short (no end-of-image marker after its last scan, no IEND
+    chunk), or None. decode() refuses such data for every decoder alike: libraries disagree about
+    it (Pillow raises, OpenCV's imdecode returns None, FFmpeg returns a partly green image)."""
+    if data.startswith(JPEG_START):
+        scan = data.rfind(b"\xff\xda")
+        if scan < 0 or data.rfind(b"\xff\xd9") < scan:
+            return "truncated JPEG: no end-of-image marker after the last scan"
+    elif data.startswith(PNG_SIGNATURE) and data.rfind(b"IEND") < 0:
+        return "truncated PNG: no IEND chunk"
+    return None
+
+
 def jpeg_problem(data: bytes) -> str | None:
-    """libjpeg's warning on this JPEG, or None (clean, or not decodable at all)."""
+    """libjpeg's corrupt-data warning on this JPEG, or None (clean, or failing for another reason)."""
     import simplejpeg
 
     try:
         height, width, _, _ = simplejpeg.decode_jpeg_header(data)
-    except ValueError:
-        return None
-    if width * height > current().max_pixels:  # decode() refuses it before any decoder runs
-        return None
-    scaled = {"min_height": 1, "min_width": 1, "min_factor": 8}
-    try:
-        simplejpeg.decode_jpeg(data, strict=True, **scaled)
-        return None
+        if width * height > current().max_pixels:  # decode() refuses it before any decoder runs
+            return None
+        simplejpeg.decode_jpeg(data, strict=True, min_height=1, min_width=1, min_factor=8)
     except ValueError as err:
-        warning = message(err)
-    try:
-        simplejpeg.decode_jpeg(data, strict=False, **scaled)
-    except ValueError:
-        return None  # an error, not a warning
-    return warning
+        text = message(err)
+        return text if text.startswith(LIBJPEG_CORRUPT) else None
+    return None
 
 
 def png_problem(data: bytes) -> str | None:
