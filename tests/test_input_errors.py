@@ -112,6 +112,16 @@ def test_noise_and_stepwise_options_get_the_nearest_names(tmp_path, images, caps
     assert "is not a folder" in message
 
 
+def test_pipelines_spelled_on_the_command_line_are_checked(tmp_path, images, capsys):
+    message = refused(["diff", "reference", "operators=maxpool-cel", "--images", str(images)], capsys)
+    assert message == ("pipeline 'operators=maxpool-cel': operators: 'maxpool-cel' is not an operator option; "
+                       "did you mean maxpool-ceil, avgpool-ceil? (`sysnoise list` describes each)")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("colour: nv12\n")
+    message = refused(["diff", "reference", str(bad), "--images", str(images)], capsys)
+    assert message.startswith(f"{bad}:1: colour: 'nv12' is not a colour option; did you mean nv12-")
+
+
 def test_a_device_this_machine_lacks_is_refused_at_once(tmp_path, images, capsys):
     message = refused(run_argv(images, tmp_path / "out", "--device", "gpu"), capsys)
     assert message.startswith("--device 'gpu' is not a torch device")

@@ -426,20 +426,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _format_warning(message, category, filename, lineno, line=None) -> str:
+def _warning_format(previous):
     """sysnoise's own warnings (a translated spelling, class folders that are not the model's
-    classes) as one plain line; other libraries' in Python's usual form."""
-    if Path(filename).resolve().is_relative_to(Path(__file__).resolve().parent):
-        return f"sysnoise: warning: {message}\n"
-    return _python_format_warning(message, category, filename, lineno, line)
+    classes) as one plain line; other libraries' as `previous` formats them."""
+    package = Path(__file__).resolve().parent
 
+    def format_warning(message, category, filename, lineno, line=None) -> str:
+        if Path(filename).resolve().is_relative_to(package):
+            return f"sysnoise: warning: {message}\n"
+        return previous(message, category, filename, lineno, line)
 
-_python_format_warning = warnings.formatwarning
+    return format_warning
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    warnings.formatwarning = _format_warning
+    previous = warnings.formatwarning
+    warnings.formatwarning = _warning_format(previous)
     try:
         args.func(args)
     except (UserInputError, UnknownNameError) as err:
@@ -448,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sysnoise: interrupted; completed chunks are kept, rerun the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = previous  # main() called from Python leaves the caller's warnings as they were
     return 0
 
 

@@ -29,7 +29,7 @@ def resolve_pipeline(spec: str, reference: Pipeline) -> Pipeline:
     reference joined by '+': 'decoder=ffmpeg+resize=opencv-bilinear', 'opencv-area' (an option
     name that only one noise has), 'stored:DIR' or any Pipeline field, 'input_size=256'."""
     from sysnoise.noises import NOISES
-    from sysnoise.validate import load_pipeline
+    from sysnoise.validate import load_pipeline, validate_pipeline
 
     if spec == "reference":
         return reference
@@ -55,7 +55,7 @@ def resolve_pipeline(spec: str, reference: Pipeline) -> Pipeline:
                 raise UserInputError(f"pipeline {spec!r}: bad {name}: {err}") from None
         else:
             raise UserInputError(f"pipeline {spec!r}: {name!r} is neither a noise nor a pipeline field")
-    return pipeline
+    return validate_pipeline(pipeline, f"pipeline {spec!r}")  # a field set directly (operators=...) names options too
 
 
 def _field_value(reference: Pipeline, name: str, text: str):

@@ -68,7 +68,9 @@ def nearest(value: str, names: list[str]) -> str:
 
 
 def _option_error(field: str, value: Any, registry: Registry) -> FieldError:
-    return FieldError(field, f"{value!r} is not a {field} option; {nearest(str(value), registry.names())} "
+    kind = {"operators": "operator", "postprocess": "post-processing"}.get(field, field)
+    article = "an" if kind[0] in "aeiou" else "a"
+    return FieldError(field, f"{value!r} is not {article} {kind} option; {nearest(str(value), registry.names())} "
                              "(`sysnoise list` describes each)")
 
 

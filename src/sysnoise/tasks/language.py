@@ -25,13 +25,13 @@ Formats (`--format`, detected from the first line's keys when not given):
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from sysnoise import json_input
 from sysnoise.errors import SampleError, UserInputError
 from sysnoise.registry import Registry
 from sysnoise.tasks.base import TASKS, Task
@@ -215,10 +215,7 @@ def read_jsonl(path: str | Path, fmt: str | None = None) -> Dataset:
         if not line.strip():
             continue
         where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise UserInputError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+        record = json_input.loads(line, str(path), number)
         if not isinstance(record, dict):
             raise UserInputError(f"{where}: expected a JSON object, got {type(record).__name__}")
         fmt = fmt or detect_format(record, where)
