@@ -7,12 +7,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
 
+from sysnoise import subset
 from sysnoise.engine.execute import EngineOptions, evaluate
 from sysnoise.engine.outputs import RunOutputs
 from sysnoise.engine.plan import Plan
@@ -22,6 +25,7 @@ from sysnoise.models import LoadedModel, load_model, with_reference, wrap_module
 from sysnoise.noises import NOISES, parse_noise_spec
 from sysnoise.pipeline import limits
 from sysnoise.pipeline.spec import Pipeline
+from sysnoise.progress import ProgressBar
 from sysnoise.report.console import reference_lines
 from sysnoise.result_view import Results
 from sysnoise.tasks.classification import Dataset, check_labels, read_dataset
@@ -49,6 +53,24 @@ def load(model, weights=None, reference: Pipeline | str | Path | None = None) ->
     else:
         loaded = wrap_module(model, reference=reference)
     return loaded
+
+
+def name_of_data(data) -> str:
+    """How reports name the data: a dataset name as given, else its folder (and file); a folder the
+    sysnoise cache made is named without its content hash."""
+    if isinstance(data, str) and not Path(data).exists():
+        return data
+    path = Path(getattr(data, "root", data))
+    name = path.name if path.is_dir() else f"{path.parent.name}/{path.name}"
+    return re.sub(r"-[0-9a-f]{16}(?=/|$)", "", name)
+
+
+def _limited(dataset, limit: int | None):
+    """(dataset, record): the --limit subset of its samples (subset.py), recorded for results.json."""
+    if limit is None:
+        return dataset, None
+    total = len(dataset.samples)
+    return dataclasses.replace(dataset, samples=subset.limited(dataset.samples, limit)), subset.record(total, limit, 0)
 
 
 def announce_reference(loaded: LoadedModel, options: EngineOptions) -> None:
@@ -95,6 +117,8 @@ def run(
     calibration_data: str | Path | None = None,
     calibration_samples: int | None = None,
     deployed_onnx: str | Path | None = None,
+    limit: int | None = None,
+    data_name: str | None = None,
 ) -> Results | None:
     """Evaluate, analyse and write results.json, outputs.npz and the reports into `out`.
 
@@ -109,6 +133,8 @@ def run(
     column's evaluation (inference/calibrate.py; results.json dataset.calibration lists it).
     calibration_samples: how many to hold out / use. deployed_onnx: the user's own ONNX file,
     measured on ONNX Runtime as the variant deployed/onnx-file against the torch model.
+    limit: a deterministic, label-stratified subset of that many samples (subset.py). data_name:
+    how the reports name the data (default: the dataset name or folder, see name_of_data).
     """
     from sysnoise import environment
     from sysnoise.analysis import combine
@@ -124,8 +150,10 @@ def run(
     if not isinstance(data, Dataset):  # the data is read first: a wrong path fails before a model loads
         from sysnoise.zoo.datasets import resolve_dataset
 
+        data_name = data_name or name_of_data(data)
         data = resolve_dataset(data, "classification")
     dataset = data if isinstance(data, Dataset) else read_dataset(data, list_file, allow_outside_root=allow_outside_root)
+    dataset, limited = _limited(dataset, limit)
     loaded = load(model, weights, reference)
     check_labels(dataset, loaded.num_classes)
     if not dataset.samples:
@@ -149,7 +177,8 @@ def run(
     results = build_results(
         task="classification",
         model={**loaded.describe(), "reference_pipeline": loaded.reference.to_dict()},
-        dataset={**dataset.describe(), "calibration": calibration_record},
+        dataset={**dataset.describe(), "name": data_name or name_of_data(dataset.root), "limit": limited,
+                 "calibration": calibration_record},
         plan=plan,
         outputs=outputs,
         noises=noise_rows,
@@ -274,6 +303,12 @@ DETECTION_NOISES = _PREPROCESSING_AND_INFERENCE + (
     "crop=keep-ratio-max-size,letterbox,squash", "box-decoding", "box-rounding", "nms", "score-threshold", "top-k",
     "box-clip")
 SEGMENTATION_NOISES = _PREPROCESSING_AND_INFERENCE + ("runtime", "crop=shorter-side,letterbox,squash", "mask-resize")
+def default_noises(task: str) -> tuple[str, ...]:
+    """The noises a run of `task` measures when none are named."""
+    return {"classification": DEFAULT_NOISES, "detection": DETECTION_NOISES, "segmentation": SEGMENTATION_NOISES,
+            "language": LANGUAGE_NOISES}[task]
+
+
 DENSE_STAGES = ("pre-processing", "misconfiguration", "inference", "post-processing")
 
 
@@ -281,7 +316,7 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
               reference: Pipeline | str | Path | None = None, options: EngineOptions | None = None, fresh: bool = False,
               allow_outside_root: bool = False, stepwise=None, deploy=None, figures: bool = True,
               calibration_data=None, calibration_samples: int | None = None,
-              ignore_index: int | None = None) -> Results | None:
+              ignore_index: int | None = None, limit: int | None = None) -> Results | None:
     """Detection (COCO JSON + images: box mAP) or segmentation (image / label-map list: mIoU) under
     the reference pipeline and its variants; same outputs as `run` (docs/detection.md).
     ignore_index: segmentation, the label value of unlabeled pixels when `data` is read here
@@ -303,6 +338,7 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
               device=options.device, out=out)
     if (stepwise or deploy) and distributed_world() > 1:
         raise UserInputError("--stepwise and --deploy need the single-noise results on every rank: run them in one process")
+    data_name = name_of_data(data)
     data = resolve_dataset(data, task_name)  # the data is read first: a wrong path fails before a model loads
     if task_name == "detection":
         from sysnoise.tasks.detection import read_detection_data
@@ -313,6 +349,7 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
 
         dataset = data if hasattr(data, "ignore_index") else read_segmentation_list(
             data, allow_outside_root=allow_outside_root, ignore_index=IGNORE_INDEX if ignore_index is None else ignore_index)
+    dataset, limited = _limited(dataset, limit)
     loaded = load(model, weights, reference)
     if task_name == "detection":
         from sysnoise.analysis.detection import DetectionAnalysis
@@ -355,7 +392,8 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
         return None
     results = build_results(
         task=task_name, model={**loaded.describe(), "reference_pipeline": loaded.reference.to_dict()},
-        dataset={**dataset.describe(), "calibration": calibration_record}, plan=plan, outputs=outputs,
+        dataset={**dataset.describe(), "name": data_name, "limit": limited, "calibration": calibration_record},
+        plan=plan, outputs=outputs,
         noises=noise_rows, environment=environment.describe(),
         run={"seconds": round(elapsed, 2), "batch_size": options.batch_size, "workers": options.workers,
              "identity": identity, "reused": reused,
@@ -438,7 +476,8 @@ def language_precisions(module) -> list[str]:
 
 
 def run_language(model, data, *, fmt: str | None = None, noises=LANGUAGE_NOISES, out: str | Path = "results/language",
-                 options: EngineOptions | None = None, fresh: bool = False) -> Results | None:
+                 options: EngineOptions | None = None, fresh: bool = False,
+                 limit: int | None = None) -> Results | None:
     """A causal LM on a JSONL file (see tasks.language): results.json, outputs.npz, report.md."""
     from sysnoise import environment
     from sysnoise.engine.store import atomic_write_text
@@ -451,6 +490,7 @@ def run_language(model, data, *, fmt: str | None = None, noises=LANGUAGE_NOISES,
     options = options or EngineOptions()
     check_run(noises=noises, device=options.device, out=out)
     dataset = data if isinstance(data, TextDataset) else read_jsonl(data, fmt)  # the data before the model
+    dataset, limited = _limited(dataset, limit)
     loaded = model if isinstance(model, LoadedModel) else load_language_model(model)
     task = TASKS("language").bind(loaded)
     specs = [f"precision={','.join(language_precisions(loaded.module))}" if spec == "precision" else spec
@@ -464,7 +504,8 @@ def run_language(model, data, *, fmt: str | None = None, noises=LANGUAGE_NOISES,
     if outputs is None:
         return None
     results = report.build_results(
-        model=loaded.describe(), dataset=dataset.describe(), plan=plan, outputs=outputs, noises=noise_rows,
+        model=loaded.describe(), dataset={**dataset.describe(), "name": name_of_data(data), "limit": limited},
+        plan=plan, outputs=outputs, noises=noise_rows,
         environment=environment.describe(), scoring=task.describe(),
         run={"seconds": round(elapsed, 2), "batch_size": options.batch_size, "workers": options.workers,
              "identity": identity, "reused": reused,
@@ -522,7 +563,7 @@ def _measure(loaded, dataset, plan: Plan, folder: Path, options: EngineOptions, 
                   "recomputed (--fresh recomputes)", file=sys.stderr)
             return EnginePass(RunOutputs.load(store.final), 0.0, identity.digests, True)
         started = time.perf_counter()
-        with _progress(len(dataset.samples), f"{loaded.name}: {label}", options.progress and rank == 0) as advance:
+        with ProgressBar(len(dataset.samples), f"{loaded.name}: {label}", options.progress and rank == 0) as advance:
             outputs = evaluate(loaded, dataset, plan, store, options, on_progress=advance, task=task,
                                calibration=calibration)
         elapsed = time.perf_counter() - started
@@ -532,28 +573,6 @@ def _measure(loaded, dataset, plan: Plan, folder: Path, options: EngineOptions, 
         return EnginePass(outputs, elapsed, identity.digests, False)
     finally:
         store.close()
-
-
-class _progress:
-    """A rich progress bar when asked for (and a terminal shows it); a no-op callback otherwise."""
-
-    def __init__(self, total: int, label: str, enabled: bool):
-        self.total, self.label, self.enabled = total, label, enabled
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda _n: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        self.bar.start()
-        task = self.bar.add_task(self.label, total=self.total)
-        return lambda n: self.bar.advance(task, n)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.stop()
-        return False
 
 
 def list_noises() -> dict[str, dict]:
@@ -632,7 +651,7 @@ def generate(data, out: str | Path, *, pipeline: str = "reference", model: str |
 
     chosen = diffing.resolve_pipeline(pipeline, reference_pipeline(model, reference))
     samples = _samples(data, list_file, allow_outside_root=allow_outside_root)
-    with _progress(len(samples), f"generate {stage}", progress) as advance:
+    with ProgressBar(len(samples), f"generate {stage}", progress) as advance:
         return write(samples, chosen, out, fmt=fmt, stage=stage, source=str(data), on_progress=advance)
 
 

@@ -8,6 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from sysnoise import __version__
 from sysnoise.errors import UserInputError
 from sysnoise.registry import UnknownNameError
 
@@ -24,6 +25,7 @@ def _engine_args(parser: argparse.ArgumentParser, noises: bool = True) -> None:
                         help="samples committed to disk together; a killed run loses at most one chunk (default 256)")
     parser.add_argument("--fresh", action="store_true", help="discard partial results in --out and start over")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress, no reference lines, no summary table")
     parser.add_argument("--include-corrupt", action="store_true",
                         help="measure images whose data is corrupt (libjpeg warnings, PNG CRC errors) in every "
                              "column; by default they are skipped and counted apart (docs/reliability.md)")
@@ -35,6 +37,18 @@ def _engine_args(parser: argparse.ArgumentParser, noises: bool = True) -> None:
     parser.add_argument("--deploy", metavar="PIPELINE.yaml",
                         help="your deployment pipeline (fields left out come from the reference): measured as one "
                              "variant, its delta attributed to the fields it changes")
+
+
+def _script_args(parser: argparse.ArgumentParser) -> None:
+    """What a script or CI step needs: gates, machine-readable output, a quick subset."""
+    parser.add_argument("--fail-if", action="append", default=[], metavar="EXPR",
+                        help="exit 3 after the run when the condition holds, e.g. 'delta>0.5', 'resize.max>1', "
+                             "'flip>2%%', 'deploy.delta>0.3' (repeatable; see sysnoise/gates.py)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the summary (reference, per-noise and per-option deltas with intervals, failed "
+                             "gates) as one JSON document on stdout; tables and progress go to stderr")
+    parser.add_argument("--limit", type=int, metavar="N",
+                        help="a deterministic subset of N samples (stratified by label) for a quick look")
 
 
 def _stepwise(value: str | None):
@@ -58,54 +72,83 @@ def _options(args):
 
     if args.batch_size < 1 or args.workers < 0 or args.chunk_size < 1:
         raise UserInputError("--batch-size and --chunk-size must be >= 1, --workers >= 0")
-    return EngineOptions(batch_size=args.batch_size, workers=args.workers, progress=not args.no_progress,
+    if getattr(args, "limit", None) is not None and args.limit < 1:
+        raise UserInputError("--limit must be >= 1")
+    return EngineOptions(batch_size=args.batch_size, workers=args.workers,
+                         progress=not (args.no_progress or args.quiet),
                          device=args.device, chunk_size=args.chunk_size, cache_dir=args.cache,
                          include_corrupt=args.include_corrupt)
 
 
-def _finish(results: dict | None, out: Path) -> None:
+def _gates(args, noises) -> list:
+    """--fail-if conditions, parsed and checked against what the run measures before any work."""
+    from sysnoise import gates
+
+    parsed = [gates.parse(text) for text in args.fail_if]
+    gates.check_requested(parsed, noises=list(noises or ()), deploy=bool(getattr(args, "deploy", None)),
+                          stepwise=bool(_stepwise(getattr(args, "stepwise", None))))
+    return parsed
+
+
+def _finish(results: dict | None, out: Path, args=None, gates_: list | None = None) -> int:
+    """Show the run (table, or --json on stdout) and check the gates: the exit code."""
+    from rich.console import Console
+
+    from sysnoise import gates
     from sysnoise.report.console import print_summary
+    from sysnoise.report.summary import summary
 
     if results is None:  # a torchrun rank other than 0: rank 0 reports
-        return
-    print_summary(results)
-    written = [out / name for name in ("results.json", "outputs.npz", "report.md", "report.html", "report.csv")]
-    print("\nwrote " + ", ".join(str(p) for p in written if p.exists()))  # language runs write no html/csv
+        return 0
+    failed = gates.violations(gates_ or [], results)
+    as_json, quiet = bool(args and getattr(args, "json", False)), bool(args and args.quiet)
+    if not quiet:
+        print_summary(results, Console(stderr=as_json))
+        written = [out / name for name in ("results.json", "outputs.npz", "report.md", "report.html", "report.csv")]
+        print("\nwrote " + ", ".join(str(p) for p in written if p.exists()),  # language runs write no html/csv
+              file=sys.stderr if as_json else sys.stdout)
+    if as_json:
+        print(json.dumps(summary(results, failed), indent=1))
+    for failure in failed:
+        values = ", ".join(f"{what} {value:g}" for what, value in failure["values"].items())
+        print(f"sysnoise: gate failed: {failure['gate']} ({values})", file=sys.stderr)
+    return gates.FAILED_GATE_EXIT if failed else 0
 
 
-def cmd_run(args) -> None:
+def cmd_run(args) -> int:
     from sysnoise import api
 
     if args.ignore_index is not None and args.task != "segmentation":
         raise UserInputError("--ignore-index is for --task segmentation (label maps)")
+    noises = args.noises or api.default_noises(args.task)
+    checks = _gates(args, noises)
     if args.task == "language":
-        results = api.run_language(args.model, args.data, fmt=args.format, noises=args.noises or api.LANGUAGE_NOISES,
-                                   out=args.out, options=_options(args), fresh=args.fresh)
-        return _finish(results, Path(args.out))
+        results = api.run_language(args.model, args.data, fmt=args.format, noises=noises, out=args.out,
+                                   options=_options(args), fresh=args.fresh, limit=args.limit)
+        return _finish(results, Path(args.out), args, checks)
     reference = args.reference  # a file: fields it leaves out are the model's own (api.load)
     if args.task in ("detection", "segmentation"):
         results = api.run_dense(
-            args.task, args.model, args.data, noises=args.noises, out=args.out, weights=args.weights,
+            args.task, args.model, args.data, noises=noises, out=args.out, weights=args.weights,
             reference=reference, options=_options(args), fresh=args.fresh, allow_outside_root=args.allow_outside_root,
             stepwise=_stepwise(args.stepwise), deploy=args.deploy, calibration_data=args.calibration_data,
-            calibration_samples=args.calibration_samples,
-            ignore_index=args.ignore_index)
-        return _finish(results, Path(args.out))
+            calibration_samples=args.calibration_samples, ignore_index=args.ignore_index, limit=args.limit)
+        return _finish(results, Path(args.out), args, checks)
     results = api.run(
-        args.model, args.data, noises=args.noises or api.DEFAULT_NOISES, out=args.out, weights=args.weights,
+        args.model, args.data, noises=noises, out=args.out, weights=args.weights,
         reference=reference, list_file=args.list_file, options=_options(args), fresh=args.fresh,
         allow_outside_root=args.allow_outside_root, stepwise=_stepwise(args.stepwise), deploy=args.deploy,
         calibration_data=args.calibration_data, calibration_samples=args.calibration_samples,
-        deployed_onnx=args.deployed_onnx,
+        deployed_onnx=args.deployed_onnx, limit=args.limit,
     )
-    _finish(results, Path(args.out))
+    return _finish(results, Path(args.out), args, checks)
 
 
 DENSE_DEMO = {"detection": ("zoo-detector", "detection"), "segmentation": ("zoo-segmenter", "detection")}
 DENSE_DEMO_IMAGES = 200  # the first 200 scenes val images: the zoo cards' reference subset
 
 
-def cmd_demo(args) -> None:
+def cmd_demo(args) -> int:
     from sysnoise import api
     from sysnoise.zoo.photos import materialise
 
@@ -117,17 +160,21 @@ def cmd_demo(args) -> None:
         data = folder / ("annotations.json" if args.task == "detection" else "segmentation.txt")
         print(f"demo scenes: {data}")
         out = Path(args.out or f"results/demo-{model}")
-        results = api.run_dense(args.task, model, data, noises=args.noises, out=out, options=_options(args),
-                                fresh=args.fresh, stepwise=_stepwise(args.stepwise), deploy=args.deploy)
-        return _finish(results, out)
+        noises = args.noises or api.default_noises(args.task)
+        checks = _gates(args, noises)
+        results = api.run_dense(args.task, model, data, noises=noises, out=out, options=_options(args),
+                                fresh=args.fresh, stepwise=_stepwise(args.stepwise), deploy=args.deploy,
+                                limit=args.limit)
+        return _finish(results, out, args, checks)
 
     list_file = materialise()
     print(f"demo photos: {list_file.parent}")
     out = Path(args.out or f"results/demo-{args.model}")
-    results = api.run(args.model, list_file, noises=args.noises or api.DEFAULT_NOISES, out=out,
-                      options=_options(args), fresh=args.fresh, stepwise=_stepwise(args.stepwise),
-                      deploy=args.deploy)
-    _finish(results, out)
+    noises = args.noises or api.DEFAULT_NOISES
+    checks = _gates(args, noises)
+    results = api.run(args.model, list_file, noises=noises, out=out, options=_options(args), fresh=args.fresh,
+                      stepwise=_stepwise(args.stepwise), deploy=args.deploy, limit=args.limit, data_name="photos")
+    return _finish(results, out, args, checks)
 
 
 def cmd_demo_lm(args) -> None:
@@ -143,7 +190,7 @@ def cmd_demo_lm(args) -> None:
     for name, (path, fmt) in DEMO_SETS.items():
         runs.append(api.run_language(loaded, path, fmt=fmt, noises=args.noises or DEMO_NOISES,
                                      out=out / name, options=_options(args), fresh=args.fresh))
-        _finish(runs[-1], out / name)
+        _finish(runs[-1], out / name, args)
     print(f"wrote {write_table(runs, out / 'report.md')}")
 
 
@@ -274,6 +321,7 @@ def cmd_generate(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sysnoise", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"sysnoise {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="measure a model under its reference pipeline and noised variants")
@@ -300,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--deployed-onnx", metavar="FILE",
                      help="your own ONNX file: measured on ONNX Runtime against the torch --model as the reference")
     _engine_args(run)
+    _script_args(run)
     _stepwise_arg(run, None)
     run.set_defaults(func=cmd_run)
 
@@ -313,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                  f"(default {DENSE_DEMO_IMAGES})")
     demo.add_argument("--out", help="results folder (default results/demo-MODEL)")
     _engine_args(demo)
+    _script_args(demo)
     _stepwise_arg(demo, "greedy")  # the demo shows the combined worst case
     demo.set_defaults(func=cmd_demo)
 
@@ -444,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = warnings.formatwarning
     warnings.formatwarning = _warning_format(previous)
     try:
-        args.func(args)
+        code = args.func(args)
     except (UserInputError, UnknownNameError) as err:
         print(f"sysnoise: error: {err}", file=sys.stderr)
         return 2
@@ -453,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         warnings.formatwarning = previous  # main() called from Python leaves the caller's warnings as they were
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ def eta_text(elapsed: float, done: int, total: int) -> str:
     return f"eta {hours}:{minutes:02d}:{seconds:02d}" if hours else f"eta {minutes}:{seconds:02d}"
 
 
-class progress:
-    """`with progress(total, label, enabled) as advance: advance(n)`; a no-op when not enabled."""
+class ProgressBar:
+    """`with ProgressBar(total, label, enabled) as advance: advance(n)`; a no-op when not enabled."""
 
     def __init__(self, total: int, label: str, enabled: bool):
         self.total, self.label, self.enabled = total, label, enabled

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from sysnoise.analysis.combine import effect, effect_ci, worst_rows
-from sysnoise.report.markdown import (calibration_note, combined_what, fmt, fmt_ci, fmt_p, labeled, metric_label, misconfigured, noise_cell,
+from sysnoise.report.markdown import (calibration_note, combined_what, data_title, fmt, fmt_ci, fmt_p, labeled, metric_label, misconfigured, noise_cell,
                                      nothing_measured, places_for, precision_note, shown, star, task_words)
 
 SIGNIFICANT = "#b2182b"  # distinguishable from zero
@@ -411,7 +411,7 @@ def render(results: dict, folder: str | Path) -> str:
             f"({task_words(results)['test']}, p < 0.05)"
             if labeled(results) else "no labels: the flip rate (how often the top-1 changed) is all that can be "
                                       "measured")
-    title = f"sysnoise: {results['model']['name']} on {Path(results['dataset']['path']).name}"
+    title = f"sysnoise: {results['model']['name']} on {data_title(results)}"
     noises = [n for n in results["noises"] if n["name"] not in misconfigured(results)]
     body = [
         f"<h1>{esc(title)}</h1>",

@@ -4,6 +4,7 @@ detail, the stepwise combination, the deployment attribution and the pictures.""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 METRIC_LABELS = {"top1": "top-1", "map": "mAP", "miou": "mIoU"}
 # What the columns mean per task (the paper's table, the test behind p, what a flip and c->w count).
@@ -125,6 +126,14 @@ def corrupt_note(results: dict) -> str:
     if results["dataset"].get("include_corrupt"):
         return " (corrupt data measured too: --include-corrupt)"
     return f" ({n} of them with corrupt data)" if n else ""
+
+
+def data_title(results: dict) -> str:
+    """The data as a title names it: its name (not a cache path), and the --limit subset if any."""
+    dataset = results["dataset"]
+    name = dataset.get("name") or Path(dataset["path"]).name
+    limit = dataset.get("limit")
+    return f"{name} (--limit: {limit['n']} of {limit['of']} samples)" if limit else name
 
 
 def calibration_note(results: dict) -> str:
@@ -332,7 +341,7 @@ def render(results: dict) -> str:
     what = (f"{label} delta in points (reference minus variant)" if labeled(results)
             else f"{label} flip rate in % (no labels)")
     lines = [
-        f"# sysnoise report: {results['model']['name']} on {results['dataset']['path']}",
+        f"# sysnoise report: {results['model']['name']} on {data_title(results)}",
         "",
         f"Task: {results['task']}. Samples: {ref['n']} ({ref['n_labeled']} labeled), "
         f"{len(results['skipped'])} skipped{corrupt_note(results)}. Reference {label}: {fmt(ref.get(metric), places)} "
