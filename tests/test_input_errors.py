@@ -85,7 +85,9 @@ def test_the_python_api_checks_a_wrapped_model_s_reference_before_its_forward(im
     ("crop_pct: .nan\n", ":1: crop_pct: must be in (0, 1]"),
     ("mean: [1, .inf, 2]\n", ":1: mean: needs three finite values"),
     ("input_size: [1, 2]\n", ":1: input_size: [1, 2]: sysnoise inputs are square"),
-    ("mean: 5\n", ":1: mean: should be a three numbers, got 5"),
+    ("mean: 5\n", ":1: mean: should be three numbers, got 5"),
+    ("input_size: 224.5\n", ":1: input_size: should be an integer, got 224.5"),
+    ("operators: maxpool-ceil\n", ":1: operators: should be a list of names, got 'maxpool-ceil'"),
     ("resize: pillow-bicubic\ncrop: center\n", ":2: crop: 'center' is not a crop option"),
     ("- resize\n", ": expected a mapping of pipeline fields"),
 ])
@@ -163,6 +165,8 @@ def test_timm_and_hugging_face_spellings_are_translated(tmp_path):
                                       "in 0-1 units; for 0-255 pixel units write mean"),
     ("interpolation: cubic\n", ":1: interpolation: 'cubic' is not an interpolation sysnoise knows"),
     ("crop_mode: border\n", ":1: crop_mode: timm's crop_mode 'border' has no catalogue crop"),
+    ("crop_mode: [center]\n", ":1: crop_mode: timm's crop_mode ['center'] has no catalogue crop"),
+    ("resample: [3]\n", ":1: resample: [3] is not an interpolation sysnoise knows"),
     ("resample: 3\nresize: opencv-area\n", ":1: resample: gives resize a second time"),
     ("size: {shortest_edge: 256}\n", ":1: size: not a sysnoise field (Hugging Face's resize size: write input_size"),
 ])

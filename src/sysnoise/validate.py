@@ -123,8 +123,9 @@ def user_spellings(data: dict) -> dict:
     """A pipeline file's fields with timm's and Hugging Face's spellings translated onto sysnoise's,
     and every option name checked (Pipeline.load's `prepare`; FieldError names the key as written)."""
     out = dict(data)
-    for key in [k for k in out if k in FOREIGN_HINTS]:
-        raise FieldError(key, f"not a sysnoise field ({FOREIGN_HINTS[key]})")
+    foreign = next((key for key in data if key in FOREIGN_HINTS), None)
+    if foreign is not None:
+        raise FieldError(foreign, f"not a sysnoise field ({FOREIGN_HINTS[foreign]})")
 
     def take(foreign: str, native: str, value: Any) -> None:
         if native in data:
@@ -136,10 +137,11 @@ def user_spellings(data: dict) -> dict:
         take("interpolation", "resize", _resize_from("interpolation", out["interpolation"]))
     if "resample" in out:  # Hugging Face: a PIL.Image.Resampling value (or its name)
         value = out["resample"]
-        take("resample", "resize", _resize_from("resample", PIL_RESAMPLE.get(value, value)))
+        name = PIL_RESAMPLE.get(value) if isinstance(value, int) else value
+        take("resample", "resize", _resize_from("resample", name if name is not None else value))
     if "crop_mode" in out:
         mode = out["crop_mode"]
-        if mode not in CROP_MODES:
+        if not isinstance(mode, str) or mode not in CROP_MODES:
             raise FieldError("crop_mode", f"timm's crop_mode {mode!r} has no catalogue crop (known: "
                                           f"{', '.join(CROP_MODES)}); write crop: one of the crop options")
         take("crop_mode", "crop", CROP_MODES[mode])

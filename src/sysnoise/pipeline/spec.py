@@ -39,9 +39,9 @@ class FieldError(ValueError):
 # What each field holds when read from a file (from_dict): checked before the value is built, so
 # `input_size: [1, 2]` or `mean: 5` is an error naming the field, never a TypeError from inside.
 _KINDS: dict[str, str] = {
-    "decoder": "name", "colour": "name", "resize": "name", "crop": "name", "precision": "name", "runtime": "name",
-    "input_size": "integer", "crop_pct": "number", "mean": "three numbers", "std": "three numbers",
-    "operators": "list of names", "postprocess": "list of names",
+    "decoder": "a name", "colour": "a name", "resize": "a name", "crop": "a name", "precision": "a name",
+    "runtime": "a name", "input_size": "an integer", "crop_pct": "a number", "mean": "three numbers",
+    "std": "three numbers", "operators": "a list of names", "postprocess": "a list of names",
 }
 
 
@@ -50,11 +50,11 @@ def _is_number(value: Any) -> bool:
 
 
 def _fits(kind: str, value: Any) -> bool:
-    if kind == "name":
+    if kind == "a name":
         return isinstance(value, str)
-    if kind == "integer":
+    if kind == "an integer":
         return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "number":
+    if kind == "a number":
         return _is_number(value)
     if kind == "three numbers":
         return isinstance(value, (list, tuple)) and len(value) == 3 and all(_is_number(v) for v in value)
@@ -145,7 +145,7 @@ class Pipeline:
         try:
             for key, value in data.items():
                 if not _fits(_KINDS[key], value):
-                    raise FieldError(key, f"should be a {_KINDS[key]}, got {value!r}")
+                    raise FieldError(key, f"should be {_KINDS[key]}, got {value!r}")
             return cls(**data)
         except FieldError as err:
             raise ValueError(f"{_where(source, lines, err.field)}: {err}") from None
