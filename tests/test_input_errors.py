@@ -90,6 +90,8 @@ def test_the_python_api_checks_a_wrapped_model_s_reference_before_its_forward(im
     ("operators: maxpool-ceil\n", ":1: operators: should be a list of names, got 'maxpool-ceil'"),
     ("resize: pillow-bicubic\ncrop: center\n", ":2: crop: 'center' is not a crop option"),
     ("- resize\n", ": expected a mapping of pipeline fields"),
+    ("input_size: " + "7" * 5000 + "\n", ": a number too long to read (Exceeds the limit (4300 digits)"),
+    ("mean: " + "[" * 50000 + "]" * 50000 + "\n", ": nested too deeply to read"),
 ])
 @pytest.mark.parametrize("flag", ["--reference", "--deploy"])
 def test_a_bad_pipeline_file_names_its_line_and_field(text, expected, flag, tmp_path, images, capsys):

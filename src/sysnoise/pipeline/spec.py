@@ -185,6 +185,10 @@ class Pipeline:
             problem = getattr(err, "problem", None) or str(err).splitlines()[0]
             raise ValueError(f"{where}: not a YAML/JSON pipeline ({problem}); write plain `field: value` lines "
                              "(no tags such as !!python/...)") from None
+        except RecursionError:
+            raise ValueError(f"{path}: nested too deeply to read; write plain `field: value` lines") from None
+        except ValueError as err:  # an integer beyond Python's digit limit
+            raise ValueError(f"{path}: a number too long to read ({str(err).split(';')[0]})") from None
         data = {} if data is None else data
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of pipeline fields (`field: value` lines), "
