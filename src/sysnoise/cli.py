@@ -120,6 +120,8 @@ def cmd_run(args) -> int:
 
     if args.ignore_index is not None and args.task != "segmentation":
         raise UserInputError("--ignore-index is for --task segmentation (label maps)")
+    if args.include_corrupt and args.task == "language":
+        raise UserInputError("--include-corrupt is for image tasks (text has no corrupt-data pre-flight)")
     noises = args.noises or api.default_noises(args.task)
     checks = _gates(args, noises)
     if args.task == "language":

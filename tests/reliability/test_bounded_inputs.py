@@ -381,3 +381,9 @@ def test_a_sample_over_the_time_budget_is_skipped(gradient_images, tmp_path, mon
     assert skipped == {gradient_images[1].name: "pre-processing took longer than the budget of 2 s "
                                                 "(SYSNOISE_SAMPLE_SECONDS)"}
     assert results["reference"]["n"] == 2
+
+
+def test_include_corrupt_is_refused_for_text(tmp_path, capsys):
+    code = main(["run", "--model", "smollm2-135m", "--task", "language", "--data", str(tmp_path / "items.jsonl"),
+                 "--include-corrupt", "--out", str(tmp_path / "out")])
+    assert code == 2 and "--include-corrupt is for image tasks" in capsys.readouterr().err
