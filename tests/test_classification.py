@@ -53,3 +53,22 @@ def test_empty_dataset_is_a_clear_error(tmp_path):
         read_dataset(tmp_path)
     with pytest.raises(UserInputError, match="not found"):
         read_dataset(tmp_path / "nope")
+
+
+def test_forward_batches_inputs_of_different_sizes_apart_and_keeps_their_order():
+    # a deployment pipeline may change input_size beside the reference's: one model stage, two sizes
+    import numpy as np
+    import torch
+
+    from sysnoise.tasks.classification import ClassificationTask, outputs_from_logits
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                torch.nn.Linear(4, 7)).eval()
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal((3, s, s)).astype(np.float32) for s in (32, 24, 32, 24, 24)]
+    with torch.no_grad():
+        got = ClassificationTask().forward(model, inputs, 2, "cpu")
+        one_by_one = [outputs_from_logits(model(torch.from_numpy(x)[None])) for x in inputs]
+    assert np.array_equal(got["topk"], np.concatenate([o["topk"] for o in one_by_one]))
+    assert np.allclose(got["prob"], np.concatenate([o["prob"] for o in one_by_one]), atol=1e-6)

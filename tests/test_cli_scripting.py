@@ -91,3 +91,30 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.startswith("sysnoise 0.")
+
+
+def test_the_ci_gate_example_gates_on_the_deployment(setup, tmp_path, shufflenet_weights):  # noqa: F811
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "examples" / "ci_gate.sh"
+    (tmp_path / "deploy.yaml").write_text("input_size: 32\ncrop_pct: 1.0\nresize: opencv-nearest\n")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", str(script), "torchvision:shufflenet_v2_x0_5", str(shufflenet_weights),
+                           str(tmp_path / "list.txt"), str(tmp_path / "deploy.yaml"), str(tmp_path / "gate")],
+                          capture_output=True, text=True, env=env, timeout=600)
+    summary = json.loads((tmp_path / "gate.summary.json").read_text())
+    failed = {g["gate"] for g in summary["gates"]["failed"]}
+    assert done.returncode == (FAILED_GATE_EXIT if failed else 0), done.stdout + done.stderr[-2000:]
+    # the gates the script declares, recomputed from the summary by hand
+    expected = set()
+    if summary["deploy"]["delta"] > 0.5:
+        expected.add("deploy.delta>0.5")
+    resize = next(n for n in summary["noises"] if n["name"] == "resize")["summary"]["delta"]["max"]
+    if resize > 1:
+        expected.add("resize.max>1")
+    if any(v["flip_rate"] > 5 for v in summary["variants"]):
+        expected.add("flip>5%")
+    assert failed == expected

@@ -49,3 +49,18 @@ def test_core_install_measures_preprocessing_and_precision_and_says_what_is_miss
     assert report["loaded"] == []
     assert "n/a" in (tmp_path / "out" / "report.md").read_text() and "sysnoise[onnx]" in (
         tmp_path / "out" / "report.md").read_text()
+
+
+def test_tasks_that_need_an_extra_refuse_with_its_install_line(monkeypatch):
+    import pytest
+
+    from sysnoise import api, extras
+    from sysnoise.errors import UserInputError
+
+    monkeypatch.setitem(sys.modules, "pycocotools", None)  # import pycocotools now fails
+    extras.available.cache_clear()
+    try:
+        with pytest.raises(UserInputError, match=r"detection .* needs pycocotools: pip install sysnoise\[coco\]"):
+            api.run_dense("detection", "zoo-detector", "scenes")
+    finally:
+        extras.available.cache_clear()

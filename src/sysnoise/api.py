@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from sysnoise import subset
+from sysnoise import extras, subset
 from sysnoise.engine.execute import EngineOptions, evaluate
 from sysnoise.engine.outputs import RunOutputs
 from sysnoise.engine.plan import Plan
@@ -333,6 +333,8 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
 
     if task_name not in ("detection", "segmentation"):
         raise UserInputError(f"run_dense handles detection and segmentation, not {task_name!r}")
+    if task_name == "detection":
+        extras.require("coco", "detection (COCO box and mask mAP)")
     options = options or EngineOptions()
     check_run(model=model, reference=reference, deploy=deploy, noises=noises or (), stepwise=stepwise,
               device=options.device, out=out)

@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from sysnoise import extras
 from sysnoise.errors import UserInputError
 from sysnoise.models import LoadedModel, sha256_file
 from sysnoise.reference_sources import from_hf_processor
@@ -60,10 +61,8 @@ def load_image_classifier(name: str) -> LoadedModel:
     except (OSError, ValueError) as err:
         raise UserInputError(f"{processor_file}: cannot read: {err}") from None
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        from transformers import AutoModelForImageClassification
-    except ImportError:
-        raise UserInputError("Hugging Face models need `pip install sysnoise[lm]` (transformers)") from None
+    extras.require("lm", "Hugging Face image classifiers")
+    from transformers import AutoModelForImageClassification
     try:
         model = AutoModelForImageClassification.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as err:

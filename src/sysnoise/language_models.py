@@ -13,6 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from sysnoise import extras
 from sysnoise.errors import UserInputError
 from sysnoise.models import MODELS, LoadedModel, sha256_file
 from sysnoise.pipeline.spec import Pipeline
@@ -55,6 +56,7 @@ def is_causal_lm(module) -> bool:
 def load_causal_lm(name_or_path: str, *, gguf_file: str | None = None, name: str | None = None,
                    card: dict | None = None) -> LoadedModel:
     """A LoadedModel whose module is the float32 transformers model and tokenizer its tokenizer."""
+    extras.require("lm", "language models")
     _offline()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -234,13 +234,21 @@ class ClassificationTask(Task):
     name = "classification"
 
     def forward(self, model, inputs, batch_size, device):
+        """Inputs of one size batched together (a deployment pipeline may change the input size
+        beside the reference's), outputs back in input order."""
         import torch
 
-        parts = []
-        for start in range(0, len(inputs), batch_size):
-            batch = torch.from_numpy(np.stack(inputs[start : start + batch_size])).to(device)
-            parts.append(outputs_from_logits(model(batch).cpu()))
-        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+        by_shape: dict[tuple, list[int]] = {}
+        for index, array in enumerate(inputs):
+            by_shape.setdefault(np.shape(array), []).append(index)
+        out: dict[str, np.ndarray] = {}
+        for indices in by_shape.values():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start : start + batch_size]
+                batch = torch.from_numpy(np.stack([inputs[i] for i in chunk])).to(device)
+                for name, values in outputs_from_logits(model(batch).cpu()).items():
+                    out.setdefault(name, np.empty((len(inputs),) + values.shape[1:], values.dtype))[chunk] = values
+        return out
 
     def failed_outputs(self, n):
         return failed_outputs(n)
