@@ -21,6 +21,9 @@ from sysnoise.pipeline.spec import Pipeline
 INTERPOLATIONS = {name: f"pillow-{name}" for name in ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")}
 # PIL.Image.Resampling values, as Hugging Face processor configs store `resample`
 PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
+# timm's crop_mode -> the crop option that computes what transforms_imagenet_eval does ('border'
+# pads with the mean colour around a longer side of size / crop_pct: no option does that)
+TIMM_CROP_MODES = {"center": "shorter-centre-crop", "squash": "square-resize-crop"}
 DEFAULT_SOURCE = "sysnoise default"
 
 
@@ -96,12 +99,11 @@ def from_timm(data_config: Mapping[str, Any], source: str) -> ResolvedReference:
     size = _square(data_config["input_size"][1:], source, "input_size")
     crop_pct = float(data_config.get("crop_pct") or 0.875)
     crop_mode = data_config.get("crop_mode") or "center"
-    crops = {"center": "shorter-centre-crop", "squash": "square-resize-crop"}
-    if crop_mode not in crops:
+    if crop_mode not in TIMM_CROP_MODES:
         raise _refuse(source, f"crop_mode {crop_mode!r}", "timm pads with the mean colour; sysnoise's letterbox "
                       "pads grey 114 around a longer side of exactly size")
     pipeline = Pipeline(resize=_resize_option(data_config.get("interpolation", "bilinear"), source, "interpolation"),
-                        crop=crops[crop_mode], input_size=size, crop_pct=crop_pct,
+                        crop=TIMM_CROP_MODES[crop_mode], input_size=size, crop_pct=crop_pct,
                         mean=_pixels(data_config["mean"], 255), std=_pixels(data_config["std"], 255))
     where = f"{source} (timm data config)"
     provenance = {name: where for name in ("resize", "crop", "input_size", "crop_pct", "mean", "std")}

@@ -34,7 +34,7 @@ from sysnoise.pipeline.geometry import CROPS
 from sysnoise.pipeline.resize import RESIZES
 from sysnoise.pipeline.spec import FieldError, Pipeline
 from sysnoise.postprocess import POSTPROCESS
-from sysnoise.reference_sources import INTERPOLATIONS, PIL_RESAMPLE
+from sysnoise.reference_sources import INTERPOLATIONS, PIL_RESAMPLE, TIMM_CROP_MODES
 from sysnoise.registry import Registry
 
 # Pipeline fields that hold registry names (one name, or a tuple of names).
@@ -42,9 +42,6 @@ OPTION_FIELDS: dict[str, Registry] = {
     "decoder": DECODERS, "colour": COLOURS, "resize": RESIZES, "crop": CROPS, "precision": PRECISIONS,
     "runtime": RUNTIMES, "operators": OPERATORS, "postprocess": POSTPROCESS,
 }
-# timm's crop_mode (its eval transform) as the catalogue's crop policy; timm's `border` pads with the
-# mean colour around an aspect-kept resize, which no crop option reproduces.
-CROP_MODES = {"center": "shorter-centre-crop", "squash": "square-resize-crop"}
 # Other tools' keys that have no one-to-one translation, with the sysnoise spelling to use instead.
 FOREIGN_HINTS = {
     "size": "Hugging Face's resize size: write input_size (the crop's side) and crop_pct (crop / resized side)",
@@ -141,10 +138,10 @@ def user_spellings(data: dict) -> dict:
         take("resample", "resize", _resize_from("resample", name if name is not None else value))
     if "crop_mode" in out:
         mode = out["crop_mode"]
-        if not isinstance(mode, str) or mode not in CROP_MODES:
+        if not isinstance(mode, str) or mode not in TIMM_CROP_MODES:
             raise FieldError("crop_mode", f"timm's crop_mode {mode!r} has no catalogue crop (known: "
-                                          f"{', '.join(CROP_MODES)}); write crop: one of the crop options")
-        take("crop_mode", "crop", CROP_MODES[mode])
+                                          f"{', '.join(TIMM_CROP_MODES)}); write crop: one of the crop options")
+        take("crop_mode", "crop", TIMM_CROP_MODES[mode])
     size = out.get("input_size")
     if isinstance(size, (list, tuple)):  # timm's (channels, height, width)
         if len(size) != 3 or size[1] != size[2]:
