@@ -239,3 +239,35 @@ def test_a_second_run_into_a_locked_folder_is_refused(images, tmp_path):
         holder.wait()
     run(Constant(0), images, out)  # the holder's exit released the lock
     assert (top1(out) == 0).all()
+
+
+def test_cli_refuses_another_reference_in_the_folder_and_reports_reuse(gradient_images, tmp_path, capsys):
+    from sysnoise import cli
+    from sysnoise.models import load_model
+
+    own = load_model("efficientnet_lite0").reference.resize
+    other = "pillow-bicubic" if own != "pillow-bicubic" else "pillow-lanczos"
+    (tmp_path / "ref.yaml").write_text(f"resize: {other}\n")
+    argv = ["run", "--model", "efficientnet_lite0", "--data", str(gradient_images[0].parent), "--out",
+            str(tmp_path / "out"), "--noise", "resize=pillow-nearest", "--workers", "0", "--no-progress"]
+    assert cli.main(argv) == 0
+    capsys.readouterr()
+    assert cli.main(argv + ["--reference", str(tmp_path / "ref.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sysnoise: error: {tmp_path / 'out'}: ")
+    assert f"reference pipeline differs: resize {own} -> {other}" in err and "--fresh" in err and "--out" in err
+    assert cli.main(argv) == 0
+    assert "reused this run's finished outputs" in capsys.readouterr().err
+
+
+def test_chunks_still_to_compute_fill_the_gaps_of_any_earlier_chunk_size():
+    from sysnoise.engine.execute import _spans_to_compute
+
+    # 10 samples, chunks of 4 now; an earlier run (chunk size 3, then 1) left 0-3 and 5-6
+    done = [(0, 3), (5, 6)]
+    assert _spans_to_compute(10, 4, done, 0, 1) == [(3, 4), (4, 5), (6, 8), (8, 10)]
+    # two ranks share the grid cells 0-4, 4-8, 8-10 round-robin; neither writes into the other's
+    assert _spans_to_compute(10, 4, done, 0, 2) == [(3, 4), (8, 10)]
+    assert _spans_to_compute(10, 4, done, 1, 2) == [(4, 5), (6, 8)]
+    assert _spans_to_compute(10, 4, [(0, 10)], 0, 1) == []
+    assert _spans_to_compute(0, 4, [], 0, 1) == []
