@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from sysnoise import reference_sources
+from sysnoise import extras, reference_sources
 from sysnoise.errors import UserInputError
 from sysnoise.pipeline.spec import Pipeline
 from sysnoise.reference_sources import ResolvedReference, attributed
@@ -125,11 +125,10 @@ def _weights_or_cache(given: Path | None, cached: Path | None, name: str, expect
 def _timm_model(arch: str, weights: Path | None, num_classes: int | None) -> LoadedModel:
     """timm:ARCH[.TAG]: the architecture, its weights (--weights, else the Hugging Face cache of the
     tag's hf_hub_id) and its reference from timm's own data config for that tag."""
-    try:
-        import timm
-        import timm.data
-    except ImportError:
-        raise UserInputError("timm models need `pip install timm` (or `pip install sysnoise[timm]`)") from None
+    extras.require("timm", "timm models")
+    import timm
+    import timm.data
+
     try:
         probe = timm.create_model(arch, pretrained=False)
     except RuntimeError as err:  # timm's "Unknown model"
