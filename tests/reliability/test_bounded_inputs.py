@@ -21,7 +21,7 @@ from sysnoise import api
 from sysnoise.cli import main
 from sysnoise.engine.execute import EngineOptions
 from sysnoise.engine.outputs import RunOutputs
-from sysnoise.errors import SampleError
+from sysnoise.errors import SampleError, UserInputError
 from sysnoise.models import wrap_module
 from sysnoise.pipeline import colour, integrity, limits, yuv
 from sysnoise.pipeline import decode as decode_module
@@ -187,9 +187,11 @@ def test_only_regular_files_within_the_size_limit_are_read(tmp_path, monkeypatch
     assert limits.read_file(tmp_path / "small.jpg") == b"abc"
 
 
-def test_a_bad_limit_setting_is_a_user_error(monkeypatch):
-    monkeypatch.setenv("SYSNOISE_SAMPLE_SECONDS", "soon")
-    with pytest.raises(Exception, match="SYSNOISE_SAMPLE_SECONDS='soon': expected a positive number"):
+@pytest.mark.parametrize("variable, value", [("SYSNOISE_SAMPLE_SECONDS", "soon"), ("SYSNOISE_MAX_FILE_MB", "inf"),
+                                             ("SYSNOISE_MAX_PIXELS", "nan"), ("SYSNOISE_MAX_PIXELS", "0")])
+def test_a_bad_limit_setting_is_a_user_error(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(UserInputError, match=f"{variable}='{value}': expected a positive number"):
         limits.current()
 
 

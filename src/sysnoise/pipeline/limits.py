@@ -15,6 +15,7 @@ see what the main process sees (docs/reliability.md):
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import stat
@@ -57,7 +58,7 @@ def current() -> Limits:
             value = float(raw) * unit
         except ValueError:
             value = float("nan")
-        if not value >= (0 if name == "sample_seconds" else 1):  # NaN fails too
+        if not (math.isfinite(value) and value >= (0 if name == "sample_seconds" else 1)):
             raise UserInputError(f"{variable}={raw!r}: expected a positive number"
                                  + (" (0 turns the budget off)" if name == "sample_seconds" else ""))
         values[name] = value if name == "sample_seconds" else int(value)
