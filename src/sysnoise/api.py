@@ -561,8 +561,9 @@ def _measure(loaded, dataset, plan: Plan, folder: Path, options: EngineOptions, 
     try:
         distributed.barrier()  # no rank starts before rank 0 has validated (or cleared) the folder
         if world == 1 and store.reusable():
-            print(f"sysnoise: {folder}: reused this run's finished outputs (run {identity.key[:SHORT]}); nothing "
-                  "recomputed (--fresh recomputes)", file=sys.stderr)
+            if options.progress:  # quiet runs learn it from run.reused
+                print(f"sysnoise: {folder}: reused this run's finished outputs (run {identity.key[:SHORT]}); "
+                      "nothing recomputed (--fresh recomputes)", file=sys.stderr)
             return EnginePass(RunOutputs.load(store.final), 0.0, identity.digests, True)
         started = time.perf_counter()
         with ProgressBar(len(dataset.samples), f"{loaded.name}: {label}", options.progress and rank == 0) as advance:
