@@ -4,9 +4,10 @@ The parts are the model (its class and its weights file's digest, or for a modul
 from Python a digest of its state_dict tensors), the data (the sample list), the reference
 pipeline, the task with its settings, the variants (each one's changes to the reference), the
 INT8 calibration samples, the device type and the caller's other settings that change outputs
-(how samples are read). The model's name is not part of it: renaming changes no output. A results folder holds the outputs of one
-identity (engine/store.py); when two identities differ, `differences` says in words which
-parts do, so a refusal can tell the user what changed.
+(how samples are read). The model's name is not part of it: renaming changes no output.
+
+A results folder holds the outputs of one identity (engine/store.py); when two identities
+differ, `differences` says in words which parts do, so a refusal can tell the user what changed.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def module_digest(module) -> str:
         if isinstance(value, torch.Tensor):
             tensor = value.detach().cpu().contiguous().reshape(-1)  # reshape: 0-d tensors get a byte view too
             hasher.update(f"{name}:{tensor.dtype}:{tuple(value.shape)}\n".encode())
-            hasher.update(tensor.view(torch.uint8).numpy().tobytes())
+            hasher.update(tensor.view(torch.uint8).numpy())  # the bytes in place, not a copy
         else:  # a module's extra state: whatever it is, its repr stands for it
             hasher.update(f"{name}:{value!r}\n".encode())
     return hasher.hexdigest()
