@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 from sysnoise import __version__
+from sysnoise.engine.lifetime import Terminated
 from sysnoise.errors import UserInputError
 from sysnoise.registry import UnknownNameError
 
@@ -327,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="measure a model under its reference pipeline and noised variants")
-    run.add_argument("--model", required=True, help="zoo name (see `sysnoise list`), torchvision:ARCH or timm:ARCH")
+    run.add_argument("--model", required=True, help="zoo name (see `sysnoise list`), torchvision:ARCH, timm:ARCH, hf:FOLDER or "
+                     "onnx:FILE.onnx (a deployed file on ONNX Runtime; --reference: its pipeline)")
     run.add_argument("--weights", help="local weights (state_dict .pth/.pt or .safetensors)")
     run.add_argument("--data", required=True, help="class-folder tree, folder of unlabeled images, list file, COCO "
                      "annotations.json, segmentation list, or a dataset name (`sysnoise list`: scenes serves each task)")
@@ -500,9 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UserInputError, UnknownNameError) as err:
         print(f"sysnoise: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print("sysnoise: interrupted; completed chunks are kept, rerun the same command to resume", file=sys.stderr)
-        return 130
+        return 143 if isinstance(stop, Terminated) else 130  # the shell's 128 + SIGTERM / SIGINT
     finally:
         warnings.formatwarning = previous  # main() called from Python leaves the caller's warnings as they were
     return code or 0
