@@ -157,12 +157,21 @@ _add(Noise("channel-order", "misconfiguration", "RGB fed as BGR: a configuration
 _add(Noise("stored", "pre-processing", "pixels made elsewhere (sysnoise generate, a device), read from a folder",
            DECODERS, SetField("decoder", stored.decoder_name),
            free_form="DIR: a folder of .npy/.png named by sample id, as `sysnoise generate` writes or a device dumps"))
+
+
+def _in_torch(model) -> bool:
+    """Precision is a torch-level transform: n/a for a model another engine runs (an ONNX file)."""
+    return not runtimes.runs_outside_torch(model)
+
+
 _add(Noise("precision", "inference", "numeric precision of weights and activations (INT8 PTQ: the int8 noise)",
            PRECISIONS, SetField("precision"), only=lambda: [n for n in PRECISIONS.names() if family(n) != "int8"],
+           applies=_in_torch,
            # native half precision is exact but 10-30x slower on a CPU: opt-in there
            default_options=lambda: [n for n in PRECISIONS.names() if family(n) != "int8" and not n.endswith("-native")]))
 _add(Noise("int8", "inference", "INT8 post-training quantization, simulated (calibrated on held-out data)",
            PRECISIONS, SetField("precision"), only=lambda: [n for n in PRECISIONS.names() if family(n) == "int8"],
+           applies=_in_torch,
            # the calibrators and per-tensor weights by default; weight/activation symmetry variants on request
            default_options=lambda: [n for n in PRECISIONS.names() if family(n) == "int8"
                                     and n not in ("int8-asym", "int8-symact")]))

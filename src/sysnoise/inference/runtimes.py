@@ -18,7 +18,9 @@ onnxruntime-lm-int8-reduce-range: lm_runtimes.py); each side's `applies` meta re
 as n/a.
 
 A user's own ONNX file is the runtime `onnx:PATH` (see `load_onnx_file`): the deployed model
-as it ships, compared against the user's torch model as the reference.
+as it ships, compared against the user's torch model as the reference, or alone the model under
+test (`--model onnx:FILE`, models.py). A file exported with a fixed batch size is fed chunks of
+exactly that size (run_in_batches); a dynamic batch axis takes each batch whole.
 """
 
 from __future__ import annotations
@@ -36,11 +38,12 @@ ONNX_FILE_PREFIX = "onnx:"
 
 
 def takes_images(model) -> bool:
-    """The runtimes above export one image batch: a causal LM (token ids and a mask) takes the
-    LM runtimes of lm_runtimes instead, and reports these as n/a."""
+    """The runtimes above export one image batch from a torch model: a causal LM (token ids and a
+    mask) takes the LM runtimes of lm_runtimes instead, and a model another engine already runs
+    (runs_outside_torch) cannot be exported again; both report these as n/a."""
     from sysnoise.language_models import is_causal_lm
 
-    return not is_causal_lm(model)
+    return not runs_outside_torch(model) and not is_causal_lm(model)
 
 
 def _session_options():
@@ -52,6 +55,35 @@ def _session_options():
     return options
 
 
+def fixed_size(dimension) -> int | None:
+    """An ONNX input dimension's size when the file fixes it, None for a dynamic axis (a name or
+    None in ONNX Runtime's shape)."""
+    return dimension if isinstance(dimension, int) and dimension > 0 else None
+
+
+def run_in_batches(run, array, batch: int | None):
+    """`run` (one array in, one out) over `array`: whole when the batch axis is dynamic, else in
+    chunks of exactly `batch` rows, the last one padded with zeros and its padded rows dropped."""
+    import numpy as np
+
+    if batch is None:
+        return run(array)
+    outputs = []
+    for start in range(0, len(array), batch):
+        chunk = array[start : start + batch]
+        rows = len(chunk)
+        if rows < batch:
+            chunk = np.concatenate([chunk, np.zeros((batch - rows,) + chunk.shape[1:], chunk.dtype)])
+        outputs.append(run(chunk)[:rows])
+    return np.concatenate(outputs)
+
+
+def runs_outside_torch(model) -> bool:
+    """A model another engine runs (an ONNX Runtime session): torch-level rewrites, precision
+    emulation and exports cannot reach inside it."""
+    return getattr(model, "sysnoise_engine", None) is not None
+
+
 def _ort_module(model_bytes_or_path, info: dict):
     import onnxruntime as ort
     import torch
@@ -61,16 +93,22 @@ def _ort_module(model_bytes_or_path, info: dict):
     inputs = session.get_inputs()
     if len(inputs) != 1:
         raise ValueError(f"the ONNX model takes {len(inputs)} inputs; sysnoise feeds one image batch")
+    shape = list(inputs[0].shape or [None])
+    batch = fixed_size(shape[0])
 
     class OnnxRuntimeModel(torch.nn.Module):
+        sysnoise_engine = "onnxruntime"
+
         def __init__(self) -> None:
             super().__init__()
             self.session = session
             self.input_name = inputs[0].name
+            self.input_shape = shape
             self.sysnoise_info = info
 
         def forward(self, x):
-            out = self.session.run(None, {self.input_name: x.detach().float().cpu().numpy()})[0]
+            run = lambda array: self.session.run(None, {self.input_name: array})[0]  # noqa: E731
+            out = run_in_batches(run, x.detach().float().cpu().numpy(), batch)
             return torch.from_numpy(out).to(x.device)
 
         def __deepcopy__(self, memo):  # a session is not copyable; it is stateless for inference
@@ -79,6 +117,7 @@ def _ort_module(model_bytes_or_path, info: dict):
     info.update({
         "runtime": "onnxruntime", "onnxruntime": ort.__version__, "providers": session.get_providers(),
         "graph_optimization_level": "ORT_ENABLE_ALL",
+        "input_shape": [d if fixed_size(d) else str(d) for d in shape], "batch": batch or "dynamic",
     })
     return OnnxRuntimeModel()
 
