@@ -88,3 +88,26 @@ def test_onnx_runtime_runs_a_segmenter_on_inputs_of_several_sizes(tmp_path):
     (variant,) = results["variants"]
     # float32 ONNX Runtime against float32 torch: the same labels on every pixel of both images
     assert variant["id"] == "runtime/onnxruntime" and variant["identical"] == 100 and variant["delta"] == 0
+
+
+def test_segmentation_list_format_is_the_list_files_one(tmp_path):
+    # `#` only starts a comment at line start; a tab separates paths with spaces; NUL is refused
+    import numpy as np
+    import pytest
+    from PIL import Image
+
+    from sysnoise.errors import UserInputError
+    from sysnoise.tasks.segmentation import read_segmentation_list
+
+    for name in ("hash#1.png", "photo 2.png", "hash#1-label.png", "photo 2-label.png"):
+        Image.fromarray(np.zeros((4, 4, 3) if "label" not in name else (4, 4), np.uint8)).save(tmp_path / name)
+    listing = tmp_path / "segmentation.txt"
+    listing.write_text("# a comment\nhash#1.png hash#1-label.png\nphoto 2.png\tphoto 2-label.png\n")
+    dataset = read_segmentation_list(listing)
+    assert [s.id for s in dataset.samples] == ["hash#1.png", "photo 2.png"] and not dataset.problems
+    listing.write_text("photo 2.png photo 2-label.png\n")
+    with pytest.raises(UserInputError, match=r"segmentation.txt:1: 4 space-separated fields"):
+        read_segmentation_list(listing)
+    listing.write_text("a.png\0 b.png\n")
+    with pytest.raises(UserInputError, match="NUL byte"):
+        read_segmentation_list(listing)

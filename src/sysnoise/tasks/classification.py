@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from sysnoise.errors import UserInputError
+from sysnoise.listfile import split_fields
 from sysnoise.tasks.base import TASKS, Task
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
@@ -100,20 +101,9 @@ def parse_list_line(line: str, where: str) -> tuple[str, tuple[int, ...]] | None
     `PATH<TAB>LABELS`, LABELS being class indices joined by commas. A tab makes the path verbatim
     (spaces and # allowed); without one the path has no spaces. # starts a comment only at the
     start of a line, so `hash#1.jpg` is a path."""
-    text = line.strip(" \r\n")  # not tabs: `PATH<TAB>` is a path with spaces and no labels
-    if not text.strip() or text.lstrip().startswith("#"):
+    fields = split_fields(line, where, 2, LIST_FORMAT)
+    if fields is None:
         return None
-    if "\0" in text:
-        raise UserInputError(f"{where}: NUL byte in the line; a list file is text, one path per line")
-    if "\t" in text:
-        fields = [part.strip() for part in text.split("\t")]
-        if len(fields) != 2:
-            raise UserInputError(f"{where}: {len(fields) - 1} tabs; write PATH<TAB>LABELS ({LIST_FORMAT})")
-    else:
-        fields = text.split()
-        if len(fields) > 2:
-            raise UserInputError(f"{where}: {len(fields)} space-separated fields; a path with spaces needs a tab "
-                                 f"before its labels, and # comments go on their own line ({LIST_FORMAT})")
     path, labels = fields[0], (fields[1] if len(fields) == 2 else "")
     try:
         return path, tuple(int(v) for v in labels.split(",")) if labels else ()

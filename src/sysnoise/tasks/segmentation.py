@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sysnoise.errors import SampleError, UserInputError
+from sysnoise.listfile import split_fields
 from sysnoise.postprocess import configure
 from sysnoise.postprocess.segmentation import GRID, NO_PREDICTION, SegmentationPost, confusion, grid_sample_positions, predict
 from sysnoise.tasks.base import TASKS, Task, read_sample
@@ -60,6 +61,10 @@ class SegmentationDataset:
                 "ignore_index": self.ignore_index}
 
 
+LIST_FORMAT = ("one pair per line: IMAGE LABEL-MAP, or IMAGE<TAB>LABEL-MAP when a path has spaces; a line "
+               "starting with # is a comment")
+
+
 def read_segmentation_list(path: str | Path, *, allow_outside_root: bool = False,
                            ignore_index: int = IGNORE_INDEX) -> SegmentationDataset:
     path = Path(path)
@@ -74,13 +79,12 @@ def read_segmentation_list(path: str | Path, *, allow_outside_root: bool = False
         raise UserInputError(f"{path}: cannot read: {err}") from None
     samples, problems, seen = [], [], set()
     for number, raw in enumerate(lines, 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        parts = line.split()
         where = f"{path}:{number}"
+        parts = split_fields(raw, where, 2, LIST_FORMAT)
+        if parts is None:
+            continue
         if len(parts) != 2:
-            problems.append({"id": line, "where": where, "reason": "expected 'image label-map'"})
+            problems.append({"id": parts[0], "where": where, "reason": "expected 'image label-map'"})
             continue
         image, label = ((root / p).resolve() for p in parts)
         if not allow_outside_root and not (image.is_relative_to(root) and label.is_relative_to(root)):
