@@ -197,11 +197,11 @@ def test_list_file_format_paths_with_hash_and_spaces(tmp_path):
 
 
 @pytest.mark.parametrize("line, expected", [
-    ("photo 2.jpg 3", ":2: 3 space-separated fields; a path with spaces needs a tab before its labels"),
+    ("photo 2.jpg 3", ":2: 3 space-separated fields; a path with spaces needs a tab"),
     ("a.jpg 3 # the cat", ":2: 5 space-separated fields"),
     ("photo 2.jpg", ":2: labels '2.jpg' are not class indices joined by commas"),
     ("a\0b.jpg 1", ":2: NUL byte in the line"),
-    ("a.jpg\t1\t2", ":2: 2 tabs; write PATH<TAB>LABELS"),
+    ("a.jpg\t1\t2", ":2: 2 tabs; write the 2 fields with one tab between each"),
 ])
 def test_a_list_file_line_that_does_not_parse_is_named(line, expected, tmp_path, capsys):
     write_jpeg(tmp_path / "a.jpg", np.zeros((8, 8, 3), np.uint8))
