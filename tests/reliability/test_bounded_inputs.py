@@ -45,7 +45,8 @@ def tiny_model():
 def run_script(body: str, timeout: float = 120) -> dict:
     """Run Python in a fresh process (memory figures of its own); its last stdout line is JSON."""
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(body)], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
+                          timeout=timeout, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "src")])})
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
