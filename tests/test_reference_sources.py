@@ -57,7 +57,8 @@ def test_timm_tag_resolves_bicubic_crop_095_and_matches_timm_transform(tmp_path,
 
 
 @pytest.mark.parametrize("enum_name", ["ResNet50_Weights.IMAGENET1K_V2", "ResNet50_Weights.IMAGENET1K_V1",
-                                       "ViT_B_16_Weights.IMAGENET1K_V1"])
+                                       "ViT_B_16_Weights.IMAGENET1K_V1",
+                                       "FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1"])  # segmentation: no crop
 def test_torchvision_enum_transforms_resolve_and_match_torchvision(enum_name, photo_bytes):
     import torchvision
 
