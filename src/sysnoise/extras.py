@@ -14,6 +14,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "coco": ("pycocotools",),
     "lm": ("transformers", "tokenizers"),
     "timm": ("timm",),
+    "datasets": ("datasets",),
 }
 
 

@@ -76,12 +76,12 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"), (stat.
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
-def read_file(path) -> bytes:
-    """A sample's bytes, from a regular file within the size limit.
+@contextmanager
+def _regular_file(path):
+    """(descriptor, stat) of `path`, refused unless it is a regular file.
 
     Opened without blocking (a named pipe with no writer would block the open itself), then
     checked on the open descriptor, so a symlink is judged by what it points to."""
-    limit = current().max_file_bytes
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as err:
@@ -91,15 +91,39 @@ def read_file(path) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             kind = next((text for test, text in _KINDS if test(info.st_mode)), "not a regular file")
             raise SampleError(f"not a regular file ({kind}): only regular files are read")
-        if info.st_size > limit:
-            raise SampleError(f"file of {info.st_size} bytes exceeds the limit of {limit} (SYSNOISE_MAX_FILE_MB)")
-        with open(fd, "rb", closefd=False) as handle:
-            data = handle.read(limit + 1)  # the file may grow while read
+        yield fd, info
     finally:
         os.close(fd)
+
+
+def read_file(path) -> bytes:
+    """A sample's bytes, from a regular file within the size limit."""
+    limit = current().max_file_bytes
+    with _regular_file(path) as (fd, info):
+        check_size(info.st_size, "file")
+        with open(fd, "rb", closefd=False) as handle:
+            data = handle.read(limit + 1)  # the file may grow while read
     if len(data) > limit:
         raise SampleError(f"file grew past the limit of {limit} bytes while read (SYSNOISE_MAX_FILE_MB)")
     return data
+
+
+def check_size(size: int, what: str = "sample") -> None:
+    """Refuse a sample (a file, a tar member, a dataset row's image) above the file size limit."""
+    limit = current().max_file_bytes
+    if size > limit:
+        raise SampleError(f"{what} of {size} bytes exceeds the limit of {limit} (SYSNOISE_MAX_FILE_MB)")
+
+
+def read_slice(path, offset: int, size: int) -> bytes:
+    """`size` bytes at `offset` of a regular file: a sample stored inside a container (a tar
+    member), within the size limit like a file of its own."""
+    check_size(size, "member")
+    with _regular_file(path) as (fd, info):
+        if offset + size > info.st_size:
+            raise SampleError(f"member at bytes {offset}..{offset + size} lies past the end of the "
+                              f"{info.st_size}-byte file (truncated?)")
+        return os.pread(fd, size, offset)
 
 
 class OverBudget(BaseException):

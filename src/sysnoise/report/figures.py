@@ -15,6 +15,7 @@ import numpy as np
 from sysnoise.analysis.combine import worst_rows
 from sysnoise.engine.outputs import RunOutputs
 from sysnoise.engine.plan import Column
+from sysnoise.errors import SampleError
 from sysnoise.pipeline.spec import Pipeline
 
 MAX_DIFFERENCES = 4
@@ -137,9 +138,10 @@ def _panel(images: list[np.ndarray], gap: int = 6) -> np.ndarray:
 def _pixels(path: Path, sample: str, pipelines: list[Pipeline]) -> dict[tuple, object]:
     """{geometry prefix: uint8 image, or a SampleError / None where there is no picture to show
     (a failed stage, or pixels stored past the geometry stage)}."""
+    from sysnoise.data.formats import read_bytes
     from sysnoise.pipeline.preprocess import pixels
 
-    return pixels(Path(path).read_bytes(), pipelines, sample_id=sample)
+    return pixels(read_bytes(path), pipelines, sample_id=sample)
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
@@ -174,7 +176,7 @@ def make_figures(results: dict, measured: list[Measured], sample_paths: dict[str
         sample = m.outputs.sample_ids[position]
         try:
             nodes = _pixels(sample_paths[sample], sample, [reference, m.column.pipeline])
-        except OSError:
+        except SampleError:
             continue  # the file went away since the run: no picture, the report says what it has
         a, b = nodes[reference.prefix("geometry")], nodes[m.column.pipeline.prefix("geometry")]
         if not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray) or a.shape != b.shape:
@@ -193,7 +195,7 @@ def make_figures(results: dict, measured: list[Measured], sample_paths: dict[str
         sample = out.sample_ids[flip.position]
         try:
             node = _pixels(sample_paths[sample], sample, [column.pipeline])[column.pipeline.prefix("geometry")]
-        except OSError:
+        except SampleError:
             continue
         if not isinstance(node, np.ndarray):
             continue

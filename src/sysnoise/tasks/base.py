@@ -15,13 +15,13 @@ TASKS: Registry = Registry("task")
 
 
 def read_sample(path, include_corrupt: bool = False) -> bytes:
-    """A sample file's bytes, or SampleError: a regular file within the size limit
-    (pipeline.limits) whose data passes the pre-flight check (pipeline.integrity) unless corrupt
-    samples are to be measured too."""
+    """A sample file's bytes, or SampleError: a regular file (or a member of a container:
+    data.formats.read_bytes) within the size limit (pipeline.limits) whose data passes the
+    pre-flight check (pipeline.integrity) unless corrupt samples are to be measured too."""
+    from sysnoise.data.formats import read_bytes
     from sysnoise.pipeline.integrity import check_intact
-    from sysnoise.pipeline.limits import read_file
 
-    data = read_file(path)
+    data = read_bytes(path)
     if not include_corrupt:
         check_intact(data)
     return data

@@ -151,12 +151,17 @@ def read_list_file(list_file: Path, root: Path | None = None, *, allow_outside_r
 
 
 def read_dataset(path: str | Path, list_file: str | Path | None = None, **options) -> Dataset:
-    """A list file, a class-folder tree (ImageFolder) or a folder of unlabeled images."""
+    """A list file, a class-folder tree (ImageFolder), a folder of unlabeled images, or a format of
+    data.formats (WebDataset shards, a Hugging Face dataset)."""
+    from sysnoise.data import formats
+
     path = Path(path)
     if not path.exists():
         raise UserInputError(f"dataset not found: {path}")
     if list_file is not None:
         dataset = read_list_file(Path(list_file), path, **options)
+    elif (data_format := formats.find(path)) is not None:  # WebDataset shards, Hugging Face datasets
+        dataset = data_format.fn(path)
     elif path.is_file():
         dataset = read_list_file(path, **options)
     else:
