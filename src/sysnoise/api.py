@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from sysnoise import extras, subset
+from sysnoise.data.class_map import apply_class_map
 from sysnoise.engine.execute import EngineOptions, evaluate
 from sysnoise.engine.outputs import RunOutputs
 from sysnoise.engine.plan import Plan
@@ -119,6 +120,7 @@ def run(
     deployed_onnx: str | Path | None = None,
     limit: int | None = None,
     data_name: str | None = None,
+    class_map: str | Path | None = None,
 ) -> Results | None:
     """Evaluate, analyse and write results.json, outputs.npz and the reports into `out`.
 
@@ -135,6 +137,8 @@ def run(
     measured on ONNX Runtime as the variant deployed/onnx-file against the torch model.
     limit: a deterministic, label-stratified subset of that many samples (subset.py). data_name:
     how the reports name the data (default: the dataset name or folder, see name_of_data).
+    class_map: a JSON/YAML file mapping the dataset's class names (folders) to the model's class
+    indices (data/class_map.py).
     """
     from sysnoise import environment
     from sysnoise.analysis import combine
@@ -153,6 +157,7 @@ def run(
         data_name = data_name or name_of_data(data)
         data = resolve_dataset(data, "classification")
     dataset = data if isinstance(data, Dataset) else read_dataset(data, list_file, allow_outside_root=allow_outside_root)
+    dataset = apply_class_map(dataset, class_map)
     dataset, limited = _limited(dataset, limit)
     loaded = load(model, weights, reference)
     check_labels(dataset, loaded.num_classes)

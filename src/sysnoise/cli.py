@@ -121,6 +121,8 @@ def cmd_run(args) -> int:
 
     if args.ignore_index is not None and args.task != "segmentation":
         raise UserInputError("--ignore-index is for --task segmentation (label maps)")
+    if args.class_map is not None and args.task != "classification":
+        raise UserInputError("--class-map is for --task classification (class names to the model's class indices)")
     if args.include_corrupt and args.task == "language":
         raise UserInputError("--include-corrupt is for image tasks (text has no corrupt-data pre-flight)")
     noises = args.noises or api.default_noises(args.task)
@@ -142,7 +144,7 @@ def cmd_run(args) -> int:
         reference=reference, list_file=args.list_file, options=_options(args), fresh=args.fresh,
         allow_outside_root=args.allow_outside_root, stepwise=_stepwise(args.stepwise), deploy=args.deploy,
         calibration_data=args.calibration_data, calibration_samples=args.calibration_samples,
-        deployed_onnx=args.deployed_onnx, limit=args.limit,
+        deployed_onnx=args.deployed_onnx, limit=args.limit, class_map=args.class_map,
     )
     return _finish(results, Path(args.out), args, checks)
 
@@ -334,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", required=True, help="class-folder tree, folder of unlabeled images, list file, COCO "
                      "annotations.json, segmentation list, or a dataset name (`sysnoise list`: scenes serves each task)")
     run.add_argument("--list-file", help="list of 'relative/path label' lines, paths relative to --data")
+    run.add_argument("--class-map", metavar="FILE", help="JSON/YAML mapping of the dataset's class names (class "
+                     "folders, e.g. ImageNet wnids; a ClassLabel column's names) to the model's class indices")
     run.add_argument("--reference", help="YAML/JSON pipeline the model was trained with (default: the model's own)")
     run.add_argument("--out", default="results/run", help="results folder (default results/run); reruns resume")
     run.add_argument("--allow-outside-root", action="store_true", help="let a list file name files outside --data")

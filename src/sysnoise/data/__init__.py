@@ -5,4 +5,5 @@
                   bytes (a file, or a member read by its container's format), within the limits
   webdataset.py   WebDataset tar shards (KEY.jpg + KEY.cls), members read in place by offset
   hf_datasets.py  Hugging Face `datasets` (save_to_disk folders, parquet files): rows read in place
+  class_map.py    --class-map FILE: the dataset's class names -> the model's class indices
 """

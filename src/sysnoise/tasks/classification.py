@@ -177,23 +177,31 @@ def read_dataset(path: str | Path, list_file: str | Path | None = None, **option
 
 
 def check_labels(dataset: Dataset, num_classes: int) -> None:
-    """Drop samples whose label the model cannot output, recording why; warn when class folders
-    cannot be the model's classes."""
-    folders = dataset.class_names if dataset.kind == "imagefolder" else None
-    if folders and len(folders) != num_classes:
-        shown = ", ".join(folders[:4]) + (", ..." if len(folders) > 4 else "")
-        warnings.warn(f"{dataset.root}: {len(folders)} class folders ({shown}) are scored as the model's classes "
-                      f"0..{len(folders) - 1} in sorted order, but the model has {num_classes} classes: unless they "
-                      "are its first classes in its order, the accuracy means nothing. Give a list file with the "
-                      "model's class indices (PATH<TAB>INDEX lines), or the images in one folder (unlabeled: "
-                      "agreement with the reference only)", stacklevel=2)
-    kept = []
+    """Drop samples whose label the model cannot output, recording why; warn whenever the labels
+    cannot be the model's classes: named classes (folders, a ClassLabel column) counted otherwise
+    than the model's classes, or labels past its last class."""
+    names = dataset.class_names
+    remedy = ("Map the dataset's class names to the model's indices with --class-map FILE (JSON/YAML "
+              "`name: index`), give a list file with the model's class indices (PATH<TAB>INDEX lines), or the "
+              "images in one folder (unlabeled: agreement with the reference only)")
+    if names and len(names) != num_classes:
+        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        what, order = ("class folders", "sorted") if dataset.kind == "imagefolder" else ("classes", "their")
+        warnings.warn(f"{dataset.root}: {len(names)} {what} ({shown}) are scored as the model's classes "
+                      f"0..{len(names) - 1} in {order} order, but the model has {num_classes} classes: unless they "
+                      f"are its first classes in its order, the accuracy means nothing. {remedy}", stacklevel=2)
+    kept, outside = [], []
     for sample in dataset.samples:
         bad = [label for label in sample.labels if label >= num_classes]
         if bad:
             dataset.problems.append({"id": sample.id, "reason": f"label {bad} outside the model's {num_classes} classes"})
+            outside.append(sample.id)
         else:
             kept.append(sample)
+    if outside:
+        warnings.warn(f"{dataset.root}: {len(outside)} of {len(dataset.samples)} samples have labels outside the "
+                      f"model's {num_classes} classes (e.g. {outside[0]}) and are left out: are the labels the "
+                      f"model's class indices? {remedy}", stacklevel=2)
     dataset.samples = kept
 
 
