@@ -245,6 +245,7 @@ def cmd_list(args) -> None:
     for name, text in catalogue["models"].items():
         print(f"    {name:<28} {text}")
     print("    torchvision:ARCH / timm:ARCH  with --weights PATH (local state_dict or .safetensors)")
+    print("    onnx:FILE.onnx                a deployed ONNX file on ONNX Runtime (--reference: its pipeline)")
     print("\ndatasets (--data NAME; written to $SYSNOISE_CACHE on first use; scenes serves every vision task):")
     for name, text in catalogue["datasets"].items():
         print(f"    {name:<28} {text}")
