@@ -8,7 +8,7 @@ import sys
 
 SCRIPT = r"""
 import importlib.abc, json, sys
-BLOCKED = {"onnx", "onnxruntime", "pycocotools", "transformers", "tokenizers", "timm"}
+BLOCKED = {"onnx", "onnxruntime", "pycocotools", "transformers", "tokenizers", "timm", "datasets", "pyarrow"}
 
 class NotInstalled(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
