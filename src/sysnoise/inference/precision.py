@@ -1,10 +1,11 @@
 """Numeric precision as a model transform: each returns a new model, the original is untouched.
 
-Emulated reduced precision keeps float32 arithmetic but rounds the weights, the input and every
-tensor an operation returns to the narrow type (every module output, leaf or not, and the
-additions, concatenations, matmuls and interpolations between modules: inference/scoped.py),
-the way a half-precision forward stores each result. It is fast on a CPU; native casting
-(`.half()`) is exact but slow there. docs/inference.md measures how close the two are on real
+Emulated reduced precision computes in float64, standing for the narrow type, and rounds the
+weights, the input and every tensor an operation returns to the narrow type (every module
+output, leaf or not, and the additions, concatenations, matmuls and interpolations between
+modules: inference/scoped.py), the way a half-precision forward stores each result; what the
+model itself computes in float32 (explicit upcasts) stays float32, as in a native forward. Native
+casting (`.half()`) is the exact alternative; docs/inference.md measures how close the two are on real
 weights (benchmarks/inference_agreement.py).
 
 INT8 entries (family "int8", `calibrated=True`) are post-training quantization simulated in
@@ -21,19 +22,23 @@ PRECISIONS: Registry = Registry("precision")
 
 
 def emulate_dtype(model, dtype):
-    """A copy with parameters, buffers and the input rounded through `dtype`, and every floating
-    result of an operation rounded while its forward runs (a `round-*` rule of inference/scoped.py)."""
+    """A copy in the float64 stand-in with parameters, buffers and the input rounded through `dtype`,
+    and every stand-in result of an operation rounded while its forward runs (a `round-*` rule of
+    inference/scoped.py); float outputs come back float32, as from the original model."""
     import torch
 
-    from sysnoise.inference.scoped import ROUNDING_RULES, map_tensors, round_through, with_rules
+    from sysnoise.inference.scoped import ROUNDING_RULES, STAND_IN, map_tensors, round_through, with_rules
 
     rule = next(name for name, narrow in ROUNDING_RULES.items() if narrow == dtype)
-    emulated = with_rules(model, (rule,))
+    emulated = with_rules(model, (rule,)).to(STAND_IN)
     with torch.no_grad():
         for tensor in list(emulated.parameters()) + list(emulated.buffers()):
             if tensor.is_floating_point():
                 tensor.copy_(round_through(tensor, dtype))
-    emulated.register_forward_pre_hook(lambda _m, args: map_tensors(args, lambda t: round_through(t, dtype)))
+    narrowed = lambda t: round_through(t, dtype).to(STAND_IN)  # noqa: E731
+    emulated.register_forward_pre_hook(lambda _m, args, kwargs: (map_tensors(args, narrowed), map_tensors(kwargs, narrowed)),
+                                       with_kwargs=True)
+    emulated.register_forward_hook(lambda _m, _i, out: map_tensors(out, lambda t: t.float() if t.dtype == STAND_IN else t))
     return emulated
 
 
@@ -61,14 +66,14 @@ def fp32(model):
     return model
 
 
-@PRECISIONS.register("fp16", "float16 emulated: float32 maths, weights and every operation's result rounded to float16")
+@PRECISIONS.register("fp16", "float16 emulated: float64 maths, weights and every operation's result rounded to float16")
 def fp16_emulated(model):
     import torch
 
     return emulate_dtype(model, torch.float16)
 
 
-@PRECISIONS.register("bf16", "bfloat16 emulated: float32 maths, weights and every operation's result rounded to bfloat16")
+@PRECISIONS.register("bf16", "bfloat16 emulated: float64 maths, weights and every operation's result rounded to bfloat16")
 def bf16_emulated(model):
     import torch
 

@@ -5,11 +5,15 @@ block, are not modules: no attribute of a module can change them. A `TorchFuncti
 every torch function called while it is active, including `F.interpolate` however it was
 imported (`F.interpolate`, `torch.nn.functional.interpolate`, `from ... import interpolate`).
 
-The same mode emulates a half-precision engine (`round-float16`, `round-bfloat16`): every
-floating tensor an operation returns (convolutions, additions, concatenations, matmuls,
-interpolations, inside a module or between modules) is rounded through the narrow type, as a
-native `.half()` forward stores each result. Views keep aliasing their (already rounded) base;
-an in-place operation's result is rounded in place.
+The same mode emulates a half-precision engine (`round-float16`, `round-bfloat16`) on a model
+cast to float64, which stands for the narrow type: every float64 tensor an operation returns
+(convolutions, additions, concatenations, matmuls, interpolations, inside a module or between
+modules) is rounded through the narrow type, as a native `.half()` forward stores each result.
+float32 results are left alone: they come from the model's own explicit upcasts (`.float()`,
+`.to(torch.float32)`, `softmax(..., dtype=torch.float32)`, as transformers' RMSNorm and softmax
+do), which a native half-precision forward computes in float32 too, while `.to(x.dtype)` returns
+to the stand-in as native code returns to half precision. Views keep aliasing their (already
+rounded) base; an in-place operation's result is rounded in place.
 
 `FunctionalRewrite` wraps a model; its forward enters the mode and leaves it on return or on an
 error. The mode stack is thread-local, so no other thread and no code outside the wrapped
@@ -80,7 +84,7 @@ INTERPOLATE_RULES = {
 GELU_RULES = {"gelu-tanh"}
 ROUNDING_RULES = {"round-float16": torch.float16, "round-bfloat16": torch.bfloat16}
 RULES = set(INTERPOLATE_RULES) | GELU_RULES | set(ROUNDING_RULES)
-_WIDE = (torch.float32, torch.float64)
+STAND_IN = torch.float64  # the dtype an emulated model computes in, standing for the narrow type
 
 
 def _inside_excluded(stop_at: object) -> bool:
@@ -125,17 +129,17 @@ def _in_place(func, kwargs: dict) -> bool:
 
 
 def _stored(result, narrow: torch.dtype, func, args, kwargs):
-    """`result` as a half-precision engine stores it: new floating tensors rounded through `narrow`,
+    """`result` as a half-precision engine stores it: new stand-in tensors rounded through `narrow`,
     an in-place result rounded in place; views and inputs handed back unchanged are left alone."""
     if _in_place(func, kwargs):
         for tensor in _flatten(result):
-            if isinstance(tensor, torch.Tensor) and tensor.dtype in _WIDE:
+            if isinstance(tensor, torch.Tensor) and tensor.dtype == STAND_IN:
                 tensor.copy_(round_through(tensor, narrow))
         return result
     inputs = {id(v) for v in _flatten((args, kwargs)) if isinstance(v, torch.Tensor)}
 
     def store(tensor):
-        if tensor.dtype not in _WIDE or tensor._base is not None or id(tensor) in inputs:
+        if tensor.dtype != STAND_IN or tensor._base is not None or id(tensor) in inputs:
             return tensor
         return round_through(tensor, narrow)
 
