@@ -42,11 +42,17 @@ def tiny_model():
                                torch.nn.Flatten(), torch.nn.Linear(4, 3))
 
 
+def _clean_environment() -> dict:
+    """A probe's environment: the machine's basics and the checkout under test, none of the
+    variables earlier tests left in this process (a memory figure must not depend on test order)."""
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "SYSNOISE_CACHE")}
+    return {**keep, "PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "src")])}
+
+
 def run_script(body: str, timeout: float = 120) -> dict:
     """Run Python in a fresh process (memory figures of its own); its last stdout line is JSON."""
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(body)], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "src")])})
+                          timeout=timeout, cwd=ROOT, env=_clean_environment())
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -34,6 +34,10 @@ def die_with_parent(parent: int) -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # a failure leaves the polling thread to do it
     if os.getppid() != parent:  # the parent died before the signal was asked for
         os._exit(1)
+    # SIGTERM to the whole process group is the parent's to handle: a worker dying of it first
+    # would race the parent's clean stop (torch reports the lost worker as a crash); the parent
+    # shuts its workers down, and they die with it in any case
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=_exit_when_orphaned, args=(parent,), name="sysnoise-parent-watch", daemon=True).start()
 
 
