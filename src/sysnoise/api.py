@@ -48,12 +48,10 @@ def load(model, weights=None, reference: Pipeline | str | Path | None = None) ->
     """The model under test (a name, a LoadedModel or an nn.Module) with its reference pipeline:
     its own, or `reference` (a Pipeline or a YAML/JSON file over the model's own)."""
     if isinstance(model, LoadedModel):
-        loaded = with_reference(model, reference)
-    elif isinstance(model, str):
-        loaded = load_model(model, weights, reference=reference)
-    else:
-        loaded = wrap_module(model, reference=reference)
-    return loaded
+        return with_reference(model, reference)
+    if isinstance(model, str):
+        return load_model(model, weights, reference=reference)
+    return wrap_module(model, reference=reference)
 
 
 def name_of_data(data) -> str:

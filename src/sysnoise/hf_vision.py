@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sysnoise import extras
 from sysnoise.errors import UserInputError
-from sysnoise.models import LoadedModel, sha256_file
+from sysnoise.models import LoadedModel, hf_cached_snapshot, sha256_file
 from sysnoise.reference_sources import from_hf_processor
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -25,10 +25,8 @@ def _folder(name: str) -> Path:
     if path.is_dir():
         return path
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from huggingface_hub import snapshot_download
-
     try:
-        return Path(snapshot_download(name, local_files_only=True))
+        return hf_cached_snapshot(name)
     except Exception as err:  # huggingface_hub's LocalEntryNotFoundError and friends
         raise UserInputError(f"{name}: not a folder and not in the local Hugging Face cache ({type(err).__name__}); "
                              "give a folder with config.json, weights and preprocessor_config.json") from None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sysnoise import extras
 from sysnoise.errors import UserInputError
-from sysnoise.models import MODELS, LoadedModel, sha256_file
+from sysnoise.models import MODELS, LoadedModel, hf_cached_snapshot, sha256_file
 from sysnoise.pipeline.spec import Pipeline
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
@@ -37,14 +37,6 @@ def _weights_digest(files: list[Path]) -> str:
     for path in sorted(files):
         digest.update(f"{path.name}:{sha256_file(path)}\n".encode())
     return digest.hexdigest()
-
-
-def _cached_snapshot(repo_id: str) -> Path:
-    """The local HF cache's snapshot folder of a Hub name (the revision refs/main points to), so a
-    cached model's weights are hashed like a local folder's."""
-    from huggingface_hub import snapshot_download
-
-    return Path(snapshot_download(repo_id, local_files_only=True))
 
 
 def is_causal_lm(module) -> bool:
@@ -77,7 +69,7 @@ def load_causal_lm(name_or_path: str, *, gguf_file: str | None = None, name: str
             "directory with config.json, weights and tokenizer files, or a name in the local Hugging Face "
             "cache; nothing is downloaded."
         ) from None
-    folder = path if path.is_dir() else _cached_snapshot(name_or_path)
+    folder = path if path.is_dir() else hf_cached_snapshot(name_or_path)
     files = [folder / gguf_file] if gguf_file else [p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES]
     return LoadedModel(
         name=name or name_or_path,

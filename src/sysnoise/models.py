@@ -155,6 +155,14 @@ def hf_cache_path(repo_id: str, filename: str) -> str:
     return f"{HF_HUB_CACHE}/models--{repo_id.replace('/', '--')}/snapshots/REVISION/{filename}"
 
 
+def hf_cached_snapshot(repo_id: str) -> Path:
+    """The local Hugging Face cache's snapshot folder of a Hub name (the revision refs/main points
+    to); offline, nothing is downloaded (huggingface_hub raises when it is not cached)."""
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(repo_id, local_files_only=True))
+
+
 def _hf_cached_weights(repo_id: str) -> Path | None:
     try:
         from huggingface_hub import try_to_load_from_cache

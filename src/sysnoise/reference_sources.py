@@ -110,7 +110,7 @@ def from_timm(data_config: Mapping[str, Any], source: str) -> ResolvedReference:
     return ResolvedReference(pipeline, provenance)
 
 
-def from_torchvision(transforms, source: str) -> ResolvedReference:
+def from_torchvision(transforms, source: str) -> ResolvedReference | None:
     """A torchvision weights enum's `transforms()`: ImageClassification (resize the shorter side to
     resize_size on the PIL image, centre crop crop_size) or SemanticSegmentation (shorter side to
     resize_size, no crop). Detection presets resize inside the model: None (the model says)."""

@@ -36,7 +36,7 @@ def test_by_name(arch, aux, tmp_path):
 def test_logits_of_inputs_of_several_sizes_come_back_per_input_in_order():
     import numpy as np
 
-    from sysnoise.tasks.detection import forward_by_shape
+    from sysnoise.tasks.base import forward_by_shape
 
     rng = np.random.default_rng(0)
     inputs = [rng.standard_normal(shape).astype(np.float32) for shape in [(3, 4, 4), (3, 4, 6), (3, 4, 4)]]

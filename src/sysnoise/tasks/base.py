@@ -6,6 +6,7 @@ failed sample's outputs look like. Tasks register by name; `sysnoise run --task 
 from __future__ import annotations
 
 import hashlib
+
 import numpy as np
 
 from sysnoise.errors import SampleError
@@ -25,6 +26,34 @@ def read_sample(path, include_corrupt: bool = False) -> bytes:
     if not include_corrupt:
         check_intact(data)
     return data
+
+
+def forward_by_shape(model, inputs: list, batch_size: int, device: str) -> dict[str, np.ndarray | list]:
+    """Run `model` on inputs of possibly different sizes: equal shapes batched together (a batch of
+    one size needs no padding beyond the model's own), outputs back in input order: per name one
+    array, or a list of per-input arrays where their shapes differ (a segmenter's logits have its
+    input's size). A model that returns one tensor (a segmenter's logits) gives {"logits": ...}."""
+    import torch
+
+    arrays = [np.asarray(i, dtype=np.float32) for i in inputs]
+    by_shape: dict[tuple, list[int]] = {}
+    for index, array in enumerate(arrays):
+        by_shape.setdefault(array.shape, []).append(index)
+    rows: dict[int, dict[str, np.ndarray]] = {}
+    for indices in by_shape.values():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            out = model(torch.from_numpy(np.stack([arrays[i] for i in chunk])).to(device))
+            out = {"logits": out} if isinstance(out, torch.Tensor) else out
+            out = {name: value.detach().float().cpu().numpy() if value.is_floating_point() else value.cpu().numpy()
+                   for name, value in out.items()}
+            for row, index in enumerate(chunk):
+                rows[index] = {name: value[row] for name, value in out.items()}
+    out = {}
+    for name in rows[0]:
+        values = [rows[i][name] for i in range(len(arrays))]
+        out[name] = np.stack(values) if len({v.shape for v in values}) == 1 else values
+    return out
 
 
 class Task:

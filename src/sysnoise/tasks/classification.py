@@ -16,7 +16,7 @@ import numpy as np
 
 from sysnoise.errors import UserInputError
 from sysnoise.listfile import split_fields
-from sysnoise.tasks.base import TASKS, Task
+from sysnoise.tasks.base import TASKS, Task, forward_by_shape
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
 TOP_K = 5
@@ -241,17 +241,8 @@ class ClassificationTask(Task):
         beside the reference's), outputs back in input order."""
         import torch
 
-        by_shape: dict[tuple, list[int]] = {}
-        for index, array in enumerate(inputs):
-            by_shape.setdefault(np.shape(array), []).append(index)
-        out: dict[str, np.ndarray] = {}
-        for indices in by_shape.values():
-            for start in range(0, len(indices), batch_size):
-                chunk = indices[start : start + batch_size]
-                batch = torch.from_numpy(np.stack([inputs[i] for i in chunk])).to(device)
-                for name, values in outputs_from_logits(model(batch).cpu()).items():
-                    out.setdefault(name, np.empty((len(inputs),) + values.shape[1:], values.dtype))[chunk] = values
-        return out
+        logits = forward_by_shape(model, inputs, batch_size, device)["logits"]
+        return outputs_from_logits(torch.from_numpy(logits))
 
     def failed_outputs(self, n):
         return failed_outputs(n)

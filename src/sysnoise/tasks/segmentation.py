@@ -23,8 +23,8 @@ from sysnoise.errors import SampleError, UserInputError
 from sysnoise.listfile import split_fields
 from sysnoise.postprocess import configure
 from sysnoise.postprocess.segmentation import GRID, NO_PREDICTION, SegmentationPost, confusion, grid_sample_positions, predict
-from sysnoise.tasks.base import TASKS, Task, read_sample
-from sysnoise.tasks.detection import forward_by_shape, geometric_inputs
+from sysnoise.tasks.base import TASKS, Task, forward_by_shape, read_sample
+from sysnoise.tasks.detection import geometric_inputs
 
 IGNORE_INDEX = 255
 
