@@ -10,11 +10,42 @@ import sys
 
 
 def _version(module: str) -> str | None:
+    """The module's __version__: from the module when it is imported already, else read without
+    importing it (torchvision, scipy, onnxruntime cost a run seconds to import only for this)."""
+    if module not in sys.modules:
+        found = _version_unimported(module)
+        if found is not None:
+            return found
     try:
         mod = importlib.import_module(module)
     except Exception:
         return None
     return str(getattr(mod, "__version__", None) or getattr(mod, "VERSION", "unknown"))
+
+
+def _version_unimported(module: str) -> str | None:
+    """A package's `__version__ = "..."` line in its version.py (torchvision's carries the build's
+    local tag, +cpu or +cu130, that its distribution's metadata lacks), else the version of the
+    distribution of the same name; None when neither says (the caller then imports it)."""
+    import importlib.metadata
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    version_file = os.path.join(os.path.dirname(spec.origin), "version.py")
+    if os.path.isfile(version_file):
+        with open(version_file, encoding="utf-8") as fh:
+            match = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", fh.read(), re.M)
+        if match:
+            return match.group(1)
+    try:
+        return importlib.metadata.version(module)  # the distribution of the module's name, if any
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 library_version = _version
@@ -68,6 +99,12 @@ def _decoders() -> dict:
 def describe() -> dict:
     import torch
 
+    decoder_libraries = {  # first: these import OpenCV, Pillow and PyAV, whose versions come from the modules
+        "Pillow": _pillow_codecs(),
+        "opencv_jpeg": _opencv_jpeg(),
+        "ffmpeg": _ffmpeg(),
+        "decoders": _decoders(),
+    }
     info = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -83,11 +120,6 @@ def describe() -> dict:
                 ("onnxruntime", "onnxruntime"), ("onnx", "onnx"), ("scipy", "scipy"),
             ]
         },
-        "decoder_libraries": {
-            "Pillow": _pillow_codecs(),
-            "opencv_jpeg": _opencv_jpeg(),
-            "ffmpeg": _ffmpeg(),
-            "decoders": _decoders(),
-        },
+        "decoder_libraries": decoder_libraries,
     }
     return info

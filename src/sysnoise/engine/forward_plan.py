@@ -57,7 +57,8 @@ def to_layout(model, layout: str) -> None:
     """The model's 4-D parameters and buffers into `layout`, in place (values unchanged)."""
     import torch
 
-    model.to(memory_format=torch.channels_last if layout == CHANNELS_LAST else torch.contiguous_format)
+    if isinstance(model, torch.nn.Module):
+        model.to(memory_format=torch.channels_last if layout == CHANNELS_LAST else torch.contiguous_format)
 
 
 class Planned:
