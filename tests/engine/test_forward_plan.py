@@ -150,6 +150,7 @@ def test_a_given_batch_size_is_kept_and_non_image_inputs_are_not_probed(tmp_path
 
 def test_run_records_the_forward_plan_and_threads(gradient_images, tmp_path, monkeypatch):
     monkeypatch.delenv("SYSNOISE_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     options = EngineOptions(workers=0, progress=False)
     api.run(wrap_module(tiny_cnn(), reference=Pipeline(input_size=32, crop_pct=0.875)), gradient_images[0].parent,
             noises=["resize=opencv-area"], out=tmp_path / "run", options=options, figures=False)
@@ -159,5 +160,7 @@ def test_run_records_the_forward_plan_and_threads(gradient_images, tmp_path, mon
     stage = run["forward"]["stages"]["('fp32', (), 'torch')"]
     assert stage["chosen_by"] in ("probe", "cache") and stage["layout"] in (CONTIGUOUS, CHANNELS_LAST)
     assert forward_plan.model_threads(1, cores=2) == 1 and forward_plan.model_threads(3, cores=2) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's (or torchrun's) setting is kept
+    assert forward_plan.model_threads(0, cores=2) == 1
     monkeypatch.setenv("SYSNOISE_THREADS", "3")
     assert forward_plan.model_threads(1, cores=2) == 3

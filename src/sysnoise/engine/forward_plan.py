@@ -44,11 +44,12 @@ class ForwardPlan:
 
 
 def model_threads(workers: int, cores: int | None = None) -> int:
-    """Torch threads for the model beside `workers` pre-processing processes: $SYSNOISE_THREADS if
-    set, else the cores the workers leave free, at least one (docs/scale.md measures the
-    alternatives on two cores)."""
-    if os.environ.get("SYSNOISE_THREADS"):
-        return int(os.environ["SYSNOISE_THREADS"])
+    """Torch threads for the model beside `workers` pre-processing processes: $SYSNOISE_THREADS or
+    $OMP_NUM_THREADS if set (the user's choice, or torchrun's one per rank), else the cores the
+    workers leave free, at least one (docs/scale.md measures the alternatives on two cores)."""
+    for variable in ("SYSNOISE_THREADS", "OMP_NUM_THREADS"):
+        if os.environ.get(variable, "").isdigit() and int(os.environ[variable]) > 0:
+            return int(os.environ[variable])
     cores = cores or len(os.sched_getaffinity(0))
     return max(1, cores - workers)
 
