@@ -14,8 +14,15 @@ import torch
 import torchvision
 from pycocotools import mask as mask_utils
 
-from sysnoise.analysis.detection import (ResampledAP, SEGM_NOT_APPLICABLE, DetectionAnalysis, coco_eval, ground_truth,
-                                         segm_problem, segmentations_json)
+from sysnoise.analysis.detection import (
+    SEGM_NOT_APPLICABLE,
+    DetectionAnalysis,
+    ResampledAP,
+    coco_eval,
+    ground_truth,
+    segm_problem,
+    segmentations_json,
+)
 from sysnoise.engine.outputs import RunOutputs
 from sysnoise.postprocess.detection import decode_masks, detect, encode_masks
 from sysnoise.tasks.detection import CocoDataset, Sample
@@ -180,7 +187,7 @@ def test_mask_rcnn_by_name_end_to_end(tmp_path, one_thread):
     out = tmp_path / "run"
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # scenes has masks: no segm warning
-        results = api.run_dense("detection", loaded, folder / "annotations.json", out=out, figures=False,
+        results = api.run(loaded, folder / "annotations.json", task="detection", out=out, figures=False,
                                 options=EngineOptions(batch_size=3, workers=0, progress=False),
                                 noises=["resize=opencv-bilinear", "precision=fp16", "nms=nms-plus1"])
     ref = results["reference"]

@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from sysnoise import environment
-from sysnoise.models import imagenet_names
+from sysnoise.loaded_model import imagenet_names
+from sysnoise.versions import version_unimported
 
 
 def test_shipped_imagenet_names_are_torchvision_s():
@@ -25,7 +25,7 @@ def test_versions_read_without_import_equal_the_modules_own(module):
         imported = importlib.import_module(module)
     except ImportError:
         pytest.skip(f"{module} is not installed")
-    assert environment._version_unimported(module) == imported.__version__
+    assert version_unimported(module) == imported.__version__
 
 
 def test_a_classification_run_imports_no_torchvision(tmp_path):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sysnoise.zoo.photos import cache_root
+from sysnoise.engine.cache import cache_root
 
 CONTIGUOUS, CHANNELS_LAST = "contiguous", "channels-last"
 DEFAULT_BATCH = 16  # samples the loader hands over per step; the forward's batch where nothing is probed

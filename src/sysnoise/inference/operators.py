@@ -18,7 +18,9 @@ import copy
 import functools
 import inspect
 
+from sysnoise.inference.scoped import TensorUseCounter, changes_any, excluded_types, interpolations, with_rules
 from sysnoise.registry import Registry
+from sysnoise.tasks.detection_heads import anchor_strides, has_anchor_generator, pin_anchor_strides
 
 OPERATORS: Registry = Registry("operator variant")
 
@@ -66,8 +68,6 @@ def _ceil_maxpools(model):
 
 
 def _has_anchors(model) -> bool:
-    from sysnoise.tasks.detection_heads import has_anchor_generator
-
     return has_anchor_generator(model)
 
 
@@ -84,8 +84,6 @@ def maxpool_ceil(model, example=None):
     with, so they are pinned at what the un-rewritten model computes on `example`."""
     rewritten = _ceil_maxpools(model)
     if _has_anchors(model):
-        from sysnoise.tasks.detection_heads import anchor_strides, pin_anchor_strides
-
         if example is None:
             raise ValueError("maxpool-ceil on a detector needs an example input to find its trained anchor strides")
         rewritten = pin_anchor_strides(rewritten, anchor_strides(model, example))
@@ -133,7 +131,7 @@ def other_framework_eps(eps: float) -> float:
     return TORCH_EPS if eps >= 1e-4 else KERAS_EPS
 
 
-def _batchnorms(model):
+def batchnorms(model):
     import torch
 
     return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
@@ -148,11 +146,11 @@ def _layernorms(model):
 @OPERATORS.register(
     "bn-eps",
     "BatchNorm epsilon swapped between PyTorch's 1e-5 and TF/Keras' 1e-3 (a port that keeps the default)",
-    applies=lambda model: bool(_batchnorms(model)),
+    applies=lambda model: bool(batchnorms(model)),
 )
 def bn_eps(model):
     rewritten = copy.deepcopy(model)
-    for norm in _batchnorms(rewritten):
+    for norm in batchnorms(rewritten):
         norm.eps = other_framework_eps(norm.eps)
     return rewritten
 
@@ -172,7 +170,7 @@ def ln_eps(model):
 @OPERATORS.register(
     "bn-fold",
     "BatchNorm folded into the preceding convolution's weights and bias, as deployment compilers do",
-    applies=lambda model: bool(_batchnorms(model)) and bool(_convs(model)),
+    applies=lambda model: bool(batchnorms(model)) and bool(_convs(model)),
     needs_example=True,
 )
 def bn_fold(model, example=None):
@@ -191,7 +189,6 @@ def conv_bn_pairs(model, example) -> list[tuple[str, str]]:
     holds for any code structure (attributes, Sequential, functional glue)."""
     import torch
 
-    from sysnoise.inference.scoped import TensorUseCounter
 
     names = {id(m): n for n, m in model.named_modules()}
     produced: dict[int, tuple[str, object]] = {}  # id(output tensor) -> (conv name, tensor)
@@ -220,7 +217,7 @@ def conv_bn_pairs(model, example) -> list[tuple[str, str]]:
     counter = TensorUseCounter(lambda tensor_id: tensor_id in produced)
     for conv in _convs(model):
         handles.append(conv.register_forward_hook(after_conv))
-    for norm in _batchnorms(model):
+    for norm in batchnorms(model):
         handles.append(norm.register_forward_pre_hook(before_norm))
         handles.append(norm.register_forward_hook(after_norm, always_call=True))
     try:
@@ -287,7 +284,6 @@ def _source_mentions(cls: type, needles: tuple[str, ...]) -> bool:
 def _calls_functional(model, module_kind: str, needles: tuple[str, ...]) -> bool:
     import torch
 
-    from sysnoise.inference.scoped import excluded_types
 
     kind = getattr(torch.nn, module_kind)
     excluded = excluded_types()
@@ -312,8 +308,6 @@ def trained_upsampling(model, example, options) -> set[str]:
     """The upsample options that change none of the interpolations `model` makes on `example`:
     the modes it was trained with (on a bilinear segmenter upsample-bilinear, and
     upsample-nearest-exact, which only touches nearest), not variants of it."""
-    from sysnoise.inference.scoped import changes_any, interpolations
-
     calls = interpolations(model, example)
     return {option for option in options if not changes_any(option, calls)}
 
@@ -324,8 +318,6 @@ def uses_gelu(model) -> bool:
 
 def _functional(rule: str):
     def rewrite(model):
-        from sysnoise.inference.scoped import with_rules
-
         return with_rules(model, (rule,))
 
     return rewrite

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from sysnoise.postprocess import POSTPROCESS
+from sysnoise.postprocess.options import POSTPROCESS
 
 RESIZES = ("logits-bilinear", "logits-bilinear-align-corners", "labels-nearest", "labels-nearest-legacy")
 GRID = 64  # predictions kept per image on a GRID x GRID lattice, for the pixel-agreement measure

@@ -20,11 +20,17 @@ from pathlib import Path
 import numpy as np
 
 from sysnoise import json_input
+from sysnoise.analysis.detection import DetectionAnalysis
 from sysnoise.errors import SampleError, UserInputError
 from sysnoise.pipeline import limits
-from sysnoise.postprocess import configure
+from sysnoise.pipeline.geometry import CROPS, input_to_source
+from sysnoise.pipeline.preprocess import Memo, stage_values
 from sysnoise.postprocess.detection import DetectionPost, detect, empty, encode_masks
-from sysnoise.tasks.base import TASKS, Task, forward_by_shape, read_sample
+from sysnoise.postprocess.options import configure
+from sysnoise.tasks import coco_results
+from sysnoise.tasks.base import Task, forward_by_shape, read_sample
+from sysnoise.tasks.definition import ALL_STAGES, TASKS, Prepared, TaskDefinition
+from sysnoise.tasks.detection_heads import raw_detector
 
 
 @dataclass(frozen=True)
@@ -241,9 +247,6 @@ def geometric_inputs(data: bytes, pipelines, sample, target=None) -> dict[tuple,
     """Every pipeline's input for one sample, with its map back to the annotated image (whose size
     is the sample's, or the decoded file's). Decoders that scale while decoding are allowed for:
     the geometry is computed on the decoded size and scaled to the annotated one."""
-    from sysnoise.pipeline.geometry import CROPS, input_to_source
-    from sysnoise.pipeline.preprocess import Memo, stage_values
-
     memo, out = Memo(), {}
     annotated = (getattr(sample, "width", None), getattr(sample, "height", None))  # calibration samples have none
     for p in pipelines:
@@ -316,5 +319,29 @@ class DetectionTask(Task):
         return out
 
 
+class Detection(TaskDefinition):
+    name = "detection"
+    stages = ALL_STAGES
+    requires = ("coco", "detection (COCO box and mask mAP)")
+
+    def read(self, data, *, allow_outside_root: bool = False) -> CocoDataset:
+        return data if isinstance(data, CocoDataset) else read_detection_data(data, allow_outside_root=allow_outside_root)
+
+    def prepare(self, loaded, dataset) -> Prepared:
+        try:
+            loaded.module = raw_detector(loaded.module)
+        except ValueError as err:
+            raise UserInputError(str(err)) from None
+        return Prepared(DetectionTask().bind(loaded.module), DetectionAnalysis(dataset))
+
+    def unsupported(self, pipeline) -> str | None:
+        if pipeline.runtime != "torch":
+            return "the ONNX runtimes return one output tensor; a raw detector stage returns several"
+        return None
+
+    def write_files(self, out: Path, results: dict) -> list[Path]:
+        return coco_results.write_reference(out, results)
+
+
 TASKS.register("detection", "object detection: COCO box mAP (pycocotools; mask AP for Mask R-CNN), raw outputs "
-                            "shared by post-processing variants")(DetectionTask())
+                            "shared by post-processing variants")(Detection())
