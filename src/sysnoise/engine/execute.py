@@ -42,7 +42,7 @@ class EngineOptions:
     include_corrupt: bool = False  # measure samples the pre-flight finds corrupt (pipeline.integrity)
     forward_counter: dict = field(default_factory=dict)  # model key -> inputs forwarded (for tests, benchmarks)
     model_info: dict = field(default_factory=dict)  # model key -> what was built (export, runtime, quantization)
-    forward_plans: dict = field(default_factory=dict)  # str(model key) -> its ForwardPlan as a dict (layout, batch size, why)
+    forward_plans: dict = field(default_factory=dict)  # str(model key) -> ForwardPlan.to_dict(): layout, batch, why
 
     @property
     def loader_batch(self) -> int:
