@@ -4,11 +4,9 @@ model at its logits."""
 
 from __future__ import annotations
 
+import sys
+
 import torch
-import torchvision
-from torchvision.models.segmentation.deeplabv3 import DeepLabV3
-from torchvision.models.segmentation.fcn import FCN
-from torchvision.models.segmentation.lraspp import LRASPP
 
 from sysnoise.errors import UserInputError
 from sysnoise.pipeline.spec import Pipeline
@@ -29,6 +27,10 @@ class Logits(torch.nn.Module):
 def logits_module(module):
     """torchvision's segmentation models return {'out': logits, 'aux': ...}: their model stage is
     wrapped to end at 'out'. Any other module is taken to return the logits (N, C, h, w)."""
+    if "torchvision" not in sys.modules:  # no torchvision model without torchvision imported: a run
+        return module  # that uses none is spared its import (1-3 s)
+    from torchvision.models.segmentation import FCN, LRASPP, DeepLabV3
+
     if not isinstance(module, (DeepLabV3, FCN, LRASPP)):
         return module
     return Logits(module).eval()
@@ -40,6 +42,8 @@ def load_torchvision(arch: str, weights, state: dict):
     head = next((k for k in ("classifier.4.weight", "classifier.low_classifier.weight") if k in state), None)
     if head is None:  # DeepLabV3 / FCN end in classifier.4, LRASPP in its low/high classifiers
         raise UserInputError(f"{weights}: not a state dict of torchvision's {arch} (no classifier.4 / low_classifier)")
+    import torchvision
+
     num_classes = int(state[head].shape[0])
     options = {"aux_loss": True} if any(k.startswith("aux_classifier.") for k in state) else {}
     module = torchvision.models.get_model(arch, weights=None, weights_backbone=None, num_classes=num_classes, **options)
