@@ -236,7 +236,7 @@ def main() -> None:
     import torch
 
     from sysnoise import measure
-    from sysnoise.models import load_model
+    from sysnoise.api import load_model
     from sysnoise.tasks.classification import read_dataset
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

