@@ -66,9 +66,10 @@ def commands(model: str, listed: Path, out: Path, extra: list[str]) -> dict[str,
     return {"plain": plain, "sysnoise": sysnoise}
 
 
-def timed(command: list[str]) -> float:
+def timed(command: list[str], threads: int | None = None) -> float:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
     started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
     return time.perf_counter() - started
 
 
@@ -88,6 +89,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--limit", type=int)
     parser.add_argument("--sysnoise-arg", action="append", default=[], help="extra `sysnoise run` argument")
+    parser.add_argument("--plain-threads", type=int, help="torch threads of the plain script (default: torch's)")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
 
@@ -99,12 +101,14 @@ def main() -> None:
         seconds: dict[str, list[float]] = {"plain": [], "sysnoise": []}
         for round_ in range(args.rounds):
             for name in (("plain", "sysnoise") if round_ % 2 == 0 else ("sysnoise", "plain")):
-                seconds[name].append(timed(runs[name]))
+                seconds[name].append(timed(runs[name], args.plain_threads if name == "plain" else None))
                 print(f"round {round_ + 1}: {name} {seconds[name][-1]:.1f} s (load average {os.getloadavg()[0]:.1f})",
                       flush=True)
         checks = agreement(out)
     median = {name: statistics.median(values) for name, values in seconds.items()}
-    print(f"\n{args.model} on {args.data}, 12 pipelines, {args.rounds} interleaved rounds (whole-process wall time)")
+    threads = f"plain with {args.plain_threads or 'torch default'} threads"
+    print(f"\n{args.model} on {args.data}, 12 pipelines, {args.rounds} interleaved rounds (whole-process wall time, "
+          f"{threads})")
     for name, values in seconds.items():
         print(f"  {name:<9} median {median[name]:6.1f} s   rounds {', '.join(f'{v:.1f}' for v in values)}")
     print(f"  plain / sysnoise = {median['plain'] / median['sysnoise']:.2f}x   (target >= 1.15x)")
