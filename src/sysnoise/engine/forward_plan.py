@@ -3,9 +3,10 @@
 The same model computes the same function in any memory layout and batch size, up to float
 rounding (docs/scale.md measures the logit difference), but not at the same speed: on a CPU a
 convolutional network given channels-last (NHWC) memory runs oneDNN's fast kernels, and the
-best batch size depends on the caches. So each distinct model stage forwards as a short probe on
-its first real inputs finds fastest, and the choice is kept per machine and model stage under the
-sysnoise cache folder, so later runs skip the probe. A batch size the user gives is kept as it is.
+best batch size depends on the caches. So each distinct model stage forwards in the layout and batch
+size a short probe on its first real inputs finds fastest, and the choice is kept per machine and
+model stage under the sysnoise cache folder, so later runs skip the probe. A batch size the user
+gives is kept as it is.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from sysnoise.engine.cache import cache_root
+from sysnoise.environment import cpu_name
 
 CONTIGUOUS, CHANNELS_LAST = "contiguous", "channels-last"
 DEFAULT_BATCH = 16  # samples the loader hands over per step; the forward's batch where nothing is probed
 PROBE_BATCHES = (4, 8, 16, 32)
-PROBE_SECONDS = 3.0  # the most a probe spends on candidates beyond the first (a probe's forwards are extra work)
+PROBE_SECONDS = 3.0  # past this a probe tries no larger batch (its forwards are extra work)
 LAYOUT_MARGIN = 0.05  # channels-last only where it is this much faster: a change of layout changes rounding
 CACHE_FILE = "forward-plans.json"
 
@@ -91,18 +92,9 @@ def machine_signature(device: str) -> dict:
     """What the speed of a forward depends on besides the model: processor, cores, threads, torch."""
     import torch
 
-    cpu = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
-               platform.processor())
     gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "threads": torch.get_num_threads(),
+    return {"cpu": cpu_name(), "cores": len(os.sched_getaffinity(0)), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "device": device, "gpu": gpu}
-
-
-def _cpuinfo() -> list[str]:
-    try:
-        return Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return []
 
 
 def model_signature(model) -> str:
