@@ -256,9 +256,10 @@ def measure(task: str | TaskDefinition, model, data, *, noises=None, out: str | 
     if definition.requires:
         extras.require(*definition.requires)
     options = options or EngineOptions()
-    noises = tuple(noises) if noises else default_noises(definition.name)
-    if not noises:
-        raise UserInputError(f"--task {definition.name} has no default noises: name them with --noise")
+    if noises is None:
+        noises = default_noises(definition.name)
+        if not noises:
+            raise UserInputError(f"--task {definition.name} has no default noises: name them with --noise")
     if options.include_corrupt and not definition.images:
         raise UserInputError(f"--include-corrupt is for image tasks (--task {definition.name} has no corrupt-data "
                              "pre-flight)")

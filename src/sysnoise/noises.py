@@ -189,10 +189,12 @@ _add(Noise("int8", "inference", "INT8 post-training quantization, simulated (cal
                                     and n not in ("int8-asym", "int8-symact")], defaults=VISION))
 
 
-def _operator_noise(name: str, description: str, options: tuple[str, ...], **more) -> Noise:
-    """A noise over operator rewrites; each option's own `applies` (registry meta) says where it fits."""
-    return Noise(name, "inference", description, ops.OPERATORS, AppendTo("operators"), only=options,
-                 applies=lambda model: any(ops.applies(o, model) for o in options), **more)
+def _operator_noise(name: str, description: str, **more) -> Noise:
+    """A noise over the operator rewrites registered for it (operators.py, meta `noise`); each
+    option's own `applies` (registry meta) says where it fits."""
+    return Noise(name, "inference", description, ops.OPERATORS, AppendTo("operators"),
+                 only=lambda: ops.options_of(name),
+                 applies=lambda model: any(ops.applies(o, model) for o in ops.options_of(name)), **more)
 
 
 def _trained_upsampling(model, reference: Pipeline, options: list[str]) -> set[str]:
@@ -200,18 +202,15 @@ def _trained_upsampling(model, reference: Pipeline, options: list[str]) -> set[s
 
 
 _add(_operator_noise("ceil-mode", "strided max-pool ceil_mode (trained with floor)",
-                     ("maxpool-ceil", "maxpool-ceil-torchvision-strides"),
                      # anchors moved with the grid are torchvision eager's artefact, not the pool's: on request
                      default_options=lambda: ["maxpool-ceil"], defaults=VISION))
-_add(_operator_noise("avgpool-ceil", "strided average-pool ceil_mode (trained with floor)", ("avgpool-ceil",)))
-_add(_operator_noise("avgpool-pad", "average-pool count_include_pad flipped", ("avgpool-count-pad",)))
+_add(_operator_noise("avgpool-ceil", "strided average-pool ceil_mode (trained with floor)"))
+_add(_operator_noise("avgpool-pad", "average-pool count_include_pad flipped"))
 _add(_operator_noise("upsample", "upsampling mode / align_corners wherever the model interpolates, against the "
-                                 "mode it was trained with", ("upsample-bilinear", "upsample-nearest",
-                                                              "upsample-align-corners", "upsample-nearest-exact"),
-                     model_reference=_trained_upsampling, defaults=VISION))
-_add(_operator_noise("gelu-tanh", "GELU erf <-> tanh approximation", ("gelu-tanh",)))
-_add(_operator_noise("norm-eps", "normalisation epsilon of another framework's default", ("bn-eps", "ln-eps")))
-_add(_operator_noise("bn-fold", "batch-norm folded into the preceding convolution", ("bn-fold",)))
+                                 "mode it was trained with", model_reference=_trained_upsampling, defaults=VISION))
+_add(_operator_noise("gelu-tanh", "GELU erf <-> tanh approximation"))
+_add(_operator_noise("norm-eps", "normalisation epsilon of another framework's default"))
+_add(_operator_noise("bn-fold", "batch-norm folded into the preceding convolution"))
 _add(Noise("runtime", "inference", "the engine that runs the model (same weights, another runtime)",
            runtimes.RUNTIMES, SetField("runtime"),
            # torch.ao INT8 takes minutes on a CPU for a small CNN: opt-in

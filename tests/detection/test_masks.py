@@ -25,7 +25,7 @@ from sysnoise.analysis.detection import (
 )
 from sysnoise.engine.outputs import RunOutputs
 from sysnoise.postprocess.detection import decode_masks, detect, encode_masks
-from sysnoise.tasks.detection import CocoDataset, Sample
+from sysnoise.tasks.detection import CocoDataset, CocoImage
 from sysnoise.tasks.detection_heads import raw_detector
 
 
@@ -105,7 +105,7 @@ def test_masks_round_trip_and_mismatched_counts_are_refused():
 def _hand_analysis(segmentation: bool):
     """DetectionAnalysis on hand-made outputs: the reference with masks, a post-processing column without."""
     coco = _hand_coco(segmentation)
-    dataset = CocoDataset(root=None, annotation_file="hand.json", samples=[Sample("a.jpg", None, 7, 100, 100)],
+    dataset = CocoDataset(root=None, annotation_file="hand.json", samples=[CocoImage("a.jpg", None, 7, 100, 100)],
                           coco=coco, class_names={3: "square"})
     boxes = np.zeros((1, 4, 4), np.float32)
     boxes[0, :3] = [[10, 10, 30, 30], [80, 0, 90, 10], [50, 50, 72, 70]]

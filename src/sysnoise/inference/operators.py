@@ -77,6 +77,7 @@ def _has_anchors(model) -> bool:
     "a detector's anchors stay at the trained strides",
     applies=lambda model: bool(_strided_maxpools(model)),
     needs_example=True,
+    noise="ceil-mode",
 )
 def maxpool_ceil(model, example=None):
     """The pool change alone. A torchvision detector recomputes its anchor strides from the feature
@@ -95,6 +96,7 @@ def maxpool_ceil(model, example=None):
     "maxpool-ceil with torchvision's anchor strides recomputed as image_size // grid_size from the grown maps "
     "(zoo detector: 3, 7, 13, 24, 48 instead of 4, 8, 16, 32, 48): ceil_mode flipped in torchvision eager",
     applies=lambda model: bool(_strided_maxpools(model)) and _has_anchors(model),
+    noise="ceil-mode",
 )
 def maxpool_ceil_torchvision_strides(model):
     return _ceil_maxpools(model)
@@ -104,6 +106,7 @@ def maxpool_ceil_torchvision_strides(model):
     "avgpool-ceil",
     "strided average pool with ceil_mode=True (trained with floor)",
     applies=lambda model: bool(_strided_avgpools(model)),
+    noise="avgpool-ceil",
 )
 def avgpool_ceil(model):
     rewritten = copy.deepcopy(model)
@@ -116,6 +119,7 @@ def avgpool_ceil(model):
     "avgpool-count-pad",
     "padded average pool with count_include_pad flipped (PyTorch counts the padding, TF 'SAME' does not)",
     applies=lambda model: bool(_padded_avgpools(model)),
+    noise="avgpool-pad",
 )
 def avgpool_count_pad(model):
     rewritten = copy.deepcopy(model)
@@ -147,6 +151,7 @@ def _layernorms(model):
     "bn-eps",
     "BatchNorm epsilon swapped between PyTorch's 1e-5 and TF/Keras' 1e-3 (a port that keeps the default)",
     applies=lambda model: bool(batchnorms(model)),
+    noise="norm-eps",
 )
 def bn_eps(model):
     rewritten = copy.deepcopy(model)
@@ -159,6 +164,7 @@ def bn_eps(model):
     "ln-eps",
     "LayerNorm/GroupNorm epsilon swapped between PyTorch's 1e-5 and TF/Keras' 1e-3",
     applies=lambda model: bool(_layernorms(model)),
+    noise="norm-eps",
 )
 def ln_eps(model):
     rewritten = copy.deepcopy(model)
@@ -172,6 +178,7 @@ def ln_eps(model):
     "BatchNorm folded into the preceding convolution's weights and bias, as deployment compilers do",
     applies=lambda model: bool(batchnorms(model)) and bool(_convs(model)),
     needs_example=True,
+    noise="bn-fold",
 )
 def bn_fold(model, example=None):
     return fold_batchnorm(model, example)
@@ -323,17 +330,22 @@ def _functional(rule: str):
     return rewrite
 
 
-for _name, _text, _check in [
-    ("upsample-bilinear", "nearest(-exact) upsampling replaced by (bi/tri)linear, align_corners=False "
+for _name, _noise, _text, _check in [
+    ("upsample-bilinear", "upsample", "nearest(-exact) upsampling replaced by (bi/tri)linear, align_corners=False "
                           "(the paper's upsample noise)", interpolates),
-    ("upsample-nearest", "(bi/tri)linear and bicubic upsampling replaced by nearest (the paper's upsample noise "
+    ("upsample-nearest", "upsample", "(bi/tri)linear and bicubic upsampling replaced by nearest (the paper's upsample noise "
                          "on a model trained with bilinear)", interpolates),
-    ("upsample-align-corners", "linear/bilinear/bicubic upsampling with align_corners flipped", interpolates),
-    ("upsample-nearest-exact", "nearest <-> nearest-exact upsampling (PyTorch's legacy nearest vs the "
+    ("upsample-align-corners", "upsample", "linear/bilinear/bicubic upsampling with align_corners flipped", interpolates),
+    ("upsample-nearest-exact", "upsample", "nearest <-> nearest-exact upsampling (PyTorch's legacy nearest vs the "
                                "half-pixel-centre rule of TF/ONNX/OpenCV)", interpolates),
-    ("gelu-tanh", "GELU erf form <-> tanh approximation", uses_gelu),
+    ("gelu-tanh", "gelu-tanh", "GELU erf form <-> tanh approximation", uses_gelu),
 ]:
-    OPERATORS.register(_name, _text, applies=_check)(_functional(_name))
+    OPERATORS.register(_name, _text, applies=_check, noise=_noise)(_functional(_name))
+
+
+def options_of(noise: str) -> list[str]:
+    """The operator rewrites that belong to a catalogue noise (registry meta `noise`)."""
+    return [entry.name for entry in OPERATORS if entry.meta.get("noise") == noise]
 
 
 def applies(name: str, model) -> bool:

@@ -34,7 +34,7 @@ from sysnoise.tasks.detection_heads import raw_detector
 
 
 @dataclass(frozen=True)
-class Sample:
+class CocoImage:
     id: str  # the image's file_name
     path: Path
     image_id: int
@@ -47,7 +47,7 @@ class Sample:
 class CocoDataset:
     root: Path
     annotation_file: Path
-    samples: list[Sample]
+    samples: list[CocoImage]
     coco: dict  # the ground truth as COCOeval will read it (repaired, unknown categories left out)
     class_names: dict[int, str]  # category id -> name
     problems: list[dict] = field(default_factory=list)  # images dropped (missing file, duplicate id)
@@ -134,7 +134,7 @@ def read_coco(annotation_file: str | Path, root: str | Path | None = None, *, al
         raise UserInputError(f"{annotation_file}: 'annotations' is not a list of objects")
     notes = _Warnings(annotation_file)
     categories = _categories(data["categories"], annotation_file)
-    samples: dict[int, Sample] = {}
+    samples: dict[int, CocoImage] = {}
     problems, images = [], []
     for index, image in enumerate(data["images"]):
         if not isinstance(image, dict):
@@ -164,7 +164,7 @@ def read_coco(annotation_file: str | Path, root: str | Path | None = None, *, al
                                      f"is beyond any image sysnoise decodes ({limits.current().max_pixels} pixels, "
                                      "SYSNOISE_MAX_PIXELS); correct it, or leave width/height out to take the size "
                                      "from the file")
-            samples[image_id] = Sample(name, path, image_id, width and int(width), height and int(height))
+            samples[image_id] = CocoImage(name, path, image_id, width and int(width), height and int(height))
             images.append(image)
     annotations = [a for number, ann in enumerate(data.get("annotations") or [])
                    if (a := _checked(ann, number, samples, categories, notes)) is not None]
@@ -179,7 +179,7 @@ def read_coco(annotation_file: str | Path, root: str | Path | None = None, *, al
     return CocoDataset(root, annotation_file, kept, coco, categories, problems, notes.emit())
 
 
-def _checked(ann, number: int, samples: dict[int, Sample], categories: dict, notes: _Warnings) -> dict | None:
+def _checked(ann, number: int, samples: dict[int, CocoImage], categories: dict, notes: _Warnings) -> dict | None:
     """The annotation as COCOeval can read it, or None (dropped); each repair or drop is noted."""
     if not isinstance(ann, dict):
         notes.add("annotation that is not an object (dropped)", f"#{number}")

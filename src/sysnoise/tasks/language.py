@@ -61,7 +61,7 @@ class Request:
 
 
 @dataclass(frozen=True)
-class Sample:
+class TextItem:
     id: str  # "line N" of the JSONL file
     kind: str  # "choice" | "lastword" | "text"
     requests: tuple[Request, ...]
@@ -187,7 +187,7 @@ def detect_format(record: dict, where: str) -> str:
 @dataclass
 class Dataset:
     root: Path  # the JSONL file
-    samples: list[Sample]
+    samples: list[TextItem]
     format: str
     problems: list[dict] = field(default_factory=list)
 
@@ -231,7 +231,7 @@ def read_jsonl(path: str | Path, fmt: str | None = None) -> Dataset:
             raise UserInputError(f"{where}: not a {fmt} record: {err}") from None
         if len(requests) > MAX_CHOICES:
             raise UserInputError(f"{where}: {len(requests)} choices; at most {MAX_CHOICES} are supported")
-        samples.append(Sample(f"line {number}", entry.kind, requests, label))
+        samples.append(TextItem(f"line {number}", entry.kind, requests, label))
     if not samples:
         raise UserInputError(f"{path}: no records")
     return Dataset(path, samples, fmt)
@@ -277,7 +277,7 @@ def rolling_windows(tokens: list[int], prefix: int, max_length: int) -> tuple:
     return tuple(windows)
 
 
-def encode(tokenizer, sample: Sample, max_length: int) -> Encoded:
+def encode(tokenizer, sample: TextItem, max_length: int) -> Encoded:
     prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
 
     def ids(text: str) -> list[int]:

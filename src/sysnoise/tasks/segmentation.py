@@ -40,7 +40,7 @@ IGNORE_INDEX = 255
 
 
 @dataclass(frozen=True)
-class Sample:
+class LabelMapSample:
     id: str  # the image path relative to the root
     path: Path
     label_path: Path
@@ -53,7 +53,7 @@ class Sample:
 class SegmentationDataset:
     root: Path
     list_file: Path
-    samples: list[Sample]
+    samples: list[LabelMapSample]
     problems: list[dict] = field(default_factory=list)
     ignore_index: int = IGNORE_INDEX
     kind: str = "segmentation-list"
@@ -105,7 +105,7 @@ def read_segmentation_list(path: str | Path, *, allow_outside_root: bool = False
             problems.append({"id": parts[0], "where": where, "reason": "image or label map not found"})
         else:
             seen.add(parts[0])
-            samples.append(Sample(parts[0], image, label))
+            samples.append(LabelMapSample(parts[0], image, label))
     if not samples:
         raise UserInputError(f"{path}: no usable image/label pairs; {len(problems)} dropped"
                              + (f", first: {problems[0]}" if problems else ""))
