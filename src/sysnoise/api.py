@@ -377,9 +377,6 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
                    for s in dataset.samples]  # the confusion counts depend on the label maps
     specs = noises or (DETECTION_NOISES if task_name == "detection" else SEGMENTATION_NOISES)
     plan, noise_rows = plan_variants(loaded, specs, loaded.reference, stages=DENSE_STAGES)
-    if task_name == "detection":
-        plan = _without(plan, noise_rows, lambda p: p.runtime != "torch",
-                        "the ONNX runtimes return one output tensor; a raw detector stage returns several")
     deploy = _deployment(deploy, loaded.reference)
     combine.check_stepwise(stepwise, {variant.noise for variant in plan.variants})
     plan, calibration, calibration_record = _calibration(plan, noise_rows, dataset, deploy, calibration_data,
@@ -423,16 +420,6 @@ def run_dense(task_name: str, model, data, *, noises=None, out: str | Path = "re
             atomic_write_text(out / "segmentations-reference.json",
                               json.dumps(coco_detections(out, "reference", masks=True)) + "\n")
     return Results(results)
-
-
-def _without(plan: Plan, rows: list[dict], unsupported, reason: str) -> Plan:
-    """The plan without the variants whose pipeline `unsupported` flags, each listed as unavailable."""
-    dropped = [v for v in plan.variants if unsupported(v.pipeline)]
-    for row in rows:
-        for variant in dropped:
-            if variant.noise == row["name"]:
-                row.setdefault("unavailable", {})[variant.option] = reason
-    return Plan(plan.reference, tuple(v for v in plan.variants if v not in dropped))
 
 
 def coco_detections(out: str | Path, column: str = "reference", *, masks: bool = False) -> list[dict]:
