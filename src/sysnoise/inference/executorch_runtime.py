@@ -33,8 +33,8 @@ PT2E_SETTINGS = {"tool": "torchao.quantization.pt2e (prepare_pt2e, convert_pt2e)
 def _undelegated(edge) -> list[str]:
     """The operators left outside the XNNPACK delegate (run by ExecuTorch's portable kernels)."""
     graph = edge.exported_program().graph
-    return sorted({str(node.target) for node in graph.nodes if node.op == "call_function"
-                   and "call_delegate" not in str(node.target) and "getitem" not in str(node.target)})
+    names = {getattr(node.target, "__name__", str(node.target)) for node in graph.nodes if node.op == "call_function"}
+    return sorted(n for n in names if "call_delegate" not in n and "getitem" not in n)
 
 
 def _lowered_module(exported, model, example, info: dict, start: float):
@@ -45,17 +45,20 @@ def _lowered_module(exported, model, example, info: dict, start: float):
     from executorch.runtime import Runtime
 
     edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
+    portable = _undelegated(edge)  # before to_executorch, which rewrites the graph to out-variants
     program = edge.to_executorch()
-    method = Runtime.get().load_program(program.buffer).load_method("forward")
+    buffer = program.buffer  # a new bytes object per access; the loaded program reads it in place
+    loaded = Runtime.get().load_program(buffer)
+    method = loaded.load_method("forward")
     names = onnx_export.output_names(model, example)
     info.update({"runtime": "executorch", "executorch": version("executorch"),
                  "backend": "XnnpackPartitioner", "input_shape": list(example.shape),
-                 "program_bytes": len(program.buffer), "not_delegated": _undelegated(edge), "outputs": names})
+                 "program_bytes": len(buffer), "not_delegated": portable, "outputs": names})
 
-    def run(array):
+    def run(array, _reads=(buffer, loaded)):  # the method reads both in place: keep them alive with it
         import torch
 
-        return [out.numpy() for out in method.execute([torch.from_numpy(array)])]
+        return [out.numpy().copy() for out in method.execute([torch.from_numpy(array)])]
 
     try:  # a program that cannot run fails its build (the column says why), not every sample
         run(example.detach().float().cpu().numpy())

@@ -45,7 +45,17 @@ def convert(model, example, folder: Path, fp16_weights: bool) -> tuple[Path, Pat
     if done.returncode != 0 or not param.is_file() or not weights.is_file():
         said = (done.stderr.strip() or done.stdout.strip()).splitlines()[-3:]
         raise RuntimeError(f"pnnx could not convert the model (exit {done.returncode}): {' | '.join(said)}")
+    left = unconverted_layers(param.read_text())
+    if left:
+        raise RuntimeError(f"pnnx left operators ncnn has no layer for: {', '.join(left)}")
     return param, weights
+
+
+def unconverted_layers(param_text: str) -> list[str]:
+    """Layer types in an ncnn .param that are pnnx's or torch's names (`pnnx.Expression`,
+    `torch.argsort`): operators pnnx could not map to an ncnn layer. ncnn's own have no dot."""
+    lines = param_text.splitlines()[2:]  # magic number, then layer and blob counts
+    return sorted({line.split()[0] for line in lines if line.split() and "." in line.split()[0]})
 
 
 def _ncnn(switches: dict[str, bool], fp16_weights: bool):
