@@ -24,7 +24,9 @@ from sysnoise import extras
 from sysnoise.inference import onnx_export
 from sysnoise.inference.runtimes import RUNTIMES, calibration_images, engine_module, takes_images
 
-EXECUTORCH = {"available": lambda: extras.available("executorch"), "install": extras.install_line("executorch")}
+# opt-in: lowering EfficientNet-Lite0 took 60-100 s here, longer than the rest of a demo run
+EXECUTORCH = {"available": lambda: extras.available("executorch"), "install": extras.install_line("executorch"),
+              "opt_in": True}
 PT2E_SETTINGS = {"tool": "torchao.quantization.pt2e (prepare_pt2e, convert_pt2e)", "quantizer": "XNNPACKQuantizer",
                  "config": "get_symmetric_quantization_config(is_per_channel=True)",
                  "weights": "INT8 per-channel symmetric", "activations": "INT8 per-tensor asymmetric, min-max"}

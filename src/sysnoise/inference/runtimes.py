@@ -260,7 +260,7 @@ def torch_ao_available() -> bool:
 @RUNTIMES.register(
     "torch-ao-int8",
     "torch.ao FX post-training INT8 (x86 backend defaults: per-channel weights, histogram-observed activations)",
-    calibrated=True,
+    calibrated=True, opt_in=True,
     applies=lambda model: takes_images(model) and torch_ao_available() and fx_traceable(model),
 )
 def torch_ao_int8(model, example=None, calibration=None):

@@ -34,7 +34,7 @@ def processor(resample: int, width: int, height: int):
 
 def _resize(resample: int):
     def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        out = processor(resample, *size)(images=np.ascontiguousarray(image), return_tensors="np")["pixel_values"][0]
+        out = processor(resample, *size)(images=np.array(image), return_tensors="np")["pixel_values"][0]  # a writable copy
         return np.clip(np.rint(np.transpose(out, (1, 2, 0))), 0, 255).astype(np.uint8)
 
     return resize
