@@ -41,7 +41,7 @@ def test_the_raw_heads_come_back_as_named_outputs(random_detector):
 def test_a_detection_run_measures_onnx_runtime(random_detector, tmp_path):
     loaded = LoadedModel("random-detector", random_detector, detector.reference_pipeline(), len(scenes.CLASSES) + 1)
     folder = scenes.materialise("detection", "val", n=N)
-    results = api.run_dense("detection", loaded, folder / "annotations.json", out=tmp_path, figures=False,
+    results = api.run(loaded, folder / "annotations.json", task="detection", out=tmp_path, figures=False,
                             noises=["runtime=onnxruntime"],
                             options=EngineOptions(batch_size=N, workers=0, progress=False))
     variant = {v["id"]: v for v in results["variants"]}["runtime/onnxruntime"]

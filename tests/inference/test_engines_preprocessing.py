@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from sysnoise import extras
-from sysnoise.pipeline import yuv
+from sysnoise.pipeline import hf_processor, openvino_preprocess, yuv  # noqa: F401  (register the options)
 from sysnoise.pipeline.colour import COLOURS
 from sysnoise.pipeline.resize import RESIZES
 

@@ -24,8 +24,10 @@ import warnings
 from pathlib import Path
 
 from sysnoise import extras
+from sysnoise.errors import UserInputError
 from sysnoise.inference import onnx_export
 from sysnoise.inference.runtimes import RUNTIMES, calibration_images, engine_module, fixed_size, takes_images
+from sysnoise.weights import sha256_file
 
 IR_FILE_PREFIX = "openvino:"
 OPENVINO = {"available": lambda: extras.available("openvino"), "install": extras.install_line("openvino")}
@@ -117,9 +119,6 @@ def is_ir_file(name: str) -> bool:
 def load_ir_file(path: str | Path):
     """A user's own OpenVINO IR (FILE.xml with FILE.bin beside it) on the CPU plugin, float32."""
     import openvino as ov
-
-    from sysnoise.errors import UserInputError
-    from sysnoise.models import sha256_file
 
     path = Path(path)
     if not path.is_file():

@@ -32,7 +32,11 @@ import warnings
 from pathlib import Path
 
 from sysnoise import extras
+from sysnoise.errors import UserInputError
+from sysnoise.inference import onnx_export
+from sysnoise.language_models import is_causal_lm
 from sysnoise.registry import Registry
+from sysnoise.weights import sha256_file
 
 RUNTIMES: Registry = Registry("runtime")
 ONNX_FILE_PREFIX = "onnx:"
@@ -42,12 +46,10 @@ def takes_images(model) -> bool:
     """The runtimes above export one image batch from a torch model: a causal LM (token ids and a
     mask) takes the LM runtimes of lm_runtimes instead, and a model another engine already runs
     (runs_outside_torch) cannot be exported again; both report these as n/a."""
-    from sysnoise.language_models import is_causal_lm
-
     return not runs_outside_torch(model) and not is_causal_lm(model)
 
 
-def _session_options():
+def session_options():
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -124,7 +126,7 @@ def _ort_module(model_bytes_or_path, info: dict, build_seconds: float | None = N
     import onnxruntime as ort
 
     source = str(model_bytes_or_path) if isinstance(model_bytes_or_path, Path) else model_bytes_or_path
-    session = ort.InferenceSession(source, _session_options(), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(source, session_options(), providers=["CPUExecutionProvider"])
     inputs = session.get_inputs()
     if len(inputs) != 1:
         raise ValueError(f"the ONNX model takes {len(inputs)} inputs; sysnoise feeds one image batch")
@@ -152,8 +154,6 @@ ONNX = {"available": lambda: extras.available("onnx"), "install": extras.install
 @RUNTIMES.register("onnxruntime", "exported with torch.onnx.export, run by ONNX Runtime on CPU, float32",
                    applies=takes_images, **ONNX)
 def onnxruntime_fp32(model, example=None, calibration=None):
-    from sysnoise.inference import onnx_export
-
     start = time.perf_counter()
     info = {"export": onnx_export.describe(model, example)}
     model_bytes = onnx_export.export(model, example)
@@ -181,11 +181,14 @@ class _Reader:
 
 def _ort_int8(quant_format: str):
     def build(model, example=None, calibration=None):
-        from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
-        from onnxruntime.quantization import quantize_static
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
         from onnxruntime.quantization.shape_inference import quant_pre_process
-
-        from sysnoise.inference import onnx_export
 
         batches = list(calibration or [])
         if not batches:
@@ -199,8 +202,8 @@ def _ort_int8(quant_format: str):
             "calibration_samples": int(sum(len(b) for b in batches)),
         }
         start = time.perf_counter()
-        info = {"export": onnx_export.describe(model, example), "quantization": {"tool": "onnxruntime.quantization.quantize_static",
-                                                                      **settings}}
+        info = {"export": onnx_export.describe(model, example),
+                "quantization": {"tool": "onnxruntime.quantization.quantize_static", **settings}}
         with tempfile.TemporaryDirectory(prefix="sysnoise-ort-") as tmp:
             fp32, prepared, int8 = Path(tmp, "fp32.onnx"), Path(tmp, "prepared.onnx"), Path(tmp, "int8.onnx")
             fp32.write_bytes(onnx_export.export(model, example))
@@ -314,9 +317,6 @@ def is_onnx_file(runtime: str) -> bool:
 
 def load_onnx_file(path: str | Path):
     """A user's own ONNX file on ONNX Runtime, as the deployed model."""
-    from sysnoise.errors import UserInputError
-    from sysnoise.models import sha256_file
-
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"ONNX file not found: {path}")
@@ -335,11 +335,3 @@ def applies(name: str, model) -> bool:
 
 def apply_runtime(name: str, model, example=None, calibration=None):
     return RUNTIMES(name)(model, example, calibration)
-
-
-# registered after the ONNX Runtime entries above, in this order (the runtime noise's options)
-from sysnoise.inference import lm_runtimes  # noqa: E402,F401  (the causal-LM runtimes)
-from sysnoise.inference import openvino_runtime  # noqa: E402,F401
-from sysnoise.inference import executorch_runtime  # noqa: E402,F401
-from sysnoise.inference import ncnn_runtime  # noqa: E402,F401
-

@@ -103,6 +103,3 @@ def bgr(image: np.ndarray) -> np.ndarray:
 
 def is_misconfiguration(name: str) -> bool:
     return COLOURS.get(name).meta.get("kind") == "misconfiguration"
-
-
-from sysnoise.pipeline import openvino_preprocess  # noqa: E402,F401  (registers the OpenVINO PrePostProcessor options)

@@ -81,7 +81,3 @@ for _mode, _aa, _text in [
 ]:
     _name = f"torchvision-{_mode}" + ("-noaa" if _mode in ("bilinear", "bicubic") and not _aa else "")
     RESIZES.register(_name, _text, library="torchvision", mode=_mode, antialias=_aa)(_torchvision(_mode, _aa))
-
-
-from sysnoise.pipeline import openvino_preprocess  # noqa: E402,F401  (registers the OpenVINO PrePostProcessor options)
-from sysnoise.pipeline import hf_processor  # noqa: E402,F401  (registers the transformers processor options)
