@@ -35,20 +35,27 @@ def table(folder: Path) -> str:
     metric = results["reference"].get("metric", "top1")
     reference = results["reference"].get(metric)
     stages = _stages_by_runtime(results)
-    lines = [f"{results['model']['name']} on {results['dataset'].get('name') or folder.name}: reference {metric} "
-             f"{_number(reference)}, n = {results['reference']['n']}", "",
-             f"| variant | delta {metric} [95% CI] | flip rate % | agreement % | build s | inference ms/image |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"{results['model']['name']} on {results['dataset'].get('name') or folder.name}: reference {metric} "
+        f"{_number(reference)}, n = {results['reference']['n']}",
+        "",
+        f"| variant | delta {metric} [95% CI] | flip rate % | agreement % | build s | inference ms/image |",
+        "|---|---|---|---|---|---|",
+    ]
     for variant in results["variants"]:
         ci = variant.get("delta_ci") or [None, None]
         flip = variant.get("flip_rate")
         build, per_image = _timing(stages.get(variant["option"])) if variant["noise"] == "runtime" else ("", "")
         failed = f" ({variant['n_failed']} failed)" if variant.get("n_failed") else ""
-        lines.append(f"| {variant['id']}{failed} | {_number(variant.get('delta'))} [{_number(ci[0])}, {_number(ci[1])}] "
-                     f"| {_number(flip)} | {_number(None if flip is None else 100 - flip)} | {build} | {per_image} |")
+        lines.append(
+            f"| {variant['id']}{failed} | {_number(variant.get('delta'))} [{_number(ci[0])}, {_number(ci[1])}] "
+            f"| {_number(flip)} | {_number(None if flip is None else 100 - flip)} | {build} | {per_image} |"
+        )
     for row in results["noises"]:
-        for option, reason in {**row.get("unavailable", {}),
-                               **{o: "n/a for this model" for o in row.get("not_applicable", [])}}.items():
+        for option, reason in {
+            **row.get("unavailable", {}),
+            **{o: "n/a for this model" for o in row.get("not_applicable", [])},
+        }.items():
             lines.append(f"| {row['name']}/{option} | n/a: {reason} | | | | |")
     for key, stage in results["run"]["model_stages"].items():
         if "error" in stage:

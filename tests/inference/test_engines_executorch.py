@@ -34,8 +34,7 @@ def test_executorch_int8_matches_the_pt2e_graph_it_lowered(engine_cnn, engine_ba
 
     calibration, x = engine_batches
     info = {}
-    model = build_model(engine_cnn, Pipeline(runtime="executorch-xnnpack-int8", input_size=32), calibration,
-                        info=info)
+    model = build_model(engine_cnn, Pipeline(runtime="executorch-xnnpack-int8", input_size=32), calibration, info=info)
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
     prepared = prepare_pt2e(torch.export.export(engine_cnn, (x[:1],)).module(), quantizer)
     with torch.no_grad():

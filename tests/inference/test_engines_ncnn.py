@@ -53,8 +53,12 @@ class Gather(torch.nn.Module):
 
 
 def test_a_model_pnnx_cannot_convert_is_a_build_failure_with_the_reason(engine_cnn):
-    models = build_models(Gather(), {"ref": Pipeline(input_size=8), "ncnn": Pipeline(runtime="ncnn", input_size=8)},
-                          reference=Pipeline(input_size=8), info=(info := {}))
+    models = build_models(
+        Gather(),
+        {"ref": Pipeline(input_size=8), "ncnn": Pipeline(runtime="ncnn", input_size=8)},
+        reference=Pipeline(input_size=8),
+        info=(info := {}),
+    )
     assert isinstance(models["ncnn"], BuildFailure)
     assert "pnnx left operators ncnn has no layer for" in models["ncnn"].message
     assert info["ncnn"]["error"] == models["ncnn"].message

@@ -41,9 +41,15 @@ def test_the_raw_heads_come_back_as_named_outputs(random_detector):
 def test_a_detection_run_measures_onnx_runtime(random_detector, tmp_path):
     loaded = LoadedModel("random-detector", random_detector, detector.reference_pipeline(), len(scenes.CLASSES) + 1)
     folder = scenes.materialise("detection", "val", n=N)
-    results = api.run(loaded, folder / "annotations.json", task="detection", out=tmp_path, figures=False,
-                            noises=["runtime=onnxruntime"],
-                            options=EngineOptions(batch_size=N, workers=0, progress=False))
+    results = api.run(
+        loaded,
+        folder / "annotations.json",
+        task="detection",
+        out=tmp_path,
+        figures=False,
+        noises=["runtime=onnxruntime"],
+        options=EngineOptions(batch_size=N, workers=0, progress=False),
+    )
     variant = {v["id"]: v for v in results["variants"]}["runtime/onnxruntime"]
     assert variant["n_failed"] == 0
     # float32 ORT against float32 torch: the same detections up to rounding, so the same mAP

@@ -76,16 +76,36 @@ def _images(folder, n: int, classes: int):
 
 def test_an_ir_built_here_runs_end_to_end_as_the_model(engine_cnn, tmp_path):
     xml = tmp_path / "model.xml"
-    ov.save_model(ov.convert_model(engine_cnn, example_input=torch.zeros(1, 3, 32, 32),
-                                   input=[1, 3, 32, 32]), str(xml))  # a static 32x32 file, batch 1
+    ov.save_model(
+        ov.convert_model(engine_cnn, example_input=torch.zeros(1, 3, 32, 32), input=[1, 3, 32, 32]), str(xml)
+    )  # a static 32x32 file, batch 1
     loaded = load_model(f"openvino:{xml}")
     assert loaded.num_classes == 4 and loaded.reference.input_size == 32
     data = _images(tmp_path / "data", 10, 4)
     (tmp_path / "ref.yaml").write_text("crop_pct: 1.0\n")
     out = tmp_path / "out"
-    code = cli.main(["run", "--model", f"openvino:{xml}", "--data", str(data), "--reference", str(tmp_path / "ref.yaml"),
-                     "--out", str(out), "--noise", "resize=pillow-nearest", "--noise", "runtime",
-                     "--workers", "0", "--batch-size", "3", "--quiet"])
+    code = cli.main(
+        [
+            "run",
+            "--model",
+            f"openvino:{xml}",
+            "--data",
+            str(data),
+            "--reference",
+            str(tmp_path / "ref.yaml"),
+            "--out",
+            str(out),
+            "--noise",
+            "resize=pillow-nearest",
+            "--noise",
+            "runtime",
+            "--workers",
+            "0",
+            "--batch-size",
+            "3",
+            "--quiet",
+        ]
+    )
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert results["reference"]["n"] == 10 and [v["id"] for v in results["variants"]] == ["resize/pillow-nearest"]

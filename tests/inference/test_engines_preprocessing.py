@@ -55,8 +55,9 @@ def test_openvino_nv12_matches_the_integer_nv12_path_within_a_level(photo):
     assert _levels(out, photo) > 1  # chroma subsampling is visible at the disc's edge
 
 
-@pytest.mark.parametrize("option, filter_name", [("transformers-bilinear", "BILINEAR"),
-                                                 ("transformers-bicubic", "BICUBIC")])
+@pytest.mark.parametrize(
+    "option, filter_name", [("transformers-bilinear", "BILINEAR"), ("transformers-bicubic", "BICUBIC")]
+)
 def test_transformers_processor_is_pillow_within_a_level(photo, option, filter_name):
     pytest.importorskip("transformers", reason=extras.install_line("lm"))
     out = RESIZES(option)(photo, (96, 72))

@@ -25,11 +25,18 @@ from sysnoise.inference import onnx_export
 from sysnoise.inference.runtimes import RUNTIMES, calibration_images, engine_module, takes_images
 
 # opt-in: lowering EfficientNet-Lite0 took 60-100 s here, longer than the rest of a demo run
-EXECUTORCH = {"available": lambda: extras.available("executorch"), "install": extras.install_line("executorch"),
-              "opt_in": True}
-PT2E_SETTINGS = {"tool": "torchao.quantization.pt2e (prepare_pt2e, convert_pt2e)", "quantizer": "XNNPACKQuantizer",
-                 "config": "get_symmetric_quantization_config(is_per_channel=True)",
-                 "weights": "INT8 per-channel symmetric", "activations": "INT8 per-tensor asymmetric, min-max"}
+EXECUTORCH = {
+    "available": lambda: extras.available("executorch"),
+    "install": extras.install_line("executorch"),
+    "opt_in": True,
+}
+PT2E_SETTINGS = {
+    "tool": "torchao.quantization.pt2e (prepare_pt2e, convert_pt2e)",
+    "quantizer": "XNNPACKQuantizer",
+    "config": "get_symmetric_quantization_config(is_per_channel=True)",
+    "weights": "INT8 per-channel symmetric",
+    "activations": "INT8 per-tensor asymmetric, min-max",
+}
 
 
 def _undelegated(edge) -> list[str]:
@@ -53,9 +60,17 @@ def _lowered_module(exported, model, example, info: dict, start: float):
     loaded = Runtime.get().load_program(buffer)
     method = loaded.load_method("forward")
     names = onnx_export.output_names(model, example)
-    info.update({"runtime": "executorch", "executorch": version("executorch"),
-                 "backend": "XnnpackPartitioner", "input_shape": list(example.shape),
-                 "program_bytes": len(buffer), "not_delegated": portable, "outputs": names})
+    info.update(
+        {
+            "runtime": "executorch",
+            "executorch": version("executorch"),
+            "backend": "XnnpackPartitioner",
+            "input_shape": list(example.shape),
+            "program_bytes": len(buffer),
+            "not_delegated": portable,
+            "outputs": names,
+        }
+    )
 
     def run(array, _reads=(buffer, loaded)):  # the method reads both in place: keep them alive with it
         import torch
@@ -65,10 +80,18 @@ def _lowered_module(exported, model, example, info: dict, start: float):
     try:  # a program that cannot run fails its build (the column says why), not every sample
         run(example.detach().float().cpu().numpy())
     except RuntimeError as err:
-        raise RuntimeError(f"ExecuTorch cannot run the lowered program ({err}; the delegate's log on stderr "
-                           "says more)") from None
-    return engine_module("executorch", run, info, batch=int(example.shape[0]), outputs=names,
-                         input_shape=list(example.shape), build_seconds=time.perf_counter() - start)
+        raise RuntimeError(
+            f"ExecuTorch cannot run the lowered program ({err}; the delegate's log on stderr says more)"
+        ) from None
+    return engine_module(
+        "executorch",
+        run,
+        info,
+        batch=int(example.shape[0]),
+        outputs=names,
+        input_shape=list(example.shape),
+        build_seconds=time.perf_counter() - start,
+    )
 
 
 def _export(module, example):
@@ -80,17 +103,25 @@ def _export(module, example):
         return torch.export.export(module, (example,))
 
 
-@RUNTIMES.register("executorch-xnnpack", "exported with torch.export, lowered to ExecuTorch's XNNPACK backend, float32",
-                   applies=takes_images, **EXECUTORCH)
+@RUNTIMES.register(
+    "executorch-xnnpack",
+    "exported with torch.export, lowered to ExecuTorch's XNNPACK backend, float32",
+    applies=takes_images,
+    **EXECUTORCH,
+)
 def executorch_xnnpack(model, example=None, calibration=None):
     start = time.perf_counter()
     return _lowered_module(_export(model.eval(), example), model, example, {"exporter": "torch.export.export"}, start)
 
 
-@RUNTIMES.register("executorch-xnnpack-int8",
-                   "ExecuTorch XNNPACK INT8: PT2E quantization (XNNPACKQuantizer, per-channel symmetric weights, "
-                   "min-max activations) on the calibration images",
-                   calibrated=True, applies=takes_images, **EXECUTORCH)
+@RUNTIMES.register(
+    "executorch-xnnpack-int8",
+    "ExecuTorch XNNPACK INT8: PT2E quantization (XNNPACKQuantizer, per-channel symmetric weights, "
+    "min-max activations) on the calibration images",
+    calibrated=True,
+    applies=takes_images,
+    **EXECUTORCH,
+)
 def executorch_xnnpack_int8(model, example=None, calibration=None):
     import torch
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
@@ -110,6 +141,5 @@ def executorch_xnnpack_int8(model, example=None, calibration=None):
         for image in images:  # the program's static batch: one calibration image per call when it is 1
             prepared(torch.from_numpy(image).expand(batch, *image.shape[1:]))
     quantized = convert_pt2e(prepared)
-    info = {"exporter": "torch.export.export",
-            "quantization": {**PT2E_SETTINGS, "calibration_samples": len(images)}}
+    info = {"exporter": "torch.export.export", "quantization": {**PT2E_SETTINGS, "calibration_samples": len(images)}}
     return _lowered_module(_export(quantized, example), model, example, info, start)

@@ -39,8 +39,12 @@ def convert(model, example, folder: Path, fp16_weights: bool) -> tuple[Path, Pat
         warnings.simplefilter("ignore")  # the tracer's deprecation notes
         torch.jit.trace(model.eval(), (example,), strict=False).save(str(traced))
     shape = ",".join(str(int(d)) for d in example.shape)
-    done = subprocess.run([pnnx.EXEC_PATH, str(traced), f"inputshape=[{shape}]f32", f"fp16={int(fp16_weights)}"],
-                          cwd=folder, capture_output=True, text=True)
+    done = subprocess.run(
+        [pnnx.EXEC_PATH, str(traced), f"inputshape=[{shape}]f32", f"fp16={int(fp16_weights)}"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+    )
     param, weights = folder / "model.ncnn.param", folder / "model.ncnn.bin"
     if done.returncode != 0 or not param.is_file() or not weights.is_file():
         said = (done.stderr.strip() or done.stdout.strip()).splitlines()[-3:]
@@ -96,22 +100,45 @@ def _ncnn(switches: dict[str, bool], fp16_weights: bool):
                 per_image.append(results)
             return [np.stack(column) for column in zip(*per_image)]
 
-        info = {"converter": "pnnx (torch.jit.trace)", "runtime": "ncnn", "ncnn": ncnn.__version__,
-                "pnnx_fp16_weights": fp16_weights, "options": {s: bool(getattr(net.opt, s)) for s in SWITCHES},
-                "num_threads": net.opt.num_threads, "input_shape": [1] + list(example.shape[1:]), "outputs": names,
-                "cpu": {"x86_avx2": bool(ncnn.cpu_support_x86_avx2()),
-                        "arm_fp16_arithmetic": bool(ncnn.cpu_support_arm_asimdhp())}}
-        return engine_module("ncnn", run, info, outputs=names, input_shape=[1] + list(example.shape[1:]),
-                             build_seconds=time.perf_counter() - start)
+        info = {
+            "converter": "pnnx (torch.jit.trace)",
+            "runtime": "ncnn",
+            "ncnn": ncnn.__version__,
+            "pnnx_fp16_weights": fp16_weights,
+            "options": {s: bool(getattr(net.opt, s)) for s in SWITCHES},
+            "num_threads": net.opt.num_threads,
+            "input_shape": [1] + list(example.shape[1:]),
+            "outputs": names,
+            "cpu": {
+                "x86_avx2": bool(ncnn.cpu_support_x86_avx2()),
+                "arm_fp16_arithmetic": bool(ncnn.cpu_support_arm_asimdhp()),
+            },
+        }
+        return engine_module(
+            "ncnn",
+            run,
+            info,
+            outputs=names,
+            input_shape=[1] + list(example.shape[1:]),
+            build_seconds=time.perf_counter() - start,
+        )
 
     return build
 
 
-RUNTIMES.register("ncnn", "converted by pnnx, ncnn CPU, float32 (FP16/BF16 storage and arithmetic off)",
-                  applies=takes_images, **NCNN)(_ncnn({}, fp16_weights=False))
-RUNTIMES.register("ncnn-fp16-storage", "converted by pnnx (FP16 weights), ncnn CPU with FP16 storage, "
-                                       "float32 arithmetic", applies=takes_images, **NCNN)(
-    _ncnn({"use_fp16_storage": True, "use_fp16_packed": True}, fp16_weights=True))
-RUNTIMES.register("ncnn-fp16", "converted by pnnx (FP16 weights), ncnn CPU with its defaults: FP16 storage and "
-                               "FP16 arithmetic where the CPU has it", applies=takes_images, **NCNN)(
-    _ncnn({"use_fp16_storage": True, "use_fp16_packed": True, "use_fp16_arithmetic": True}, fp16_weights=True))
+RUNTIMES.register(
+    "ncnn", "converted by pnnx, ncnn CPU, float32 (FP16/BF16 storage and arithmetic off)", applies=takes_images, **NCNN
+)(_ncnn({}, fp16_weights=False))
+RUNTIMES.register(
+    "ncnn-fp16-storage",
+    "converted by pnnx (FP16 weights), ncnn CPU with FP16 storage, float32 arithmetic",
+    applies=takes_images,
+    **NCNN,
+)(_ncnn({"use_fp16_storage": True, "use_fp16_packed": True}, fp16_weights=True))
+RUNTIMES.register(
+    "ncnn-fp16",
+    "converted by pnnx (FP16 weights), ncnn CPU with its defaults: FP16 storage and "
+    "FP16 arithmetic where the CPU has it",
+    applies=takes_images,
+    **NCNN,
+)(_ncnn({"use_fp16_storage": True, "use_fp16_packed": True, "use_fp16_arithmetic": True}, fp16_weights=True))

@@ -32,9 +32,14 @@ from sysnoise.weights import sha256_file
 IR_FILE_PREFIX = "openvino:"
 OPENVINO = {"available": lambda: extras.available("openvino"), "install": extras.install_line("openvino")}
 NNCF = {"available": lambda: extras.available("nncf"), "install": extras.install_line("nncf")}
-NNCF_SETTINGS = {"tool": "nncf.quantize", "backend": "OpenVINO", "preset": "PERFORMANCE (symmetric)",
-                 "weights": "per-channel", "range_estimator": "nncf default (min-max)",
-                 "fast_bias_correction": True}
+NNCF_SETTINGS = {
+    "tool": "nncf.quantize",
+    "backend": "OpenVINO",
+    "preset": "PERFORMANCE (symmetric)",
+    "weights": "per-channel",
+    "range_estimator": "nncf default (min-max)",
+    "fast_bias_correction": True,
+}
 
 
 def convert(model, example):
@@ -68,15 +73,27 @@ def compiled_module(ov_model, hint: str, info: dict, start: float):
         results = request.infer({0: array})
         return [results[o] for o in compiled.outputs]
 
-    info.update({
-        "runtime": "openvino", "openvino": ov.__version__, "device": "CPU",
-        "cpu": core.get_property("CPU", "FULL_DEVICE_NAME"),
-        "inference_precision_hint": hint,
-        "compiled_inference_precision": compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name(),
-        "input_shape": [d if d else "?" for d in dims], "outputs": names,
-    })
-    return engine_module("openvino", run, info, batch=fixed_size(dims[0]) if dims else None, outputs=names,
-                         input_shape=dims, build_seconds=time.perf_counter() - start)
+    info.update(
+        {
+            "runtime": "openvino",
+            "openvino": ov.__version__,
+            "device": "CPU",
+            "cpu": core.get_property("CPU", "FULL_DEVICE_NAME"),
+            "inference_precision_hint": hint,
+            "compiled_inference_precision": compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name(),
+            "input_shape": [d if d else "?" for d in dims],
+            "outputs": names,
+        }
+    )
+    return engine_module(
+        "openvino",
+        run,
+        info,
+        batch=fixed_size(dims[0]) if dims else None,
+        outputs=names,
+        input_shape=dims,
+        build_seconds=time.perf_counter() - start,
+    )
 
 
 def _openvino(hint: str):
@@ -87,18 +104,28 @@ def _openvino(hint: str):
     return build
 
 
-for _name, _hint, _what in (("openvino", "f32", "float32"),
-                            ("openvino-fp16", "f16", "its FP16 inference-precision hint (bf16 or f32 where the CPU "
-                                                     "has no FP16 arithmetic: results.json says which)"),
-                            ("openvino-bf16", "bf16", "its bfloat16 inference-precision hint")):
-    RUNTIMES.register(_name, f"converted by openvino.convert_model, OpenVINO CPU plugin, {_what}",
-                      applies=takes_images, **OPENVINO)(_openvino(_hint))
+for _name, _hint, _what in (
+    ("openvino", "f32", "float32"),
+    (
+        "openvino-fp16",
+        "f16",
+        "its FP16 inference-precision hint (bf16 or f32 where the CPU has no FP16 arithmetic: results.json says which)",
+    ),
+    ("openvino-bf16", "bf16", "its bfloat16 inference-precision hint"),
+):
+    RUNTIMES.register(
+        _name, f"converted by openvino.convert_model, OpenVINO CPU plugin, {_what}", applies=takes_images, **OPENVINO
+    )(_openvino(_hint))
 
 
-@RUNTIMES.register("openvino-int8-nncf",
-                   "OpenVINO INT8: NNCF post-training quantization (symmetric, per-channel weights, min-max, "
-                   "fast bias correction) on the calibration images",
-                   calibrated=True, applies=takes_images, **NNCF)
+@RUNTIMES.register(
+    "openvino-int8-nncf",
+    "OpenVINO INT8: NNCF post-training quantization (symmetric, per-channel weights, min-max, "
+    "fast bias correction) on the calibration images",
+    calibrated=True,
+    applies=takes_images,
+    **NNCF,
+)
 def openvino_int8_nncf(model, example=None, calibration=None):
     import nncf
 
@@ -107,8 +134,10 @@ def openvino_int8_nncf(model, example=None, calibration=None):
         raise ValueError("OpenVINO INT8 (NNCF) needs calibration batches (none were given)")
     start = time.perf_counter()
     quantized = nncf.quantize(convert(model, example), nncf.Dataset(images), subset_size=len(images))
-    info = {"converter": "openvino.convert_model",
-            "quantization": {**NNCF_SETTINGS, "nncf": nncf.__version__, "calibration_samples": len(images)}}
+    info = {
+        "converter": "openvino.convert_model",
+        "quantization": {**NNCF_SETTINGS, "nncf": nncf.__version__, "calibration_samples": len(images)},
+    }
     return compiled_module(quantized, "f32", info, start)
 
 
@@ -128,6 +157,9 @@ def load_ir_file(path: str | Path):
     if len(ov_model.inputs) != 1:
         raise UserInputError(f"{path}: the model takes {len(ov_model.inputs)} inputs; sysnoise feeds one image batch")
     weights = path.with_suffix(".bin")
-    info = {"ir_file": str(path), "sha256": sha256_file(path),
-            "weights_sha256": sha256_file(weights) if weights.is_file() else None}
+    info = {
+        "ir_file": str(path),
+        "sha256": sha256_file(path),
+        "weights_sha256": sha256_file(weights) if weights.is_file() else None,
+    }
     return compiled_module(ov_model, "f32", info, start)

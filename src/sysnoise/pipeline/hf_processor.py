@@ -28,19 +28,27 @@ TRANSFORMERS = {"available": lambda: extras.available("lm"), "install": extras.i
 def processor(resample: int, width: int, height: int):
     from transformers import ViTImageProcessor
 
-    return ViTImageProcessor(size={"height": height, "width": width}, resample=resample,
-                             do_rescale=False, do_normalize=False)
+    return ViTImageProcessor(
+        size={"height": height, "width": width}, resample=resample, do_rescale=False, do_normalize=False
+    )
 
 
 def _resize(resample: int):
     def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        out = processor(resample, *size)(images=np.array(image), return_tensors="np")["pixel_values"][0]  # a writable copy
+        out = processor(resample, *size)(images=np.array(image), return_tensors="np")["pixel_values"][
+            0
+        ]  # a writable copy
         return np.clip(np.rint(np.transpose(out, (1, 2, 0))), 0, 255).astype(np.uint8)
 
     return resize
 
 
 for _resample, _name in [(2, "bilinear"), (3, "bicubic")]:
-    RESIZES.register(f"transformers-{_name}", f"the installed transformers' ViTImageProcessor resize, "
-                                              f"resample={_resample} ({_name}), no rescale or normalise",
-                     library="transformers", resample=_resample, **TRANSFORMERS)(_resize(_resample))
+    RESIZES.register(
+        f"transformers-{_name}",
+        f"the installed transformers' ViTImageProcessor resize, "
+        f"resample={_resample} ({_name}), no rescale or normalise",
+        library="transformers",
+        resample=_resample,
+        **TRANSFORMERS,
+    )(_resize(_resample))

@@ -76,8 +76,13 @@ for _algorithm, _name, _text in [
     ("RESIZE_CUBIC", "cubic", "fixed 4x4 kernel, no antialiasing"),
     ("RESIZE_NEAREST", "nearest", "nearest neighbour"),
 ]:
-    RESIZES.register(f"openvino-{_name}", f"OpenVINO PrePostProcessor resize {_algorithm}: {_text}",
-                     library="openvino", flag=_algorithm, **OPENVINO)(_resize(_algorithm))
+    RESIZES.register(
+        f"openvino-{_name}",
+        f"OpenVINO PrePostProcessor resize {_algorithm}: {_text}",
+        library="openvino",
+        flag=_algorithm,
+        **OPENVINO,
+    )(_resize(_algorithm))
 
 
 @cache
@@ -93,9 +98,14 @@ def nv12_to_rgb():
     return _compiled(ppp.build())
 
 
-@COLOURS.register("nv12-openvino", "RGB->YUV 4:2:0 (NV12, BT.601 limited, integer form, chroma 2x2 average) "
-                                   "->RGB inside the model by OpenVINO's PrePostProcessor convert_color",
-                  library="openvino", subsampling="average", **OPENVINO)
+@COLOURS.register(
+    "nv12-openvino",
+    "RGB->YUV 4:2:0 (NV12, BT.601 limited, integer form, chroma 2x2 average) "
+    "->RGB inside the model by OpenVINO's PrePostProcessor convert_color",
+    library="openvino",
+    subsampling="average",
+    **OPENVINO,
+)
 def nv12_openvino(image: np.ndarray) -> np.ndarray:
     height, width = image.shape[:2]
     even = np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")  # NV12 planes need even sizes
