@@ -4,7 +4,8 @@
 
 One table per folder: per `runtime` option its delta of the task metric (with the 95% interval),
 flip rate and agreement with the reference, the build time and the engine's own inference time
-per image (results.json run.model_stages[...].runtime_detail.timing), or the reason it is n/a.
+per image (results.json run.model_stages[...].runtime_detail.timing), or the reason it is n/a
+(a build failure's error).
 Pre-processing variants (resize, colour) get delta, flip rate and agreement only.
 """
 
@@ -43,9 +44,14 @@ def table(folder: Path) -> str:
         "|---|---|---|---|---|---|",
     ]
     for variant in results["variants"]:
+        stage = stages.get(variant["option"]) if variant["noise"] == "runtime" else None
+        if stage and "error" in stage:  # a build failure: every sample failed, the reason is the result
+            reason = " ".join(stage["error"].replace("model stage could not be built: ", "").split())
+            lines.append(f"| {variant['id']} | n/a: {reason[:240].replace('|', '/')} | | | | |")
+            continue
         ci = variant.get("delta_ci") or [None, None]
         flip = variant.get("flip_rate")
-        build, per_image = _timing(stages.get(variant["option"])) if variant["noise"] == "runtime" else ("", "")
+        build, per_image = _timing(stage) if stage else ("", "")
         failed = f" ({variant['n_failed']} failed)" if variant.get("n_failed") else ""
         lines.append(
             f"| {variant['id']}{failed} | {_number(variant.get('delta'))} [{_number(ci[0])}, {_number(ci[1])}] "
@@ -57,9 +63,6 @@ def table(folder: Path) -> str:
             **{o: "n/a for this model" for o in row.get("not_applicable", [])},
         }.items():
             lines.append(f"| {row['name']}/{option} | n/a: {reason} | | | | |")
-    for key, stage in results["run"]["model_stages"].items():
-        if "error" in stage:
-            lines.append(f"| build failure {stage.get('runtime')} | n/a: {stage['error'][:300]} | | | | |")
     return "\n".join(lines)
 
 
