@@ -58,8 +58,9 @@ def convert(model, example):
     return converted
 
 
-def compiled_module(ov_model, hint: str, info: dict, start: float):
-    """`ov_model` compiled for the CPU with INFERENCE_PRECISION_HINT `hint`, as a module."""
+def compiled_module(ov_model, hint: str, info: dict, start: float, outputs: list[str] | None = None):
+    """`ov_model` compiled for the CPU with INFERENCE_PRECISION_HINT `hint`, as a module. `outputs`
+    names the graph's outputs in order (a torch model's dict keys); by default, the file's names."""
     import openvino as ov
 
     core = ov.Core()
@@ -67,7 +68,7 @@ def compiled_module(ov_model, hint: str, info: dict, start: float):
     request = compiled.create_infer_request()
     shape = compiled.inputs[0].get_partial_shape()
     dims = [d.get_length() if d.is_static else None for d in shape]
-    names = [next(iter(o.get_names()), f"output{i}") for i, o in enumerate(compiled.outputs)]
+    names = outputs or [next(iter(sorted(o.get_names())), f"output{i}") for i, o in enumerate(compiled.outputs)]
 
     def run(array):
         results = request.infer({0: array})
@@ -99,7 +100,13 @@ def compiled_module(ov_model, hint: str, info: dict, start: float):
 def _openvino(hint: str):
     def build(model, example=None, calibration=None):
         start = time.perf_counter()
-        return compiled_module(convert(model, example), hint, {"converter": "openvino.convert_model"}, start)
+        return compiled_module(
+            convert(model, example),
+            hint,
+            {"converter": "openvino.convert_model"},
+            start,
+            onnx_export.output_names(model, example),
+        )
 
     return build
 
@@ -138,7 +145,7 @@ def openvino_int8_nncf(model, example=None, calibration=None):
         "converter": "openvino.convert_model",
         "quantization": {**NNCF_SETTINGS, "nncf": nncf.__version__, "calibration_samples": len(images)},
     }
-    return compiled_module(quantized, "f32", info, start)
+    return compiled_module(quantized, "f32", info, start, onnx_export.output_names(model, example))
 
 
 def is_ir_file(name: str) -> bool:
