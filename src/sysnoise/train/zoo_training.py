@@ -19,6 +19,7 @@ import os
 import platform
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -196,9 +197,10 @@ def classifier_top1(model, images: np.ndarray, labels: np.ndarray, pipeline: Pip
 def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = None, *,
                  pipeline: Pipeline | Sequence[Pipeline] | None = None, n_train: int | None = None,
                  batch_size: int = 32, lr: float = 2e-3, log: Callable[[str], None] = print,
-                 name: str = "zoo-resnet", init: str | None = None) -> dict:
-    """Train the scenes classifier. `pipeline` is the training system (default: zoo-resnet's
-    declared reference); the val metric is always measured under the reference pipeline."""
+                 model: str = "zoo-resnet", name: str | None = None, init: str | None = None) -> dict:
+    """Train a scenes classifier of geometry `model` (zoo-resnet, zoo-resnet7), saved as `name`
+    (default: the model's). `pipeline` is the training system (default: the model's declared
+    reference); the val metric is always measured under the reference pipeline."""
     import torch
 
     from sysnoise.zoo import resnet, scenes
@@ -206,7 +208,9 @@ def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = No
 
     set_threads()
     epochs = epochs or 8
-    reference = resnet.reference_pipeline()
+    name = name or model
+    shape = resnet.geometry(model)
+    reference = resnet.reference_pipeline(model)
     train_system = pipeline or reference
     started = time.perf_counter()
     train_list, val_list = DATASETS("scenes-train")(n=n_train), DATASETS("scenes")()
@@ -219,11 +223,12 @@ def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = No
     norm = train_system if isinstance(train_system, Pipeline) else train_system[0]
 
     torch.manual_seed(seed)
-    model = resnet.build(len(scenes.CLASSES))
+    net = resnet.build(len(scenes.CLASSES), model)
     backbone = encoder_state(init, keep_fc=True)
-    if backbone is not None:  # another zoo model's body, or an earlier zoo-resnet to train further
-        missing, unexpected = model.load_state_dict(backbone, strict=False)
-        assert not unexpected and all(k.startswith("fc.") for k in missing), (missing, unexpected)
+    fresh: list[str] = []
+    if backbone is not None:  # another zoo model's body, or an earlier version of this one to train further
+        backbone, fresh = matching_state(net, backbone)
+        net.load_state_dict(backbone, strict=False)
     steps = len(train_paths) // batch_size
 
     def batches(epoch, rng):
@@ -233,29 +238,29 @@ def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = No
             x = dihedral(to_tensor(train_images[idx], norm), int(rng.integers(8)))
             yield x, torch.from_numpy(train_labels[idx])
 
-    def loss_fn(model, batch):
+    def loss_fn(module, batch):
         x, y = batch
-        return torch.nn.functional.cross_entropy(model(x), y, label_smoothing=0.05)
+        return torch.nn.functional.cross_entropy(module(x), y, label_smoothing=0.05)
 
-    def evaluate(model, epoch):
-        return {"val_top1": round(classifier_top1(model, val_images, val_labels, reference), 4)}
+    def evaluate(module, epoch):
+        return {"val_top1": round(classifier_top1(module, val_images, val_labels, reference), 4)}
 
-    history = fit(model, batches, loss_fn, epochs=epochs, steps_per_epoch=steps, lr=lr, seed=seed, log=log,
+    history = fit(net, batches, loss_fn, epochs=epochs, steps_per_epoch=steps, lr=lr, seed=seed, log=log,
                   evaluate=evaluate, eval_every=4)
-    top1 = classifier_top1(model, val_images, val_labels, reference)
-    subset = classifier_top1(model, val_images[:REFERENCE_SUBSET], val_labels[:REFERENCE_SUBSET], reference)
-    model.maxpool.ceil_mode = True
-    top1_ceil = classifier_top1(model, val_images, val_labels, reference)
-    model.maxpool.ceil_mode = False
+    top1 = classifier_top1(net, val_images, val_labels, reference)
+    subset = classifier_top1(net, val_images[:REFERENCE_SUBSET], val_labels[:REFERENCE_SUBSET], reference)
+    net.maxpool.ceil_mode = True
+    top1_ceil = classifier_top1(net, val_images, val_labels, reference)
+    net.maxpool.ceil_mode = False
     weights, cards = _outputs(name, out)
     # continuing a model from its own weights: its card's earlier stages stay on record
     earlier = earlier_stages(cards / f"{name}.md") if init == name else []
     command = train_command(name, seed, epochs, init, n_train)
-    sha = save_weights(model, weights)
+    sha = save_weights(net, weights)
     card = {
-        "name": name, "task": "classification", "architecture": f"ZooResNet widths {list(resnet.WIDTHS)}, "
-        "7x7/2 conv stem + 3x3/2 max-pool (floor), 4 stages x 1 BasicBlock",
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "name": name, "task": "classification", "architecture": shape.describe(),
+        "feature_maps": {"floor": list(shape.map_sizes()), "ceil": list(shape.map_sizes(ceil_mode=True))},
+        "parameters": sum(p.numel() for p in net.parameters()),
         "classes": list(scenes.CLASSES),
         "training_system": train_system.to_dict() if isinstance(train_system, Pipeline)
         else [p.to_dict() for p in train_system],
@@ -267,7 +272,7 @@ def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = No
                    "seed": seed,
                    "epochs": epochs, "batch_size": batch_size, "optimiser": "AdamW, one-cycle", "max_lr": lr,
                    "weight_decay": 0.05, "label_smoothing": 0.05,
-                   "init": init_record(init, backbone),
+                   "init": init_record(init, backbone, fresh),
                    "augmentation": "random flip / 90-degree rotation of the pipeline output (exact pixel permutation)"},
         "metrics": {"val_top1": round(top1, 4), f"val_top1_first{REFERENCE_SUBSET}": round(subset, 4),
                     "val_top1_maxpool_ceil": round(top1_ceil, 4)},
@@ -277,10 +282,12 @@ def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = No
         "weights_sha256": sha,
     }
     card["recipe"]["stages"] = earlier + [stage_record(card)]
-    write_card(name, card, _RESNET_PROSE.format(top1=100 * top1, ceil=100 * top1_ceil, nv=len(val_paths),
-                                                stages=describe_stages(card["recipe"]["stages"])), cards)
+    write_card(name, card, classifier_prose(card, shape, model), cards)
     log(f"val top-1 {top1:.4f} (ceil mode {top1_ceil:.4f}); wrote {weights}")
     return card
+
+
+recipe("zoo-resnet7")(partial(train_resnet, model="zoo-resnet7"))
 
 
 def train_command(name: str, seed: int, epochs: int, init: str | None, n_train: int | None) -> str:
@@ -320,22 +327,47 @@ def describe_stages(stages: list[dict]) -> str:
 REFERENCE_SUBSET = 500  # classifier: the test re-measures top-1 on the first 500 val images
 DENSE_REFERENCE_SUBSET = 200  # detector, segmenter: first 200 val images
 
-_RESNET_PROSE = """
+def classifier_prose(card: dict, shape, model: str) -> str:
+    """The card's prose for a zoo classifier: its stages, training system, geometry and result."""
+    floor, ceil = shape.map_sizes(), shape.map_sizes(ceil_mode=True)
+    stem = f"{shape.stem_kernel}x{shape.stem_kernel} stride-{shape.stem_stride} conv"
+    new_cells = ceil[-1] ** 2 - floor[-1] ** 2
+    metrics = card["metrics"]
+    role = ("Its body is the starting point of zoo-detector and zoo-segmenter, so train it first."
+            if model == "zoo-resnet" else _GEOMETRY_WHY.get(model, ""))
+    return _CLASSIFIER_PROSE.format(
+        stages=describe_stages(card["recipe"]["stages"]), role=role, size=shape.input_size, stem=stem,
+        floor=" / ".join(map(str, floor)), ceil=" / ".join(map(str, ceil)), last=floor[-1], last_ceil=ceil[-1],
+        new=new_cells, cells=ceil[-1] ** 2, top1=100 * metrics["val_top1"],
+        top1_ceil=100 * metrics["val_top1_maxpool_ceil"], nv=card["data"]["n_val"], name=card["name"])
+
+
+_GEOMETRY_WHY = {"zoo-resnet7": (
+    "Its geometry is ResNet-50's at 224 px where the ceil-mode noise acts: a final 7x7 map that ceil "
+    "mode makes 8x8, so 15 of the 64 globally pooled cells are new (zoo-resnet: 2x2 -> 3x3, 5 of 9). "
+    "To afford a 7x7 final map on 80 px scenes with a CPU budget it has a stride-1 3x3 stem and a "
+    "stride-1 last stage (total stride 8, ResNet-50's 32); the max-pool is ResNet's (3x3, stride 2, "
+    "padding 1, floor mode).")}
+
+_CLASSIFIER_PROSE = """
 A small ResNet-style classifier for the `scenes` data set (10 shape classes pasted on real
-photographs; see `sysnoise.zoo.scenes`), trained from a random start on this project's CPU,
-each stage a one-cycle schedule starting from the previous stage's weights:
+photographs; see `sysnoise.zoo.scenes`), trained on this project's CPU, each stage a one-cycle
+schedule starting from the weights named in its command:
 {stages}
 
-Its body is the starting point of zoo-detector and zoo-segmenter, so train it first.
+{role}
 
 * **Training system (the reference pipeline)**: JPEG (Pillow, quality 90, 4:2:0) decoded by
-  Pillow, RGB, Pillow bilinear resize 80 -> 64, ImageNet mean/std, FP32, torch eager,
+  Pillow, RGB, Pillow bilinear resize 80 -> {size}, ImageNet mean/std, FP32, torch eager,
   max-pool in floor mode. Training images went through the project's own pipeline functions.
+* **Geometry**: {stem} stem, 3x3/2 max-pool; feature maps (stem, pool, stages) {floor} in floor
+  mode, {ceil} in ceil mode: the final {last}x{last} map becomes {last_ceil}x{last_ceil}, {new} of
+  its {cells} globally pooled cells new.
 * **Data**: the first N images of scenes-train (seed 0; N per stage above); evaluated on
   scenes val ({nv} images, seed 0).
-* **Result**: val top-1 {top1:.2f} % under the reference pipeline; {ceil:.2f} % with the
-  max-pool switched to ceil mode (the stem's 32x32 map pools to 17x17 instead of 16x16).
-* **Use**: `sysnoise run --model zoo-resnet --data scenes`.
+* **Result**: val top-1 {top1:.2f} % under the reference pipeline; {top1_ceil:.2f} % with the
+  max-pool switched to ceil mode.
+* **Use**: `sysnoise run --model {name} --data scenes`.
 """
 
 
@@ -440,8 +472,9 @@ def _own_state(init: str | None, name: str) -> dict | None:
     return load_state_dict(path) if path.is_file() else None
 
 
-def init_record(source: str | None, state: dict | None) -> dict | str:
-    """What a model started from, for its card: the source and the digest of its tensors."""
+def init_record(source: str | None, state: dict | None, fresh: Sequence[str] = ()) -> dict | str:
+    """What a model started from, for its card: the source, the digest of the tensors taken, and
+    the tensors that started random instead (their shape differs from the source's)."""
     if state is None:
         return "random"
     import hashlib
@@ -450,7 +483,19 @@ def init_record(source: str | None, state: dict | None) -> dict | str:
     for key in sorted(state):
         h.update(key.encode())
         h.update(state[key].numpy().tobytes())
-    return {"from": str(source), "tensors_sha256": h.hexdigest()}
+    record = {"from": str(source), "tensors_sha256": h.hexdigest()}
+    return {**record, "random": list(fresh)} if fresh else record
+
+
+def matching_state(module, state: dict) -> tuple[dict, list[str]]:
+    """(the tensors of `state` that fit `module` by name and shape, the names of the module's
+    tensors left at their random start). A tensor `module` lacks is a wrong source: refused."""
+    own = module.state_dict()
+    unknown = sorted(set(state) - set(own))
+    if unknown:
+        raise ValueError(f"initial weights name tensors the model lacks: {unknown[:5]}")
+    taken = {k: v for k, v in state.items() if own[k].shape == v.shape}
+    return taken, sorted(set(own) - set(taken))
 
 
 @recipe("zoo-detector")
