@@ -25,7 +25,10 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from sysnoise.analysis.detection import coco_eval, detections_json, ground_truth
 from sysnoise.pipeline.spec import Pipeline
+from sysnoise.tasks.classification import correct, outputs_from_logits, read_list_file
+from sysnoise.tasks.detection import read_detection_data
 
 ZOO_DIR = Path(__file__).resolve().parents[1] / "zoo"
 RECIPES: dict[str, Callable[..., dict]] = {}
@@ -176,21 +179,18 @@ def _outputs(name: str, out: Path | None) -> tuple[Path, Path]:
 
 # --------------------------------------------------------------------------- classifier
 def read_list(list_file: Path) -> tuple[list[Path], np.ndarray]:
-    from sysnoise.tasks.classification import read_list_file
-
     dataset = read_list_file(Path(list_file))
     return [s.path for s in dataset.samples], np.array([s.labels[0] for s in dataset.samples], np.int64)
 
 
 def classifier_top1(model, images: np.ndarray, labels: np.ndarray, pipeline: Pipeline, batch_size: int = 250) -> float:
+    """Top-1 accuracy as a run scores it (sysnoise.tasks.classification: outputs, correct)."""
     import torch
 
-    correct = 0
     with torch.no_grad():
-        for i in range(0, len(images), batch_size):
-            logits = model(to_tensor(images[i : i + batch_size], pipeline))
-            correct += int((logits.argmax(1).numpy() == labels[i : i + batch_size]).sum())
-    return correct / len(labels)
+        topk = np.concatenate([outputs_from_logits(model(to_tensor(images[i : i + batch_size], pipeline)))["topk"]
+                               for i in range(0, len(images), batch_size)])
+    return float(correct(topk, labels[:, None]).mean())
 
 
 @recipe("zoo-resnet")
@@ -373,18 +373,19 @@ schedule starting from the weights named in its command:
 
 
 # --------------------------------------------------------------------------- detection / segmentation data
-def read_coco(folder: Path) -> tuple[list[Path], list[dict], dict]:
-    """(image paths, per-image {'boxes': xyxy float32 (n, 4) in file pixels, 'labels'}, coco dict)."""
-    coco = json.loads((folder / "annotations.json").read_text())
-    per_image = {img["id"]: {"boxes": [], "labels": []} for img in coco["images"]}
-    for ann in coco["annotations"]:
+def detection_split(folder: Path) -> tuple[list[Path], list[dict], dict]:
+    """(image paths, per-image {'boxes': xyxy float32 (n, 4) in file pixels, 'labels'}, the ground
+    truth as COCOeval reads it), read by the detection task's reader."""
+    data = read_detection_data(folder)
+    per_image: dict[int, tuple[list, list]] = {s.image_id: ([], []) for s in data.samples}
+    for ann in data.coco["annotations"]:
         x, y, w, h = ann["bbox"]
-        per_image[ann["image_id"]]["boxes"].append([x, y, x + w, y + h])
-        per_image[ann["image_id"]]["labels"].append(ann["category_id"])
-    paths = [folder / img["file_name"] for img in coco["images"]]
-    targets = [{"boxes": np.array(per_image[img["id"]]["boxes"], np.float32).reshape(-1, 4),
-                "labels": np.array(per_image[img["id"]]["labels"], np.int64)} for img in coco["images"]]
-    return paths, targets, coco
+        boxes, labels = per_image[ann["image_id"]]
+        boxes.append([x, y, x + w, y + h])
+        labels.append(ann["category_id"])
+    targets = [{"boxes": np.array(per_image[s.image_id][0], np.float32).reshape(-1, 4),
+                "labels": np.array(per_image[s.image_id][1], np.int64)} for s in data.samples]
+    return [s.path for s in data.samples], targets, data.coco
 
 
 def dihedral_boxes(boxes, k: int, size: float):
@@ -413,31 +414,12 @@ def detections(model, images: np.ndarray, pipeline: Pipeline, batch_size: int = 
 
 
 def coco_map(coco: dict, dets: list[dict], scale: float, image_ids: Sequence[int] | None = None) -> dict:
-    """COCO box mAP (pycocotools) of detections in input pixels, scaled by `scale` to file pixels."""
-    import contextlib
-    import io as _io
-
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
+    """COCO box mAP of detections in input pixels, scaled by `scale` to file pixels, as a run
+    scores it (sysnoise.analysis.detection.coco_eval)."""
     ids = list(image_ids) if image_ids is not None else [img["id"] for img in coco["images"]]
-    results = []
-    for image_id, det in zip(ids, dets):
-        for box, score, label in zip(det["boxes"] * scale, det["scores"], det["labels"]):
-            results.append({"image_id": int(image_id), "category_id": int(label), "score": float(score),
-                            "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])]})
-    with contextlib.redirect_stdout(_io.StringIO()):
-        gt = COCO()
-        gt.dataset = coco
-        gt.createIndex()
-        if not results:
-            return {"mAP": 0.0, "AP50": 0.0, "AP75": 0.0}
-        evaluation = COCOeval(gt, gt.loadRes(results), "bbox")
-        evaluation.params.imgIds = ids
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    stats = evaluation.stats
+    results = detections_json([d["boxes"] * scale for d in dets], [d["scores"] for d in dets],
+                              [d["labels"] for d in dets], ids)
+    stats = coco_eval(ground_truth(coco), results, ids).stats
     return {"mAP": round(float(stats[0]), 4), "AP50": round(float(stats[1]), 4), "AP75": round(float(stats[2]), 4),
             "AP_small": round(float(stats[3]), 4), "AP_medium": round(float(stats[4]), 4)}
 
@@ -515,8 +497,8 @@ def train_detector(seed: int = 0, epochs: int | None = None, out: Path | None = 
     started = time.perf_counter()
     train_folder = scenes.materialise("detection", "train", n=n_train)
     val_folder = scenes.materialise("detection", "val")
-    train_paths, train_targets, _ = read_coco(train_folder)
-    val_paths, _, val_coco = read_coco(val_folder)
+    train_paths, train_targets, _ = detection_split(train_folder)
+    val_paths, _, val_coco = detection_split(val_folder)
     train_images = pipeline_pixels(train_paths, train_system, seed=seed)
     val_images = pipeline_pixels(val_paths, reference)
     file_size = scenes.CONFIGS["detection"].size
