@@ -7,8 +7,9 @@ map grows by one too, and the global average pool then averages over new cells a
 the original ones (whose values also change near that edge). For each model, on the first N
 scenes val images under its reference pipeline: top-1 in floor mode (the reference), in ceil mode,
 and in ceil mode with the global pool taken over the original cells only (the top-left floor-size
-window of the grown map), which keeps the changed values but drops the new cells; and the share
-of new cells. Each ceil-mode top-1 has a paired bootstrap 95 % interval for its drop.
+window of the grown map), which keeps the changed values but drops the new cells; the share of
+new cells; and how much each original cell's features change (mean |ceil - floor| over images
+and channels, relative to the mean |floor| feature). Each ceil-mode top-1 has a paired bootstrap 95 % interval for its drop.
 """
 
 from __future__ import annotations
@@ -31,6 +32,27 @@ def predictions(model, x: torch.Tensor, crop: int | None = None, batch: int = 25
                 features = features[..., :crop, :crop]
             out.append(model.fc(features.mean((-2, -1))).argmax(1).numpy())
     return np.concatenate(out)
+
+
+def cell_change(floor_model, ceil_model, x: torch.Tensor, side: int, batch: int = 250) -> list[list[float]]:
+    """Per original cell of the final map: mean |ceil - floor| feature change over images and
+    channels, relative to the mean |floor feature|."""
+    change, size = 0.0, 0.0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            floor = floor_model.features(x[i : i + batch])
+            ceil = ceil_model.features(x[i : i + batch])[..., :side, :side]
+            change = change + (ceil - floor).abs().sum((0, 1))
+            size += float(floor.abs().mean((-2, -1)).sum())
+    return [[round(float(v), 2) for v in row] for row in (change / size).tolist()]
+
+
+def pool_unchanged(floor_model, ceil_model, x: torch.Tensor) -> bool:
+    """The max-pool's outputs at the original positions are the same in both modes."""
+    with torch.no_grad():
+        floor = floor_model.maxpool(floor_model.relu(floor_model.bn1(floor_model.conv1(x))))
+        ceil = ceil_model.maxpool(ceil_model.relu(ceil_model.bn1(ceil_model.conv1(x))))
+    return bool(torch.equal(ceil[..., : floor.shape[-2], : floor.shape[-1]], floor))
 
 
 def drop_interval(reference_ok: np.ndarray, variant_ok: np.ndarray, resamples: int = 2000) -> list[float]:
@@ -70,6 +92,8 @@ def main() -> None:
             "new_cells": f"{ceil_side ** 2 - floor_side ** 2} of {ceil_side ** 2}",
             "new_share": round((ceil_side ** 2 - floor_side ** 2) / ceil_side ** 2, 4),
             **{f"top1_{k}": round(100 * float(v.mean()), 2) for k, v in ok.items()},
+            "pool_original_positions_unchanged": pool_unchanged(floor_model, ceil_model, x[:250]),
+            "cell_change": cell_change(floor_model, ceil_model, x, floor_side),
             **{f"drop_{k}": [round(100 * float(ok["floor"].mean() - v.mean()), 2), drop_interval(ok["floor"], v)]
                for k, v in ok.items() if k != "floor"},
         }
