@@ -338,7 +338,9 @@ def classifier_prose(card: dict, shape, model: str) -> str:
     return _CLASSIFIER_PROSE.format(
         stages=describe_stages(card["recipe"]["stages"]), role=role, size=shape.input_size, stem=stem,
         floor=" / ".join(map(str, floor)), ceil=" / ".join(map(str, ceil)), last=floor[-1], last_ceil=ceil[-1],
-        new=new_cells, cells=ceil[-1] ** 2, top1=100 * metrics["val_top1"],
+        new=new_cells, cells=ceil[-1] ** 2, top1=100 * metrics["val_top1"], epochs=card["recipe"]["epochs"],
+        minutes=card["train_seconds"] / 60, threads=card["environment"]["threads"],
+        all_minutes=sum(stage["train_seconds"] for stage in card["recipe"]["stages"]) / 60,
         top1_ceil=100 * metrics["val_top1_maxpool_ceil"], nv=card["data"]["n_val"], name=card["name"])
 
 
@@ -365,6 +367,8 @@ schedule starting from the weights named in its command:
   its {cells} globally pooled cells new.
 * **Data**: the first N images of scenes-train (seed 0; N per stage above); evaluated on
   scenes val ({nv} images, seed 0).
+* **Cost**: the last stage {epochs} epochs, {minutes:.1f} min wall time ({threads} thread(s),
+  data preparation and evaluation included); all stages {all_minutes:.1f} min.
 * **Result**: val top-1 {top1:.2f} % under the reference pipeline; {top1_ceil:.2f} % with the
   max-pool switched to ceil mode.
 * **Use**: `sysnoise run --model {name} --data scenes`.
