@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import io
 
-from sysnoise.report.markdown import decimals_for, fmt, fmt_ci, fmt_p
+from sysnoise.analysis.metric import decimals_for
+from sysnoise.report.columns import fmt, fmt_ci, fmt_p
 
 
 def trained_text(row: dict) -> str:

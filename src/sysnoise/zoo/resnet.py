@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from sysnoise.models import MODELS, LoadedModel, _load_into, load_state_dict, sha256_file
+from sysnoise.loaded_model import MODELS, LoadedModel
 from sysnoise.pipeline.spec import Pipeline
+from sysnoise.weights import load_into, load_state_dict, sha256_file
+from sysnoise.zoo.scenes import CLASSES
 
 NAME = "zoo-resnet"
 ZOO = Path(__file__).parent
@@ -159,11 +161,9 @@ def read_card(name: str) -> dict:
 
 
 def load(name: str, weights: Path | None = None) -> LoadedModel:
-    from sysnoise.zoo.scenes import CLASSES
-
     path = Path(weights) if weights else weights_path(name)
     module = build(len(CLASSES), name)
-    _load_into(module, load_state_dict(path), path)
+    load_into(module, load_state_dict(path), path)
     # Weights from `sysnoise train` carry NAME.json beside them: their name, training system and
     # the reference pipeline that system implies.
     sidecar = path.with_suffix(".json")
