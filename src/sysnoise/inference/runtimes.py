@@ -13,6 +13,10 @@ stage alike. Runtimes marked `calibrated=True` quantize to INT8 with the calibra
 - torch-ao-int8:              torch.ao FX post-training quantization (prepare_fx/convert_fx),
                               x86 backend defaults; deprecated upstream, guarded here
 
+The deployment engines (openvino_runtime, executorch_runtime, ncnn_runtime) register into RUNTIMES
+too; every engine, ONNX Runtime included, runs behind `engine_module`, which also returns a raw
+detector's several outputs as a dict and records build and inference time.
+
 Causal language models take other runtimes (onnxruntime-lm, onnxruntime-lm-int8 and
 onnxruntime-lm-int8-reduce-range: lm_runtimes.py); each side's `applies` meta reports the other's
 as n/a.
