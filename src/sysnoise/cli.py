@@ -285,6 +285,13 @@ def cmd_matrix(args) -> None:
     print(f"wrote {Path(args.out) / 'matrix.json'}, matrix.md, matrix.csv and runs/")
 
 
+def cmd_fetch_photos(args) -> None:
+    from sysnoise.zoo import photo_corpus
+
+    list_file = photo_corpus.fetch(root=Path(args.cache) if args.cache else None)
+    print(f"photos-large: {list_file} (use --data photos-large)")
+
+
 def _reference_args(parser: argparse.ArgumentParser, data_flag: str) -> None:
     """Where the images' list and the reference pipeline come from (diff, generate)."""
     parser.add_argument("--list-file", help=f"list of 'relative/path label' lines, paths relative to {data_flag}")
@@ -440,7 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="zoo names or weights files written by `sysnoise train` (NAME.json beside them)")
     matrix.add_argument("--test", required=True, metavar="FIELD=OPTION,...",
                         help="the test columns: the reference with FIELD (decoder, colour, resize, crop, precision) "
-                             "set to each OPTION, e.g. resize=pillow-bilinear,opencv-bilinear,opencv-nearest")
+                             "set to each OPTION, e.g. resize=pillow-bilinear,opencv-bilinear,opencv-nearest; or the "
+                             "paper's layouts: paper-resize (Table 7's six resizes), paper-decoder (Pillow, OpenCV, "
+                             "FFmpeg)")
     matrix.add_argument("--data", required=True, help="dataset name (scenes), class-folder tree or list file")
     matrix.add_argument("--reference", help="YAML/JSON pipeline the columns vary (default: the first model's reference)")
     matrix.add_argument("--out", default=str(Path("results") / "matrix"),
@@ -448,6 +457,11 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--title", help="table title")
     _engine_args(matrix, noises=False)
     matrix.set_defaults(func=cmd_matrix)
+
+    fetch = sub.add_parser("fetch-photos", help="download the photos-large corpus (about 500 real photographs from "
+                           "Debian packages, via apt-get download; nothing is installed) into the cache")
+    fetch.add_argument("--cache", metavar="DIR", help="cache folder (default $SYSNOISE_CACHE or ~/.cache/sysnoise)")
+    fetch.set_defaults(func=cmd_fetch_photos)
 
     listing = sub.add_parser("list", help="print the noise catalogue and the model names")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
