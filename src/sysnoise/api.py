@@ -691,7 +691,7 @@ def matrix(models: list[str], data, test: str, *, out: str | Path = "results/mat
     from sysnoise.engine.store import atomic_write_text
     from sysnoise.report import matrix as report
 
-    field, _, text = test.partition("=")
+    field, _, text = analysis.expand_test(test).partition("=")
     tests = [o.strip() for o in text.split(",") if o.strip()]
     if field not in MATRIX_FIELDS or not tests or len(set(tests)) != len(tests):
         raise UserInputError(f"--test {test!r}: expected FIELD=OPTION,OPTION,... with distinct options, FIELD one of "
