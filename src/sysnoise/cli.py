@@ -27,6 +27,10 @@ def _engine_args(parser: argparse.ArgumentParser, noises: bool = True) -> None:
     parser.add_argument("--fresh", action="store_true", help="discard partial results in --out and start over")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--quiet", action="store_true", help="no progress, no reference lines, no summary table")
+    parser.add_argument("--adapt", choices=("tent", "tent-adam"),
+                        help="test-time adaptation: every column (reference and each variant) adapts its own copy of "
+                             "the model online on its stream (TENT: BatchNorm affine parameters by entropy "
+                             "minimisation; inference/adapt.py)")
     parser.add_argument("--include-corrupt", action="store_true",
                         help="measure images whose data is corrupt (libjpeg warnings, PNG CRC errors) in every "
                              "column; by default they are skipped and counted apart (docs/reliability.md)")
@@ -78,7 +82,7 @@ def _options(args):
     return EngineOptions(batch_size=args.batch_size, workers=args.workers,
                          progress=not (args.no_progress or args.quiet),
                          device=args.device, chunk_size=args.chunk_size, cache_dir=args.cache,
-                         include_corrupt=args.include_corrupt)
+                         include_corrupt=args.include_corrupt, adapt=getattr(args, "adapt", None))
 
 
 def _gates(args, noises) -> list:
