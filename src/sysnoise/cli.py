@@ -11,6 +11,8 @@ from pathlib import Path
 from sysnoise import __version__
 from sysnoise.engine.lifetime import Terminated
 from sysnoise.errors import UserInputError
+from sysnoise.inference.adapt import ADAPTATIONS
+from sysnoise.train.robust import ROBUSTNESS
 from sysnoise.registry import UnknownNameError
 
 
@@ -27,7 +29,7 @@ def _engine_args(parser: argparse.ArgumentParser, noises: bool = True) -> None:
     parser.add_argument("--fresh", action="store_true", help="discard partial results in --out and start over")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--quiet", action="store_true", help="no progress, no reference lines, no summary table")
-    parser.add_argument("--adapt", choices=("tent", "tent-adam"),
+    parser.add_argument("--adapt", choices=ADAPTATIONS.names(),
                         help="test-time adaptation: every column (reference and each variant) adapts its own copy of "
                              "the model online on its stream (TENT: BatchNorm affine parameters by entropy "
                              "minimisation; inference/adapt.py)")
@@ -273,7 +275,7 @@ def cmd_train(args) -> None:
     transform = finetune.transform_for(args.model, args.pipeline, args.mix, seed=recipe.seed)
     name = args.name or finetune.default_name(args.model, transform)
     record = finetune.finetune(transform, args.out, name, model=args.model, init=args.init, recipe=recipe,
-                               label=args.label)
+                               label=args.label, robust=args.robust)
     print(json.dumps(record["metrics"], indent=1))
 
 
@@ -443,6 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="folder for NAME.safetensors and NAME.json (default results/train)")
     train.add_argument("--name", help="file name (default: the model and what differs from its reference)")
     train.add_argument("--label", help="row label in `sysnoise matrix` (default: the name)")
+    train.add_argument("--robust", choices=ROBUSTNESS.names(),
+                       help="a general robustness method on top (the paper's Fig. 4): randaugment, augmix (torchvision "
+                            "v2), fgsm, pgd (adversarial training, eps 2/255); train/robust.py")
     train.set_defaults(func=cmd_train)
 
     matrix = sub.add_parser("matrix", help="train-by-test matrix (paper Tables 7/8): each model under the same "
