@@ -104,3 +104,15 @@ def test_a_model_without_batchnorm_is_refused(gradient_images, tmp_path):
     with pytest.raises(UserInputError, match="no BatchNorm layer with affine parameters"):
         api.run(wrap_module(plain, reference=REFERENCE, num_classes=3), gradient_images[0].parent, noises=[],
                 out=tmp_path / "run", options=EngineOptions(workers=0, progress=False, adapt="tent"), figures=False)
+
+
+def test_a_stage_without_gradients_is_recorded_for_its_column_and_the_run_goes_on(gradient_images, tmp_path):
+    model = bn_model()
+    model[2], model[5] = torch.nn.ReLU(inplace=True), torch.nn.ReLU(inplace=True)  # as torchvision's ResNets
+    api.run(wrap_module(model, reference=REFERENCE, num_classes=5), gradient_images[0].parent,
+            noises=["precision=fp16"], out=tmp_path / "run", figures=False,
+            options=EngineOptions(batch_size=2, workers=0, progress=False, adapt="tent"))
+    outputs = RunOutputs.load(tmp_path / "run" / "outputs.npz")
+    assert (outputs.errors["reference"] == "").all()
+    assert all(e.startswith("--adapt tent: cannot adapt this model stage: RuntimeError")
+               for e in outputs.errors["precision/fp16"])

@@ -144,7 +144,7 @@ def evaluate(
                               calibration_samples=calibration, task=task, batch_size=options.batch_size,
                               device=options.device, info=options.model_info)
         if options.adapt:
-            models = adapt.adapting(models, options.adapt, options.batch_size)
+            models = adapt.adapting(models, stages, options.adapt, options.batch_size)
 
     pending: dict[tuple[int, int], dict[int, dict]] = {}  # chunk -> position -> column index -> outputs/error
     cache = InputCache(options.cache_dir) if options.cache_dir else None

@@ -97,10 +97,23 @@ def own_models(columns: list) -> list:
     return [replace(column, model_owner=column.id) for column in columns]
 
 
-def adapting(models: dict, name: str, batch_size: int) -> dict:
-    """{key: Tent copy} for every built model; a stage TENT cannot adapt (no BatchNorm affine
-    parameters, a model outside torch) becomes a BuildFailure that its column records; a model
-    with nothing to adapt anywhere is refused."""
+def _cannot_adapt(model, recipe: Recipe, input_size: int) -> str | None:
+    """Why one adaptation step fails on this model stage (a throwaway copy), or None. Emulated
+    precisions that round in place, simulated INT8 and runtimes outside torch cannot back-propagate."""
+    import torch
+
+    try:
+        Tent(model, recipe, batch_size=2)(torch.randn(2, 3, input_size, input_size,
+                                                      generator=torch.Generator().manual_seed(0)))
+    except Exception as err:  # whatever the stage raises, its column records it and the run goes on
+        return f"{type(err).__name__}: {err}"[:300]
+    return None
+
+
+def adapting(models: dict, stages: dict, name: str, batch_size: int) -> dict:
+    """{key: Tent copy} for every built model (stages: key -> its Pipeline); a stage TENT cannot
+    adapt (no BatchNorm affine parameters, no gradient through it) becomes a BuildFailure that its
+    column records; a model with nothing to adapt anywhere is refused."""
     import torch
 
     from sysnoise.inference.build import BuildFailure
@@ -112,6 +125,8 @@ def adapting(models: dict, name: str, batch_size: int) -> dict:
             out[key] = model
         elif not isinstance(model, torch.nn.Module) or not affine_parameters(model):
             out[key] = BuildFailure(f"--adapt {name}: this model stage has no BatchNorm affine parameters to adapt")
+        elif (why := _cannot_adapt(model, recipe, stages[key].input_size)) is not None:
+            out[key] = BuildFailure(f"--adapt {name}: cannot adapt this model stage: {why}")
         else:
             out[key] = Tent(model, recipe, batch_size)
     if not any(isinstance(model, Tent) for model in out.values()):
