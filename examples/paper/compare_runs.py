@@ -31,8 +31,8 @@ def load(folder: str):
 
 def flips(outputs: RunOutputs, results: dict) -> dict[str, np.ndarray]:
     """variant id -> bool per sample (only samples every column read), checked against results.json."""
-    top1 = {c: outputs.arrays[c]["topk"][:, 0] for c in outputs.columns}
-    ok = outputs.valid & np.all([outputs.errors[c] == "" for c in outputs.columns], axis=0)
+    top1 = {c: outputs.arrays[c]["topk"][:, 0] for c in outputs.column_ids}
+    ok = outputs.valid & np.all([outputs.errors[c] == "" for c in outputs.column_ids], axis=0)
     out = {}
     for variant in results["variants"]:
         if variant["id"] not in top1 or variant.get("n_failed"):
