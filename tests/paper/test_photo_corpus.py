@@ -161,3 +161,12 @@ License: CC-BY-2.0
 def test_file_specific_stanzas_match_installed_and_converted_files(path, licence, how):
     found, found_how = photo_corpus.licence_for(LOMIRI, path)
     assert found == licence and found_how.endswith(f"({how})")
+
+
+def test_cli_says_what_is_missing_and_exits_2(monkeypatch, tmp_path, capsys):
+    from sysnoise.cli import main
+
+    monkeypatch.setattr(shutil, "which", lambda tool: None)
+    assert main(["fetch-photos", "--cache", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("sysnoise: error: fetch-photos needs Debian's package tools (apt-get, dpkg-deb not found)")
