@@ -103,7 +103,7 @@ def adapt(plain_folder: str, tent_folder: str) -> None:
         a = pf[v["id"]][[pi[s] for s in common]].astype(float) * 100
         b = tf[v["id"]][[ti[s] for s in common]].astype(float) * 100
         w = by_id[v["id"]]
-        fmt = lambda x, ci: f"{x:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if x is not None else "-"  # noqa: E731
+        fmt = lambda x, ci: f"{x:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if x is not None else "-"
         print(f"| {v['id']} | {fmt(v.get('delta'), v.get('delta_ci') or [0, 0]) if labeled else '-'} | "
               f"{fmt(w.get('delta'), w.get('delta_ci') or [0, 0]) if labeled else '-'} | {a.mean():.2f} | "
               f"{b.mean():.2f} | {fmt((b - a).mean(), bootstrap_ci(b - a))} |")

@@ -116,7 +116,7 @@ def licence_for(copyright_text: str, source_path: str) -> tuple[str, str]:
 
 def download(package: str, into: Path) -> Path:
     """`apt-get download PACKAGE` into a folder; the .deb's path."""
-    done = subprocess.run(["apt-get", "download", package], cwd=into, capture_output=True, text=True)
+    done = subprocess.run(["apt-get", "download", package], cwd=into, capture_output=True, text=True, check=False)
     debs = sorted(into.glob(f"{package}_*.deb"))
     if done.returncode or not debs:
         raise UserInputError(f"apt-get download {package} failed (is a Debian mirror reachable and the package in "
@@ -167,9 +167,9 @@ def as_corpus_jpeg(data: bytes) -> tuple[bytes, str]:
         buffer = io.BytesIO()
         flat.convert("RGB").save(buffer, "JPEG", quality=ENCODER["quality"], subsampling=2,
                                  optimize=ENCODER["optimize"])
-    steps = ["alpha composited on white" if transparent else None,
-             f"{source_format} -> JPEG quality {ENCODER['quality']}, {ENCODER['subsampling']}, "
-             f"optimize={ENCODER['optimize']} (Pillow)"]
+    encoded = (f"{source_format} -> JPEG quality {ENCODER['quality']}, {ENCODER['subsampling']}, "
+               f"optimize={ENCODER['optimize']} (Pillow)")
+    steps = ["alpha composited on white" if transparent else None, encoded]
     return buffer.getvalue(), "; ".join(s for s in steps if s)
 
 
