@@ -48,7 +48,7 @@ def bootstrap_ci(per_sample: np.ndarray) -> list[float]:
     rng = np.random.default_rng(SEED)
     n = len(per_sample)
     means = [per_sample[rng.integers(0, n, n)].mean() for _ in range(RESAMPLES)]
-    return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
+    return [round(float(np.quantile(means, 0.025)), 2), round(float(np.quantile(means, 0.975)), 2)]
 
 
 def mcnemar(a: np.ndarray, b: np.ndarray) -> float:
@@ -83,6 +83,8 @@ def size(folders: list[str]) -> None:
         for j in range(i + 1, len(names)):
             d = per_photo[i] - per_photo[j]
             print(f"  {names[i]} - {names[j]}: {d.mean():.2f} {bootstrap_ci(d)} (paired over photos)")
+    trend = [values.mean() for values in per_photo]
+    print("  monotone decreasing with size:", all(a > b for a, b in zip(trend, trend[1:])))
 
 
 def adapt(plain_folder: str, tent_folder: str) -> None:
@@ -91,6 +93,8 @@ def adapt(plain_folder: str, tent_folder: str) -> None:
     labeled = (plain_out.labels >= 0).any()
     print(f"reference top-1: {plain['reference'].get('top1')} plain, {tent['reference'].get('top1')} with TENT"
           if labeled else "unlabeled: flips only")
+    same = plain_out.arrays["reference"]["topk"][:, 0] == tent_out.arrays["reference"]["topk"][:, 0]
+    print(f"reference top-1 unchanged by adaptation on {100 * same.mean():.1f}% of {len(same)} samples")
     print("| variant | delta plain | delta TENT | flips % plain | flips % TENT | flip change [95% CI] |")
     print("|---|---|---|---|---|---|")
     (pf, pids), (tf, tids) = flips(plain_out, plain), flips(tent_out, tent)
