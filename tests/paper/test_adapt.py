@@ -13,7 +13,7 @@ from sysnoise import api
 from sysnoise.engine.execute import EngineOptions
 from sysnoise.engine.outputs import RunOutputs
 from sysnoise.errors import UserInputError
-from sysnoise.inference.adapt import ADAPTATIONS, Recipe, Tent
+from sysnoise.inference.adapt import Recipe, Tent
 from sysnoise.models import wrap_module
 from sysnoise.pipeline.preprocess import stage_values
 from sysnoise.pipeline.spec import Pipeline
