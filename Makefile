@@ -17,6 +17,8 @@ demo: $(STAMP)
 	$(VENV)/bin/sysnoise demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

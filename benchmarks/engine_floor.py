@@ -163,7 +163,7 @@ def end_to_end_seconds(loaded, dataset, noises, workers: int, batch_size: int) -
 def main() -> None:
     import torch
 
-    from sysnoise import api
+    from sysnoise import measure
     from sysnoise.models import load_model
     from sysnoise.tasks.classification import read_dataset
 
@@ -183,8 +183,8 @@ def main() -> None:
     dataset = read_dataset(resolve(args.data))
     if args.limit:
         dataset.samples = dataset.samples[: args.limit]
-    plan, rows = api.plan_variants(loaded, noises, loaded.reference)
-    plan, calibration, _ = api._calibration(plan, rows, dataset, None, None, None, False)
+    plan, rows = measure.plan_variants(loaded, noises, loaded.reference)
+    plan, (calibration, _) = measure.calibration_split(plan, rows, dataset, None, None, None, False)
     evaluated = copy.copy(dataset)  # the run holds calibration samples out of evaluation; so must the floor
     held = {s.id for s in calibration or []}
     evaluated.samples = [s for s in dataset.samples if s.id not in held]

@@ -4,6 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import sysnoise.catalogue  # noqa: F401  (every registry filled, as the entry points have them)
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
+from sysnoise.analysis.classification import correct
 from sysnoise.errors import UserInputError
-from sysnoise.tasks.classification import correct, outputs_from_logits, read_dataset
+from sysnoise.tasks.classification import outputs_from_logits, read_dataset
 
 
 def test_top1_and_top5_against_hand_made_outputs():

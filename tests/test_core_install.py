@@ -61,6 +61,6 @@ def test_tasks_that_need_an_extra_refuse_with_its_install_line(monkeypatch):
     extras.available.cache_clear()
     try:
         with pytest.raises(UserInputError, match=r"detection .* needs pycocotools: pip install sysnoise\[coco\]"):
-            api.run_dense("detection", "zoo-detector", "scenes")
+            api.run("zoo-detector", "scenes", task="detection")
     finally:
         extras.available.cache_clear()

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from sysnoise import api
+from sysnoise.analysis.classification import correct
 from sysnoise.engine.execute import EngineOptions
 from sysnoise.engine.outputs import RunOutputs
 from sysnoise.models import wrap_module
 from sysnoise.pipeline import decode as decode_module
 from sysnoise.pipeline.spec import Pipeline
 from sysnoise.registry import Entry
-from sysnoise.tasks.classification import correct
 
 REFERENCE = Pipeline(input_size=32, crop_pct=0.875)
 
@@ -75,7 +75,7 @@ def test_each_distinct_decode_and_forward_happens_once(monkeypatch, gradient_ima
 
 def test_results_recompute_from_stored_outputs(labeled_list, tmp_path):
     out = tmp_path / "run"
-    results = api.run(
+    api.run(
         wrap_module(tiny_model(), reference=REFERENCE, num_classes=3), labeled_list,
         noises=["resize=opencv-nearest,pillow-nearest", "ceil-mode"], out=out,
         options=EngineOptions(batch_size=2, workers=0, progress=False),

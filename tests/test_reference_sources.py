@@ -38,7 +38,7 @@ def _pil(data: bytes):
 
 def test_timm_tag_resolves_bicubic_crop_095_and_matches_timm_transform(tmp_path, photo_bytes):
     timm = pytest.importorskip("timm")
-    import timm.data
+    import timm.data  # noqa: F811  (the submodule, after the skip)
 
     module = timm.create_model("resnet18.a1_in1k", pretrained=False)  # random weights: the config is what matters
     weights = tmp_path / "r18.safetensors"

@@ -19,19 +19,17 @@ __version__ = "0.1.0"
 # public name -> (module, attribute), imported on first access
 _LAZY = {
     "run": ("sysnoise.api", "run"),
-    "run_dense": ("sysnoise.api", "run_dense"),
-    "run_language": ("sysnoise.api", "run_language"),
     "list_noises": ("sysnoise.api", "list_noises"),
     "wrap_module": ("sysnoise.models", "wrap_module"),
-    "load_model": ("sysnoise.models", "load_model"),
+    "load_model": ("sysnoise.api", "load_model"),
     "Results": ("sysnoise.result_view", "Results"),
     "UserInputError": ("sysnoise.errors", "UserInputError"),
 }
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time these load lazily
-    from sysnoise.api import list_noises, run, run_dense, run_language
+    from sysnoise.api import list_noises, load_model, run
     from sysnoise.errors import UserInputError
-    from sysnoise.models import load_model, wrap_module
+    from sysnoise.models import wrap_module
     from sysnoise.result_view import Results
 
 __all__ = ["Pipeline", "__version__", *_LAZY]

@@ -8,12 +8,31 @@ import sys
 import warnings
 from pathlib import Path
 
-from sysnoise import __version__
+from rich.console import Console
+
+from sysnoise import __version__, api, diffing, gates
+from sysnoise.engine.execute import EngineOptions
 from sysnoise.engine.lifetime import Terminated
 from sysnoise.errors import UserInputError
 from sysnoise.inference.adapt import ADAPTATIONS
-from sysnoise.train.robust import ROBUSTNESS
+from sysnoise.language_models import load_language_model
+from sysnoise.noises import default_noises
 from sysnoise.registry import UnknownNameError
+from sysnoise.report import leaderboard
+from sysnoise.report.console import print_summary
+from sysnoise.report.language import write_table
+from sysnoise.report.markdown import shown
+from sysnoise.report.matrix import render_markdown
+from sysnoise.report.results import read_results, write_reports
+from sysnoise.report.summary import summary
+from sysnoise.tasks.definition import TASKS
+from sysnoise.train import finetune
+from sysnoise.train.robust import ROBUSTNESS
+from sysnoise.train.zoo_training import RECIPES, train
+from sysnoise.validate import load_pipeline
+from sysnoise.zoo import photo_corpus, scenes
+from sysnoise.zoo.photos import materialise
+from sysnoise.zoo.text import DEMO_NOISES, DEMO_SETS
 
 
 def _engine_args(parser: argparse.ArgumentParser, noises: bool = True) -> None:
@@ -40,7 +59,8 @@ def _engine_args(parser: argparse.ArgumentParser, noises: bool = True) -> None:
         return
     parser.add_argument("--noise", action="append", dest="noises", metavar="SPEC",
                         help="noise to measure, optionally with options: resize or resize=opencv-area,pillow-box "
-                             "(repeatable; default: every noise; see `sysnoise list`)")
+                             "(repeatable; default: the task's defaults in the catalogue, `sysnoise list` marks "
+                             "them; classification: " + ", ".join(default_noises("classification")) + ")")
     parser.add_argument("--deploy", metavar="PIPELINE.yaml",
                         help="your deployment pipeline (fields left out come from the reference): measured as one "
                              "variant, its delta attributed to the fields it changes")
@@ -75,8 +95,6 @@ def _stepwise_arg(parser: argparse.ArgumentParser, default: str | None) -> None:
 
 
 def _options(args):
-    from sysnoise.engine.execute import EngineOptions
-
     if args.batch_size < 1 or args.workers < 0 or args.chunk_size < 1:
         raise UserInputError("--batch-size and --chunk-size must be >= 1, --workers >= 0")
     if getattr(args, "limit", None) is not None and args.limit < 1:
@@ -89,22 +107,14 @@ def _options(args):
 
 def _gates(args, noises) -> list:
     """--fail-if conditions, parsed and checked against what the run measures before any work."""
-    from sysnoise import gates
-
     parsed = [gates.parse(text) for text in args.fail_if]
     gates.check_requested(parsed, noises=list(noises or ()), deploy=bool(getattr(args, "deploy", None)),
                           stepwise=bool(_stepwise(getattr(args, "stepwise", None))))
     return parsed
 
 
-def _finish(results: dict | None, out: Path, args=None, gates_: list | None = None) -> int:
+def _show(results: dict | None, out: Path, args=None, gates_: list | None = None) -> int:
     """Show the run (table, or --json on stdout) and check the gates: the exit code."""
-    from rich.console import Console
-
-    from sysnoise import gates
-    from sysnoise.report.console import print_summary
-    from sysnoise.report.summary import summary
-
     if results is None:  # a torchrun rank other than 0: rank 0 reports
         return 0
     failed = gates.violations(gates_ or [], results)
@@ -123,91 +133,54 @@ def _finish(results: dict | None, out: Path, args=None, gates_: list | None = No
 
 
 def cmd_run(args) -> int:
-    from sysnoise import api
-
-    if args.ignore_index is not None and args.task != "segmentation":
-        raise UserInputError("--ignore-index is for --task segmentation (label maps)")
-    if args.class_map is not None and args.task != "classification":
-        raise UserInputError("--class-map is for --task classification (class names to the model's class indices)")
-    if args.include_corrupt and args.task == "language":
-        raise UserInputError("--include-corrupt is for image tasks (text has no corrupt-data pre-flight)")
-    noises = args.noises or api.default_noises(args.task)
+    noises = args.noises or default_noises(args.task)
     checks = _gates(args, noises)
-    if args.task == "language":
-        results = api.run_language(args.model, args.data, fmt=args.format, noises=noises, out=args.out,
-                                   options=_options(args), fresh=args.fresh, limit=args.limit)
-        return _finish(results, Path(args.out), args, checks)
-    reference = args.reference  # a file: fields it leaves out are the model's own (api.load)
-    if args.task in ("detection", "segmentation"):
-        results = api.run_dense(
-            args.task, args.model, args.data, noises=noises, out=args.out, weights=args.weights,
-            reference=reference, options=_options(args), fresh=args.fresh, allow_outside_root=args.allow_outside_root,
-            stepwise=_stepwise(args.stepwise), deploy=args.deploy, calibration_data=args.calibration_data,
-            calibration_samples=args.calibration_samples, ignore_index=args.ignore_index, limit=args.limit)
-        return _finish(results, Path(args.out), args, checks)
     results = api.run(
-        args.model, args.data, noises=noises, out=args.out, weights=args.weights,
-        reference=reference, list_file=args.list_file, options=_options(args), fresh=args.fresh,
-        allow_outside_root=args.allow_outside_root, stepwise=_stepwise(args.stepwise), deploy=args.deploy,
-        calibration_data=args.calibration_data, calibration_samples=args.calibration_samples,
-        deployed_onnx=args.deployed_onnx, limit=args.limit, class_map=args.class_map,
-    )
-    return _finish(results, Path(args.out), args, checks)
+        args.model, args.data, task=args.task, noises=noises, out=args.out, weights=args.weights,
+        reference=args.reference, options=_options(args), fresh=args.fresh, allow_outside_root=args.allow_outside_root,
+        stepwise=_stepwise(args.stepwise), deploy=args.deploy, calibration_data=args.calibration_data,
+        calibration_samples=args.calibration_samples, deployed_onnx=args.deployed_onnx, limit=args.limit,
+        list_file=args.list_file, class_map=args.class_map, ignore_index=args.ignore_index, fmt=args.format)
+    return _show(results, Path(args.out), args, checks)
 
 
-DENSE_DEMO = {"detection": ("zoo-detector", "detection"), "segmentation": ("zoo-segmenter", "detection")}
+DEMO = {  # --task -> (model, scenes dataset kind, data file in it); classification: the embedded photos
+    "detection": ("zoo-detector", "detection", "annotations.json"),
+    "segmentation": ("zoo-segmenter", "detection", "segmentation.txt"),
+}
 DENSE_DEMO_IMAGES = 200  # the first 200 scenes val images: the zoo cards' reference subset
 
 
 def cmd_demo(args) -> int:
-    from sysnoise import api
-    from sysnoise.zoo.photos import materialise
-
-    if args.task in DENSE_DEMO:
-        from sysnoise.zoo import scenes
-
-        model, kind = DENSE_DEMO[args.task]
-        folder = scenes.materialise(kind, "val", n=args.images or DENSE_DEMO_IMAGES)
-        data = folder / ("annotations.json" if args.task == "detection" else "segmentation.txt")
+    if args.task in DEMO:
+        model, kind, target = DEMO[args.task]
+        data = scenes.materialise(kind, "val", n=args.images or DENSE_DEMO_IMAGES) / target
         print(f"demo scenes: {data}")
-        out = Path(args.out or f"results/demo-{model}")
-        noises = args.noises or api.default_noises(args.task)
-        checks = _gates(args, noises)
-        results = api.run_dense(args.task, model, data, noises=noises, out=out, options=_options(args),
-                                fresh=args.fresh, stepwise=_stepwise(args.stepwise), deploy=args.deploy,
-                                limit=args.limit)
-        return _finish(results, out, args, checks)
-
-    list_file = materialise()
-    print(f"demo photos: {list_file.parent}")
-    out = Path(args.out or f"results/demo-{args.model}")
-    noises = args.noises or api.DEFAULT_NOISES
+        data_name = None
+    else:
+        model, data, data_name = args.model, materialise(), "photos"
+        print(f"demo photos: {data.parent}")
+    out = Path(args.out or f"results/demo-{model}")
+    noises = args.noises or default_noises(args.task)
     checks = _gates(args, noises)
-    results = api.run(args.model, list_file, noises=noises, out=out, options=_options(args), fresh=args.fresh,
-                      stepwise=_stepwise(args.stepwise), deploy=args.deploy, limit=args.limit, data_name="photos")
-    return _finish(results, out, args, checks)
+    results = api.run(model, data, task=args.task, noises=noises, out=out, options=_options(args), fresh=args.fresh,
+                      stepwise=_stepwise(args.stepwise), deploy=args.deploy, limit=args.limit, data_name=data_name)
+    return _show(results, out, args, checks)
 
 
 def cmd_demo_lm(args) -> None:
-    from sysnoise import api
-    from sysnoise.language_models import load_language_model
-    from sysnoise.report.language import write_table
-    from sysnoise.zoo.text import DEMO_NOISES, DEMO_SETS
-
     out = Path(args.out or f"results/demo-lm-{args.model}")
     print(f"loading {args.model} (about half a minute)")
     loaded = load_language_model(args.model)
     runs = []
     for name, (path, fmt) in DEMO_SETS.items():
-        runs.append(api.run_language(loaded, path, fmt=fmt, noises=args.noises or DEMO_NOISES,
-                                     out=out / name, options=_options(args), fresh=args.fresh))
-        _finish(runs[-1], out / name, args)
+        runs.append(api.run(loaded, path, task="language", fmt=fmt, noises=args.noises or DEMO_NOISES,
+                            out=out / name, options=_options(args), fresh=args.fresh))
+        _show(runs[-1], out / name, args)
     print(f"wrote {write_table(runs, out / 'report.md')}")
 
 
 def cmd_report(args) -> None:
-    from sysnoise.report.results import read_results, write_reports
-
     for source in args.results:
         folder = Path(source) if Path(source).is_dir() else Path(source).parent
         for path in write_reports(read_results(source), folder):
@@ -215,9 +188,6 @@ def cmd_report(args) -> None:
 
 
 def cmd_leaderboard(args) -> None:
-    from sysnoise.report import leaderboard
-    from sysnoise.report.results import read_results
-
     conn = leaderboard.connect(args.db)
     for source in args.results:
         results = read_results(source)
@@ -237,14 +207,13 @@ def cmd_leaderboard(args) -> None:
 
 
 def cmd_list(args) -> None:
-    from sysnoise.api import list_catalogue
-
-    catalogue = list_catalogue()
+    catalogue = api.list_catalogue()
     if args.json:
         print(json.dumps(catalogue, indent=1))
         return
     for name, noise in catalogue["noises"].items():
-        print(f"{name}  [{noise['stage']}]  {noise['description']}")
+        defaults = f"  (default: {', '.join(noise['default_for'])})" if noise["default_for"] else ""
+        print(f"{name}  [{noise['stage']}]  {noise['description']}{defaults}")
         for option, text in noise["options"].items():
             print(f"    {option:<28} {text}")
     print("\nmodels:")
@@ -258,8 +227,6 @@ def cmd_list(args) -> None:
 
 
 def cmd_train_zoo(args) -> None:
-    from sysnoise.train.zoo_training import RECIPES, train
-
     if args.name not in RECIPES:
         raise UserInputError(f"no training recipe {args.name!r}; recipes: {', '.join(RECIPES)}")
     card = train(args.name, seed=args.seed, epochs=args.epochs, out=Path(args.out) if args.out else None,
@@ -268,8 +235,6 @@ def cmd_train_zoo(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from sysnoise.train import finetune
-
     given = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "n_train", "seed", "per")}
     recipe = finetune.Recipe(**{k: v for k, v in given.items() if v is not None})
     transform = finetune.transform_for(args.model, args.pipeline, args.mix, seed=recipe.seed)
@@ -280,10 +245,6 @@ def cmd_train(args) -> None:
 
 
 def cmd_matrix(args) -> None:
-    from sysnoise import api
-    from sysnoise.report.matrix import render_markdown
-    from sysnoise.validate import load_pipeline
-
     reference = load_pipeline(args.reference) if args.reference else None
     doc = api.matrix(args.models, args.data, args.test, out=args.out, reference=reference, options=_options(args),
                      fresh=args.fresh, title=args.title)
@@ -292,8 +253,6 @@ def cmd_matrix(args) -> None:
 
 
 def cmd_fetch_photos(args) -> None:
-    from sysnoise.zoo import photo_corpus
-
     list_file = photo_corpus.fetch(root=Path(args.cache) if args.cache else None)
     print(f"photos-large: {list_file} (use --data photos-large)")
 
@@ -306,8 +265,6 @@ def _reference_args(parser: argparse.ArgumentParser, data_flag: str) -> None:
 
 
 def cmd_diff(args) -> None:
-    from sysnoise import api, diffing
-
     common = dict(model=args.model, reference=args.reference, out=args.out, limit=args.limit, list_file=args.list_file)
     if args.match:
         if args.pipelines:
@@ -325,9 +282,6 @@ def cmd_diff(args) -> None:
 
 
 def cmd_generate(args) -> None:
-    from sysnoise import api
-    from sysnoise.report.markdown import shown
-
     manifest = api.generate(args.data, args.out, pipeline=args.pipeline, model=args.model, reference=args.reference,
                             list_file=args.list_file, fmt=args.format, stage=args.stage,
                             allow_outside_root=args.allow_outside_root, progress=not args.no_progress)
@@ -338,11 +292,7 @@ def cmd_generate(args) -> None:
     print(f"evaluate them as a variant: sysnoise run ... --noise stored={args.out}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sysnoise", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--version", action="version", version=f"sysnoise {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _run_command(sub) -> None:
     run = sub.add_parser("run", help="measure a model under its reference pipeline and noised variants")
     run.add_argument("--model", required=True, help="zoo name (see `sysnoise list`), torchvision:ARCH, timm:ARCH, hf:FOLDER or "
                      "onnx:FILE.onnx (a deployed file on ONNX Runtime; --reference: its pipeline)")
@@ -355,10 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reference", help="YAML/JSON pipeline the model was trained with (default: the model's own)")
     run.add_argument("--out", default="results/run", help="results folder (default results/run); reruns resume")
     run.add_argument("--allow-outside-root", action="store_true", help="let a list file name files outside --data")
-    run.add_argument("--task", default="classification", choices=("classification", "detection", "segmentation",
-                                                                   "language"),
-                     help="classification (images, default), detection (COCO JSON: box mAP), segmentation "
-                          "(list of 'image label-map': mIoU) or language (a causal LM on a JSONL file)")
+    run.add_argument("--task", default="classification", choices=TASKS.names(),
+                     help="; ".join(f"{t.name}: {t.description}" for t in TASKS) + " (default classification)")
     run.add_argument("--ignore-index", type=int, metavar="N",
                      help="segmentation: the label-map value of unlabeled pixels, left out of mIoU (default 255)")
     run.add_argument("--format", help="language: piqa, hellaswag, winogrande, lambada or text "
@@ -374,10 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
     _stepwise_arg(run, None)
     run.set_defaults(func=cmd_run)
 
+
+def _demo_command(sub) -> None:
     demo = sub.add_parser("demo", help="run the embedded default: EfficientNet-Lite0 on real photos; --task detection / "
                                        "segmentation: the zoo detector / segmenter on scenes")
     demo.add_argument("--model", default="efficientnet_lite0", help="efficientnet_lite0 (default), _lite1, _lite2")
-    demo.add_argument("--task", default="classification", choices=("classification", "detection", "segmentation"),
+    demo.add_argument("--task", default="classification", choices=("classification", *DEMO),
                       help="detection: zoo-detector on scenes-det (box mAP, paper Table 3 shape); segmentation: "
                            "zoo-segmenter on scenes-seg (mIoU, Table 4 shape)")
     demo.add_argument("--images", type=int, help=f"detection/segmentation: first N scenes val images "
@@ -388,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     _stepwise_arg(demo, "greedy")  # the demo shows the combined worst case
     demo.set_defaults(func=cmd_demo)
 
+
+def _demo_lm_command(sub) -> None:
     demo_lm = sub.add_parser("demo-lm", help="run the embedded language default: SmolLM2-135M on public-domain text "
                              "(last-word accuracy and perplexity, paper Table 5 shape)")
     demo_lm.add_argument("--model", default="smollm2-135m", help="language zoo name or local model directory")
@@ -395,11 +347,15 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_args(demo_lm)
     demo_lm.set_defaults(func=cmd_demo_lm)
 
+
+def _report_command(sub) -> None:
     report = sub.add_parser("report", help="re-render report.md, report.html and report.csv from stored results "
                                            "(no model runs)")
     report.add_argument("results", nargs="+", metavar="RESULTS", help="results folder or results.json")
     report.set_defaults(func=cmd_report)
 
+
+def _leaderboard_command(sub) -> None:
     board = sub.add_parser("leaderboard", help="collect runs (several models, one dataset) into one table, "
                                                "as Markdown and HTML")
     board.add_argument("results", nargs="*", metavar="RESULTS", help="results folders or files to add first")
@@ -409,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--dataset", help="only this dataset (its folder name or a prefix of its digest)")
     board.set_defaults(func=cmd_leaderboard)
 
+
+def _train_zoo_command(sub) -> None:
     train_zoo = sub.add_parser("train-zoo", help="train a controlled-zoo model (zoo-resnet, zoo-detector, "
                                "zoo-segmenter) on the scenes data, CPU, reproducible from a seed")
     train_zoo.add_argument("name", help="zoo model to train")
@@ -422,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "file, or none (default: the recipe's; see docs/zoo.md)")
     train_zoo.set_defaults(func=cmd_train_zoo)
 
+
+def _train_command(sub) -> None:
     train = sub.add_parser("train", help="fine-tune (or train) the zoo classifier with a fixed training pipeline or "
                            "with mix training (a pipeline drawn per sample or per batch); same recipe either way")
     train.add_argument("--model", default="zoo-resnet", help="model to train (default zoo-resnet)")
@@ -450,6 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "v2), fgsm, pgd (adversarial training, eps 2/255); train/robust.py")
     train.set_defaults(func=cmd_train)
 
+
+def _matrix_command(sub) -> None:
     matrix = sub.add_parser("matrix", help="train-by-test matrix (paper Tables 7/8): each model under the same "
                             "test pipelines, rows trained x columns tested, mean and std per row")
     matrix.add_argument("--models", nargs="+", required=True, metavar="NAME_OR_WEIGHTS",
@@ -467,15 +429,21 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_args(matrix, noises=False)
     matrix.set_defaults(func=cmd_matrix)
 
+
+def _fetch_photos_command(sub) -> None:
     fetch = sub.add_parser("fetch-photos", help="download the photos-large corpus (about 500 real photographs from "
                            "Debian packages, via apt-get download; nothing is installed) into the cache")
     fetch.add_argument("--cache", metavar="DIR", help="cache folder (default $SYSNOISE_CACHE or ~/.cache/sysnoise)")
     fetch.set_defaults(func=cmd_fetch_photos)
 
+
+def _list_command(sub) -> None:
     listing = sub.add_parser("list", help="print the noise catalogue and the model names")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(func=cmd_list)
 
+
+def _diff_command(sub) -> None:
     diff = sub.add_parser("diff", help="compare two pipelines stage by stage on some images (pixel statistics, "
                                        "first divergent stage, difference pictures), or find the pipeline a device runs")
     diff.add_argument("pipelines", nargs="*", metavar="PIPELINE",
@@ -492,6 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--steps", type=int, default=3, help="--match: most catalogue changes to combine (default 3)")
     diff.set_defaults(func=cmd_diff)
 
+
+def _generate_command(sub) -> None:
     gen = sub.add_parser("generate", help="write a noised copy of a dataset (lossless PNG or .npy + list file); "
                                           "evaluate it later with `run --noise stored=DIR`")
     gen.add_argument("--data", required=True, help="class-folder tree, folder of images, or list file")
@@ -505,6 +475,24 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--allow-outside-root", action="store_true", help="let a list file name files outside --data")
     gen.add_argument("--no-progress", action="store_true", help="no progress bar")
     gen.set_defaults(func=cmd_generate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sysnoise", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"sysnoise {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _run_command(sub)
+    _demo_command(sub)
+    _demo_lm_command(sub)
+    _report_command(sub)
+    _leaderboard_command(sub)
+    _train_zoo_command(sub)
+    _train_command(sub)
+    _matrix_command(sub)
+    _fetch_photos_command(sub)
+    _list_command(sub)
+    _diff_command(sub)
+    _generate_command(sub)
     return parser
 
 

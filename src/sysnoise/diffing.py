@@ -17,28 +17,26 @@ from typing import Callable, Iterable
 import numpy as np
 
 from sysnoise.errors import SampleError, UserInputError
+from sysnoise.noises import NOISES, field_noises, split_spec
 from sysnoise.pipeline import stored
 from sysnoise.pipeline.preprocess import PIXEL_STAGES, Memo, stage_values
 from sysnoise.pipeline.spec import Pipeline
-
-MATCH_NOISES = ("decoder", "colour", "resize", "crop")  # the pre-processing axes a device may differ on
+from sysnoise.validate import load_pipeline, validate_pipeline
 
 
 def resolve_pipeline(spec: str, reference: Pipeline) -> Pipeline:
     """'reference'; a YAML/JSON file (fields it leaves out come from the reference); or changes to the
     reference joined by '+': 'decoder=ffmpeg+resize=opencv-bilinear', 'opencv-area' (an option
     name that only one noise has), 'stored:DIR' or any Pipeline field, 'input_size=256'."""
-    from sysnoise.noises import NOISES
-    from sysnoise.validate import load_pipeline, validate_pipeline
-
     if spec == "reference":
         return reference
     if Path(spec).is_file():
         return load_pipeline(spec, base=reference)
     pipeline = reference
     for part in spec.split("+"):
-        name, has_value, option = part.partition("=")
-        if not has_value:
+        name, options = split_spec(part)
+        option = ",".join(options or [])
+        if options is None:
             owners = [n.name for n in NOISES if name in n.fn.options() and n.fn.stage != "misconfiguration"]
             if len(owners) != 1:
                 hint = f"it belongs to {owners}" if owners else "no noise has it (see `sysnoise list`)"
@@ -192,10 +190,8 @@ def device_arrays(folder: Path) -> dict[str, Path]:
 
 
 def _candidates(current: Pipeline) -> list[tuple[str, Pipeline]]:
-    from sysnoise.noises import NOISES
-
     out = []
-    for name in MATCH_NOISES + ("channel-order",):
+    for name in (*field_noises("pre-processing"), "channel-order"):  # the axes a device may differ on
         noise = NOISES(name)
         skip = noise.unavailable()
         for option in noise.chosen():

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import platform
 import re
 import sys
 
+import torch
 
-def _version(module: str) -> str | None:
-    try:
-        mod = importlib.import_module(module)
-    except Exception:
-        return None
-    return str(getattr(mod, "__version__", None) or getattr(mod, "VERSION", "unknown"))
-
-
-library_version = _version
+from sysnoise.pipeline.decode import decoder_versions
+from sysnoise.versions import distribution_version, library_version
 
 
 def _cpu_name() -> str:
@@ -59,15 +52,9 @@ def _ffmpeg() -> dict | None:
         return None
 
 
-def _decoders() -> dict:
-    from sysnoise.pipeline.decode import decoder_versions
-
-    return decoder_versions()
-
-
-def describe() -> dict:
-    import torch
-
+def describe(distributions: tuple[str, ...] = ()) -> dict:
+    """The machine and library versions; `distributions`: more installed packages a task depends on
+    (a language run's transformers, tokenizers...), recorded by their metadata version."""
     info = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -76,18 +63,18 @@ def describe() -> dict:
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "libraries": {
-            name: _version(module)
+            name: library_version(module)
             for name, module in [
                 ("sysnoise", "sysnoise"), ("torch", "torch"), ("torchvision", "torchvision"), ("numpy", "numpy"),
                 ("Pillow", "PIL"), ("opencv", "cv2"), ("av", "av"), ("simplejpeg", "simplejpeg"),
                 ("onnxruntime", "onnxruntime"), ("onnx", "onnx"), ("scipy", "scipy"),
             ]
-        },
+        } | {name: distribution_version(name) for name in distributions},
         "decoder_libraries": {
             "Pillow": _pillow_codecs(),
             "opencv_jpeg": _opencv_jpeg(),
             "ffmpeg": _ffmpeg(),
-            "decoders": _decoders(),
+            "decoders": decoder_versions(),
         },
     }
     return info

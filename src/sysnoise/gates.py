@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 
 from sysnoise.errors import UserInputError
-from sysnoise.noises import NOISES
+from sysnoise.noises import NOISES, split_spec
 
 FAILED_GATE_EXIT = 3  # distinct from usage errors (2) and interruption (130)
 VARIANT_STATS = {"delta": "delta", "flip": "flip_rate"}
@@ -67,7 +67,7 @@ def parse(text: str) -> Gate:
 def check_requested(gates: list[Gate], *, noises: list[str], deploy: bool, stepwise: bool) -> None:
     """Refuse, before work, a gate on something the run will not measure (a noise not asked for,
     a combination not requested): such a gate could never fail. noises: the run's noise specs."""
-    asked = {spec.partition("=")[0].strip() for spec in noises}
+    asked = {split_spec(spec)[0] for spec in noises}
     for gate in gates:
         noise = gate.scope.split("/", 1)[0] if gate.scope else None
         if noise and noise not in SCOPES and noise not in asked:

@@ -17,6 +17,7 @@ import numpy as np
 from sysnoise.engine.store import atomic_write_bytes, atomic_write_text
 from sysnoise.errors import SampleError, UserInputError
 from sysnoise.pipeline import stored
+from sysnoise.pipeline.decode import decoder_versions
 from sysnoise.pipeline.preprocess import stage_values
 from sysnoise.pipeline.spec import Pipeline
 from sysnoise.tasks.classification import list_line
@@ -65,7 +66,6 @@ def generate(samples: list, pipeline: Pipeline, out: str | Path, *, fmt: str = "
             lines.append(list_line(name, sample.labels))
         if on_progress:
             on_progress(1)
-    from sysnoise.pipeline.decode import decoder_versions
 
     manifest = {
         "schema": stored.SCHEMA,

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from sysnoise import extras
 from sysnoise.errors import UserInputError
-from sysnoise.models import LoadedModel, hf_cached_snapshot, sha256_file
+from sysnoise.loaded_model import LoadedModel, hf_cached_snapshot
 from sysnoise.reference_sources import from_hf_processor
+from sysnoise.weights import sha256_file
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from sysnoise import extras
 from sysnoise.errors import UserInputError
-from sysnoise.models import MODELS, LoadedModel, hf_cached_snapshot, sha256_file
+from sysnoise.loaded_model import MODELS, LoadedModel, hf_cached_snapshot
 from sysnoise.pipeline.spec import Pipeline
+from sysnoise.weights import sha256_file
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 
@@ -85,8 +86,6 @@ def load_causal_lm(name_or_path: str, *, gguf_file: str | None = None, name: str
 
 def load_language_model(name: str) -> LoadedModel:
     """A zoo name registered with task='language', else a local directory or cache name."""
-    import sysnoise.zoo  # noqa: F401  (registers the embedded models)
-
     if name in MODELS:
         entry = MODELS.get(name)
         if entry.meta.get("task") != "language":

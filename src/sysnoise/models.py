@@ -8,106 +8,22 @@ a weights file is data from somewhere else and must not be able to run code.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from sysnoise import extras, reference_sources
+from sysnoise import (
+    extras,
+    hf_vision,  # transformers: an optional dependency
+    reference_sources,
+)
 from sysnoise.errors import UserInputError
+from sysnoise.inference.runtimes import fixed_size, load_onnx_file
+from sysnoise.loaded_model import MODELS, LoadedModel, hf_cache_path, imagenet_names
 from sysnoise.pipeline.spec import Pipeline
 from sysnoise.reference_sources import ResolvedReference, attributed
-from sysnoise.registry import Registry
-
-MODELS: Registry = Registry("model")
-
-
-@dataclass
-class LoadedModel:
-    name: str
-    module: Any  # torch.nn.Module in eval mode
-    reference: Pipeline  # the system the model was trained with
-    num_classes: int
-    class_names: list[str] | None = None
-    source: str = "python object"
-    weights_sha256: str | None = None
-    card: dict[str, Any] = field(default_factory=dict)
-    tokenizer: Any = None  # language models: the tokenizer that turns text into the model's tokens
-    reference_provenance: dict[str, str] = field(default_factory=dict)  # field -> where its value came from
-
-    def resolved_reference(self) -> ResolvedReference:
-        return ResolvedReference(self.reference, self.reference_provenance)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "source": self.source,
-            "weights_sha256": self.weights_sha256,
-            "num_classes": self.num_classes,
-            "card": self.card,
-            "reference_provenance": dict(self.resolved_reference().provenance),
-        }
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def load_state_dict(path: str | Path) -> dict:
-    """A state dict from .safetensors or a torch file, refusing anything but plain tensors."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"weights file not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except Exception as err:  # safetensors raises its own error type, and OSError
-            raise UserInputError(f"{path}: not a readable .safetensors file ({err}); "
-                                 "save it again with safetensors.torch.save_file") from None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise UserInputError(
-            f"{path}: cannot load as plain tensors with torch.load(weights_only=True) ({err}). "
-            "Save the state_dict (not the pickled model) or convert it to .safetensors."
-        ) from None
-    for key in ("state_dict", "model"):  # common checkpoint wrappers
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise UserInputError(f"{path}: expected a state_dict (name -> tensor), found {type(state).__name__}")
-    return state
-
-
-def _load_into(module, state: dict, source: Path) -> None:
-    own = module.state_dict()
-    wrong = [f"{name} {tuple(value.shape)} where the model has {tuple(own[name].shape)}"
-             for name, value in state.items() if name in own and tuple(getattr(value, "shape", ())) != own[name].shape]
-    if wrong:
-        raise UserInputError(
-            f"{source}: weights do not fit the architecture: {len(wrong)} tensor(s) of another shape, e.g. "
-            f"{'; '.join(wrong[:3])}; were they saved from this architecture (and number of classes)?"
-        )
-    missing, unexpected = module.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise UserInputError(
-            f"{source}: weights do not fit the architecture: "
-            f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]})"
-        )
-
-
-def imagenet_names() -> list[str]:
-    from torchvision.models import ResNet50_Weights
-
-    return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+from sysnoise.tasks import detection_heads, segmentation_heads
+from sysnoise.validate import load_pipeline
+from sysnoise.weights import load_into, load_state_dict, sha256_file
 
 
 def _weights_or_cache(given: Path | None, cached: Path | None, name: str, expected: str) -> Path:
@@ -139,28 +55,13 @@ def _timm_model(arch: str, weights: Path | None, num_classes: int | None) -> Loa
     state = load_state_dict(weights)
     classes = num_classes or _infer_num_classes(state) or 1000
     module = probe if classes == probe.num_classes else timm.create_model(arch, pretrained=False, num_classes=classes)
-    _load_into(module, state, weights)
+    load_into(module, state, weights)
     tag = f"{probe.pretrained_cfg.get('architecture', arch)}.{probe.pretrained_cfg.get('tag', '')}".rstrip(".")
     resolved = reference_sources.from_timm(timm.data.resolve_model_data_config(module), f"timm pretrained_cfg {tag}")
     return LoadedModel(name=f"timm:{arch}", module=module.eval(), reference=resolved.pipeline,
                        reference_provenance=dict(resolved.provenance), num_classes=classes,
                        class_names=imagenet_names() if classes == 1000 else None, source=str(weights),
                        weights_sha256=sha256_file(weights))
-
-
-def hf_cache_path(repo_id: str, filename: str) -> str:
-    """Where the Hugging Face hub cache keeps `filename` of `repo_id` (for error messages)."""
-    from huggingface_hub.constants import HF_HUB_CACHE
-
-    return f"{HF_HUB_CACHE}/models--{repo_id.replace('/', '--')}/snapshots/REVISION/{filename}"
-
-
-def hf_cached_snapshot(repo_id: str) -> Path:
-    """The local Hugging Face cache's snapshot folder of a Hub name (the revision refs/main points
-    to); offline, nothing is downloaded (huggingface_hub raises when it is not cached)."""
-    from huggingface_hub import snapshot_download
-
-    return Path(snapshot_download(repo_id, local_files_only=True))
 
 
 def _hf_cached_weights(repo_id: str) -> Path | None:
@@ -218,7 +119,7 @@ def _torchvision_model(arch: str, enum_name: str | None, weights: Path | None, n
         module = torchvision.models.get_model(arch, weights=None, num_classes=classes)
     except ValueError as err:
         raise UserInputError(f"torchvision has no model {arch!r}: {err}") from None
-    _load_into(module, state, weights)
+    load_into(module, state, weights)
     names = list(enum.meta["categories"]) if enum and len(enum.meta.get("categories", ())) == classes else (
         imagenet_names() if classes == 1000 else None)
     resolved = resolved or reference_sources.ResolvedReference(Pipeline(), {})
@@ -246,10 +147,7 @@ def _torchvision_dense(task: str, arch: str, weights: Path,
     import torchvision
 
     state = load_state_dict(weights)
-    if task == "detection":
-        from sysnoise.tasks import detection_heads as loader
-    else:
-        from sysnoise.tasks import segmentation as loader
+    loader = detection_heads if task == "detection" else segmentation_heads
     module, classes = loader.load_torchvision(arch, weights, state)
     try:  # category names ship with torchvision's code (no download)
         names = list(torchvision.models.get_model_weights(arch).DEFAULT.meta["categories"])
@@ -267,9 +165,6 @@ def _onnx_model(path: str) -> LoadedModel:
     """onnx:FILE: a deployed ONNX file alone, on ONNX Runtime, as the model under test. The file
     does not say how its inputs were made: the reference is sysnoise's default pipeline, at the
     file's input size when it fixes one; --reference names the pipeline it was trained with."""
-    from sysnoise import extras
-    from sysnoise.inference.runtimes import fixed_size, load_onnx_file
-
     extras.require("onnx", f"--model onnx:{path}")
     try:
         module = load_onnx_file(path)
@@ -308,13 +203,9 @@ def load_model(
     (reference: sysnoise's default unless given). Its reference pipeline comes from where the
     model says (zoo card, timm data config, torchvision transforms, HF processor config); `reference`
     (a Pipeline or a YAML/JSON file, fields it leaves out from the model's) replaces it."""
-    import sysnoise.zoo  # noqa: F401  (registers the embedded models)
-
     weights = Path(weights) if weights is not None else None
     library, _, arch = name.partition(":")
     if library == "hf" or (not arch and (Path(name) / "preprocessor_config.json").is_file()):
-        from sysnoise import hf_vision  # transformers: an optional dependency
-
         loaded = hf_vision.load_image_classifier(arch or name)
     elif library == "onnx" and arch:
         if weights is not None:
@@ -344,13 +235,21 @@ def with_reference(loaded: LoadedModel, reference: Pipeline | str | Path | None)
     if isinstance(reference, Pipeline):
         pipeline, source = reference, "reference pipeline given to the API"
     else:
-        from sysnoise.validate import load_pipeline
-
         pipeline = load_pipeline(reference, base=loaded.reference)
         source = f"--reference {reference}"
     resolved = loaded.resolved_reference().overridden(pipeline, source)
     loaded.reference, loaded.reference_provenance = resolved.pipeline, dict(resolved.provenance)
     return loaded
+
+
+def load(model, weights=None, reference: Pipeline | str | Path | None = None) -> LoadedModel:
+    """The model under test (a name, a LoadedModel or an nn.Module) with its reference pipeline:
+    its own, or `reference` (a Pipeline or a YAML/JSON file over the model's own)."""
+    if isinstance(model, LoadedModel):
+        return with_reference(model, reference)
+    if isinstance(model, str):
+        return load_model(model, weights, reference=reference)
+    return wrap_module(model, reference=reference)
 
 
 def wrap_module(module, *, name: str = "model", reference: Pipeline | None = None,

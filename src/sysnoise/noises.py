@@ -13,15 +13,17 @@ from typing import Callable
 from sysnoise.errors import UserInputError
 from sysnoise.inference import operators as ops
 from sysnoise.inference import runtimes
-from sysnoise.inference.precision import PRECISIONS, family
+from sysnoise.inference.build import default_example
+from sysnoise.inference.precision import PRECISIONS, family, is_native
 from sysnoise.pipeline import stored
 from sysnoise.pipeline.colour import COLOURS, is_misconfiguration
 from sysnoise.pipeline.decode import DECODERS
 from sysnoise.pipeline.geometry import CROPS
 from sysnoise.pipeline.resize import RESIZES
 from sysnoise.pipeline.spec import Pipeline
-from sysnoise.postprocess import POSTPROCESS, options_of
+from sysnoise.postprocess.options import POSTPROCESS, options_of
 from sysnoise.registry import Registry
+from sysnoise.tasks import detection_heads
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,9 @@ class Noise:
     # options equal to what this model already does (upsample: its trained mode), from the model
     # and the reference pipeline: like the reference's own decoder, not variants
     model_reference: Callable[[object, Pipeline, list[str]], set[str]] | None = None
+    # the tasks whose run measures this noise when none are named: (task, its options or None for
+    # the default options); the catalogue is the one place defaults are declared
+    defaults: tuple[tuple[str, tuple[str, ...] | Callable[[], list[str]] | None], ...] = ()
 
     @property
     def field(self) -> str:
@@ -136,6 +141,7 @@ class Noise:
 
 
 NOISES: Registry = Registry("noise")
+VISION = (("classification", None), ("detection", None), ("segmentation", None))  # every image task, default options
 
 
 def _add(noise: Noise) -> None:
@@ -143,17 +149,19 @@ def _add(noise: Noise) -> None:
 
 
 _add(Noise("decoder", "pre-processing", "JPEG/PNG decoder library and its settings",
-           DECODERS, SetField("decoder")))
+           DECODERS, SetField("decoder"), defaults=VISION))
 _add(Noise("resize", "pre-processing", "resize interpolation kernel (library + filter)",
-           RESIZES, SetField("resize")))
+           RESIZES, SetField("resize"), defaults=VISION))
 _add(Noise("crop", "pre-processing", "resize-and-crop policy",
            CROPS, SetField("crop"),  # keep-ratio policies (detection, segmentation) on request: inputs not square
-           default_options=lambda: [n for n in CROPS.names() if CROPS.get(n).meta.get("square", True)]))
+           default_options=lambda: [n for n in CROPS.names() if CROPS.get(n).meta.get("square", True)],
+           defaults=(("classification", None), ("detection", ("keep-ratio-max-size", "letterbox", "squash")),
+                     ("segmentation", ("shorter-side", "letterbox", "squash")))))
 _add(Noise("colour", "pre-processing", "colour conversion path (YUV round trips, range and matrix mix-ups)",
            COLOURS, SetField("colour"),
-           default_options=lambda: [n for n in COLOURS.names() if not is_misconfiguration(n)]))
+           default_options=lambda: [n for n in COLOURS.names() if not is_misconfiguration(n)], defaults=VISION))
 _add(Noise("channel-order", "misconfiguration", "RGB fed as BGR: a configuration error, reported apart from noise",
-           COLOURS, SetField("colour"), only=("bgr",)))
+           COLOURS, SetField("colour"), only=("bgr",), defaults=VISION))
 _add(Noise("stored", "pre-processing", "pixels made elsewhere (sysnoise generate, a device), read from a folder",
            DECODERS, SetField("decoder", stored.decoder_name),
            free_form="DIR: a folder of .npy/.png named by sample id, as `sysnoise generate` writes or a device dumps"))
@@ -168,57 +176,57 @@ _add(Noise("precision", "inference", "numeric precision of weights and activatio
            PRECISIONS, SetField("precision"), only=lambda: [n for n in PRECISIONS.names() if family(n) != "int8"],
            applies=_in_torch,
            # native half precision is exact but 10-30x slower on a CPU: opt-in there
-           default_options=lambda: [n for n in PRECISIONS.names() if family(n) != "int8" and not n.endswith("-native")]))
+           default_options=lambda: [n for n in PRECISIONS.names() if family(n) != "int8" and not is_native(n)],
+           # a causal LM: neither native half (slow on a CPU) nor calibrated INT8 (it calibrates on images)
+           defaults=VISION + (("language", lambda: [n for n in PRECISIONS.names() if family(n) != "int8"
+                                                    and not is_native(n)
+                                                    and not PRECISIONS.get(n).meta.get("calibrated")]),)))
 _add(Noise("int8", "inference", "INT8 post-training quantization, simulated (calibrated on held-out data)",
            PRECISIONS, SetField("precision"), only=lambda: [n for n in PRECISIONS.names() if family(n) == "int8"],
            applies=_in_torch,
            # the calibrators and per-tensor weights by default; weight/activation symmetry variants on request
            default_options=lambda: [n for n in PRECISIONS.names() if family(n) == "int8"
-                                    and n not in ("int8-asym", "int8-symact")]))
+                                    and n not in ("int8-asym", "int8-symact")], defaults=VISION))
 
 
-def _operator_noise(name: str, description: str, options: tuple[str, ...], **more) -> Noise:
-    """A noise over operator rewrites; each option's own `applies` (registry meta) says where it fits."""
-    return Noise(name, "inference", description, ops.OPERATORS, AppendTo("operators"), only=options,
-                 applies=lambda model: any(ops.applies(o, model) for o in options), **more)
+def _operator_noise(name: str, description: str, **more) -> Noise:
+    """A noise over the operator rewrites registered for it (operators.py, meta `noise`); each
+    option's own `applies` (registry meta) says where it fits."""
+    return Noise(name, "inference", description, ops.OPERATORS, AppendTo("operators"),
+                 only=lambda: ops.options_of(name),
+                 applies=lambda model: any(ops.applies(o, model) for o in ops.options_of(name)), **more)
 
 
 def _trained_upsampling(model, reference: Pipeline, options: list[str]) -> set[str]:
-    from sysnoise.inference.build import default_example
-
     return ops.trained_upsampling(model, default_example(reference), options)
 
 
 _add(_operator_noise("ceil-mode", "strided max-pool ceil_mode (trained with floor)",
-                     ("maxpool-ceil", "maxpool-ceil-torchvision-strides"),
                      # anchors moved with the grid are torchvision eager's artefact, not the pool's: on request
-                     default_options=lambda: ["maxpool-ceil"]))
-_add(_operator_noise("avgpool-ceil", "strided average-pool ceil_mode (trained with floor)", ("avgpool-ceil",)))
-_add(_operator_noise("avgpool-pad", "average-pool count_include_pad flipped", ("avgpool-count-pad",)))
+                     default_options=lambda: ["maxpool-ceil"], defaults=VISION))
+_add(_operator_noise("avgpool-ceil", "strided average-pool ceil_mode (trained with floor)"))
+_add(_operator_noise("avgpool-pad", "average-pool count_include_pad flipped"))
 _add(_operator_noise("upsample", "upsampling mode / align_corners wherever the model interpolates, against the "
-                                 "mode it was trained with", ("upsample-bilinear", "upsample-nearest",
-                                                              "upsample-align-corners", "upsample-nearest-exact"),
-                     model_reference=_trained_upsampling))
-_add(_operator_noise("gelu-tanh", "GELU erf <-> tanh approximation", ("gelu-tanh",)))
-_add(_operator_noise("norm-eps", "normalisation epsilon of another framework's default", ("bn-eps", "ln-eps")))
-_add(_operator_noise("bn-fold", "batch-norm folded into the preceding convolution", ("bn-fold",)))
+                                 "mode it was trained with", model_reference=_trained_upsampling, defaults=VISION))
+_add(_operator_noise("gelu-tanh", "GELU erf <-> tanh approximation"))
+_add(_operator_noise("norm-eps", "normalisation epsilon of another framework's default"))
+_add(_operator_noise("bn-fold", "batch-norm folded into the preceding convolution"))
 _add(Noise("runtime", "inference", "the engine that runs the model (same weights, another runtime)",
            runtimes.RUNTIMES, SetField("runtime"),
            # torch.ao INT8 takes minutes on a CPU for a small CNN: opt-in
-           default_options=lambda: [n for n in runtimes.RUNTIMES.names() if n != "torch-ao-int8"]))
+           default_options=lambda: [n for n in runtimes.RUNTIMES.names() if n != "torch-ao-int8"],
+           defaults=(("classification", None), ("segmentation", None))))
 
 
 def _is_detector(model) -> bool:
-    from sysnoise.tasks.detection_heads import family
-
-    return family(model) is not None
+    return detection_heads.family(model) is not None
 
 
-def _post_noise(name: str, description: str, applies: Callable[[object], bool]) -> Noise:
+def _post_noise(name: str, description: str, applies: Callable[[object], bool], task: str = "detection") -> Noise:
     """A noise over post-processing options (postprocess/): the raw outputs are shared, so its
     variants cost no forward pass."""
     return Noise(name, "post-processing", description, POSTPROCESS, AppendTo("postprocess"), only=lambda: options_of(name),
-                 applies=applies)
+                 applies=applies, defaults=((task, None),))
 
 
 _add(_post_noise("box-decoding", "box decoding convention: +1 pixel x2/y2 (ALIGNED_FLAG), legacy +1 widths, "
@@ -231,15 +239,40 @@ _add(_post_noise("score-threshold", "score threshold before NMS", _is_detector))
 _add(_post_noise("top-k", "candidates per level before NMS, detections per image after", _is_detector))
 _add(_post_noise("box-clip", "boxes clipped to the input before NMS (torchvision), after it, or never", _is_detector))
 _add(_post_noise("mask-resize", "segmentation: how predictions return to the label map's size (bilinear logits, "
-                                "align_corners, nearest labels)", lambda model: not _is_detector(model)))
+                                "align_corners, nearest labels)", lambda model: not _is_detector(model), "segmentation"))
 
 
 def get_noise(name: str) -> Noise:
     return NOISES(name)
 
 
+def split_spec(spec: str) -> tuple[str, list[str] | None]:
+    """The one NAME=OPTION[,OPTION...] syntax: 'resize' -> ('resize', None); 'resize=a, b' ->
+    ('resize', ['a', 'b'])."""
+    name, _, options = spec.partition("=")
+    return name.strip(), ([o.strip() for o in options.split(",") if o.strip()] if options else None)
+
+
 def parse_noise_spec(spec: str) -> tuple[Noise, list[str] | None]:
     """'resize' -> all options; 'resize=pillow-nearest,opencv-area' -> those options."""
-    name, _, options = spec.partition("=")
-    noise = get_noise(name.strip())
-    return noise, ([o.strip() for o in options.split(",") if o.strip()] if options else None)
+    name, options = split_spec(spec)
+    return get_noise(name), options
+
+
+def field_noises(stage: str | None = None) -> dict[str, Noise]:
+    """Pipeline field -> the noise of the same name that sets it outright (decoder, resize, crop,
+    colour, precision): the fields a train-by-test matrix, a mix and a device match vary. stage:
+    only that stage's."""
+    return {n.fn.field: n.fn for n in NOISES if n.fn.exclusive and n.name == n.fn.field and not n.fn.free_form
+            and (stage is None or n.fn.stage == stage)}
+
+
+def default_noises(task: str) -> tuple[str, ...]:
+    """The noise specs a run of `task` measures when none are named, in catalogue order."""
+    specs = []
+    for entry in NOISES:
+        for name, options in entry.fn.defaults:
+            if name == task:
+                chosen = options() if callable(options) else options
+                specs.append(entry.name if chosen is None else f"{entry.name}={','.join(chosen)}")
+    return tuple(specs)

@@ -38,6 +38,11 @@ class Registry(Generic[F]):
 
         return add
 
+    def unregister(self, name: str) -> None:
+        """Remove an entry (a plugin or a test that registered one for a while)."""
+        self.get(name)  # an unknown name says so, with the close matches
+        del self._entries[name]
+
     def get(self, name: str) -> Entry[F]:
         try:
             return self._entries[name]

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sysnoise.analysis.metric import metric_of
+from sysnoise.report.columns import value_of
+
 
 class Results(dict):
     """results.json of one run. `reference`: the reference metric; `deltas` / `flip_rates`: per
@@ -19,12 +22,12 @@ class Results(dict):
 
     @property
     def metric(self) -> str:
-        return self["reference"].get("metric", "top1")
+        return metric_of(self).key
 
     @property
     def reference(self) -> float | None:
         """The task metric under the reference pipeline (top-1 %, mAP, mIoU, ...)."""
-        return self["reference"].get(self.metric)
+        return value_of(self["reference"], metric_of(self))
 
     @property
     def deltas(self) -> dict[str, float | None]:

@@ -33,7 +33,7 @@ from sysnoise.pipeline.decode import DECODERS
 from sysnoise.pipeline.geometry import CROPS
 from sysnoise.pipeline.resize import RESIZES
 from sysnoise.pipeline.spec import FieldError, Pipeline
-from sysnoise.postprocess import POSTPROCESS
+from sysnoise.postprocess.options import POSTPROCESS
 from sysnoise.reference_sources import INTERPOLATIONS, PIL_RESAMPLE, TIMM_CROP_MODES
 from sysnoise.registry import Registry
 

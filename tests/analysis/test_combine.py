@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from sysnoise.analysis import combine
+from sysnoise.analysis.classification import ClassificationAnalysis
+from sysnoise.analysis.document import add_combined, build_results
 from sysnoise.engine.outputs import RunOutputs
 from sysnoise.engine.plan import Plan
 from sysnoise.errors import UserInputError
 from sysnoise.noises import get_noise
 from sysnoise.pipeline.spec import Pipeline
-from sysnoise.report.results import add_combined, build_results
 
 N, CLASSES = 100, 4
 REFERENCE = Pipeline()
@@ -56,7 +57,7 @@ def single_results() -> dict:
     variants = [v for name, options in SINGLE.items() for v in get_noise(name).variants(REFERENCE, options)]
     plan = Plan(REFERENCE, tuple(variants))
     noises = [{"name": n, "stage": get_noise(n).stage, "description": "", "applies": True} for n in SINGLE]
-    return build_results(task="classification", model={"name": "toy"}, dataset={"path": "toy"}, plan=plan,
+    return build_results(task="classification", analysis=ClassificationAnalysis(), model={"name": "toy"}, dataset={"path": "toy"}, plan=plan,
                          outputs=toy_outputs(plan), noises=noises, environment={}, run={}, problems=[])
 
 
@@ -64,7 +65,7 @@ def run_stepwise(results: dict, stepwise) -> dict:
     steps = combine.choose_steps(results, stepwise)
     plan = Plan(REFERENCE, tuple(combine.stepwise_variants(REFERENCE, steps)))
     order = "greedy" if stepwise == "greedy" else "given"
-    return add_combined(results, plan, toy_outputs(plan), steps=steps, order=order)["stepwise"]
+    return add_combined(results, plan, toy_outputs(plan), ClassificationAnalysis(), steps=steps, order=order)["stepwise"]
 
 
 def test_single_noise_deltas_are_the_broken_counts():
@@ -111,7 +112,7 @@ def test_deployment_attribution_alone_last_and_interaction():
     assert [v.option for v in variants] == ["full", "only:decoder", "without:decoder", "only:resize",
                                             "without:resize", "only:precision", "without:precision"]
     plan = Plan(REFERENCE, tuple(variants))
-    section = add_combined(single_results(), plan, toy_outputs(plan), deploy=deploy)["deploy"]
+    section = add_combined(single_results(), plan, toy_outputs(plan), ClassificationAnalysis(), deploy=deploy)["deploy"]
     # total: {0,1} | {2..6} | {5,6,7} | {10,11,12} = 11 samples
     assert section["total"]["delta"] == pytest.approx(11)
     by_field = {c["field"]: c for c in section["changes"]}
@@ -129,7 +130,7 @@ def test_a_single_change_deployment_needs_one_variant_and_is_its_own_attribution
     variants = combine.deploy_variants(REFERENCE, deploy)
     assert [v.option for v in variants] == ["full"]
     plan = Plan(REFERENCE, tuple(variants))
-    section = add_combined(single_results(), plan, toy_outputs(plan), deploy=deploy)["deploy"]
+    section = add_combined(single_results(), plan, toy_outputs(plan), ClassificationAnalysis(), deploy=deploy)["deploy"]
     assert section["changes"][0]["effect_alone"] == section["changes"][0]["effect_last"] == pytest.approx(5)
     assert section["interaction"] == pytest.approx(0)
 

@@ -148,7 +148,7 @@ def test_bad_annotations_warn_and_are_handled_as_cocoeval_does(tmp_path):
 
 
 def test_missing_files_and_duplicate_ids_are_dropped_with_reasons(tmp_path):
-    path = _write_dataset(tmp_path, [], images=[{"id": 1, "file_name": "a.jpg", "width": 50, "height": 40},
+    _write_dataset(tmp_path, [], images=[{"id": 1, "file_name": "a.jpg", "width": 50, "height": 40},
                                                 {"id": 1, "file_name": "b.jpg", "width": 50, "height": 40},
                                                 {"id": 2, "file_name": "gone.jpg", "width": 50, "height": 40},
                                                 {"id": 3, "file_name": "../c.jpg", "width": 50, "height": 40}])
@@ -183,10 +183,10 @@ def test_batched_resamples_equal_one_at_a_time(monkeypatch):
 
 def test_prefilled_values_are_the_bootstraps_own_draws():
     from sysnoise.analysis import statistics as st
-    from sysnoise.analysis.detection import _Cached
+    from sysnoise.analysis.bootstrap import CachedMetric
 
     calls = []
-    metric = _Cached(lambda indices: calls.append(1) or float(np.mean(indices)),
+    metric = CachedMetric(lambda indices: calls.append(1) or float(np.mean(indices)),
                      batch=lambda w: (w @ np.arange(w.shape[1])) / w.sum(axis=1))
     values = metric.prefill(30, 300)
     expected = [float(np.mean(r)) for block in st.bootstrap_blocks(30, 300) for r in block]

@@ -14,11 +14,18 @@ import torch
 import torchvision
 from pycocotools import mask as mask_utils
 
-from sysnoise.analysis.detection import (ResampledAP, SEGM_NOT_APPLICABLE, DetectionAnalysis, coco_eval, ground_truth,
-                                         segm_problem, segmentations_json)
+from sysnoise.analysis.detection import (
+    SEGM_NOT_APPLICABLE,
+    DetectionAnalysis,
+    ResampledAP,
+    coco_eval,
+    ground_truth,
+    segm_problem,
+    segmentations_json,
+)
 from sysnoise.engine.outputs import RunOutputs
 from sysnoise.postprocess.detection import decode_masks, detect, encode_masks
-from sysnoise.tasks.detection import CocoDataset, Sample
+from sysnoise.tasks.detection import CocoDataset, CocoImage
 from sysnoise.tasks.detection_heads import raw_detector
 
 
@@ -98,7 +105,7 @@ def test_masks_round_trip_and_mismatched_counts_are_refused():
 def _hand_analysis(segmentation: bool):
     """DetectionAnalysis on hand-made outputs: the reference with masks, a post-processing column without."""
     coco = _hand_coco(segmentation)
-    dataset = CocoDataset(root=None, annotation_file="hand.json", samples=[Sample("a.jpg", None, 7, 100, 100)],
+    dataset = CocoDataset(root=None, annotation_file="hand.json", samples=[CocoImage("a.jpg", None, 7, 100, 100)],
                           coco=coco, class_names={3: "square"})
     boxes = np.zeros((1, 4, 4), np.float32)
     boxes[0, :3] = [[10, 10, 30, 30], [80, 0, 90, 10], [50, 50, 72, 70]]
@@ -180,7 +187,7 @@ def test_mask_rcnn_by_name_end_to_end(tmp_path, one_thread):
     out = tmp_path / "run"
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # scenes has masks: no segm warning
-        results = api.run_dense("detection", loaded, folder / "annotations.json", out=out, figures=False,
+        results = api.run(loaded, folder / "annotations.json", task="detection", out=out, figures=False,
                                 options=EngineOptions(batch_size=3, workers=0, progress=False),
                                 noises=["resize=opencv-bilinear", "precision=fp16", "nms=nms-plus1"])
     ref = results["reference"]

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from sysnoise.postprocess import POSTPROCESS, configure
 from sysnoise.postprocess.boxes import ROUNDINGS, Coder, decode
 from sysnoise.postprocess.detection import DetectionPost, detect
 from sysnoise.postprocess.nms import NMS_KERNELS, batched
+from sysnoise.postprocess.options import POSTPROCESS, configure
 
 FASTER_RCNN = Coder("delta", (10.0, 10.0, 5.0, 5.0))
 ANCHOR = torch.tensor([[10.0, 20.0, 30.0, 60.0]])  # w 20, h 40, centre (20, 40)

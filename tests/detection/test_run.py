@@ -12,7 +12,7 @@ import torch
 
 from sysnoise import api
 from sysnoise.engine.execute import EngineOptions
-from sysnoise.models import LoadedModel
+from sysnoise.loaded_model import LoadedModel
 from sysnoise.train import zoo_training as zt
 from sysnoise.zoo import detector, scenes
 
@@ -32,7 +32,7 @@ def run(tmp_path_factory):
     folder = scenes.materialise("detection", "val", n=N)
     options = EngineOptions(batch_size=N, workers=0, progress=False)
     out = tmp_path_factory.mktemp("det")
-    results = api.run_dense("detection", loaded, folder / "annotations.json", out=out, options=options, figures=False,
+    results = api.run(loaded, folder / "annotations.json", task="detection", out=out, options=options, figures=False,
                             noises=["resize=opencv-bilinear", "ceil-mode", "nms=nms-plus1,nms-class-agnostic",
                                     "box-decoding=decode-offset-1", "score-threshold=score-0.3"])
     return results, options, out, folder, module
@@ -101,7 +101,7 @@ def inference_run(tmp_path_factory):
     """The FPN's upsampling, emulated FP16 and simulated INT8 (calibrated on 2 held-out images)."""
     options = EngineOptions(batch_size=N, workers=0, progress=False)
     out = tmp_path_factory.mktemp("det-inference")
-    results = api.run_dense("detection", _random_detector(), scenes.materialise("detection", "val", n=N),
+    results = api.run(_random_detector(), scenes.materialise("detection", "val", n=N), task="detection",
                             out=out, options=options, figures=False, calibration_samples=2,
                             noises=["upsample=upsample-bilinear", "precision=fp16", "int8=int8"])
     return results, options, out

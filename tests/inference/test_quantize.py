@@ -79,7 +79,8 @@ def test_calibrators_on_known_histograms():
     assert hi_t < laplace.hi and lo_t > laplace.lo
     assert Q.histogram_mse(laplace.histogram, laplace.lo, laplace.hi, lo_t, hi_t, False) < \
         Q.histogram_mse(laplace.histogram, laplace.lo, laplace.hi, laplace.lo, laplace.hi, False)
-    entropy = Q.Observer("entropy")
+
+
 def test_int8_options_are_registered_calibrated_and_in_the_int8_family():
     int8 = [n for n in PRECISIONS.names() if family(n) == "int8"]
     assert set(int8) == set(Q.SCHEMES) and "int8" in int8

@@ -125,9 +125,9 @@ def test_deployed_onnx_file_against_the_torch_reference(tmp_path):
 
 
 def test_ort_int8_agrees_with_fp32_on_the_zoo_classifier(tmp_path):
-    from sysnoise.models import MODELS, load_model
-
     import sysnoise.zoo  # noqa: F401  (registers the zoo)
+    from sysnoise.loaded_model import MODELS
+    from sysnoise.models import load_model
 
     if "zoo-resnet" not in MODELS:
         pytest.skip("zoo-resnet is not registered in this checkout (the controlled zoo has not landed)")

@@ -86,7 +86,7 @@ def tiny_lm(tokenizer):
     """A randomly initialised two-layer Llama with the character tokenizer."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from sysnoise.models import LoadedModel
+    from sysnoise.loaded_model import LoadedModel
     from sysnoise.pipeline.spec import Pipeline
 
     torch.manual_seed(0)

@@ -9,7 +9,7 @@ import torch
 
 from sysnoise import cli
 from sysnoise.language_models import load_causal_lm
-from sysnoise.models import sha256_file
+from sysnoise.weights import sha256_file
 
 
 def _save(loaded_module, tokenizer, folder):
@@ -66,7 +66,7 @@ def test_demo_lm_writes_each_set_and_the_table5_summary(tmp_path, make_bigram, t
         ref, places = results["reference"], 1 if name == "lastword" else 2
         cells = _table_row(report, task)
         assert cells[0] == str(folder)
-        fp32 = f"{ref['value']:.{places}f}" + (f" [{ref['ci'][0]:.1f}, {ref['ci'][1]:.1f}]" if ref["ci"] else "")
+        fp32 = f"{ref[ref['metric']]:.{places}f}" + (f" [{ref[ref['metric'] + '_ci'][0]:.1f}, {ref[ref['metric'] + '_ci'][1]:.1f}]" if ref[ref["metric"] + "_ci"] else "")
         assert cells[3] == fp32
         by_option = {v["option"]: v for v in results["variants"]}
         for option, cell in zip(("fp16", "int8-llm", "int8-dynamic"), cells[4:]):
@@ -77,4 +77,4 @@ def test_demo_lm_writes_each_set_and_the_table5_summary(tmp_path, make_bigram, t
         assert f"- {results['dataset']['format']}: {results['dataset']['path']}, {ref['n']} items" in report
     # hand-computed: 3 of 4 last words reproduced; 95% Wilson interval of 3/4
     assert _table_row(report, "lambada: lastword")[3] == "75.0 [30.1, 95.4]"
-    assert json.loads((out / "lastword" / "results.json").read_text())["reference"]["value"] == pytest.approx(75.0)
+    assert json.loads((out / "lastword" / "results.json").read_text())["reference"]["acc"] == pytest.approx(75.0)

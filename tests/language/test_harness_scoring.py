@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from sysnoise.analysis import language as lang
-from sysnoise.tasks.language import (Request, Sample, encode, harness_window, parse_hellaswag, rolling_windows,
-                                     score)
+from sysnoise.tasks.language import Request, Sample, encode, harness_window, parse_hellaswag, rolling_windows, score
 
 
 def test_rolling_windows_by_hand():
@@ -97,7 +96,7 @@ def test_a_text_run_reports_the_window_the_perplexity_forms_and_only_model_field
     texts = ["ab ba " * 40, "a b\nab " * 30]  # 240 and 210 characters: longer than the 128-token window
     data = tmp_path / "text.jsonl"
     data.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    results = api.run_language(tiny_lm, data, fmt="text", noises=("precision=fp16",), out=tmp_path / "out",
+    results = api.run(tiny_lm, data, task="language", fmt="text", noises=("precision=fp16",), out=tmp_path / "out",
                                options=EngineOptions(batch_size=2, workers=0, progress=False))
     assert results["scoring"]["window_tokens"] == 128 and results["scoring"]["window_from"] == \
         "config.max_position_embeddings"
@@ -107,7 +106,7 @@ def test_a_text_run_reports_the_window_the_perplexity_forms_and_only_model_field
     words = sum(len(t.split()) + (1 if t.endswith(" ") else 0) for t in texts)  # the trailing "" counts
     assert forms["words"] == words and forms["bytes"] == sum(len(t.encode()) for t in texts)
     assert forms["word_perplexity"] == pytest.approx(math.exp(-loglik / words))
-    assert forms["token_perplexity"] == pytest.approx(results["reference"]["value"])
+    assert forms["token_perplexity"] == pytest.approx(results["reference"][results["reference"]["metric"]])
     assert results["variants"][0]["perplexities"]["bits_per_byte"] > 0
     assert set(results["reference"]["pipeline"]) == {"precision", "operators", "runtime"}
     assert all(set(v["pipeline"]) == {"precision", "operators", "runtime"} for v in results["variants"])

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from sysnoise import api
+from sysnoise import api, measure
 from sysnoise.analysis import language as lang
 from sysnoise.engine.execute import EngineOptions
 from sysnoise.inference import lm_runtimes, onnx_export
 from sysnoise.inference.build import build_model
 from sysnoise.pipeline.spec import Pipeline
-from sysnoise.tasks.language import Request, Sample, encode, score
+from sysnoise.tasks.language import Language, Request, Sample, encode, score
 
 from .conftest import CHARS, bigram_model
 
@@ -141,13 +141,13 @@ def test_lm_runtimes_fit_lms_and_vision_runtimes_fit_images(tiny_lm):
     from sysnoise.models import wrap_module
 
     cnn = wrap_module(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(10)))
-    plan, rows = api.plan_variants(cnn, ["runtime"], Pipeline())
+    plan, rows = measure.plan_variants(cnn, ["runtime"], Pipeline())
     assert set(LM_RUNTIMES) <= set(rows[0]["not_applicable"])
     assert {v.option for v in plan.variants} == set(VISION_RUNTIMES)  # unchanged for vision
-    plan, rows = api.plan_variants(tiny_lm, ["runtime"], Pipeline(), stages=api.LANGUAGE_STAGES)
+    plan, rows = measure.plan_variants(tiny_lm, ["runtime"], Pipeline(), stages=Language.stages)
     assert set(VISION_RUNTIMES) <= set(rows[0]["not_applicable"])
     assert {v.option for v in plan.variants} == set(LM_RUNTIMES)
-    _, rows = api.plan_variants(tiny_lm, ["runtime=torch-ao-int8"], Pipeline(), stages=api.LANGUAGE_STAGES)
+    _, rows = measure.plan_variants(tiny_lm, ["runtime=torch-ao-int8"], Pipeline(), stages=Language.stages)
     assert rows[0]["not_applicable"] == ["torch-ao-int8"]  # decided without tracing the LM
 
 
@@ -163,7 +163,7 @@ def test_language_run_records_the_runtime_and_leaves_no_files(tmp_path, tiny_lm,
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the exports go
     options = EngineOptions(batch_size=4, workers=0, progress=False)
-    results = api.run_language(tiny_lm, _piqa_file(tmp_path), noises=["runtime=onnxruntime-lm,onnxruntime-lm-int8"],
+    results = api.run(tiny_lm, _piqa_file(tmp_path), task="language", noises=["runtime=onnxruntime-lm,onnxruntime-lm-int8"],
                                out=tmp_path / "out", options=options)
     assert list(scratch.iterdir()) == []  # the exported files are gone
     by_option = {v["option"]: v for v in results["variants"]}
@@ -187,7 +187,7 @@ def test_a_runtime_that_cannot_be_built_is_a_failed_column_with_its_reason(tmp_p
 
     monkeypatch.setattr(onnx_export, "export_causal_lm", refuse)
     options = EngineOptions(batch_size=4, workers=0, progress=False)
-    results = api.run_language(tiny_lm, _piqa_file(tmp_path), noises=["runtime=onnxruntime-lm"],
+    results = api.run(tiny_lm, _piqa_file(tmp_path), task="language", noises=["runtime=onnxruntime-lm"],
                                out=tmp_path / "out", options=options)
     (variant,) = results["variants"]
     assert variant["n_failed"] == results["reference"]["n"]

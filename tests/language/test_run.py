@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from sysnoise import api
+from sysnoise import api, measure
 from sysnoise.engine.execute import EngineOptions
 from sysnoise.pipeline.spec import Pipeline
 
@@ -16,7 +16,7 @@ def test_language_run_writes_table5_results(tmp_path, tiny_lm):
     data = tmp_path / "piqa.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     options = EngineOptions(batch_size=4, workers=0, chunk_size=5, progress=False)
-    results = api.run_language(tiny_lm, data, out=tmp_path / "out", options=options)
+    results = api.run(tiny_lm, data, task="language", out=tmp_path / "out", options=options)
 
     ref = results["reference"]
     assert results["task"] == "language" and ref["metric"] == "acc" and ref["n"] == 12
@@ -25,7 +25,7 @@ def test_language_run_writes_table5_results(tmp_path, tiny_lm):
     assert not any(o.startswith("int8-") and o not in ("int8-dynamic", "int8-llm") for o in by_option)  # image-calibrated INT8: not for text
     for v in results["variants"]:
         # the delta is the reference's accuracy minus the variant's, the interval contains it
-        assert v["delta"] == pytest.approx(ref["value"] - v["value"])
+        assert v["delta"] == pytest.approx(ref[ref["metric"]] - v[ref["metric"]])
         assert v["delta_ci"][0] <= v["delta"] <= v["delta_ci"][1]
         assert v["identical"] < 100 and v["mean_abs_loglik_change"] > 0  # each option changes the numbers
     precision = next(n for n in results["noises"] if n["name"] == "precision")
@@ -34,13 +34,13 @@ def test_language_run_writes_table5_results(tmp_path, tiny_lm):
     assert "| model | task | metric | FP32 | fp16 | int8-llm | int8-dynamic | bf16 |" in report
     # the FP32 cell: the accuracy and its Wilson interval, which contains it
     row = next(line for line in report.splitlines() if line.startswith("| tiny-llama | piqa: piqa | accuracy % |"))
-    low, high = ref["ci"]
-    assert row.split(" | ")[3] == f"{ref['value']:.1f} [{low:.1f}, {high:.1f}]" and low <= ref["value"] <= high
+    low, high = ref[ref["metric"] + "_ci"]
+    assert row.split(" | ")[3] == f"{ref[ref['metric']]:.1f} [{low:.1f}, {high:.1f}]" and low <= ref[ref["metric"]] <= high
 
     # the stored per-item log-likelihoods recompute the reference accuracy independently
     out = np.load(tmp_path / "out" / "outputs.npz")
     chosen = np.nanargmax(out["c0.loglik"], axis=1)
-    assert ref["value"] == pytest.approx(100 * np.mean(chosen == np.array([r["label"] for r in rows])))
+    assert ref[ref["metric"]] == pytest.approx(100 * np.mean(chosen == np.array([r["label"] for r in rows])))
 
 
 def test_precision_options_for_lms_are_not_applicable_to_vision_models():
@@ -49,10 +49,10 @@ def test_precision_options_for_lms_are_not_applicable_to_vision_models():
     from sysnoise.models import wrap_module
 
     cnn = wrap_module(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(10)))
-    plan, rows = api.plan_variants(cnn, ["precision"], Pipeline())
+    plan, rows = measure.plan_variants(cnn, ["precision"], Pipeline())
     assert {"int8-dynamic", "w8-weight-only", "w4-g128-weight-only", "attention-fp16"} <= set(rows[0]["not_applicable"])
     assert "precision/fp16" in {v.id for v in plan.variants}
-    _, rows = api.plan_variants(cnn, ["resize"], Pipeline(), stages=("inference",))
+    _, rows = measure.plan_variants(cnn, ["resize"], Pipeline(), stages=("inference",))
     assert rows[0]["applies"] is False  # text has no image pre-processing: n/a
 
 
@@ -77,7 +77,7 @@ def test_precision_wrappers_keep_the_transformers_interface(tiny_lm):
 
 def test_cli_runs_a_local_model_folder(tmp_path, tiny_lm, capsys):
     from sysnoise import cli
-    from sysnoise.models import sha256_file
+    from sysnoise.weights import sha256_file
 
     folder = tmp_path / "model"
     tiny_lm.module.save_pretrained(folder)
@@ -107,7 +107,7 @@ def test_hellaswag_and_winogrande_runs_store_outputs_that_recompute_the_accuracy
     for name, rows in (("hellaswag", hellaswag), ("winogrande", winogrande)):
         data = tmp_path / f"{name}.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        results = api.run_language(tiny_lm, data, noises=("precision=fp16",), out=tmp_path / name, options=options)
+        results = api.run(tiny_lm, data, task="language", noises=("precision=fp16",), out=tmp_path / name, options=options)
         assert results["dataset"]["format"] == name
         out = np.load(tmp_path / name / "outputs.npz")
         if name == "hellaswag":  # acc_norm: log-likelihood per character of the ending (the harness's len(choice))
@@ -119,5 +119,5 @@ def test_hellaswag_and_winogrande_runs_store_outputs_that_recompute_the_accuracy
             labels = np.array([int(r["answer"]) - 1 for r in rows])
             scores = [out[f"{c}.loglik"][:, :2] for c in ("c0", "c1")]
         reference, fp16 = (100 * np.mean(np.argmax(s, axis=1) == labels) for s in scores)
-        assert results["reference"]["value"] == pytest.approx(reference)
-        assert results["variants"][0]["option"] == "fp16" and results["variants"][0]["value"] == pytest.approx(fp16)
+        assert results["reference"][results["reference"]["metric"]] == pytest.approx(reference)
+        assert results["variants"][0]["option"] == "fp16" and results["variants"][0][results["reference"]["metric"]] == pytest.approx(fp16)

@@ -13,6 +13,7 @@ from PIL import Image
 
 from sysnoise.errors import DecodeError
 from sysnoise.pipeline.decode import DECODERS, decode, decoder_versions, unavailable_reason
+
 from . import images
 
 AVAILABLE = [name for name in DECODERS.names() if unavailable_reason(name) is None]

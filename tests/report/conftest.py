@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 
 from sysnoise.analysis import combine
+from sysnoise.analysis.classification import ClassificationAnalysis
+from sysnoise.analysis.document import add_combined, build_results
 from sysnoise.engine.outputs import RunOutputs
 from sysnoise.engine.plan import Plan
 from sysnoise.noises import get_noise
 from sysnoise.pipeline.spec import Pipeline
 from sysnoise.report.figures import Measured, make_figures
-from sysnoise.report.results import add_combined, build_results, write_reports, write_results
+from sysnoise.report.results import write_reports, write_results
 
 N, LABELED, CLASSES = 30, 20, 3
 CLASS_NAMES = ["cat", "dog", "<b>bird</b>"]  # markup in a name must come out escaped
@@ -80,7 +82,7 @@ def build_run(folder: Path, *, model: str = "toy-net", stepwise=True, deploy=Tru
     plan = Plan(REFERENCE, tuple(variants))
     outputs = toy_outputs(plan, labeled)
     results = build_results(
-        task="classification", model={"name": model, "weights_sha256": model}, plan=plan, outputs=outputs,
+        task="classification", analysis=ClassificationAnalysis(), model={"name": model, "weights_sha256": model}, plan=plan, outputs=outputs,
         dataset={"path": str(folder / "images"), "kind": "listfile", "n_samples": N, "n_labeled": labeled},
         noises=NOISE_ROWS, environment=ENVIRONMENT, run={}, problems=[],
     )
@@ -92,7 +94,7 @@ def build_run(folder: Path, *, model: str = "toy-net", stepwise=True, deploy=Tru
     if extra:
         combined_plan = Plan(REFERENCE, tuple(extra))
         combined = toy_outputs(combined_plan, labeled)
-        add_combined(results, combined_plan, combined, steps=steps, order="greedy", deploy=deployment)
+        add_combined(results, combined_plan, combined, ClassificationAnalysis(), steps=steps, order="greedy", deploy=deployment)
         measured += [Measured(c, combined) for c in combined_plan.columns[1:]]
     if figures:
         results["figures"] = make_figures(results, measured, write_images(folder / "images"), CLASS_NAMES, folder)

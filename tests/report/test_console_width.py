@@ -6,8 +6,9 @@ import re
 import pytest
 from rich.console import Console
 
+from sysnoise.analysis.metric import places_of
+from sysnoise.report.columns import fmt_ci
 from sysnoise.report.console import print_summary
-from sysnoise.report.markdown import fmt_ci, places_for
 
 from ..analysis.test_combine import single_results
 
@@ -27,7 +28,7 @@ def test_every_interval_and_number_is_printed_whole(width):
     text = _render(results, width)
     assert "…" not in text
     assert max(len(line) for line in text.splitlines()) <= width
-    places = places_for(results)
+    places = places_of(results)
     shown = re.findall(r"\[-?\d+(?:\.\d+)?, -?\d+(?:\.\d+)?\]", text)
     if width >= 60:  # the interval column fits: one whole interval per variant
         assert shown == [fmt_ci(v["delta_ci"], places) for v in results["variants"]]

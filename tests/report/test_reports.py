@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from sysnoise.report.markdown import decimals_for
+from sysnoise.analysis.metric import decimals_for
 
 
 @pytest.fixture(scope="module")
@@ -121,9 +121,8 @@ def test_difference_and_flip_pictures_are_what_they_say(stored_run, results):
 def test_report_command_rerenders_from_stored_files_without_a_model(stored_run, tmp_path, monkeypatch):
     import shutil
 
-    from sysnoise import cli
+    from sysnoise import cli, models
     from sysnoise.engine import execute
-    from sysnoise import models
 
     copy = tmp_path / "copy"
     shutil.copytree(stored_run, copy)

@@ -4,14 +4,13 @@ and the per-image counts add up to the labeled pixels."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
 from sysnoise import api
 from sysnoise.engine.execute import EngineOptions
 from sysnoise.engine.outputs import RunOutputs
-from sysnoise.models import LoadedModel
+from sysnoise.loaded_model import LoadedModel
 from sysnoise.train import zoo_training as zt
 from sysnoise.zoo import scenes, segmenter
 
@@ -27,7 +26,7 @@ def run(tmp_path_factory):
     folder = scenes.materialise("detection", "val", n=N)
     options = EngineOptions(batch_size=N, workers=0, progress=False)
     out = tmp_path_factory.mktemp("seg")
-    results = api.run_dense("segmentation", loaded, folder / "segmentation.txt", out=out, options=options,
+    results = api.run(loaded, folder / "segmentation.txt", task="segmentation", out=out, options=options,
                             figures=False, noises=["mask-resize", "upsample=upsample-align-corners", "precision=fp16"])
     return results, options, out, folder, module
 

@@ -54,8 +54,9 @@ def test_materialise_is_byte_identical(tmp_path, kind):
 
 
 def test_jpeg_is_the_declared_encoder():
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     record = scenes.generate(0, "val", "classification", 1, workers=1)[0]
     with Image.open(io.BytesIO(record["jpeg"])) as im:
@@ -125,7 +126,7 @@ def test_coco_file_agrees_with_masks_and_label_maps(tmp_path):
     coco = COCO(str(folder / "annotations.json"))
     assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == list(scenes.CLASSES)
     lines = (folder / "segmentation.txt").read_text().split("\n")
-    for image_id, line in zip(sorted(coco.getImgIds()), [l for l in lines if l]):
+    for image_id, line in zip(sorted(coco.getImgIds()), [row for row in lines if row]):
         image_file, label_file = line.split()
         info = coco.loadImgs(image_id)[0]
         assert info["file_name"] == image_file and (folder / image_file).is_file()

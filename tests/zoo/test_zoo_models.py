@@ -4,11 +4,11 @@ strided max-pool so the ceil-mode noise applies."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from sysnoise.inference.operators import applies
-from sysnoise.models import MODELS, load_model
+from sysnoise.loaded_model import MODELS
+from sysnoise.models import load_model
 from sysnoise.train import zoo_training as zt
 from sysnoise.zoo import scenes
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sysnoise.errors import UserInputError
-from sysnoise.noises import NOISES, Variant, get_noise
+from sysnoise.noises import NOISES, Variant, get_noise, split_spec
 from sysnoise.pipeline.spec import Pipeline
 
 COMBINED = "combined"  # noise name of the stepwise variants
@@ -117,7 +117,10 @@ def _parse(specs: list[str], measured: set[str]) -> list[tuple[str, str | None]]
     was measured on its own (it needs a worst option), no noise twice."""
     parsed: list[tuple[str, str | None]] = []
     for spec in specs:
-        name, _, option = (part.strip() for part in spec.partition("="))
+        name, options = split_spec(spec)
+        if options and len(options) > 1:
+            raise UserInputError(f"stepwise: {spec!r} names {len(options)} options; a step takes one: {name}=OPTION")
+        option = options[0] if options else None
         noise = get_noise(name)
         if option and option not in noise.options():
             raise UserInputError(f"stepwise: noise {name!r} has no option {option!r}; options: {', '.join(noise.options())}")

@@ -17,17 +17,18 @@ ResampledAP gives its bootstrap interval and paired delta.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import math
 import warnings
-from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
 from sysnoise.analysis import statistics as st
-from sysnoise.analysis.summary import SIGNIFICANCE
+from sysnoise.analysis.bootstrap import CachedMetric, percentile_interval
+from sysnoise.analysis.metric import MAP
+from sysnoise.analysis.stats import VariantStats
+from sysnoise.postprocess.detection import decode_masks
 
 SEGM_NOT_APPLICABLE = ("post-processing other than the model's own: Mask R-CNN's masks come from its mask head run "
                        "on the model's own post-processed boxes, so segm AP is computed for the reference, "
@@ -64,8 +65,6 @@ def detections_json(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, i
 def segmentations_json(blobs: list[bytes], scores: np.ndarray, labels: np.ndarray, image_ids: list[int]) -> list[dict]:
     """Stored masks (one encode_masks byte string per image, its detections in order) with their
     scores and labels as a COCO segm results list: [{image_id, category_id, segmentation (RLE), score}]."""
-    from sysnoise.postprocess.detection import decode_masks
-
     out = []
     for image_id, blob, s, c in zip(image_ids, blobs, scores, labels):
         rles = decode_masks(blob)
@@ -237,91 +236,10 @@ def confident(arrays: dict, position: int) -> tuple[np.ndarray, np.ndarray]:
     return arrays["boxes"][position][keep], arrays["labels"][position][keep]
 
 
-@dataclass(frozen=True)
-class DenseStats:
-    """A variant's numbers in the shape the reports read (see analysis.summary.VariantStats)."""
-
-    id: str
-    noise: str
-    option: str
-    n: int
-    n_labeled: int
-    metric: str
-    value: float | None  # the variant's metric, points
-    extra: dict  # the other metrics (AP50, ...; per-class IoU ...)
-    delta: float | None
-    delta_ci: tuple[float, float] | None
-    p_value: float | None
-    correct_to_wrong: int
-    wrong_to_correct: int
-    flip_rate: float
-    flip_ci: tuple[float, float]
-    n_failed: int
-    identical: float
-
-    @property
-    def distinguishable(self) -> bool:
-        return self.p_value is not None and self.p_value < SIGNIFICANCE
-
-    def to_dict(self) -> dict:
-        out = {k: v for k, v in self.__dict__.items() if k not in ("metric", "value", "extra")}
-        out[self.metric] = self.value
-        out.update(self.extra)
-        out["distinguishable_from_zero"] = self.distinguishable
-        return out
-
-
-class _Cached:
-    """metric(indices) memoised on the indices. `prefill` computes the bootstrap's resamples ahead,
-    from the very draws paired_bootstrap_metric makes (statistics.bootstrap_blocks), several at a
-    time when a `batch` function (integer weights (B, n) -> (B,) values) is given; the bootstrap
-    then finds them here, and the reference's values serve every variant."""
-
-    CHUNK = 256  # resamples handed to `batch` together (it bounds its own memory)
-
-    def __init__(self, fn, batch=None):
-        self.fn, self.batch, self.values, self.filled = fn, batch, {}, None
-
-    @staticmethod
-    def _key(indices: np.ndarray) -> bytes:
-        return hashlib.blake2b(np.ascontiguousarray(indices).tobytes(), digest_size=16).digest()
-
-    def __call__(self, indices: np.ndarray) -> float:
-        key = self._key(indices)
-        if key not in self.values:
-            self.values[key] = self.fn(indices)
-        return self.values[key]
-
-    def prefill(self, n: int, resamples: int, seed: int = st.DEFAULT_SEED) -> np.ndarray:
-        """The metric on each bootstrap resample, in draw order (computed once)."""
-        if self.filled is None:
-            out = []
-            for block in st.bootstrap_blocks(n, resamples, seed):
-                for start in range(0, len(block), self.CHUNK):
-                    rows = block[start : start + self.CHUNK]
-                    if self.batch is None:
-                        values = [self(r) for r in rows]
-                    else:
-                        values = self.batch(np.stack([np.bincount(r, minlength=n) for r in rows]))
-                    for r, value in zip(rows, values):
-                        self.values[self._key(r)] = float(value)
-                        out.append(float(value))
-            self.filled = np.asarray(out)
-        return self.filled
-
-
-def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float] | None:
-    values = values[np.isfinite(values)]
-    if not values.size:
-        return None
-    alpha = (1 - level) / 2
-    return tuple(float(v) for v in np.quantile(values, [alpha, 1 - alpha]))
-
-
 class DetectionAnalysis:
     """Numbers for results.json from a detection run's outputs and the COCO ground truth."""
 
-    metric = "map"
+    metric = MAP
 
     def __init__(self, dataset, resamples: int = RESAMPLES):
         self.dataset, self.resamples = dataset, resamples
@@ -351,7 +269,7 @@ class DetectionAnalysis:
             evaluation = coco_eval(self.gt, detections_json(boxes, scores, labels, image_ids), image_ids)
             stats = {name: float(100 * v) if v >= 0 else None for name, v in zip(STATS, evaluation.stats)}
             resampled = ResampledAP(evaluation, image_ids)
-            metric = _Cached(lambda indices: resampled(np.bincount(indices, minlength=len(image_ids))), resampled.batch)
+            metric = CachedMetric(lambda indices: resampled(np.bincount(indices, minlength=len(image_ids))), resampled.batch)
             self._columns[key] = (stats, resampled, metric, self._per_class(evaluation))
         return self._columns[key]
 
@@ -389,7 +307,7 @@ class DetectionAnalysis:
                 stats = {f"segm_{name}": float(100 * v) if v >= 0 else None
                          for name, v in zip(("ap", "ap50", "ap75"), evaluation.stats[:3])}
                 resampled = ResampledAP(evaluation, image_ids)  # COCOeval's per-image matching, as for boxes
-                metric = _Cached(lambda indices: resampled(np.bincount(indices, minlength=len(image_ids))),
+                metric = CachedMetric(lambda indices: resampled(np.bincount(indices, minlength=len(image_ids))),
                                  resampled.batch)
                 self._columns[key] = (stats, metric, None)
         return self._columns[key]
@@ -435,7 +353,7 @@ class DetectionAnalysis:
         return {"n": n, "n_labeled": n, **stats, "map_ci": ci, "per_class_ap": per_class,
                 "resamples": self.resamples, **self._segm_reference(outputs)}
 
-    def variant_stats(self, outputs, column_id: str, noise: str, option: str) -> DenseStats:
+    def variant_stats(self, outputs, column_id: str, noise: str, option: str) -> VariantStats:
         reference_id = outputs.column_ids[0]
         positions, image_ids = self._valid(outputs)
         ref_stats, _, ref_metric, _ = self.column(outputs, reference_id)
@@ -464,8 +382,8 @@ class DetectionAnalysis:
             fewer += found_var < found_ref
             more += found_var > found_ref
         low, high = st.wilson_interval(changed, n)
-        return DenseStats(
-            id=column_id, noise=noise, option=option, n=n, n_labeled=n, metric=self.metric, value=stats["map"],
+        return VariantStats(
+            id=column_id, noise=noise, option=option, n=n, n_labeled=n, metric=self.metric.key, value=stats["map"],
             extra={**{k: v for k, v in stats.items() if k != "map"}, "per_class_ap": per_class,
                    **self._segm_variant(outputs, column_id)},
             delta=comparison.delta if comparison else None,

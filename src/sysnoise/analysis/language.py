@@ -10,14 +10,13 @@ Delta is a loss, positive when the variant is worse: reference minus variant for
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from sysnoise.analysis import statistics as st
+from sysnoise.analysis.metric import METRICS
+from sysnoise.analysis.stats import VariantStats
 from sysnoise.engine.outputs import RunOutputs
-
-SIGNIFICANCE = 0.05
 
 
 def choice_scores(arrays: dict, metric: str) -> np.ndarray:
@@ -79,93 +78,73 @@ def token_agreement(reference: dict, variant: dict) -> float:
     return float(100 * (reference["argmax"] == variant["argmax"])[stored].mean()) if stored.any() else math.nan
 
 
-@dataclass(frozen=True)
-class LanguageVariantStats:
-    id: str
-    noise: str
-    option: str
-    n: int
-    metric: str  # acc | acc_norm | perplexity
-    value: float | None  # the variant's metric (accuracy in %)
-    delta: float | None  # a loss: positive when the variant is worse (see the module docstring)
-    delta_ci: tuple[float, float] | None
-    p_value: float | None  # McNemar exact (accuracy) or bootstrap (perplexity)
-    correct_to_wrong: int
-    wrong_to_correct: int
-    flip_rate: float  # % of items whose answer changed (perplexity: % of next-token predictions)
-    flip_ci: tuple[float, float]
-    token_agreement: float  # % of scored positions with the same top-1 next token
-    mean_abs_loglik_change: float  # nats per scored token, over all requests
-    n_failed: int
-    identical: float  # % of items whose log-likelihoods are bit-identical to the reference
-    perplexities: dict | None = None  # text: token, word, byte perplexity and bits per byte (perplexity_forms)
+class LanguageAnalysis:
+    """A language run's numbers; `kind` (choice, lastword, text) and the metric come from the
+    JSONL format (tasks/language.py FORMATS)."""
 
-    @property
-    def distinguishable(self) -> bool:
-        return self.p_value is not None and self.p_value < SIGNIFICANCE
+    resamples = st.DEFAULT_RESAMPLES
 
-    def to_dict(self) -> dict:
-        out = dict(self.__dict__)
-        out["distinguishable_from_zero"] = self.distinguishable
+    def __init__(self, kind: str, metric: str):
+        self.kind, self.metric = kind, METRICS[metric]
+
+    def reference_metrics(self, outputs: RunOutputs) -> dict:
+        kind, metric = self.kind, self.metric.key
+        valid = outputs.valid
+        ref = {k: v[valid] for k, v in outputs.arrays[outputs.column_ids[0]].items()}
+        out = {"n": int(valid.sum()), "n_labeled": int(valid.sum()) if kind != "text" else 0}
+        if kind == "text":
+            out.update({metric: perplexity(ref, np.arange(out["n"])), f"{metric}_ci": None,
+                        "tokens": int(ref["tokens"][:, 0].sum()),
+                        "perplexities": perplexity_forms(ref, np.arange(out["n"]))})
+        else:
+            hits = correct(ref, outputs.labels[valid], kind, metric)
+            low, high = st.wilson_interval(int(hits.sum()), int(hits.size))
+            out.update({metric: float(100 * hits.mean()) if hits.size else None,
+                        f"{metric}_ci": (100 * low, 100 * high), "tokens": int(ref["tokens"].sum())})
         return out
 
+    def variant_stats(self, outputs: RunOutputs, column_id: str, noise: str, option: str) -> VariantStats:
+        kind, metric = self.kind, self.metric.key
+        valid = outputs.valid
+        ref = {k: v[valid] for k, v in outputs.arrays[outputs.column_ids[0]].items()}
+        var = {k: v[valid] for k, v in outputs.arrays[column_id].items()}
+        failed = outputs.errors[column_id][valid] != ""
+        n = int(valid.sum())
+        flips = changed_answers(ref, var, kind, metric) | failed
+        both = ~np.isnan(ref["loglik"]) & ~np.isnan(var["loglik"])
+        tokens = ref["tokens"][both].sum()
+        change = float(np.abs(ref["loglik"] - var["loglik"])[both].sum() / tokens) if tokens else math.nan
+        identical = (np.isnan(ref["loglik"]) == np.isnan(var["loglik"])).all(axis=1) & \
+            (np.nan_to_num(ref["loglik"]) == np.nan_to_num(var["loglik"])).all(axis=1)
+        agreement = token_agreement(ref, var)
 
-def reference_metrics(outputs: RunOutputs, kind: str, metric: str) -> dict:
-    valid = outputs.valid
-    ref = {k: v[valid] for k, v in outputs.arrays[outputs.column_ids[0]].items()}
-    out = {"n": int(valid.sum()), "metric": metric, "n_labeled": int(valid.sum()) if kind != "text" else 0}
-    if kind == "text":
-        out.update(value=perplexity(ref, np.arange(out["n"])), ci=None,
-                   tokens=int(ref["tokens"][:, 0].sum()), perplexities=perplexity_forms(ref, np.arange(out["n"])))
-    else:
-        hits = correct(ref, outputs.labels[valid], kind, metric)
-        low, high = st.wilson_interval(int(hits.sum()), int(hits.size))
-        out.update(value=float(100 * hits.mean()) if hits.size else None, ci=(100 * low, 100 * high),
-                   tokens=int(ref["tokens"].sum()))
-    return out
-
-
-def variant_stats(outputs: RunOutputs, column_id: str, noise: str, option: str, kind: str,
-                  metric: str) -> LanguageVariantStats:
-    valid = outputs.valid
-    ref = {k: v[valid] for k, v in outputs.arrays[outputs.column_ids[0]].items()}
-    var = {k: v[valid] for k, v in outputs.arrays[column_id].items()}
-    failed = outputs.errors[column_id][valid] != ""
-    n = int(valid.sum())
-    flips = changed_answers(ref, var, kind, metric) | failed
-    both = ~np.isnan(ref["loglik"]) & ~np.isnan(var["loglik"])
-    tokens = ref["tokens"][both].sum()
-    change = float(np.abs(ref["loglik"] - var["loglik"])[both].sum() / tokens) if tokens else math.nan
-    identical = (np.isnan(ref["loglik"]) == np.isnan(var["loglik"])).all(axis=1) & \
-        (np.nan_to_num(ref["loglik"]) == np.nan_to_num(var["loglik"])).all(axis=1)
-    agreement = token_agreement(ref, var)
-
-    c2w = w2c = 0
-    forms = None
-    if kind == "text":
-        rows_ok = ~failed
-        forms = perplexity_forms(var, np.flatnonzero(rows_ok))
-        comparison = st.paired_bootstrap_metric(
-            lambda idx: perplexity(var, idx[rows_ok[idx]]), lambda idx: perplexity(ref, idx[rows_ok[idx]]), n)
-        value, delta, ci, p = perplexity(var, np.flatnonzero(rows_ok)), comparison.delta, comparison.ci, comparison.p_value
-        flip_rate = 100 - agreement
-        flip_ci = (math.nan, math.nan)
-    else:
-        labels = outputs.labels[valid]
-        ref_hit = correct(ref, labels, kind, metric)
-        var_hit = correct(var, labels, kind, metric) & ~failed
-        diff = ref_hit.astype(np.int8) - var_hit.astype(np.int8)
-        value, delta = float(100 * var_hit.mean()), float(100 * diff.mean())
-        low, high = st.paired_bootstrap_ci(diff)
-        ci = (100 * low, 100 * high)
-        c2w, w2c = int((ref_hit & ~var_hit).sum()), int((~ref_hit & var_hit).sum())
-        p = st.mcnemar_exact(c2w, w2c)
-        flip_rate = float(100 * flips.mean())
-        flip_low, flip_high = st.wilson_interval(int(flips.sum()), n)
-        flip_ci = (100 * flip_low, 100 * flip_high)
-    return LanguageVariantStats(
-        id=column_id, noise=noise, option=option, n=n, metric=metric, value=value, delta=delta, delta_ci=ci,
-        p_value=p, correct_to_wrong=c2w, wrong_to_correct=w2c, flip_rate=flip_rate, flip_ci=flip_ci,
-        token_agreement=agreement, mean_abs_loglik_change=change, n_failed=int(failed.sum()),
-        identical=float(100 * identical.mean()) if n else math.nan, perplexities=forms,
-    )
+        c2w = w2c = 0
+        forms = None
+        if kind == "text":
+            rows_ok = ~failed
+            forms = perplexity_forms(var, np.flatnonzero(rows_ok))
+            comparison = st.paired_bootstrap_metric(
+                lambda idx: perplexity(var, idx[rows_ok[idx]]), lambda idx: perplexity(ref, idx[rows_ok[idx]]), n)
+            value, delta, ci, p = perplexity(var, np.flatnonzero(rows_ok)), comparison.delta, comparison.ci, comparison.p_value
+            flip_rate = 100 - agreement
+            flip_ci = (math.nan, math.nan)
+        else:
+            labels = outputs.labels[valid]
+            ref_hit = correct(ref, labels, kind, metric)
+            var_hit = correct(var, labels, kind, metric) & ~failed
+            diff = ref_hit.astype(np.int8) - var_hit.astype(np.int8)
+            value, delta = float(100 * var_hit.mean()), float(100 * diff.mean())
+            low, high = st.paired_bootstrap_ci(diff)
+            ci = (100 * low, 100 * high)
+            c2w, w2c = int((ref_hit & ~var_hit).sum()), int((~ref_hit & var_hit).sum())
+            p = st.mcnemar_exact(c2w, w2c)
+            flip_rate = float(100 * flips.mean())
+            flip_low, flip_high = st.wilson_interval(int(flips.sum()), n)
+            flip_ci = (100 * flip_low, 100 * flip_high)
+        return VariantStats(
+            id=column_id, noise=noise, option=option, n=n, n_labeled=n if kind != "text" else 0, metric=metric,
+            value=value, delta=delta, delta_ci=ci, p_value=p, correct_to_wrong=c2w, wrong_to_correct=w2c,
+            flip_rate=flip_rate, flip_ci=flip_ci, n_failed=int(failed.sum()),
+            identical=float(100 * identical.mean()) if n else math.nan,
+            extra={"token_agreement": agreement, "mean_abs_loglik_change": change, "perplexities": forms},
+        )

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sysnoise.analysis import statistics as st
+from sysnoise.analysis.classification import correct
 from sysnoise.engine.outputs import RunOutputs
 from sysnoise.pipeline.spec import Pipeline
-from sysnoise.tasks import classification as task
 
 SCHEMA = "sysnoise.matrix/1"
 
@@ -83,7 +83,7 @@ def _hits(row: RowRun, option: str) -> np.ndarray:
     """(n,) bool over all samples: top-1 right and the column's pipeline went through."""
     column = row.columns[option]
     topk = row.outputs.arrays[column]["topk"]
-    return task.correct(topk, row.outputs.labels, 1) & (row.outputs.errors[column] == "")
+    return correct(topk, row.outputs.labels, 1) & (row.outputs.errors[column] == "")
 
 
 def _usable(rows: list[RowRun]) -> np.ndarray:

@@ -13,7 +13,9 @@ import math
 import numpy as np
 
 from sysnoise.analysis import statistics as st
-from sysnoise.analysis.detection import DenseStats, _Cached, percentile_interval
+from sysnoise.analysis.bootstrap import CachedMetric, percentile_interval
+from sysnoise.analysis.metric import MIOU
+from sysnoise.analysis.stats import VariantStats
 from sysnoise.postprocess.segmentation import NO_PREDICTION, iou
 
 
@@ -24,7 +26,7 @@ def miou(counts: np.ndarray) -> float:
 
 
 class SegmentationAnalysis:
-    metric = "miou"
+    metric = MIOU
 
     def __init__(self, class_names: list[str] | None = None, resamples: int = st.DEFAULT_RESAMPLES):
         self.class_names, self.resamples = class_names, resamples
@@ -41,7 +43,7 @@ class SegmentationAnalysis:
     def _metric(self, counts: np.ndarray):
         flat = counts.reshape(len(counts), -1)
         shape = counts.shape[1:]
-        return _Cached(lambda indices: miou((np.bincount(indices, minlength=len(counts)) @ flat).reshape(shape)))
+        return CachedMetric(lambda indices: miou((np.bincount(indices, minlength=len(counts)) @ flat).reshape(shape)))
 
     def _per_class(self, counts: np.ndarray) -> dict[str, float | None]:
         values = iou(counts.sum(axis=0))
@@ -61,7 +63,7 @@ class SegmentationAnalysis:
                 "per_class_iou": self._per_class(counts),
                 "unknown_label_pixels": int(outputs.arrays[outputs.column_ids[0]]["unknown"][positions].sum())}
 
-    def variant_stats(self, outputs, column_id: str, noise: str, option: str) -> DenseStats:
+    def variant_stats(self, outputs, column_id: str, noise: str, option: str) -> VariantStats:
         reference_id = outputs.column_ids[0]
         positions = np.flatnonzero(outputs.valid)
         n = len(positions)
@@ -79,8 +81,8 @@ class SegmentationAnalysis:
         low, high = st.paired_bootstrap_ci(pct) if n else (math.nan, math.nan)
         identical = (ref_counts == counts).all(axis=(1, 2)) & (ref_grid == grid).all(axis=(1, 2)) & ~failed
         total = counts.sum(axis=0)
-        return DenseStats(
-            id=column_id, noise=noise, option=option, n=n, n_labeled=n, metric=self.metric, value=miou(total),
+        return VariantStats(
+            id=column_id, noise=noise, option=option, n=n, n_labeled=n, metric=self.metric.key, value=miou(total),
             extra={"pixel_accuracy": float(100 * np.trace(total[:, :-1]) / total.sum()) if total.sum() else None,
                    "per_class_iou": self._per_class(counts)},
             delta=comparison.delta if comparison else None, delta_ci=comparison.ci if comparison else None,

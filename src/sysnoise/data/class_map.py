@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from sysnoise.data.images import Dataset
 from sysnoise.errors import UserInputError
 from sysnoise.pipeline.spec import key_lines
-from sysnoise.tasks.classification import Dataset
 
 FORMAT = "one `class name: model index` entry per class (a JSON object or YAML mapping)"
 

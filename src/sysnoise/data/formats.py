@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from sysnoise.data import hf_datasets, members, webdataset
+from sysnoise.pipeline.limits import read_file
 from sysnoise.registry import Entry, Registry
 
 DATA_FORMATS: Registry = Registry("data format")
@@ -30,8 +31,6 @@ def find(path: Path) -> Entry | None:
 def read_bytes(path) -> bytes:
     """A sample's bytes: a regular file within the size limit, or CONTAINER#KEY read by the
     container's format (SampleError when it cannot be read)."""
-    from sysnoise.pipeline.limits import read_file
-
     if not os.path.lexists(path):
         for container, key in members.splits(path):
             entry = find(container) if container.exists() else None

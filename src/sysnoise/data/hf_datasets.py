@@ -11,9 +11,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from sysnoise import extras
+from sysnoise.data.images import Dataset, Sample
 from sysnoise.data.members import member_path
 from sysnoise.errors import SampleError, UserInputError
-from sysnoise.tasks.classification import Dataset, Sample
+from sysnoise.pipeline.limits import check_size, read_file
 
 SAVED = ("state.json", "dataset_info.json")  # what save_to_disk writes beside the Arrow files
 SPLITS = "dataset_dict.json"  # a DatasetDict saved to disk: one folder per split
@@ -88,8 +89,6 @@ def read(path: Path) -> Dataset:
 def read_member(source: Path, key: str) -> bytes:
     """Row `key`'s image bytes, within the file size limit; an image stored as a path is read as a
     file (pipeline.limits.read_file)."""
-    from sysnoise.pipeline.limits import check_size, read_file
-
     if not key.isdigit():
         raise SampleError(f"{source}: {key!r} is not a row index")
     try:

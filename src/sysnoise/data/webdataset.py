@@ -12,9 +12,10 @@ import tarfile
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
+from sysnoise.data.images import IMAGE_EXTENSIONS, Dataset, Sample
 from sysnoise.data.members import member_path
 from sysnoise.errors import SampleError, UserInputError
-from sysnoise.tasks.classification import IMAGE_EXTENSIONS, Dataset, Sample
+from sysnoise.pipeline.limits import read_slice
 
 SHARD_SUFFIX = ".tar"
 COMPRESSED = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar.zst")
@@ -68,8 +69,6 @@ def index(shard: Path) -> dict[str, tuple[int, int]]:
 
 def read_member(shard: Path, name: str) -> bytes:
     """One member's bytes, within the file size limit (pipeline.limits.read_slice)."""
-    from sysnoise.pipeline.limits import read_slice
-
     found = index(shard).get(PurePosixPath(name).as_posix())
     if found is None:
         raise SampleError(f"{shard}: no regular member {name!r}")

@@ -17,6 +17,8 @@ from typing import Callable
 
 import numpy as np
 
+from sysnoise.engine import distributed
+from sysnoise.engine.cache import InputCache
 from sysnoise.engine.lifetime import die_with_parent, terminate_as_interrupt
 from sysnoise.engine.outputs import RAGGED_BYTES, RAGGED_LENGTHS, RunOutputs
 from sysnoise.engine.plan import Column, Plan
@@ -108,7 +110,8 @@ def evaluate(
     store: ChunkStore | None = None,
     options: EngineOptions | None = None,
     on_progress: Callable[[int], None] | None = None,
-    task: Task | None = None,
+    *,
+    task: Task,
     calibration: list | None = None,
 ) -> RunOutputs | None:
     """Fill every column; under torchrun, rank 0 gets the RunOutputs and other ranks None.
@@ -117,11 +120,6 @@ def evaluate(
     inputs made by the reference pipeline)."""
     import torch
 
-    from sysnoise.engine import distributed
-    from sysnoise.engine.cache import InputCache
-    from sysnoise.tasks.classification import ClassificationTask
-
-    task = task or ClassificationTask()
     options = options or EngineOptions()
     columns = adapt.own_models(plan.columns) if options.adapt else plan.columns
     n = len(dataset.samples)

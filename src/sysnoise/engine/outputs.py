@@ -9,7 +9,6 @@ import numpy as np
 
 from sysnoise.engine.store import load_arrays, save_arrays
 
-FIELDS = ("topk", "prob")
 # A ragged field NAME (one byte string per sample: detection's RLE masks) is held as NAME.bytes
 # (the strings end to end, uint8) and NAME.lengths (n,); it is saved beside outputs.npz, in
 # outputs.NAME.npz, so the fixed-shape outputs stay small and quick to load.

@@ -12,9 +12,9 @@ the first calibration sample, else zeros of the pipeline's input size.
 
 from __future__ import annotations
 
-from sysnoise.inference import runtimes
+from sysnoise.inference import calibrate, runtimes
 from sysnoise.inference.operators import apply_operator
-from sysnoise.inference.precision import PRECISIONS, apply_precision
+from sysnoise.inference.precision import PRECISIONS, apply_precision, is_native
 from sysnoise.inference.precision import needs_calibration as _precision_needs_calibration
 from sysnoise.pipeline.spec import Pipeline
 
@@ -52,7 +52,7 @@ def build_model(base, pipeline: Pipeline, calibration=None, *, example=None, inf
         return model.eval()
     runtimes.RUNTIMES.get(pipeline.runtime)  # unknown names fail before any work
     PRECISIONS.get(pipeline.precision)
-    if pipeline.runtime != "torch" and pipeline.precision.endswith("-native"):
+    if pipeline.runtime != "torch" and is_native(pipeline.precision):
         raise ValueError(f"precision {pipeline.precision} is a torch cast; runtime {pipeline.runtime} "
                          "takes the float32 model (use an emulated precision or the runtime's own INT8)")
     if example is None and (pipeline.operators or pipeline.precision != "fp32" or pipeline.runtime != "torch"):
@@ -86,8 +86,6 @@ def build_models(base, pipelines: dict, *, reference: Pipeline, calibration_samp
                  batch_size: int = 16, device: str = "cpu", info: dict | None = None) -> dict:
     """{model key: built model or BuildFailure} for the engine. Calibration batches are made once,
     by the reference pipeline, only when some stage quantizes. The reference stage must build."""
-    from sysnoise.inference import calibrate
-
     batches = None
     if calibration_samples and any(needs_calibration(p) for p in pipelines.values()):
         batches = calibrate.batches(calibration_samples, reference, batch_size, task)

@@ -17,6 +17,9 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sysnoise.errors import SampleError, UserInputError
+from sysnoise.tasks.base import Task
+
 MAX_HELD_OUT = 32
 HELD_OUT_FRACTION = 5  # at most 1/5 of the dataset
 MIN_DATASET = 10  # below this, holding out would leave too little: ask for calibration data
@@ -47,8 +50,6 @@ def held_out_count(n: int, requested: int | None = None) -> int:
 def hold_out(samples: list, requested: int | None = None) -> tuple[list, list]:
     """(evaluation samples, calibration samples): the calibration samples are those whose id hashes
     lowest, so the choice does not depend on file order and is the same on every run."""
-    from sysnoise.errors import UserInputError
-
     if requested is None and len(samples) < MIN_DATASET:
         raise UserInputError(
             f"INT8 calibration needs data: the dataset has only {len(samples)} samples, too few to hold "
@@ -64,8 +65,6 @@ def _digest(path: Path) -> str:
 
 def check_disjoint(calibration: list, evaluation: list) -> None:
     """Refuse calibration files that are evaluation files (same resolved path or same bytes)."""
-    from sysnoise.errors import UserInputError
-
     eval_paths = {Path(s.path).resolve() for s in evaluation}
     same_path = [s.id for s in calibration if Path(s.path).resolve() in eval_paths]
     eval_digests = {}
@@ -94,9 +93,6 @@ def batches(samples, pipeline, batch_size: int = 16, task=None) -> list:
     `samples` may also be plain paths."""
     import numpy as np
     import torch
-
-    from sysnoise.errors import SampleError
-    from sysnoise.tasks.base import Task
 
     task = task or Task()
     key = pipeline.prefix("normalise")

@@ -13,11 +13,10 @@ import copy
 import warnings
 
 from sysnoise.inference.precision import PRECISIONS
+from sysnoise.language_models import is_causal_lm
 
 
 def _is_causal_lm(model) -> bool:
-    from sysnoise.language_models import is_causal_lm
-
     return is_causal_lm(model)
 
 

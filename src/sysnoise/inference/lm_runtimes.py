@@ -34,7 +34,9 @@ import time
 import warnings
 from pathlib import Path
 
-from sysnoise.inference.runtimes import ONNX, RUNTIMES, _session_options
+from sysnoise.inference import onnx_export
+from sysnoise.inference.runtimes import ONNX, RUNTIMES, session_options
+from sysnoise.language_models import is_causal_lm as check
 
 INT8_SETTINGS = {
     "tool": "onnxruntime.quantization.quantize_dynamic",
@@ -48,8 +50,6 @@ INT8_SETTINGS = {
 
 
 def is_causal_lm(model) -> bool:
-    from sysnoise.language_models import is_causal_lm as check
-
     return check(model)
 
 
@@ -64,7 +64,7 @@ def _ort_causal_lm(path: Path, info: dict):
     from transformers.modeling_outputs import CausalLMOutputWithPast
 
     started = time.perf_counter()
-    session = ort.InferenceSession(str(path), _session_options(), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
     if names != ["input_ids", "attention_mask"]:
         raise ValueError(f"the exported LM takes {names}; expected input_ids and attention_mask")
@@ -139,8 +139,6 @@ def _quantize(fp32: Path, out: Path, reduce_range: bool, external: bool) -> None
 def build_ort_lm(model, int8: bool = False, reduce_range: bool = False):
     """Export `model`, optionally quantize it, and load it on ONNX Runtime. The files live in a
     temporary folder (TMPDIR) removed before this returns: the session holds what it needs."""
-    from sysnoise.inference import onnx_export
-
     if not is_causal_lm(model):
         raise ValueError("the LM runtimes take a transformers causal LM (token ids and attention mask in)")
     info: dict = {"export": onnx_export.describe_causal_lm()}

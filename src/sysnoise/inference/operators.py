@@ -18,7 +18,9 @@ import copy
 import functools
 import inspect
 
+from sysnoise.inference.scoped import TensorUseCounter, changes_any, excluded_types, interpolations, with_rules
 from sysnoise.registry import Registry
+from sysnoise.tasks.detection_heads import anchor_strides, has_anchor_generator, pin_anchor_strides
 
 OPERATORS: Registry = Registry("operator variant")
 
@@ -66,8 +68,6 @@ def _ceil_maxpools(model):
 
 
 def _has_anchors(model) -> bool:
-    from sysnoise.tasks.detection_heads import has_anchor_generator
-
     return has_anchor_generator(model)
 
 
@@ -77,6 +77,7 @@ def _has_anchors(model) -> bool:
     "a detector's anchors stay at the trained strides",
     applies=lambda model: bool(_strided_maxpools(model)),
     needs_example=True,
+    noise="ceil-mode",
 )
 def maxpool_ceil(model, example=None):
     """The pool change alone. A torchvision detector recomputes its anchor strides from the feature
@@ -84,8 +85,6 @@ def maxpool_ceil(model, example=None):
     with, so they are pinned at what the un-rewritten model computes on `example`."""
     rewritten = _ceil_maxpools(model)
     if _has_anchors(model):
-        from sysnoise.tasks.detection_heads import anchor_strides, pin_anchor_strides
-
         if example is None:
             raise ValueError("maxpool-ceil on a detector needs an example input to find its trained anchor strides")
         rewritten = pin_anchor_strides(rewritten, anchor_strides(model, example))
@@ -97,6 +96,7 @@ def maxpool_ceil(model, example=None):
     "maxpool-ceil with torchvision's anchor strides recomputed as image_size // grid_size from the grown maps "
     "(zoo detector: 3, 7, 13, 24, 48 instead of 4, 8, 16, 32, 48): ceil_mode flipped in torchvision eager",
     applies=lambda model: bool(_strided_maxpools(model)) and _has_anchors(model),
+    noise="ceil-mode",
 )
 def maxpool_ceil_torchvision_strides(model):
     return _ceil_maxpools(model)
@@ -106,6 +106,7 @@ def maxpool_ceil_torchvision_strides(model):
     "avgpool-ceil",
     "strided average pool with ceil_mode=True (trained with floor)",
     applies=lambda model: bool(_strided_avgpools(model)),
+    noise="avgpool-ceil",
 )
 def avgpool_ceil(model):
     rewritten = copy.deepcopy(model)
@@ -118,6 +119,7 @@ def avgpool_ceil(model):
     "avgpool-count-pad",
     "padded average pool with count_include_pad flipped (PyTorch counts the padding, TF 'SAME' does not)",
     applies=lambda model: bool(_padded_avgpools(model)),
+    noise="avgpool-pad",
 )
 def avgpool_count_pad(model):
     rewritten = copy.deepcopy(model)
@@ -133,7 +135,7 @@ def other_framework_eps(eps: float) -> float:
     return TORCH_EPS if eps >= 1e-4 else KERAS_EPS
 
 
-def _batchnorms(model):
+def batchnorms(model):
     import torch
 
     return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
@@ -148,11 +150,12 @@ def _layernorms(model):
 @OPERATORS.register(
     "bn-eps",
     "BatchNorm epsilon swapped between PyTorch's 1e-5 and TF/Keras' 1e-3 (a port that keeps the default)",
-    applies=lambda model: bool(_batchnorms(model)),
+    applies=lambda model: bool(batchnorms(model)),
+    noise="norm-eps",
 )
 def bn_eps(model):
     rewritten = copy.deepcopy(model)
-    for norm in _batchnorms(rewritten):
+    for norm in batchnorms(rewritten):
         norm.eps = other_framework_eps(norm.eps)
     return rewritten
 
@@ -161,6 +164,7 @@ def bn_eps(model):
     "ln-eps",
     "LayerNorm/GroupNorm epsilon swapped between PyTorch's 1e-5 and TF/Keras' 1e-3",
     applies=lambda model: bool(_layernorms(model)),
+    noise="norm-eps",
 )
 def ln_eps(model):
     rewritten = copy.deepcopy(model)
@@ -172,8 +176,9 @@ def ln_eps(model):
 @OPERATORS.register(
     "bn-fold",
     "BatchNorm folded into the preceding convolution's weights and bias, as deployment compilers do",
-    applies=lambda model: bool(_batchnorms(model)) and bool(_convs(model)),
+    applies=lambda model: bool(batchnorms(model)) and bool(_convs(model)),
     needs_example=True,
+    noise="bn-fold",
 )
 def bn_fold(model, example=None):
     return fold_batchnorm(model, example)
@@ -191,7 +196,6 @@ def conv_bn_pairs(model, example) -> list[tuple[str, str]]:
     holds for any code structure (attributes, Sequential, functional glue)."""
     import torch
 
-    from sysnoise.inference.scoped import TensorUseCounter
 
     names = {id(m): n for n, m in model.named_modules()}
     produced: dict[int, tuple[str, object]] = {}  # id(output tensor) -> (conv name, tensor)
@@ -220,7 +224,7 @@ def conv_bn_pairs(model, example) -> list[tuple[str, str]]:
     counter = TensorUseCounter(lambda tensor_id: tensor_id in produced)
     for conv in _convs(model):
         handles.append(conv.register_forward_hook(after_conv))
-    for norm in _batchnorms(model):
+    for norm in batchnorms(model):
         handles.append(norm.register_forward_pre_hook(before_norm))
         handles.append(norm.register_forward_hook(after_norm, always_call=True))
     try:
@@ -287,7 +291,6 @@ def _source_mentions(cls: type, needles: tuple[str, ...]) -> bool:
 def _calls_functional(model, module_kind: str, needles: tuple[str, ...]) -> bool:
     import torch
 
-    from sysnoise.inference.scoped import excluded_types
 
     kind = getattr(torch.nn, module_kind)
     excluded = excluded_types()
@@ -312,8 +315,6 @@ def trained_upsampling(model, example, options) -> set[str]:
     """The upsample options that change none of the interpolations `model` makes on `example`:
     the modes it was trained with (on a bilinear segmenter upsample-bilinear, and
     upsample-nearest-exact, which only touches nearest), not variants of it."""
-    from sysnoise.inference.scoped import changes_any, interpolations
-
     calls = interpolations(model, example)
     return {option for option in options if not changes_any(option, calls)}
 
@@ -324,24 +325,27 @@ def uses_gelu(model) -> bool:
 
 def _functional(rule: str):
     def rewrite(model):
-        from sysnoise.inference.scoped import with_rules
-
         return with_rules(model, (rule,))
 
     return rewrite
 
 
-for _name, _text, _check in [
-    ("upsample-bilinear", "nearest(-exact) upsampling replaced by (bi/tri)linear, align_corners=False "
+for _name, _noise, _text, _check in [
+    ("upsample-bilinear", "upsample", "nearest(-exact) upsampling replaced by (bi/tri)linear, align_corners=False "
                           "(the paper's upsample noise)", interpolates),
-    ("upsample-nearest", "(bi/tri)linear and bicubic upsampling replaced by nearest (the paper's upsample noise "
+    ("upsample-nearest", "upsample", "(bi/tri)linear and bicubic upsampling replaced by nearest (the paper's upsample noise "
                          "on a model trained with bilinear)", interpolates),
-    ("upsample-align-corners", "linear/bilinear/bicubic upsampling with align_corners flipped", interpolates),
-    ("upsample-nearest-exact", "nearest <-> nearest-exact upsampling (PyTorch's legacy nearest vs the "
+    ("upsample-align-corners", "upsample", "linear/bilinear/bicubic upsampling with align_corners flipped", interpolates),
+    ("upsample-nearest-exact", "upsample", "nearest <-> nearest-exact upsampling (PyTorch's legacy nearest vs the "
                                "half-pixel-centre rule of TF/ONNX/OpenCV)", interpolates),
-    ("gelu-tanh", "GELU erf form <-> tanh approximation", uses_gelu),
+    ("gelu-tanh", "gelu-tanh", "GELU erf form <-> tanh approximation", uses_gelu),
 ]:
-    OPERATORS.register(_name, _text, applies=_check)(_functional(_name))
+    OPERATORS.register(_name, _text, applies=_check, noise=_noise)(_functional(_name))
+
+
+def options_of(noise: str) -> list[str]:
+    """The operator rewrites that belong to a catalogue noise (registry meta `noise`)."""
+    return [entry.name for entry in OPERATORS if entry.meta.get("noise") == noise]
 
 
 def applies(name: str, model) -> bool:

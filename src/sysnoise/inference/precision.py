@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import copy
 
+from sysnoise.inference.quantize import SCHEMES, simulate
+from sysnoise.inference.scoped import ROUNDING_RULES, STAND_IN, map_tensors, round_through, with_rules
 from sysnoise.registry import Registry
 
 PRECISIONS: Registry = Registry("precision")
@@ -27,7 +29,6 @@ def emulate_dtype(model, dtype):
     inference/scoped.py); float outputs come back float32, as from the original model."""
     import torch
 
-    from sysnoise.inference.scoped import ROUNDING_RULES, STAND_IN, map_tensors, round_through, with_rules
 
     rule = next(name for name, narrow in ROUNDING_RULES.items() if narrow == dtype)
     emulated = with_rules(model, (rule,)).to(STAND_IN)
@@ -46,7 +47,6 @@ def native_dtype(model, dtype):
     """A copy cast to `dtype`; inputs go in narrow, outputs come back float32 for the task."""
     import torch
 
-    from sysnoise.inference.scoped import map_tensors
 
     class NativeCast(torch.nn.Module):
         def __init__(self) -> None:
@@ -80,14 +80,14 @@ def bf16_emulated(model):
     return emulate_dtype(model, torch.bfloat16)
 
 
-@PRECISIONS.register("fp16-native", "native float16 (model.half()); exact, but slow on CPU")
+@PRECISIONS.register("fp16-native", "native float16 (model.half()); exact, but slow on CPU", native=True)
 def fp16_native(model):
     import torch
 
     return native_dtype(model, torch.float16)
 
 
-@PRECISIONS.register("bf16-native", "native bfloat16 (model.bfloat16()); exact, but slow on CPU")
+@PRECISIONS.register("bf16-native", "native bfloat16 (model.bfloat16()); exact, but slow on CPU", native=True)
 def bf16_native(model):
     import torch
 
@@ -96,16 +96,12 @@ def bf16_native(model):
 
 def _int8(scheme: str):
     def simulated(model, calibration=None):
-        from sysnoise.inference.quantize import simulate
-
         return simulate(model, calibration, scheme)
 
     return simulated
 
 
 def _register_int8() -> None:
-    from sysnoise.inference.quantize import SCHEMES
-
     for name, scheme in SCHEMES.items():
         PRECISIONS.register(name, scheme.description, family="int8", calibrated=True)(_int8(name))
 
@@ -121,12 +117,13 @@ def family(name: str) -> str:
     return PRECISIONS.get(name).meta.get("family", "float")
 
 
+def is_native(name: str) -> bool:
+    """A torch cast of the whole model (.half()), not an emulation: exact, slow on a CPU."""
+    return bool(PRECISIONS.get(name).meta.get("native"))
+
+
 def apply_precision(name: str, model, calibration=None):
     entry = PRECISIONS.get(name)
     if entry.meta.get("calibrated"):
         return entry.fn(model, calibration)
     return entry.fn(model)
-
-
-# language-model options (int8-dynamic, weight-only, attention precision): registered on import
-from sysnoise.inference import lm_quant  # noqa: E402,F401

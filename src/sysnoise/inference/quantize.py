@@ -32,6 +32,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from sysnoise.inference.operators import batchnorms, fold_batchnorm
+
 QMIN, QMAX = -128, 127
 SYMMETRIC_QMIN = -127
 BINS = 2048
@@ -253,7 +255,6 @@ def simulate(model, calibration, scheme: Scheme | str):
     """A simulated-INT8 copy of `model` calibrated on `calibration` (a list of input batches)."""
     import torch
 
-    from sysnoise.inference.operators import _batchnorms, fold_batchnorm
 
     scheme = SCHEMES[scheme] if isinstance(scheme, str) else scheme
     batches = list(calibration or [])
@@ -287,7 +288,7 @@ def simulate(model, calibration, scheme: Scheme | str):
         "quantization": "simulated INT8 (fake-quant in float32)",
         "scheme": scheme.to_dict(),
         "layers_quantized": sum(1 for obs in observers if obs.lo <= obs.hi),
-        "batchnorms_folded": len(_batchnorms(model)) - len(_batchnorms(quantized)),
+        "batchnorms_folded": len(batchnorms(model)) - len(batchnorms(quantized)),
         "calibration_samples": int(sum(len(b) for b in batches)),
     }
     return quantized

@@ -31,7 +31,11 @@ import warnings
 from pathlib import Path
 
 from sysnoise import extras
+from sysnoise.errors import UserInputError
+from sysnoise.inference import onnx_export
+from sysnoise.language_models import is_causal_lm
 from sysnoise.registry import Registry
+from sysnoise.weights import sha256_file
 
 RUNTIMES: Registry = Registry("runtime")
 ONNX_FILE_PREFIX = "onnx:"
@@ -41,12 +45,10 @@ def takes_images(model) -> bool:
     """The runtimes above export one image batch from a torch model: a causal LM (token ids and a
     mask) takes the LM runtimes of lm_runtimes instead, and a model another engine already runs
     (runs_outside_torch) cannot be exported again; both report these as n/a."""
-    from sysnoise.language_models import is_causal_lm
-
     return not runs_outside_torch(model) and not is_causal_lm(model)
 
 
-def _session_options():
+def session_options():
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -89,7 +91,7 @@ def _ort_module(model_bytes_or_path, info: dict):
     import torch
 
     source = str(model_bytes_or_path) if isinstance(model_bytes_or_path, Path) else model_bytes_or_path
-    session = ort.InferenceSession(source, _session_options(), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(source, session_options(), providers=["CPUExecutionProvider"])
     inputs = session.get_inputs()
     if len(inputs) != 1:
         raise ValueError(f"the ONNX model takes {len(inputs)} inputs; sysnoise feeds one image batch")
@@ -133,8 +135,6 @@ ONNX = {"available": lambda: extras.available("onnx"), "install": extras.install
 @RUNTIMES.register("onnxruntime", "exported with torch.onnx.export, run by ONNX Runtime on CPU, float32",
                    applies=takes_images, **ONNX)
 def onnxruntime_fp32(model, example=None, calibration=None):
-    from sysnoise.inference import onnx_export
-
     info = {"export": onnx_export.describe()}
     return _ort_module(onnx_export.export(model, example), info)
 
@@ -154,11 +154,15 @@ class _Reader:
 
 def _ort_int8(quant_format: str):
     def build(model, example=None, calibration=None):
-        from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
-        from onnxruntime.quantization import quantize_static
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
-        from sysnoise.inference import onnx_export
 
         batches = list(calibration or [])
         if not batches:
@@ -286,9 +290,6 @@ def is_onnx_file(runtime: str) -> bool:
 
 def load_onnx_file(path: str | Path):
     """A user's own ONNX file on ONNX Runtime, as the deployed model."""
-    from sysnoise.errors import UserInputError
-    from sysnoise.models import sha256_file
-
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"ONNX file not found: {path}")
@@ -307,6 +308,3 @@ def applies(name: str, model) -> bool:
 
 def apply_runtime(name: str, model, example=None, calibration=None):
     return RUNTIMES(name)(model, example, calibration)
-
-
-from sysnoise.inference import lm_runtimes  # noqa: E402,F401  (registers the causal-LM runtimes)

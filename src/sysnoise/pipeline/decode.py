@@ -33,6 +33,7 @@ from sysnoise.errors import DecodeError, message
 from sysnoise.pipeline.integrity import PNG_SIGNATURE, png_problem, truncation
 from sysnoise.pipeline.limits import check_pixels
 from sysnoise.registry import Registry
+from sysnoise.versions import library_version
 
 DECODERS: Registry = Registry("decoder")
 
@@ -293,8 +294,6 @@ def decode_dali(data: bytes) -> np.ndarray:
 
 def decoder_versions() -> dict[str, str]:
     """Each decoder's library and version (or why it is unavailable), for the results."""
-    from sysnoise.environment import library_version
-
     out = {}
     for entry in DECODERS:
         reason = unavailable_reason(entry.name)

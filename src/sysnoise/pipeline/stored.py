@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from sysnoise.errors import SampleError, UserInputError
+from sysnoise.pipeline.decode import decode
 
 PREFIX = "stored:"
 MANIFEST = "sysnoise-stored.json"
@@ -76,8 +77,6 @@ def read_array(path: Path) -> np.ndarray:
         except (OSError, ValueError) as err:
             raise SampleError(f"{path}: cannot read .npy: {err}") from None
     else:
-        from sysnoise.pipeline.decode import decode
-
         try:
             data = path.read_bytes()
         except OSError as err:

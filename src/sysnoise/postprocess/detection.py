@@ -20,9 +20,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from sysnoise.postprocess import POSTPROCESS
 from sysnoise.postprocess import boxes as box_ops
 from sysnoise.postprocess.nms import batched
+from sysnoise.postprocess.options import POSTPROCESS
 
 MAX_DETECTIONS = 100  # COCOeval's largest maxDets: stored outputs hold this many per image
 CLIPS = ("before-nms", "after-nms", "none")

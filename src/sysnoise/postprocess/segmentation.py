@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from sysnoise.postprocess import POSTPROCESS
+from sysnoise.postprocess.options import POSTPROCESS
 
-RESIZES = ("logits-bilinear", "logits-bilinear-align-corners", "labels-nearest", "labels-nearest-legacy")
+MASK_RESIZES = ("logits-bilinear", "logits-bilinear-align-corners", "labels-nearest", "labels-nearest-legacy")
 GRID = 64  # predictions kept per image on a GRID x GRID lattice, for the pixel-agreement measure
 NO_PREDICTION = 255
 
@@ -30,8 +30,8 @@ class SegmentationPost:
     ignore_index: int = 255
 
     def __post_init__(self) -> None:
-        if self.resize not in RESIZES:
-            raise ValueError(f"unknown mask resize {self.resize!r}; known: {', '.join(RESIZES)}")
+        if self.resize not in MASK_RESIZES:
+            raise ValueError(f"unknown mask resize {self.resize!r}; known: {', '.join(MASK_RESIZES)}")
 
 
 def _option(name: str, description: str, **changes) -> None:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from sysnoise.report.markdown import fmt, fmt_ci, metric_label, nothing_measured, places_for, task_words
+from rich.console import Console
+from rich.table import Table
+
+from sysnoise.analysis.combine import effect, effect_ci
+from sysnoise.analysis.metric import metric_of, places_of
+from sysnoise.report import language
+from sysnoise.report.columns import TERMINAL, columns_for, fmt, fmt_ci, value_of
+from sysnoise.report.markdown import nothing_measured
 
 
 def reference_lines(model_name: str, resolved) -> list[str]:
@@ -19,42 +26,27 @@ def reference_lines(model_name: str, resolved) -> list[str]:
     return lines
 
 
-# (header, cell of a variant row) for the number columns, in the order they are dropped last to
-# first when the terminal is narrow; numbers are never cut, names wrap instead.
-NAME_MIN_WIDTH = 8
-
-
-def _number_columns(results: dict, places: int, metric: str, label: str) -> list[tuple[str, object]]:
-    return [
-        (label, lambda v: fmt(v[metric], places)),
-        ("delta", lambda v: fmt(v["delta"], places) + ("*" if v["distinguishable_from_zero"] else "")),
-        ("95% CI", lambda v: fmt_ci(v["delta_ci"], places)),
-        ("flips %", lambda v: fmt(v["flip_rate"], places)),
-        ("identical %", lambda v: fmt(v["identical"], 0)),
-    ]
+NAME_MIN_WIDTH = 8  # numbers are never cut: the noise and option names wrap instead
 
 
 def summary_table(results: dict, width: int):
     """The variants as a rich Table that fits `width` columns: the number columns that fit whole
     (a cell's full width each), the noise and option names wrapping in what is left."""
-    from rich.table import Table
-
-    ref = results["reference"]
-    places, metric, label = places_for(results), ref.get("metric", "top1"), metric_label(results)
-    columns = _number_columns(results, places, metric, label)
+    ref, metric, places = results["reference"], metric_of(results), places_of(results)
     rows = results["variants"]
-    widths = [max([len(header)] + [len(cell(v)) for v in rows]) for header, cell in columns]
+    columns = columns_for(rows, TERMINAL)
+    widths = [max([len(c.title(metric))] + [len(c.text(v, places, metric)) for v in rows]) for c in columns]
     # each column costs its content, one space of padding either side and one border
     while columns and 1 + 2 * (NAME_MIN_WIDTH + 3) + sum(w + 3 for w in widths) > width:
         columns, widths = columns[:-1], widths[:-1]
-    table = Table(title=f"{results['model']['name']}: reference {label} {fmt(ref[metric], places)} "
+    table = Table(title=f"{results['model']['name']}: reference {metric.label} {fmt(value_of(ref, metric), places)} "
                         f"on {ref['n_labeled']} labeled / {ref['n']} samples")
     for header in ("noise", "option"):
         table.add_column(header, overflow="fold", min_width=NAME_MIN_WIDTH)
-    for (header, _), column_width in zip(columns, widths):
-        table.add_column(header, justify="right", no_wrap=True, min_width=column_width)
+    for column, column_width in zip(columns, widths):
+        table.add_column(column.title(metric), justify="right", no_wrap=True, min_width=column_width)
     for v in rows:
-        table.add_row(v["noise"], v["option"], *(cell(v) for _, cell in columns))
+        table.add_row(v["noise"], v["option"], *(c.text(v, places, metric) for c in columns))
     for noise in results["noises"]:
         if not noise["applies"]:
             table.add_row(noise["name"], "n/a", *("" for _ in columns))
@@ -62,25 +54,19 @@ def summary_table(results: dict, width: int):
 
 
 def print_summary(results: dict, console=None) -> None:
-    from rich.console import Console
-
     if results.get("task") == "language":
-        from sysnoise.report import language
-
         return language.print_summary(results, console)
     console = console or Console()
     console.print(summary_table(results, console.width))
-    console.print(f"* delta distinguishable from zero ({task_words(results)['test']}, p < 0.05)")
+    console.print(f"* delta distinguishable from zero ({metric_of(results).test}, p < 0.05)")
     if nothing_measured(results):
         console.print(nothing_measured(results), markup=False, highlight=False, style="bold")
-    for line in combined_lines(results, places_for(results)):
+    for line in combined_lines(results, places_of(results)):
         console.print(line, markup=False, highlight=False)
 
 
 def combined_lines(results: dict, places: int) -> list[str]:
     """The stepwise path and the deployment total, one line each step."""
-    from sysnoise.analysis.combine import effect, effect_ci
-
     lines = []
     steps = results.get("stepwise", {}).get("steps", [])
     if steps:

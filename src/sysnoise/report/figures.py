@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from sysnoise.analysis.combine import worst_rows
+from sysnoise.data.formats import read_bytes
 from sysnoise.engine.outputs import RunOutputs
 from sysnoise.engine.plan import Column
 from sysnoise.errors import SampleError
+from sysnoise.pipeline.preprocess import pixels
 from sysnoise.pipeline.spec import Pipeline
 
 MAX_DIFFERENCES = 4
@@ -138,9 +140,6 @@ def _panel(images: list[np.ndarray], gap: int = 6) -> np.ndarray:
 def _pixels(path: Path, sample: str, pipelines: list[Pipeline]) -> dict[tuple, object]:
     """{geometry prefix: uint8 image, or a SampleError / None where there is no picture to show
     (a failed stage, or pixels stored past the geometry stage)}."""
-    from sysnoise.data.formats import read_bytes
-    from sysnoise.pipeline.preprocess import pixels
-
     return pixels(read_bytes(path), pipelines, sample_id=sample)
 
 

@@ -12,8 +12,19 @@ import re
 from pathlib import Path
 
 from sysnoise.analysis.combine import effect, effect_ci, worst_rows
-from sysnoise.report.markdown import (calibration_note, combined_what, data_title, fmt, fmt_ci, fmt_p, labeled, metric_label, misconfigured, noise_cell,
-                                     nothing_measured, places_for, precision_note, shown, star, task_words)
+from sysnoise.analysis.metric import metric_of, places_of
+from sysnoise.report.columns import STEPWISE, columns_for, fmt, fmt_ci, star, value_of
+from sysnoise.report.markdown import (
+    calibration_note,
+    combined_what,
+    data_title,
+    labeled,
+    misconfigured,
+    noise_cell,
+    nothing_measured,
+    precision_note,
+    shown,
+)
 
 SIGNIFICANT = "#b2182b"  # distinguishable from zero
 NOT_SIGNIFICANT = "#8da0b3"
@@ -185,11 +196,9 @@ def _table(headers: list[str], rows: list[str]) -> str:
 
 
 def summary_cards(results: dict, places: int) -> str:
-    ref = results["reference"]
-    metric = ref.get("metric", "top1")
-    label = metric_label(results)
-    cards = [(f"reference {label}", fmt(ref.get(metric), places),
-              f"95% CI {fmt_ci(ref.get(metric + '_ci'), places)} on {ref['n_labeled']} labeled"
+    ref, metric = results["reference"], metric_of(results)
+    cards = [(f"reference {metric.label}", fmt(value_of(ref, metric), places),
+              f"95% CI {fmt_ci(ref.get(metric.key + '_ci'), places)} on {ref['n_labeled']} labeled"
               if labeled(results) else f"{ref['n']} unlabeled samples: agreement only")]
     worst = worst_rows(results) if ref["n"] else {}  # no sample: no effect to rank
     if worst:
@@ -209,18 +218,17 @@ def summary_cards(results: dict, places: int) -> str:
     variants = [v for v in results["variants"] if v["noise"] not in misconfigured(results)]
     if labeled(results):
         cards.append(("distinguishable from zero", f"{sum(v['distinguishable_from_zero'] for v in variants)} "
-                      f"of {len(variants)}", f"variants with p < 0.05 ({task_words(results)['test']})"))
+                      f"of {len(variants)}", f"variants with p < 0.05 ({metric.test})"))
     return '<div class="cards">' + "".join(
         f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div><div class="d">{esc(d)}</div></div>'
         for k, v, d in cards) + "</div>"
 
 
 def summary_table(results: dict, places: int) -> str:
-    ref = results["reference"]
-    metric = ref.get("metric", "top1")
+    ref, metric = results["reference"], metric_of(results)
     noises = [n for n in results["noises"] if n["name"] not in misconfigured(results)]  # reported apart
-    headers = ["model", f"reference {metric_label(results)}"] + [n["name"] for n in noises]
-    cells = [f"<td>{esc(results['model']['name'])}</td>", _num(ref.get(metric), places)]
+    headers = ["model", f"reference {metric.label}"] + [n["name"] for n in noises]
+    cells = [f"<td>{esc(results['model']['name'])}</td>", _num(value_of(ref, metric), places)]
     for noise in noises:
         text = noise_cell(noise, places)
         cells.append(f'<td class="n{" na" if text in ("n/a", "-") else ""}">{esc(text)}</td>')
@@ -255,21 +263,23 @@ def noise_charts(results: dict, noises: list[dict], places: int) -> str:
     return '<div class="grid">' + "".join(parts) + "</div>"
 
 
+def _cells(row: dict, columns, places: int, metric) -> str:
+    """One row's cells under the declared columns: numbers right-aligned, a distinguishable delta marked."""
+    out = []
+    for column in columns:
+        kind = "" if column.key in ("noise", "option") else "n"
+        if column.key == "delta" and star(row):
+            kind += " sig"
+        out.append(f'<td class="{kind}">{esc(column.text(row, places, metric))}</td>' if kind
+                   else f"<td>{esc(column.text(row, places, metric))}</td>")
+    return "".join(out)
+
+
 def option_table(rows: list[dict], results: dict, places: int) -> str:
-    metric = results["reference"].get("metric", "top1")
-    headers = ["noise", "option", metric_label(results), "delta", "95% CI", "p", "flips %", "c→w", "w→c",
-               "identical %", "failed"]
-    body = []
-    for v in rows:
-        sig = bool(star(v))
-        body.append(
-            f"<tr><td>{esc(v['noise'])}</td><td>{esc(v['option'])}</td>{_num(v.get(metric), places)}"
-            f"{_num(v['delta'], places, sig)}<td class=\"n\">{esc(fmt_ci(v['delta_ci'], places))}</td>"
-            f"<td class=\"n\">{esc(fmt_p(v['p_value']))}</td>{_num(v['flip_rate'], places)}"
-            f"<td class=\"n\">{v['correct_to_wrong']}</td><td class=\"n\">{v['wrong_to_correct']}</td>"
-            f"{_num(v['identical'], 0)}<td class=\"n\">{v['n_failed']}</td></tr>"
-        )
-    return _table(headers, body)
+    metric = metric_of(results)
+    columns = columns_for(rows)
+    return _table([c.title(metric) for c in columns],
+                  [f"<tr>{_cells(v, columns, places, metric)}</tr>" for v in rows])
 
 
 def stepwise_section(results: dict, places: int) -> str:
@@ -279,15 +289,11 @@ def stepwise_section(results: dict, places: int) -> str:
     steps = stepwise["steps"]
     ylabel = "cumulative delta, points" if labeled(results) else "cumulative flip rate, %"
     how = "greedily, worst single noise first" if stepwise["order"] == "greedy" else "in the order given"
-    metric = results["reference"].get("metric", "top1")
-    rows = [
-        f"<tr><td class=\"n\">{s['step']}</td><td>+{esc(s['added_noise'])} = {esc(s['added_option'])}</td>"
-        f"{_num(s.get(metric), places)}{_num(s['delta'], places, bool(star(s)))}"
-        f"<td class=\"n\">{esc(fmt_ci(s['delta_ci'], places))}</td><td class=\"n\">{esc(fmt_p(s['p_value']))}</td>"
-        f"{_num(s['flip_rate'], places)}</tr>"
-        for s in steps
-    ]
-    table = _table(["step", "added", metric_label(results), "cumulative delta", "95% CI", "p", "flips %"], rows)
+    metric = metric_of(results)
+    columns = columns_for(steps, STEPWISE)
+    rows = [f"<tr><td class=\"n\">{s['step']}</td><td>+{esc(s['added_noise'])} = {esc(s['added_option'])}</td>"
+            f"{_cells(s, columns, places, metric)}</tr>" for s in steps]
+    table = _table(["step", "added", metric.label, "cumulative delta", "95% CI", "p", "flips %"], rows)
     return (f'<h2 id="stepwise">Combined noise, step by step</h2><p class="note">Noises added one at a time '
             f"({esc(how)}); each step is the reference with every option so far applied (the paper's Fig. 3). "
             f'The band is the 95% interval.</p><figure class="stepwise">{stepwise_chart(steps, ylabel, places)}'
@@ -405,10 +411,10 @@ def problems_section(results: dict) -> str:
 
 def render(results: dict, folder: str | Path) -> str:
     folder = Path(folder)
-    places = places_for(results)
+    places, metric = places_of(results), metric_of(results)
     ref = results["reference"]
     what = ("delta: reference minus variant in points; * and red: distinguishable from zero "
-            f"({task_words(results)['test']}, p < 0.05)"
+            f"({metric.test}, p < 0.05)"
             if labeled(results) else "no labels: the flip rate (how often the top-1 changed) is all that can be "
                                       "measured")
     title = f"sysnoise: {results['model']['name']} on {data_title(results)}"
@@ -420,7 +426,7 @@ def render(results: dict, folder: str | Path) -> str:
         f'<p class="nothing"><b>{esc(nothing_measured(results))}</b></p>' if nothing_measured(results) else "",
         summary_cards(results, places),
         f'<p class="note">{esc(precision_note(results, places))} {esc(what)}. {esc(calibration_note(results))}</p>',
-        f'<h2 id="summary">Summary</h2><p class="note">The paper\'s {task_words(results)["table"]} shape: one cell '
+        f'<h2 id="summary">Summary</h2><p class="note">The paper\'s {metric.table} shape: one cell '
         "per noise, mean ± std (max) over its options.</p>",
         summary_table(results, places),
         '<h2 id="noises">Every noise with its 95% interval</h2>',

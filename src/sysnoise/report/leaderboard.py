@@ -12,9 +12,12 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from sysnoise.analysis.metric import metric_of, places_of
 from sysnoise.engine.store import digest
 from sysnoise.errors import UserInputError
-from sysnoise.report.markdown import fmt, metric_label, misconfigured, noise_cell, places_for
+from sysnoise.report.columns import fmt, value_of
+from sysnoise.report.html import STYLE, esc
+from sysnoise.report.markdown import misconfigured, noise_cell
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -89,20 +92,20 @@ def boards(conn: sqlite3.Connection, dataset: str | None = None) -> list[Board]:
 def table(board: Board) -> tuple[list[str], list[list[str]], int]:
     """Headers, rows (best reference metric first) and the decimals the data supports."""
     runs = list(board.runs)
-    metric = runs[0]["reference"].get("metric", "top1")
+    metric = metric_of(runs[0])
     # All runs saw the same samples; skipped samples can differ, so take the coarsest resolution.
-    places = min(places_for(r) for r in runs)  # mAP / mIoU: two decimals (markdown.places_for)
-    runs.sort(key=lambda r: (-(r["reference"].get(metric) if r["reference"].get(metric) is not None
-                               else float("-inf")), r["model"]["name"]))
+    places = min(places_of(r) for r in runs)
+    value = lambda r: value_of(r["reference"], metric)  # noqa: E731
+    runs.sort(key=lambda r: (-(value(r) if value(r) is not None else float("-inf")), r["model"]["name"]))
     noises: list[str] = []
     for r in runs:  # configuration errors are reported apart, not in this table
         noises += [n["name"] for n in r["noises"] if n["name"] not in noises and n["name"] not in misconfigured(r)]
     combined = any(r.get("stepwise") for r in runs)
-    headers = ["model", f"reference {metric_label(runs[0])}"] + noises + (["combined"] if combined else [])
+    headers = ["model", f"reference {metric.label}"] + noises + (["combined"] if combined else [])
     rows = []
     for r in runs:
         by_name = {n["name"]: n for n in r["noises"]}
-        row = [r["model"]["name"], fmt(r["reference"].get(metric), places)]
+        row = [r["model"]["name"], fmt(value(r), places)]
         row += [noise_cell(by_name[name], places) if name in by_name else "" for name in noises]
         if combined:
             steps = r.get("stepwise", {}).get("steps")
@@ -133,8 +136,6 @@ def render_markdown(all_boards: list[Board]) -> str:
 
 
 def render_html(all_boards: list[Board]) -> str:
-    from sysnoise.report.html import STYLE, esc
-
     parts = []
     for board in all_boards:
         headers, rows, _ = table(board)

@@ -3,40 +3,10 @@ detail, the stepwise combination, the deployment attribution and the pictures.""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-METRIC_LABELS = {"top1": "top-1", "map": "mAP", "miou": "mIoU"}
-# What the columns mean per task (the paper's table, the test behind p, what a flip and c->w count).
-TASK_WORDS = {
-    "classification": {"table": "Table 2", "test": "McNemar exact test", "flips": "% of samples whose top-1 changed",
-                       "c2w": "samples the variant made wrong / right"},
-    "detection": {"table": "Table 3", "test": "paired bootstrap over images (the interval inverted)",
-                  "flips": "% of images whose confident detections (score >= 0.5) changed: not matched one to one "
-                           "by the same class at IoU >= 0.5",
-                  "c2w": "images where the variant's confident detections find fewer / more objects (IoU >= 0.5)"},
-    "segmentation": {"table": "Table 4", "test": "paired bootstrap over images (the interval inverted)",
-                     "flips": "% of labeled pixels whose predicted class changed (64 x 64 lattice per image, mean over "
-                              "images)", "c2w": "images where the variant labels fewer / more pixels correctly"},
-}
-DENSE_PLACES = 2  # mAP and mIoU are not proportions of samples: two decimals, as the paper's Tables 3 and 4
-
-
-def task_words(results: dict) -> dict:
-    return TASK_WORDS.get(results.get("task"), TASK_WORDS["classification"])
-
-
-def decimals_for(n: int) -> int:
-    """One sample moves an accuracy by 100/n points: print no finer than that resolution."""
-    return max(0, min(3, math.ceil(math.log10(n / 100)))) if n > 0 else 0
-
-
-def fmt(value, places: int) -> str:
-    return "-" if value is None else f"{value:.{places}f}"
-
-
-def fmt_ci(ci, places: int) -> str:
-    return "-" if not ci or None in ci else f"[{ci[0]:.{places}f}, {ci[1]:.{places}f}]"
+from sysnoise.analysis.metric import metric_of, places_of
+from sysnoise.report.columns import STEPWISE, columns_for, fmt, fmt_ci, fmt_p, star, value_of
 
 
 def shown(name: str) -> str:
@@ -59,31 +29,15 @@ def nothing_measured(results: dict) -> str:
     if not ref["n"]:
         return (f"No evaluable samples: all {len(results['skipped'])} samples were skipped (the reasons are listed "
                 "under the skipped samples); nothing was measured.")
-    if results.get("task") in ("detection", "segmentation") and ref.get(ref.get("metric")) is None:
-        return (f"No evaluable samples for {metric_label(results)}: the ground truth holds no objects, so the metric "
+    if ref["n_labeled"] and value_of(ref, metric_of(results)) is None:
+        return (f"No evaluable samples for {metric_of(results).label}: the ground truth holds no objects, so the metric "
                 "is undefined; only the agreement with the reference (flips) is measured.")
     return ""
 
 
-def fmt_p(p) -> str:
-    return "-" if p is None else f"{p:.2g}"
-
-
-def metric_label(results: dict) -> str:
-    metric = results["reference"].get("metric", "top1")
-    return METRIC_LABELS.get(metric, metric)
-
-
-def places_for(results: dict) -> int:
-    ref = results["reference"]
-    if ref.get("metric") in ("map", "miou"):
-        return DENSE_PLACES
-    return decimals_for(ref["n_labeled"] if ref["n_labeled"] else ref["n"])
-
-
 def precision_note(results: dict, places: int) -> str:
     ref = results["reference"]
-    if ref.get("metric") in ("map", "miou"):
+    if metric_of(results).places is not None:
         return (f"Numbers are printed to {places} decimals, as the paper's tables; intervals from "
                 f"{results['run'].get('bootstrap_resamples', 2000)} paired bootstrap resamples of the images.")
     return (f"Numbers are printed to {places} decimal(s): one sample moves a percentage by "
@@ -100,10 +54,6 @@ MISCONFIGURATION = "misconfiguration"  # a noise stage: configuration errors (RG
 def misconfigured(results: dict) -> set[str]:
     """Noises that are configuration errors: reported apart, left out of the summary."""
     return {n["name"] for n in results["noises"] if n["stage"] == MISCONFIGURATION}
-
-
-def star(row: dict) -> str:
-    return "*" if row.get("distinguishable_from_zero") else ""
 
 
 def noise_cell(noise: dict, places: int) -> str:
@@ -170,52 +120,39 @@ def combined_cell(results: dict, places: int) -> str:
 
 
 def summary_table(results: dict, places: int) -> list[str]:
-    ref = results["reference"]
-    metric = ref.get("metric", "top1")
+    ref, metric = results["reference"], metric_of(results)
     noises = [n for n in results["noises"] if n["stage"] != MISCONFIGURATION]  # reported apart: not noise
     combined = combined_cell(results, places)
-    headers = ["model", f"reference {metric_label(results)}"] + [n["name"] for n in noises]
-    cells = [results["model"]["name"], fmt(ref.get(metric), places)] + [noise_cell(n, places) for n in noises]
+    headers = ["model", f"reference {metric.label}"] + [n["name"] for n in noises]
+    cells = [results["model"]["name"], fmt(value_of(ref, metric), places)] + [noise_cell(n, places) for n in noises]
     if combined:
         headers.append("combined")
         cells.append(combined)
     return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers), "| " + " | ".join(cells) + " |"]
 
 
-def option_table(rows: list[dict], places: int, metric: str, label: str) -> list[str]:
-    lines = [
-        f"| noise | option | {label} | delta | 95% CI | p | flips % | c->w | w->c | identical % | failed |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for v in rows:
-        lines.append(
-            f"| {v['noise']} | {v['option']} | {fmt(v.get(metric), places)} | {fmt(v['delta'], places)}{star(v)} | "
-            f"{fmt_ci(v['delta_ci'], places)} | {fmt_p(v['p_value'])} | {fmt(v['flip_rate'], places)} | "
-            f"{v['correct_to_wrong']} | {v['wrong_to_correct']} | {fmt(v['identical'], 0)} | {v['n_failed']} |"
-        )
-    return lines
+def table(rows: list[dict], columns, places: int, metric) -> list[str]:
+    """A Markdown table of `rows` under the declared `columns` (report/columns.py)."""
+    lines = ["| " + " | ".join(c.title(metric) for c in columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(c.text(row, places, metric) for c in columns) + " |" for row in rows]
 
 
-BREAKDOWN = {  # the usual breakdown per dense task: (results key, column header)
-    "detection": (("map", "AP"), ("ap50", "AP50"), ("ap75", "AP75"), ("ap_small", "APs"), ("ap_medium", "APm"),
-                  ("ap_large", "APl"), ("ar100", "AR100")),
-    "segmentation": (("miou", "mIoU"), ("pixel_accuracy", "pixel acc."),),
-}
-PER_CLASS = {"detection": ("per_class_ap", "AP"), "segmentation": ("per_class_iou", "IoU")}
+def option_table(rows: list[dict], places: int, metric) -> list[str]:
+    return table(rows, columns_for(rows), places, metric)
 
 
 def breakdown_section(results: dict, places: int) -> list[str]:
-    """Detection: COCOeval's AP/AR breakdown per column; segmentation: pixel accuracy; both with
-    the reference's per-class numbers."""
-    task = results.get("task")
-    if task not in BREAKDOWN:
+    """The metric's breakdown per column (detection: COCOeval's AP/AR; segmentation: pixel
+    accuracy) and the reference's per-class numbers, for metrics that have them."""
+    metric = metric_of(results)
+    if metric.per_class is None:
         return []
-    columns = BREAKDOWN[task]
-    rows = [("reference", results["reference"])] + [(v["id"], v) for v in results["variants"]]
-    lines = ["## Breakdown", "", "| column | " + " | ".join(h for _, h in columns) + " |",
-             "|---|" + "---|" * len(columns)]
-    lines += [f"| {name} | " + " | ".join(fmt(row.get(key), places) for key, _ in columns) + " |" for name, row in rows]
-    key, header = PER_CLASS[task]
+    columns = [("reference", results["reference"])] + [(v["id"], v) for v in results["variants"]]
+    lines = ["## Breakdown", "", "| column | " + " | ".join(h for _, h in metric.breakdown) + " |",
+             "|---|" + "---|" * len(metric.breakdown)]
+    lines += [f"| {name} | " + " | ".join(fmt(row.get(key), places) for key, _ in metric.breakdown) + " |"
+              for name, row in columns]
+    key, header = metric.per_class
     per_class = results["reference"].get(key) or {}
     if per_class:
         lines += ["", f"Reference {header} per class:", "", "| class | " + " | ".join(per_class) + " |",
@@ -228,7 +165,7 @@ def segm_section(results: dict, places: int) -> list[str]:
     """Detection with a mask head: COCO mask AP (segm) per column, its delta and interval; columns
     without it (post-processing noise, or ground truth without masks) say why."""
     ref = results["reference"]
-    if results.get("task") != "detection" or not ({"segm_ap", "segm_not_computed"} & set(ref)):
+    if not ({"segm_ap", "segm_not_computed"} & set(ref)):
         return []
     lines = ["## Mask AP (segm)", ""]
     if "segm_ap" not in ref:
@@ -255,7 +192,7 @@ def segm_section(results: dict, places: int) -> list[str]:
     return lines + [""]
 
 
-def stepwise_section(results: dict, places: int, metric: str, label: str) -> list[str]:
+def stepwise_section(results: dict, places: int, metric) -> list[str]:
     stepwise = results.get("stepwise")
     if not stepwise:
         return []
@@ -266,15 +203,13 @@ def stepwise_section(results: dict, places: int, metric: str, label: str) -> lis
         f"Noises added one at a time ({how}), each at its chosen option; every row is measured on the "
         "reference with all options so far applied, so the delta is cumulative. The last row holds "
         f"{combined_what(results)}.", "",
-        f"| step | added | {label} | cumulative delta | 95% CI | p | flips % |",
+        f"| step | added | {metric.label} | cumulative delta | 95% CI | p | flips % |",
         "|---|---|---|---|---|---|---|",
     ]
+    columns = columns_for(stepwise["steps"], STEPWISE)
     for s in stepwise["steps"]:
-        lines.append(
-            f"| {s['step']} | +{s['added_noise']} = {s['added_option']} | {fmt(s.get(metric), places)} | "
-            f"{fmt(s['delta'], places)}{star(s)} | {fmt_ci(s['delta_ci'], places)} | {fmt_p(s['p_value'])} | "
-            f"{fmt(s['flip_rate'], places)} |"
-        )
+        cells = " | ".join(c.text(s, places, metric) for c in columns)
+        lines.append(f"| {s['step']} | +{s['added_noise']} = {s['added_option']} | {cells} |")
     return lines + [""]
 
 
@@ -329,14 +264,9 @@ def figures_section(results: dict) -> list[str]:
 
 
 def render(results: dict) -> str:
-    if results.get("task") == "language":  # paper Table 5 shape, language metrics
-        from sysnoise.report import language
-
-        return language.render(results)
-    ref = results["reference"]
-    metric = ref.get("metric", "top1")
-    label = metric_label(results)
-    places = places_for(results)
+    ref, metric = results["reference"], metric_of(results)
+    label = metric.label
+    places = places_of(results)
     misconfigured_noises = misconfigured(results)
     what = (f"{label} delta in points (reference minus variant)" if labeled(results)
             else f"{label} flip rate in % (no labels)")
@@ -344,14 +274,14 @@ def render(results: dict) -> str:
         f"# sysnoise report: {results['model']['name']} on {data_title(results)}",
         "",
         f"Task: {results['task']}. Samples: {ref['n']} ({ref['n_labeled']} labeled), "
-        f"{len(results['skipped'])} skipped{corrupt_note(results)}. Reference {label}: {fmt(ref.get(metric), places)} "
-        f"(95% CI {fmt_ci(ref.get(metric + '_ci'), places)}). Created {results['created']}.",
+        f"{len(results['skipped'])} skipped{corrupt_note(results)}. Reference {label}: {fmt(value_of(ref, metric), places)} "
+        f"(95% CI {fmt_ci(ref.get(metric.key + '_ci'), places)}). Created {results['created']}.",
         "",
         *([f"**{nothing_measured(results)}**", ""] if nothing_measured(results) else []),
         *([calibration_note(results), ""] if calibration_note(results) else []),
         precision_note(results, places),
         "",
-        f"## Summary (paper {task_words(results)['table']} shape)",
+        f"## Summary (paper {metric.table} shape)",
         "",
         f"Cells: {what}; several options show mean ± std (max) over the options. \"n/a\": the noise does "
         "not apply to this model." + (f" combined: the last stepwise step, {combined_what(results)}." if
@@ -362,11 +292,11 @@ def render(results: dict) -> str:
         "## Every option",
         "",
         f"Delta: reference minus variant, points, with a 95% paired bootstrap interval; p: "
-        f"{task_words(results)['test']}; * marks deltas distinguishable from zero (p < 0.05). Flips: "
-        f"{task_words(results)['flips']}. c->w / w->c: {task_words(results)['c2w']}. Identical: % of samples "
+        f"{metric.test}; * marks deltas distinguishable from zero (p < 0.05). Flips: "
+        f"{metric.flips}. c->w / w->c: {metric.changes}. Identical: % of samples "
         "whose outputs are bit-identical to the reference.",
         "",
-        *option_table([v for v in results["variants"] if v["noise"] not in misconfigured_noises], places, metric, label),
+        *option_table([v for v in results["variants"] if v["noise"] not in misconfigured_noises], places, metric),
     ]
     identical = [v["id"] for v in results["variants"] if v["identical"] == 100]
     if identical:
@@ -381,11 +311,11 @@ def render(results: dict) -> str:
     if misconfigurations:
         lines += ["", "## Configuration errors (not noise)", "",
                   "What a wrong setting costs, shown apart from the noises above and left out of the summary.", "",
-                  *option_table(misconfigurations, places, metric, label)]
+                  *option_table(misconfigurations, places, metric)]
     lines += [""]
     lines += breakdown_section(results, places)
     lines += segm_section(results, places)
-    lines += stepwise_section(results, places, metric, label)
+    lines += stepwise_section(results, places, metric)
     lines += deploy_section(results, places)
     lines += figures_section(results)
     lines += ["## Reference pipeline", "", "```yaml"]

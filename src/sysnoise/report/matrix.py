@@ -6,7 +6,8 @@ import csv
 import io
 
 from sysnoise.analysis.matrix import paper_headers
-from sysnoise.report.markdown import decimals_for, fmt, fmt_ci, fmt_p
+from sysnoise.analysis.metric import decimals_for
+from sysnoise.report.columns import fmt, fmt_ci, fmt_p
 
 
 def trained_text(row: dict) -> str:

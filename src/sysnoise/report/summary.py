@@ -4,19 +4,22 @@ each option's delta and flip rate with their intervals, and the gates that faile
 
 from __future__ import annotations
 
+from sysnoise.analysis.metric import metric_of
+from sysnoise.report.columns import value_of
+
 VARIANT_KEYS = ("id", "noise", "option", "delta", "delta_ci", "p_value", "distinguishable_from_zero", "flip_rate",
                 "flip_ci", "n", "n_failed")
 
 
 def summary(results: dict, failed_gates: list[dict] | None = None) -> dict:
     reference = results["reference"]
-    metric = reference.get("metric", "top1")
+    metric = metric_of(results)
     doc = {
         "schema": "sysnoise.summary/1",
         "task": results["task"],
         "model": results["model"]["name"],
         "data": results["dataset"].get("name", results["dataset"]["path"]),
-        "reference": {"metric": metric, "value": reference.get(metric), "ci": reference.get(f"{metric}_ci"),
+        "reference": {"metric": metric.key, "value": value_of(reference, metric), "ci": reference.get(f"{metric.key}_ci"),
                       "n": reference.get("n"), "n_labeled": reference.get("n_labeled")},
         "noises": [{"name": n["name"], "stage": n["stage"], "applies": n["applies"], "summary": n.get("summary")}
                    for n in results["noises"]],

@@ -1,6 +1,6 @@
 """What the engine needs from a task: how a sample becomes model inputs (once per distinct
 pre-processing node), how a batch of inputs becomes fixed-shape per-sample outputs, and what a
-failed sample's outputs look like. Tasks register by name; `sysnoise run --task NAME` picks one.
+failed sample's outputs look like. A task's definition (tasks/definition.py) makes one per run.
 """
 
 from __future__ import annotations
@@ -9,19 +9,16 @@ import hashlib
 
 import numpy as np
 
+from sysnoise.data.formats import read_bytes
 from sysnoise.errors import SampleError
-from sysnoise.registry import Registry
-
-TASKS: Registry = Registry("task")
+from sysnoise.pipeline.integrity import check_intact
+from sysnoise.pipeline.preprocess import tensors
 
 
 def read_sample(path, include_corrupt: bool = False) -> bytes:
     """A sample file's bytes, or SampleError: a regular file (or a member of a container:
     data.formats.read_bytes) within the size limit (pipeline.limits) whose data passes the
     pre-flight check (pipeline.integrity) unless corrupt samples are to be measured too."""
-    from sysnoise.data.formats import read_bytes
-    from sysnoise.pipeline.integrity import check_intact
-
     data = read_bytes(path)
     if not include_corrupt:
         check_intact(data)
@@ -85,8 +82,6 @@ class Task:
         return {**found, **computed}
 
     def inputs_from_bytes(self, data: bytes, pipelines, sample_id: str | None = None) -> dict[tuple, object]:
-        from sysnoise.pipeline.preprocess import tensors
-
         return tensors(data, pipelines, sample_id=sample_id)
 
     def content_key(self, model_input) -> bytes:

@@ -9,54 +9,20 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from sysnoise.analysis.classification import ClassificationAnalysis
+from sysnoise.data import formats
+from sysnoise.data.class_map import apply_class_map
+from sysnoise.data.images import IMAGE_EXTENSIONS, Dataset, Sample
 from sysnoise.errors import UserInputError
 from sysnoise.listfile import split_fields
-from sysnoise.tasks.base import TASKS, Task, forward_by_shape
+from sysnoise.tasks.base import Task, forward_by_shape
+from sysnoise.tasks.definition import TASKS, Prepared, TaskDefinition
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
 TOP_K = 5
-
-
-@dataclass(frozen=True)
-class Sample:
-    id: str  # path relative to the dataset root, with forward slashes
-    path: Path
-    labels: tuple[int, ...] = ()
-
-
-@dataclass
-class Dataset:
-    root: Path
-    samples: list[Sample]
-    kind: str  # "imagefolder" | "listfile" | "unlabeled"
-    class_names: list[str] | None = None
-    problems: list[dict] = field(default_factory=list)  # entries dropped while reading, with reasons
-
-    @property
-    def n_labeled(self) -> int:
-        return sum(1 for s in self.samples if s.labels)
-
-    def label_matrix(self) -> np.ndarray:
-        """(n, max set size) int array of acceptable classes, padded with -1."""
-        width = max([len(s.labels) for s in self.samples] + [1])
-        out = np.full((len(self.samples), width), -1, np.int64)
-        for i, s in enumerate(self.samples):
-            out[i, : len(s.labels)] = s.labels
-        return out
-
-    def describe(self) -> dict:
-        return {
-            "path": str(self.root),
-            "kind": self.kind,
-            "n_samples": len(self.samples),
-            "n_labeled": self.n_labeled,
-            "n_dropped_while_reading": len(self.problems),
-        }
 
 
 def _is_image(path: Path) -> bool:
@@ -153,8 +119,6 @@ def read_list_file(list_file: Path, root: Path | None = None, *, allow_outside_r
 def read_dataset(path: str | Path, list_file: str | Path | None = None, **options) -> Dataset:
     """A list file, a class-folder tree (ImageFolder), a folder of unlabeled images, or a format of
     data.formats (WebDataset shards, a Hugging Face dataset)."""
-    from sysnoise.data import formats
-
     path = Path(path)
     if not path.exists():
         raise UserInputError(f"dataset not found: {path}")
@@ -222,17 +186,6 @@ def failed_outputs(n: int) -> dict[str, np.ndarray]:
     return {"topk": np.full((n, TOP_K), -1, np.int32), "prob": np.zeros((n, TOP_K), np.float32)}
 
 
-def correct(topk: np.ndarray, labels: np.ndarray, k: int = 1) -> np.ndarray:
-    """(n,) bool: one of the first k predictions is in the sample's label set."""
-    hits = (topk[:, :k, None] == labels[:, None, :]) & (labels[:, None, :] >= 0)
-    return hits.any(axis=(1, 2))
-
-
-def agree(reference_topk: np.ndarray, variant_topk: np.ndarray) -> np.ndarray:
-    """(n,) bool: the variant's top-1 equals the reference's top-1."""
-    return reference_topk[:, 0] == variant_topk[:, 0]
-
-
 class ClassificationTask(Task):
     name = "classification"
 
@@ -248,4 +201,18 @@ class ClassificationTask(Task):
         return failed_outputs(n)
 
 
-TASKS.register("classification", "image classification: top-1/top-5 accuracy and agreement")(ClassificationTask())
+class Classification(TaskDefinition):
+    name = "classification"
+    settings = ("list_file", "class_map")
+
+    def read(self, data, *, allow_outside_root: bool = False, list_file=None, class_map=None) -> Dataset:
+        dataset = data if isinstance(data, Dataset) else read_dataset(data, list_file,
+                                                                      allow_outside_root=allow_outside_root)
+        return apply_class_map(dataset, class_map)
+
+    def prepare(self, loaded, dataset) -> Prepared:
+        check_labels(dataset, loaded.num_classes)
+        return Prepared(ClassificationTask(), ClassificationAnalysis())
+
+
+TASKS.register("classification", "image classification: top-1/top-5 accuracy and agreement")(Classification())

@@ -20,15 +20,21 @@ from pathlib import Path
 import numpy as np
 
 from sysnoise import json_input
+from sysnoise.analysis.detection import DetectionAnalysis
 from sysnoise.errors import SampleError, UserInputError
 from sysnoise.pipeline import limits
-from sysnoise.postprocess import configure
+from sysnoise.pipeline.geometry import CROPS, input_to_source
+from sysnoise.pipeline.preprocess import Memo, stage_values
 from sysnoise.postprocess.detection import DetectionPost, detect, empty, encode_masks
-from sysnoise.tasks.base import TASKS, Task, forward_by_shape, read_sample
+from sysnoise.postprocess.options import configure
+from sysnoise.tasks import coco_results
+from sysnoise.tasks.base import Task, forward_by_shape, read_sample
+from sysnoise.tasks.definition import ALL_STAGES, TASKS, Prepared, TaskDefinition
+from sysnoise.tasks.detection_heads import raw_detector
 
 
 @dataclass(frozen=True)
-class Sample:
+class CocoImage:
     id: str  # the image's file_name
     path: Path
     image_id: int
@@ -41,7 +47,7 @@ class Sample:
 class CocoDataset:
     root: Path
     annotation_file: Path
-    samples: list[Sample]
+    samples: list[CocoImage]
     coco: dict  # the ground truth as COCOeval will read it (repaired, unknown categories left out)
     class_names: dict[int, str]  # category id -> name
     problems: list[dict] = field(default_factory=list)  # images dropped (missing file, duplicate id)
@@ -128,7 +134,7 @@ def read_coco(annotation_file: str | Path, root: str | Path | None = None, *, al
         raise UserInputError(f"{annotation_file}: 'annotations' is not a list of objects")
     notes = _Warnings(annotation_file)
     categories = _categories(data["categories"], annotation_file)
-    samples: dict[int, Sample] = {}
+    samples: dict[int, CocoImage] = {}
     problems, images = [], []
     for index, image in enumerate(data["images"]):
         if not isinstance(image, dict):
@@ -158,7 +164,7 @@ def read_coco(annotation_file: str | Path, root: str | Path | None = None, *, al
                                      f"is beyond any image sysnoise decodes ({limits.current().max_pixels} pixels, "
                                      "SYSNOISE_MAX_PIXELS); correct it, or leave width/height out to take the size "
                                      "from the file")
-            samples[image_id] = Sample(name, path, image_id, width and int(width), height and int(height))
+            samples[image_id] = CocoImage(name, path, image_id, width and int(width), height and int(height))
             images.append(image)
     annotations = [a for number, ann in enumerate(data.get("annotations") or [])
                    if (a := _checked(ann, number, samples, categories, notes)) is not None]
@@ -173,7 +179,7 @@ def read_coco(annotation_file: str | Path, root: str | Path | None = None, *, al
     return CocoDataset(root, annotation_file, kept, coco, categories, problems, notes.emit())
 
 
-def _checked(ann, number: int, samples: dict[int, Sample], categories: dict, notes: _Warnings) -> dict | None:
+def _checked(ann, number: int, samples: dict[int, CocoImage], categories: dict, notes: _Warnings) -> dict | None:
     """The annotation as COCOeval can read it, or None (dropped); each repair or drop is noted."""
     if not isinstance(ann, dict):
         notes.add("annotation that is not an object (dropped)", f"#{number}")
@@ -241,9 +247,6 @@ def geometric_inputs(data: bytes, pipelines, sample, target=None) -> dict[tuple,
     """Every pipeline's input for one sample, with its map back to the annotated image (whose size
     is the sample's, or the decoded file's). Decoders that scale while decoding are allowed for:
     the geometry is computed on the decoded size and scaled to the annotated one."""
-    from sysnoise.pipeline.geometry import CROPS, input_to_source
-    from sysnoise.pipeline.preprocess import Memo, stage_values
-
     memo, out = Memo(), {}
     annotated = (getattr(sample, "width", None), getattr(sample, "height", None))  # calibration samples have none
     for p in pipelines:
@@ -316,5 +319,29 @@ class DetectionTask(Task):
         return out
 
 
+class Detection(TaskDefinition):
+    name = "detection"
+    stages = ALL_STAGES
+    requires = ("coco", "detection (COCO box and mask mAP)")
+
+    def read(self, data, *, allow_outside_root: bool = False) -> CocoDataset:
+        return data if isinstance(data, CocoDataset) else read_detection_data(data, allow_outside_root=allow_outside_root)
+
+    def prepare(self, loaded, dataset) -> Prepared:
+        try:
+            loaded.module = raw_detector(loaded.module)
+        except ValueError as err:
+            raise UserInputError(str(err)) from None
+        return Prepared(DetectionTask().bind(loaded.module), DetectionAnalysis(dataset))
+
+    def unsupported(self, pipeline) -> str | None:
+        if pipeline.runtime != "torch":
+            return "the ONNX runtimes return one output tensor; a raw detector stage returns several"
+        return None
+
+    def write_files(self, out: Path, results: dict) -> list[Path]:
+        return coco_results.write_reference(out, results)
+
+
 TASKS.register("detection", "object detection: COCO box mAP (pycocotools; mask AP for Mask R-CNN), raw outputs "
-                            "shared by post-processing variants")(DetectionTask())
+                            "shared by post-processing variants")(Detection())

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import torch
 
+from sysnoise.errors import UserInputError
+from sysnoise.pipeline.spec import Pipeline
 from sysnoise.postprocess.boxes import Coder
-from sysnoise.postprocess.detection import DetectionPost
-
-DENSE_KEEP = 1000  # candidates kept per group by the wrapper: torchvision's topk_candidates (1000; SSD 400)
+from sysnoise.postprocess.detection import MAX_DETECTIONS, DetectionPost, detect
+from sysnoise.weights import load_into
 
 
 def _pad(x, divisible: int):
@@ -100,8 +101,6 @@ class TwoStageRaw(torch.nn.Module):
     def _masks(self, x, out, features, image_sizes):
         """The mask head on each image's reference detections (what finish() computes from the
         same raw outputs, as float32 arrays): (n, MAX_DETECTIONS, M, M), zeros past the last one."""
-        from sysnoise.postprocess.detection import MAX_DETECTIONS, detect
-
         heads, (h, w) = self.roi_heads, x.shape[-2:]
         dtype = next(iter(features.values())).dtype  # roi_align wants boxes of the features' type
         raw = {name: value.detach().float().cpu().numpy() if value.is_floating_point() else value.cpu().numpy()
@@ -283,8 +282,6 @@ def reference_pipeline(detector):
     values), keep-ratio resize to min_size with max_size (or SSD's fixed size), bilinear without
     antialiasing on the image (the transform interpolates the normalised float image; sysnoise
     resizes the uint8 image and normalises after: a difference below one grey level)."""
-    from sysnoise.pipeline.spec import Pipeline
-
     t = detector.transform
     mean = tuple(round(255 * float(v), 6) for v in t.image_mean)
     std = tuple(round(255 * float(v), 6) for v in t.image_std)
@@ -311,9 +308,6 @@ def load_torchvision(arch: str, weights, state: dict):
     built once (building SSD300's VGG costs seconds)."""
     import torchvision
 
-    from sysnoise.errors import UserInputError
-    from sysnoise.models import _load_into
-
     found = next(((c, r) for c, r in HEAD_KEYS if c in state and (r is None or r in state)), None)
     if found is None:
         raise UserInputError(f"{weights}: not a state dict of torchvision's {arch} (no detection head: none of "
@@ -322,5 +316,5 @@ def load_torchvision(arch: str, weights, state: dict):
     per_location = 1 if regression is None else int(state[regression].shape[0]) // 4
     num_classes = int(state[classification].shape[0]) // per_location
     module = torchvision.models.get_model(arch, weights=None, weights_backbone=None, num_classes=num_classes)
-    _load_into(module, state, weights)
+    load_into(module, state, weights)
     return module.eval(), num_classes

@@ -32,9 +32,14 @@ from pathlib import Path
 import numpy as np
 
 from sysnoise import json_input
+from sysnoise.analysis.language import LanguageAnalysis
 from sysnoise.errors import SampleError, UserInputError
+from sysnoise.language_models import load_language_model
+from sysnoise.loaded_model import LoadedModel
+from sysnoise.pipeline.spec import STAGES
 from sysnoise.registry import Registry
-from sysnoise.tasks.base import TASKS, Task
+from sysnoise.tasks.base import Task
+from sysnoise.tasks.definition import TASKS, Prepared, TaskDefinition
 
 MAX_CHOICES = 8  # per-item arrays have this width; PIQA/WinoGrande use 2, HellaSwag 4
 AGREEMENT_TOKENS = 128  # top-1 next tokens stored per item, for next-token agreement
@@ -56,7 +61,7 @@ class Request:
 
 
 @dataclass(frozen=True)
-class Sample:
+class TextItem:
     id: str  # "line N" of the JSONL file
     kind: str  # "choice" | "lastword" | "text"
     requests: tuple[Request, ...]
@@ -182,7 +187,7 @@ def detect_format(record: dict, where: str) -> str:
 @dataclass
 class Dataset:
     root: Path  # the JSONL file
-    samples: list[Sample]
+    samples: list[TextItem]
     format: str
     problems: list[dict] = field(default_factory=list)
 
@@ -226,7 +231,7 @@ def read_jsonl(path: str | Path, fmt: str | None = None) -> Dataset:
             raise UserInputError(f"{where}: not a {fmt} record: {err}") from None
         if len(requests) > MAX_CHOICES:
             raise UserInputError(f"{where}: {len(requests)} choices; at most {MAX_CHOICES} are supported")
-        samples.append(Sample(f"line {number}", entry.kind, requests, label))
+        samples.append(TextItem(f"line {number}", entry.kind, requests, label))
     if not samples:
         raise UserInputError(f"{path}: no records")
     return Dataset(path, samples, fmt)
@@ -272,7 +277,7 @@ def rolling_windows(tokens: list[int], prefix: int, max_length: int) -> tuple:
     return tuple(windows)
 
 
-def encode(tokenizer, sample: Sample, max_length: int) -> Encoded:
+def encode(tokenizer, sample: TextItem, max_length: int) -> Encoded:
     prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
 
     def ids(text: str) -> list[int]:
@@ -426,4 +431,39 @@ class LanguageTask(Task):
         return failed_outputs(n)
 
 
-TASKS.register("language", "causal LMs: multiple choice, last word, perplexity (JSONL)")(LanguageTask())
+LM_LIBRARIES = ("transformers", "tokenizers", "huggingface_hub", "accelerate", "gguf")
+MODEL_FIELDS = dict(STAGES)["model"]  # a language run's pipelines: the model stage only
+
+
+class Language(TaskDefinition):
+    name = "language"
+    stages = ("inference",)  # text has no image pre-processing stage
+    settings = ("fmt",)
+    images = False
+
+    def read(self, data, *, allow_outside_root: bool = False, fmt: str | None = None) -> Dataset:
+        return data if isinstance(data, Dataset) else read_jsonl(data, fmt)
+
+    def load(self, model, weights=None, reference=None) -> LoadedModel:
+        if weights is not None or reference is not None:
+            raise UserInputError("--weights and --reference are for vision models: a language model is a folder, "
+                                 "a cache name or a zoo name")
+        return model if isinstance(model, LoadedModel) else load_language_model(model)
+
+    def prepare(self, loaded, dataset) -> Prepared:
+        return Prepared(LanguageTask().bind(loaded), LanguageAnalysis(dataset.kind, dataset.metric))
+
+    def fingerprint(self, dataset) -> list:
+        return [(dataset.format, s.id, s.requests, s.label) for s in dataset.samples]
+
+    def view(self, pipeline) -> dict:
+        return {k: v for k, v in pipeline.to_dict().items() if k in MODEL_FIELDS}
+
+    def describe(self, prepared: Prepared) -> dict:
+        return {"scoring": prepared.task.describe()}
+
+    def libraries(self) -> tuple[str, ...]:
+        return LM_LIBRARIES
+
+
+TASKS.register("language", "causal LMs: multiple choice, last word, perplexity (JSONL)")(Language())

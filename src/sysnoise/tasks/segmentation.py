@@ -19,18 +19,28 @@ from pathlib import Path
 
 import numpy as np
 
+from sysnoise.analysis.segmentation import SegmentationAnalysis
 from sysnoise.errors import SampleError, UserInputError
 from sysnoise.listfile import split_fields
-from sysnoise.postprocess import configure
-from sysnoise.postprocess.segmentation import GRID, NO_PREDICTION, SegmentationPost, confusion, grid_sample_positions, predict
-from sysnoise.tasks.base import TASKS, Task, forward_by_shape, read_sample
+from sysnoise.postprocess.options import configure
+from sysnoise.postprocess.segmentation import (
+    GRID,
+    NO_PREDICTION,
+    SegmentationPost,
+    confusion,
+    grid_sample_positions,
+    predict,
+)
+from sysnoise.tasks.base import Task, forward_by_shape, read_sample
+from sysnoise.tasks.definition import ALL_STAGES, TASKS, Prepared, TaskDefinition
 from sysnoise.tasks.detection import geometric_inputs
+from sysnoise.tasks.segmentation_heads import logits_module
 
 IGNORE_INDEX = 255
 
 
 @dataclass(frozen=True)
-class Sample:
+class LabelMapSample:
     id: str  # the image path relative to the root
     path: Path
     label_path: Path
@@ -43,7 +53,7 @@ class Sample:
 class SegmentationDataset:
     root: Path
     list_file: Path
-    samples: list[Sample]
+    samples: list[LabelMapSample]
     problems: list[dict] = field(default_factory=list)
     ignore_index: int = IGNORE_INDEX
     kind: str = "segmentation-list"
@@ -95,7 +105,7 @@ def read_segmentation_list(path: str | Path, *, allow_outside_root: bool = False
             problems.append({"id": parts[0], "where": where, "reason": "image or label map not found"})
         else:
             seen.add(parts[0])
-            samples.append(Sample(parts[0], image, label))
+            samples.append(LabelMapSample(parts[0], image, label))
     if not samples:
         raise UserInputError(f"{path}: no usable image/label pairs; {len(problems)} dropped"
                              + (f", first: {problems[0]}" if problems else ""))
@@ -109,28 +119,6 @@ def read_label_map(path: Path) -> np.ndarray:
         if image.mode not in ("L", "P", "I", "I;16"):
             raise SampleError(f"label map {path.name} is {image.mode}: expected one channel of class indices")
         return np.asarray(image).astype(np.int64)
-
-
-def logits_module(module):
-    """torchvision's segmentation models return {'out': logits, 'aux': ...}: their model stage is
-    wrapped to end at 'out'. Any other module is taken to return the logits (N, C, h, w)."""
-    import torch
-    from torchvision.models.segmentation.deeplabv3 import DeepLabV3
-    from torchvision.models.segmentation.fcn import FCN
-    from torchvision.models.segmentation.lraspp import LRASPP
-
-    if not isinstance(module, (DeepLabV3, FCN, LRASPP)):
-        return module
-
-    class Logits(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x):
-            return self.inner(x)["out"]
-
-    return Logits(module).eval()
 
 
 class SegmentationTask(Task):
@@ -182,31 +170,27 @@ class SegmentationTask(Task):
                 "grid": np.full((n, GRID, GRID), NO_PREDICTION, np.uint8)}
 
 
+class Segmentation(TaskDefinition):
+    name = "segmentation"
+    stages = ALL_STAGES
+    settings = ("ignore_index",)
+
+    def read(self, data, *, allow_outside_root: bool = False, ignore_index: int = IGNORE_INDEX) -> SegmentationDataset:
+        """ignore_index: the label value of unlabeled pixels (a SegmentationDataset passed in keeps its own)."""
+        if isinstance(data, SegmentationDataset):
+            return data
+        return read_segmentation_list(data, allow_outside_root=allow_outside_root, ignore_index=ignore_index)
+
+    def prepare(self, loaded, dataset) -> Prepared:
+        loaded.module = logits_module(loaded.module)
+        return Prepared(SegmentationTask(loaded.num_classes, dataset.ignore_index),
+                        SegmentationAnalysis(loaded.class_names))
+
+    def fingerprint(self, dataset) -> list:
+        # the confusion counts depend on the label maps too
+        return [(s.id, s.label_path.name, s.label_path.stat().st_size, s.label_path.stat().st_mtime_ns)
+                for s in dataset.samples]
+
+
 TASKS.register("segmentation", "semantic segmentation: mIoU and per-class IoU from per-image confusion counts, "
-                               "logits shared by post-processing variants")(SegmentationTask())
-
-
-def load_torchvision(arch: str, weights, state: dict):
-    """A torchvision segmentation architecture with the classes (and auxiliary head, if any) its
-    state dict has; nothing downloaded, no pretrained backbone either."""
-    import torchvision
-
-    from sysnoise.errors import UserInputError
-    from sysnoise.models import _load_into
-
-    head = next((k for k in ("classifier.4.weight", "classifier.low_classifier.weight") if k in state), None)
-    if head is None:  # DeepLabV3 / FCN end in classifier.4, LRASPP in its low/high classifiers
-        raise UserInputError(f"{weights}: not a state dict of torchvision's {arch} (no classifier.4 / low_classifier)")
-    num_classes = int(state[head].shape[0])
-    options = {"aux_loss": True} if any(k.startswith("aux_classifier.") for k in state) else {}
-    module = torchvision.models.get_model(arch, weights=None, weights_backbone=None, num_classes=num_classes, **options)
-    _load_into(module, state, weights)
-    return module.eval(), num_classes
-
-
-def reference_pipeline(module):
-    """torchvision's segmentation eval transform: shorter side to 520 (Pillow bilinear, antialiased),
-    no crop, ImageNet mean/std."""
-    from sysnoise.pipeline.spec import Pipeline
-
-    return Pipeline(resize="pillow-bilinear", crop="shorter-side", input_size=520, crop_pct=1.0)
+                               "logits shared by post-processing variants")(Segmentation())

@@ -23,9 +23,25 @@ from typing import Callable
 
 import numpy as np
 
+from sysnoise.diffing import resolve_pipeline
+from sysnoise.engine.store import atomic_write_text
 from sysnoise.errors import UserInputError
-from sysnoise.train.mix import MixTransform
+from sysnoise.train.mix import MixTransform, parse_mix
 from sysnoise.train.robust import ROBUSTNESS, adversarial, augment
+from sysnoise.train.zoo_training import (
+    classifier_top1,
+    dihedral,
+    environment,
+    fit,
+    pipeline_pixels,
+    read_list,
+    save_weights,
+    set_threads,
+    to_tensor,
+)
+from sysnoise.weights import load_state_dict, sha256_file
+from sysnoise.zoo import resnet, scenes
+from sysnoise.zoo.datasets import DATASETS
 
 MODELS = ("zoo-resnet",)  # classifiers with a training split and a loader that reads NAME.json
 SCHEMA = "sysnoise.trained/1"
@@ -57,9 +73,6 @@ class Recipe:
 
 def initial_state(init: str, seed: int) -> tuple[dict | None, dict]:
     """(state dict or None for a random start, a record of where it came from)."""
-    from sysnoise.models import load_state_dict, sha256_file
-    from sysnoise.zoo import resnet
-
     if init == "random":
         return None, {"init": "random", "seed": seed}
     path = resnet.weights_path() if init in MODELS else Path(init)
@@ -95,12 +108,6 @@ def finetune(transform: MixTransform, out: str | Path, name: str, *, model: str 
     last weights kept). robust: a general robustness method on top (train/robust.py: RandAugment,
     AugMix, FGSM or PGD adversarial training), the paper's Fig. 4 comparison."""
     import torch
-
-    from sysnoise.engine.store import atomic_write_text
-    from sysnoise.train.zoo_training import (classifier_top1, dihedral, environment, fit, pipeline_pixels,
-                                             read_list, save_weights, set_threads, to_tensor)
-    from sysnoise.zoo import resnet, scenes
-    from sysnoise.zoo.datasets import DATASETS
 
     if model not in MODELS:
         raise UserInputError(f"sysnoise train supports {', '.join(MODELS)}, not {model!r}")
@@ -185,8 +192,6 @@ def _changes(base, pipeline) -> str:
 
 def base_pipeline(model: str):
     """The model's own reference pipeline, without loading (or needing) its weights."""
-    from sysnoise.zoo import resnet
-
     if model not in MODELS:
         raise UserInputError(f"sysnoise train supports {', '.join(MODELS)}, not {model!r}")
     return resnet.reference_pipeline()
@@ -195,9 +200,6 @@ def base_pipeline(model: str):
 def transform_for(model: str, pipeline: str = "reference", mix: list[str] | None = None, seed: int = 0) -> MixTransform:
     """Command-line spellings -> MixTransform: `pipeline` as for `sysnoise diff` (reference, a file,
     NOISE=OPTION+...) gives the fixed fields; each --mix FIELD=OPT[:W],... a mixed one."""
-    from sysnoise.diffing import resolve_pipeline
-    from sysnoise.train.mix import parse_mix
-
     base = resolve_pipeline(pipeline, base_pipeline(model))
     try:
         return MixTransform(parse_mix(mix or []), base, seed=seed)

@@ -32,6 +32,13 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from sysnoise.errors import SampleError
+from sysnoise.noises import field_noises, split_spec
+from sysnoise.pipeline import preprocess
+from sysnoise.pipeline.colour import COLOURS
+from sysnoise.pipeline.decode import DECODERS, decode
+from sysnoise.pipeline.geometry import Geometry, apply_geometry
+from sysnoise.pipeline.normalise import normalise
+from sysnoise.pipeline.resize import RESIZES
 from sysnoise.pipeline.spec import STAGES, Pipeline
 
 # Fields a training transform can vary: everything before the model's input tensor except the
@@ -44,12 +51,8 @@ _SAMPLE, _BATCH, _UNINDEXED = 0, 1, 2
 
 
 def _registry(field: str):
-    from sysnoise.pipeline.colour import COLOURS
-    from sysnoise.pipeline.decode import DECODERS
-    from sysnoise.pipeline.geometry import CROPS
-    from sysnoise.pipeline.resize import RESIZES
-
-    return {"decoder": DECODERS, "colour": COLOURS, "resize": RESIZES, "crop": CROPS}.get(field)
+    noise = field_noises("pre-processing").get(field)
+    return noise.registry if noise else None
 
 
 def option_weights(options: Mapping[str, Sequence | Mapping[str, float]] | None) -> dict[str, dict]:
@@ -86,14 +89,13 @@ def parse_mix(specs: Iterable[str]) -> dict[str, dict[str, float]]:
     """Command-line spellings 'resize=pillow-bilinear,opencv-nearest:2' -> {field: {option: weight}}."""
     out: dict[str, dict[str, float]] = {}
     for spec in specs:
-        field, _, text = spec.partition("=")
-        field = field.strip()
-        if not text.strip():
+        field, parts = split_spec(spec)
+        if not parts:
             raise ValueError(f"--mix {spec!r}: expected FIELD=OPTION[:WEIGHT],OPTION[:WEIGHT]...")
         if field in out:
             raise ValueError(f"--mix {field} given twice; list all its options in one --mix")
         weights = {}
-        for part in filter(None, (p.strip() for p in text.split(","))):
+        for part in parts:
             name, _, weight = part.partition(":")
             try:
                 weights[name.strip()] = float(weight) if weight else 1.0
@@ -170,8 +172,6 @@ class MixTransform:
         self.probabilities = np.array([math.prod(p for _, p in combo) for combo in combos])
         self._cumulative = np.cumsum(self.probabilities)
         if random_crop is not None:
-            from sysnoise.pipeline.decode import DECODERS
-
             sized = sorted({p.decoder for p in self.pipelines if DECODERS.get(p.decoder).meta.get("sized")})
             if sized:  # they scale while decoding to fit the eval crop, which a random box replaces
                 raise ValueError(f"decoder(s) {sized} scale to the eval crop while decoding; they cannot be "
@@ -224,18 +224,11 @@ class MixTransform:
         return self._format(image, pipeline), pipeline
 
     def _pixels(self, data: bytes, pipeline: Pipeline, rng: np.random.Generator) -> np.ndarray:
-        from sysnoise.pipeline import preprocess
-
         if self.random_crop is None:
             out = preprocess.pixels(data, [pipeline])[pipeline.prefix("geometry")]
             if isinstance(out, Exception):
                 raise out
             return out
-        from sysnoise.pipeline.colour import COLOURS
-        from sysnoise.pipeline.decode import decode
-        from sysnoise.pipeline.geometry import Geometry, apply_geometry
-        from sysnoise.pipeline.resize import RESIZES
-
         image = COLOURS(pipeline.colour)(decode(pipeline.decoder, data))
         size = pipeline.input_size
         box = self.random_crop.box(image.shape[1], image.shape[0], rng)
@@ -249,7 +242,6 @@ class MixTransform:
 
         if self.output == "uint8":
             return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
-        from sysnoise.pipeline.normalise import normalise
 
         return torch.from_numpy(normalise(image, pipeline.mean, pipeline.std))
 
@@ -257,8 +249,6 @@ class MixTransform:
         """Every pipeline's eval-geometry pixels of one file, each distinct stage computed once
         (pipelines that share a decode share it): for training loops that precompute a bank per
         option and then index it with `choose`."""
-        from sysnoise.pipeline import preprocess
-
         data, name = _read(source)
         values = preprocess.pixels(data, self.pipelines)
         out = [values[p.prefix("geometry")] for p in self.pipelines]

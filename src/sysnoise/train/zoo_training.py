@@ -24,7 +24,14 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from sysnoise.pipeline.preprocess import pixels
 from sysnoise.pipeline.spec import Pipeline
+from sysnoise.tasks.classification import read_list_file
+from sysnoise.weights import load_state_dict, sha256_file
+from sysnoise.zoo import detector, resnet, scenes, segmenter
+from sysnoise.zoo.datasets import DATASETS
+from sysnoise.zoo.resnet import weights_path
+from sysnoise.zoo.scenes import IGNORE
 
 ZOO_DIR = Path(__file__).resolve().parents[1] / "zoo"
 RECIPES: dict[str, Callable[..., dict]] = {}
@@ -50,8 +57,6 @@ def pipeline_pixels(paths: Sequence[Path], pipeline: Pipeline | Sequence[Pipelin
     """uint8 (N, H, W, 3): each file through the pipeline's decode, colour and geometry stages.
 
     With several pipelines (mix training) each image goes through one of them, drawn with `seed`."""
-    from sysnoise.pipeline.preprocess import pixels
-
     pipelines = [pipeline] if isinstance(pipeline, Pipeline) else list(pipeline)
     choice = np.random.default_rng(seed).integers(len(pipelines), size=len(paths))
 
@@ -138,7 +143,6 @@ def fit(model, batches: Callable[[int, np.random.Generator], Iterable], loss_fn,
 def save_weights(model, path: Path) -> str:
     from safetensors.torch import save_file
 
-    from sysnoise.models import sha256_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
@@ -175,8 +179,6 @@ def _outputs(name: str, out: Path | None) -> tuple[Path, Path]:
 
 # --------------------------------------------------------------------------- classifier
 def read_list(list_file: Path) -> tuple[list[Path], np.ndarray]:
-    from sysnoise.tasks.classification import read_list_file
-
     dataset = read_list_file(Path(list_file))
     return [s.path for s in dataset.samples], np.array([s.labels[0] for s in dataset.samples], np.int64)
 
@@ -200,9 +202,6 @@ def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = No
     """Train the scenes classifier. `pipeline` is the training system (default: zoo-resnet's
     declared reference); the val metric is always measured under the reference pipeline."""
     import torch
-
-    from sysnoise.zoo import resnet, scenes
-    from sysnoise.zoo.datasets import DATASETS
 
     set_threads()
     epochs = epochs or 8
@@ -413,9 +412,6 @@ def coco_map(coco: dict, dets: list[dict], scale: float, image_ids: Sequence[int
 def encoder_state(source: str | None = "zoo-resnet", keep_fc: bool = False) -> dict | None:
     """ZooResNet body weights to start from: zoo-resnet's body (default), the segmenter's encoder,
     or None (random init)."""
-    from sysnoise.models import load_state_dict
-    from sysnoise.zoo.resnet import weights_path
-
     if source is None or source == "none":
         return None
     path = Path(source) if source.endswith(".safetensors") else weights_path(source)
@@ -431,9 +427,6 @@ def encoder_state(source: str | None = "zoo-resnet", keep_fc: bool = False) -> d
 
 def _own_state(init: str | None, name: str) -> dict | None:
     """The whole state of an earlier version of model `name` when `init` names it (or its file)."""
-    from sysnoise.models import load_state_dict
-    from sysnoise.zoo.resnet import weights_path
-
     if init is None or not (init == name or init.endswith(f"{name}.safetensors")):
         return None
     path = Path(init) if init.endswith(".safetensors") else weights_path(name)
@@ -460,7 +453,6 @@ def train_detector(seed: int = 0, epochs: int | None = None, out: Path | None = 
                    name: str = "zoo-detector", init: str | None = "zoo-resnet") -> dict:
     import torch
 
-    from sysnoise.zoo import detector, scenes
 
     set_threads()
     epochs = epochs or 12
@@ -581,7 +573,6 @@ def segmentation_scores(model, images: np.ndarray, label_maps: np.ndarray, pipel
     import torch
     import torch.nn.functional as F
 
-    from sysnoise.zoo.scenes import IGNORE
 
     confusion = np.zeros((num_classes, num_classes), np.int64)
     with torch.no_grad():
@@ -617,7 +608,6 @@ def train_segmenter(seed: int = 0, epochs: int | None = None, out: Path | None =
     import torch
     import torch.nn.functional as F
 
-    from sysnoise.zoo import scenes, segmenter
 
     set_threads()
     epochs = epochs or 15
@@ -719,6 +709,4 @@ weights, trained on this project's CPU with `sysnoise train-zoo zoo-segmenter --
 
 def train(name: str, **kwargs) -> dict:
     """Run recipe `name` (see RECIPES); kwargs left as None take the recipe's defaults."""
-    import sysnoise.zoo  # noqa: F401  (registers every recipe's model module)
-
     return RECIPES[name](**{k: v for k, v in kwargs.items() if v is not None})

@@ -7,15 +7,13 @@ from pathlib import Path
 
 from sysnoise.errors import UserInputError
 from sysnoise.registry import Registry
-from sysnoise.zoo import photo_corpus
+from sysnoise.zoo import photo_corpus, scenes
 
 DATASETS: Registry = Registry("dataset")
 
 
 def _register(name: str, description: str, kind: str, split: str, target: str, task: str, family: str):
     def materialise(seed: int = 0, root: Path | None = None, n: int | None = None) -> Path:
-        from sysnoise.zoo import scenes
-
         return scenes.materialise(kind, split, seed=seed, n=n, root=root) / target
 
     DATASETS.register(name, description, task=task, kind=kind, split=split, family=family)(materialise)

@@ -12,8 +12,9 @@ import importlib
 from pathlib import Path
 
 from sysnoise.errors import UserInputError
-from sysnoise.models import MODELS, LoadedModel, _load_into, imagenet_names, load_state_dict, sha256_file
+from sysnoise.loaded_model import MODELS, LoadedModel, imagenet_names
 from sysnoise.pipeline.spec import Pipeline
+from sysnoise.weights import load_into, load_state_dict, sha256_file
 
 _SIZES = {0: 224, 1: 240, 2: 260}
 
@@ -46,7 +47,7 @@ def _loader(level: int):
 
         path = weights or _weights_path(level)
         module = EfficientNet.from_name(f"efficientnet-lite{level}")
-        _load_into(module, load_state_dict(path), path)
+        load_into(module, load_state_dict(path), path)
         return LoadedModel(
             name=f"efficientnet_lite{level}",
             module=module.eval(),

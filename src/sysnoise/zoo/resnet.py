@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sysnoise.models import MODELS, LoadedModel, _load_into, load_state_dict, sha256_file
+from sysnoise.loaded_model import MODELS, LoadedModel
 from sysnoise.pipeline.spec import Pipeline
+from sysnoise.weights import load_into, load_state_dict, sha256_file
+from sysnoise.zoo.scenes import CLASSES
 
 NAME = "zoo-resnet"
 WIDTHS = (16, 32, 64, 128)
@@ -108,11 +110,9 @@ def read_card(name: str) -> dict:
 @MODELS.register(NAME, "ResNet-style classifier trained here on `scenes` (10 shapes on real photos), 64 px, "
                  "strided max-pool", task="classification")
 def load(weights: Path | None = None) -> LoadedModel:
-    from sysnoise.zoo.scenes import CLASSES
-
     path = Path(weights) if weights else weights_path()
     module = build(len(CLASSES))
-    _load_into(module, load_state_dict(path), path)
+    load_into(module, load_state_dict(path), path)
     # Weights from `sysnoise train` carry NAME.json beside them: their name, training system and
     # the reference pipeline that system implies.
     sidecar = path.with_suffix(".json")

@@ -35,6 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sysnoise.engine.store import digest
+from sysnoise.zoo.photos import cache_root
+
 VERSION = 4
 CLASSES = ("circle", "ring", "triangle", "square", "pentagon", "hexagon", "star", "cross", "crescent", "arrow")
 SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -417,9 +420,6 @@ def materialise(kind: str = "classification", split: str = "val", *, seed: int =
     labels/NNNNNN.png (semantic label maps, 255 = ignore), segmentation.txt (`image label-map`).
     Both: dataset.json with the fingerprint (generator version, seed, encoder, library versions).
     """
-    from sysnoise.engine.store import digest
-    from sysnoise.zoo.photos import cache_root
-
     if kind not in CONFIGS or split not in SPLITS:
         raise ValueError(f"kind must be one of {list(CONFIGS)} and split one of {list(SPLITS)}")
     n = n if n is not None else DEFAULT_SIZES.get((kind, split), 1000)

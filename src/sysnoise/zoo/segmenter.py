@@ -18,9 +18,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sysnoise.models import MODELS, LoadedModel, _load_into, load_state_dict, sha256_file
+from sysnoise.loaded_model import MODELS, LoadedModel
 from sysnoise.pipeline.spec import Pipeline
+from sysnoise.weights import load_into, load_state_dict, sha256_file
+from sysnoise.zoo import resnet
 from sysnoise.zoo.resnet import read_card, weights_path
+from sysnoise.zoo.scenes import CLASSES
 
 NAME = "zoo-segmenter"
 INPUT_SIZE = 96
@@ -36,7 +39,6 @@ def build(num_classes: int = 11, backbone_state: dict | None = None):
     import torch.nn.functional as F
     from torch import nn
 
-    from sysnoise.zoo import resnet
 
     class ZooSegmenter(nn.Module):
         def __init__(self):
@@ -82,11 +84,9 @@ def build(num_classes: int = 11, backbone_state: dict | None = None):
 @MODELS.register(NAME, "U-Net-style segmenter (bilinear upsampling) on the zoo ResNet, trained here on "
                  "scenes-seg, 96 px", task="segmentation")
 def load(weights: Path | None = None) -> LoadedModel:
-    from sysnoise.zoo.scenes import CLASSES
-
     path = Path(weights) if weights else weights_path(NAME)
     module = build(len(CLASSES) + 1)
-    _load_into(module, load_state_dict(path), path)
+    load_into(module, load_state_dict(path), path)
     return LoadedModel(name=NAME, module=module.eval(), reference=reference_pipeline(),
                        num_classes=len(CLASSES) + 1, class_names=["background", *CLASSES], source=str(path),
                        weights_sha256=sha256_file(path), card=read_card(NAME))

