@@ -20,6 +20,7 @@ import copy
 from dataclasses import dataclass, replace
 
 from sysnoise.errors import UserInputError
+from sysnoise.inference.build import BuildFailure
 from sysnoise.registry import Registry
 
 ADAPTATIONS: Registry = Registry("adaptation")
@@ -115,8 +116,6 @@ def adapting(models: dict, stages: dict, name: str, batch_size: int) -> dict:
     adapt (no BatchNorm affine parameters, no gradient through it) becomes a BuildFailure that its
     column records; a model with nothing to adapt anywhere is refused."""
     import torch
-
-    from sysnoise.inference.build import BuildFailure
 
     recipe = ADAPTATIONS(name)
     out = {}
