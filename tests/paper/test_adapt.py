@@ -13,7 +13,7 @@ from sysnoise import api
 from sysnoise.engine.execute import EngineOptions
 from sysnoise.engine.outputs import RunOutputs
 from sysnoise.errors import UserInputError
-from sysnoise.inference.adapt import Recipe, Tent
+from sysnoise.inference.adapt import ADAPTATIONS, Recipe, Tent
 from sysnoise.models import wrap_module
 from sysnoise.pipeline.preprocess import stage_values
 from sysnoise.pipeline.spec import Pipeline
@@ -116,3 +116,18 @@ def test_a_stage_without_gradients_is_recorded_for_its_column_and_the_run_goes_o
     assert (outputs.errors["reference"] == "").all()
     assert all(e.startswith("--adapt tent: cannot adapt this model stage: RuntimeError")
                for e in outputs.errors["precision/fp16"])
+
+
+def test_bn_stats_uses_each_batchs_statistics_and_changes_no_parameter():
+    model = bn_model()
+    before = copy.deepcopy(model.state_dict())
+    adapted = Tent(model, ADAPTATIONS("bn-stats"), batch_size=16)
+    x = stream(1)[0]
+    logits = adapted(x)
+    by_hand = copy.deepcopy(model).train()  # train mode: BatchNorm normalises with the batch's own statistics
+    with torch.no_grad():
+        expected = by_hand(x)
+    torch.testing.assert_close(logits, expected)
+    with torch.no_grad():
+        assert not torch.allclose(logits, model(x))  # not the running statistics
+    assert all(torch.equal(before[k], v) for k, v in adapted.model.state_dict().items() if k in before)

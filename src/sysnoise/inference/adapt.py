@@ -28,7 +28,7 @@ ADAPTATIONS: Registry = Registry("adaptation")
 
 @dataclass(frozen=True)
 class Recipe:
-    optimiser: str  # "sgd" | "adam"
+    optimiser: str  # "sgd" | "adam" | "none" (batch statistics only, no step)
     lr: float  # for a batch of `lr_batch` samples; scaled linearly with the batch size
     lr_batch: int
     momentum: float = 0.0
@@ -38,6 +38,9 @@ class Recipe:
 ADAPTATIONS.register("tent", "TENT: BatchNorm affine parameters by entropy minimisation, SGD lr 0.00025 x batch/64, "
                      "momentum 0.9 (TENT's ImageNet setting)")(Recipe("sgd", 0.00025, 64, 0.9))
 ADAPTATIONS.register("tent-adam", "TENT with Adam lr 0.001 x batch/128 (TENT's CIFAR setting)")(Recipe("adam", 1e-3, 128))
+# TENT's own baseline ("BN", Schneider et al. 2020): normalise with each test batch's statistics, no step
+ADAPTATIONS.register("bn-stats", "BatchNorm with each test batch's statistics, no parameter update (TENT's BN "
+                     "baseline): separates the statistics from the entropy steps")(Recipe("none", 0.0, 1))
 
 
 def _batch_norms(model):
@@ -69,13 +72,20 @@ class Tent:
             bn.requires_grad_(True)
         params = affine_parameters(self.model)
         lr = recipe.lr * batch_size / recipe.lr_batch
-        self.optimiser = (torch.optim.SGD(params, lr=lr, momentum=recipe.momentum) if recipe.optimiser == "sgd"
-                          else torch.optim.Adam(params, lr=lr))
+        optimisers = {"sgd": lambda: torch.optim.SGD(params, lr=lr, momentum=recipe.momentum),
+                      "adam": lambda: torch.optim.Adam(params, lr=lr), "none": lambda: None}
+        self.optimiser = optimisers[recipe.optimiser]()
         self.entropies: list[float] = []  # mean entropy of each batch, before its step
 
     def __call__(self, x):
         import torch
 
+        if self.optimiser is None:
+            with torch.no_grad():
+                logits = self.model(x)
+                loss = softmax_entropy(logits).mean()
+            self.entropies.append(float(loss))
+            return logits
         with torch.inference_mode(False), torch.enable_grad():
             logits = self.model(x.clone())  # a clone outside inference mode can join autograd
             loss = softmax_entropy(logits).mean()
