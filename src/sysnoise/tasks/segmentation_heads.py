@@ -5,10 +5,6 @@ model at its logits."""
 from __future__ import annotations
 
 import torch
-import torchvision
-from torchvision.models.segmentation.deeplabv3 import DeepLabV3
-from torchvision.models.segmentation.fcn import FCN
-from torchvision.models.segmentation.lraspp import LRASPP
 
 from sysnoise.errors import UserInputError
 from sysnoise.pipeline.spec import Pipeline
@@ -29,6 +25,8 @@ class Logits(torch.nn.Module):
 def logits_module(module):
     """torchvision's segmentation models return {'out': logits, 'aux': ...}: their model stage is
     wrapped to end at 'out'. Any other module is taken to return the logits (N, C, h, w)."""
+    from torchvision.models.segmentation import DeepLabV3, FCN, LRASPP  # torchvision loads when a model needs it
+
     if not isinstance(module, (DeepLabV3, FCN, LRASPP)):
         return module
     return Logits(module).eval()
@@ -37,6 +35,7 @@ def logits_module(module):
 def load_torchvision(arch: str, weights, state: dict):
     """A torchvision segmentation architecture with the classes (and auxiliary head, if any) its
     state dict has; nothing downloaded, no pretrained backbone either."""
+    import torchvision
     head = next((k for k in ("classifier.4.weight", "classifier.low_classifier.weight") if k in state), None)
     if head is None:  # DeepLabV3 / FCN end in classifier.4, LRASPP in its low/high classifiers
         raise UserInputError(f"{weights}: not a state dict of torchvision's {arch} (no classifier.4 / low_classifier)")
