@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 from sysnoise.errors import UserInputError
 from sysnoise.inference.build import BuildFailure
+from sysnoise.inference.operators import batchnorms
 from sysnoise.registry import Registry
 
 ADAPTATIONS: Registry = Registry("adaptation")
@@ -44,9 +45,7 @@ ADAPTATIONS.register("bn-stats", "BatchNorm with each test batch's statistics, n
 
 
 def _batch_norms(model):
-    import torch
-
-    return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.affine]
+    return [m for m in batchnorms(model) if m.affine]
 
 
 def affine_parameters(model) -> list:
