@@ -3,7 +3,7 @@
   python examples/paper/compare_runs.py size RUN_A RUN_B RUN_C   # flip rate per variant per model,
       paired across models (same photos): per-variant McNemar of A's flips vs C's, and the mean flip
       rate over all variants with a paired bootstrap interval of A - C (and A - B, B - C)
-  python examples/paper/compare_runs.py adapt RUN_PLAIN RUN_TENT   # per variant: delta and flip rate
+  python examples/paper/compare_runs.py adapt RUN_PLAIN RUN_ADAPTED   # per variant: delta and flip rate
       without and with test-time adaptation, and the change with a paired bootstrap interval
 
 Flips are recomputed from outputs.npz (top-1 of the variant differs from the reference's) and
@@ -91,11 +91,11 @@ def adapt(plain_folder: str, tent_folder: str) -> None:
     (plain_out, plain), (tent_out, tent) = load(plain_folder), load(tent_folder)
     assert plain_out.sample_ids == tent_out.sample_ids
     labeled = (plain_out.labels >= 0).any()
-    print(f"reference top-1: {plain['reference'].get('top1')} plain, {tent['reference'].get('top1')} with TENT"
+    print(f"reference top-1: {plain['reference'].get('top1')} plain, {tent['reference'].get('top1')} adapted"
           if labeled else "unlabeled: flips only")
     same = plain_out.arrays["reference"]["topk"][:, 0] == tent_out.arrays["reference"]["topk"][:, 0]
     print(f"reference top-1 unchanged by adaptation on {100 * same.mean():.1f}% of {len(same)} samples")
-    print("| variant | delta plain | delta TENT | flips % plain | flips % TENT | flip change [95% CI] |")
+    print("| variant | delta plain | delta adapted | flips % plain | flips % adapted | flip change [95% CI] |")
     print("|---|---|---|---|---|---|")
     (pf, pids), (tf, tids) = flips(plain_out, plain), flips(tent_out, tent)
     common = sorted(set(pids) & set(tids))
