@@ -24,6 +24,7 @@ from sysnoise.engine.outputs import RAGGED_BYTES, RAGGED_LENGTHS, RunOutputs
 from sysnoise.engine.plan import Column, Plan
 from sysnoise.engine.store import ChunkStore
 from sysnoise.errors import SampleError
+from sysnoise.inference import adapt
 from sysnoise.inference.build import BuildFailure, build_models
 from sysnoise.pipeline.limits import OverBudget, time_budget
 from sysnoise.tasks.base import Task
@@ -40,6 +41,7 @@ class EngineOptions:
     include_corrupt: bool = False  # measure samples the pre-flight finds corrupt (pipeline.integrity)
     forward_counter: dict = field(default_factory=dict)  # model key -> inputs forwarded (for tests, benchmarks)
     model_info: dict = field(default_factory=dict)  # model key -> what was built (export, runtime, quantization)
+    adapt: str | None = None  # test-time adaptation (inference/adapt.py): every column adapts its own model copy
 
 
 class _Source:
@@ -119,7 +121,7 @@ def evaluate(
     import torch
 
     options = options or EngineOptions()
-    columns = plan.columns
+    columns = adapt.own_models(plan.columns) if options.adapt else plan.columns
     n = len(dataset.samples)
     rank, world = distributed.rank_and_world()
     cells = _cells(n, options.chunk_size, rank, world)
@@ -135,9 +137,12 @@ def evaluate(
 
     models = {}
     if todo:
-        models = build_models(loaded_model.module, plan.model_pipelines(), reference=plan.reference,
+        stages = {c.model_key: c.pipeline for c in columns} if options.adapt else plan.model_pipelines()
+        models = build_models(loaded_model.module, stages, reference=plan.reference,
                               calibration_samples=calibration, task=task, batch_size=options.batch_size,
                               device=options.device, info=options.model_info)
+        if options.adapt:
+            models = adapt.adapting(models, stages, options.adapt, options.batch_size)
 
     pending: dict[tuple[int, int], dict[int, dict]] = {}  # chunk -> position -> column index -> outputs/error
     cache = InputCache(options.cache_dir) if options.cache_dir else None

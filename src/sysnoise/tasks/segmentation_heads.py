@@ -25,7 +25,7 @@ class Logits(torch.nn.Module):
 def logits_module(module):
     """torchvision's segmentation models return {'out': logits, 'aux': ...}: their model stage is
     wrapped to end at 'out'. Any other module is taken to return the logits (N, C, h, w)."""
-    from torchvision.models.segmentation import DeepLabV3, FCN, LRASPP  # torchvision loads when a model needs it
+    from torchvision.models.segmentation import FCN, LRASPP, DeepLabV3  # torchvision loads when a model needs it
 
     if not isinstance(module, (DeepLabV3, FCN, LRASPP)):
         return module
