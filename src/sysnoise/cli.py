@@ -221,6 +221,7 @@ def cmd_list(args) -> None:
         print(f"    {name:<28} {text}")
     print("    torchvision:ARCH / timm:ARCH  with --weights PATH (local state_dict or .safetensors)")
     print("    onnx:FILE.onnx                a deployed ONNX file on ONNX Runtime (--reference: its pipeline)")
+    print("    openvino:FILE.xml             a deployed OpenVINO IR on OpenVINO (--reference: its pipeline)")
     print("\ndatasets (--data NAME; written to $SYSNOISE_CACHE on first use; scenes serves every vision task):")
     for name, text in catalogue["datasets"].items():
         print(f"    {name:<28} {text}")
@@ -295,7 +296,7 @@ def cmd_generate(args) -> None:
 def _run_command(sub) -> None:
     run = sub.add_parser("run", help="measure a model under its reference pipeline and noised variants")
     run.add_argument("--model", required=True, help="zoo name (see `sysnoise list`), torchvision:ARCH, timm:ARCH, hf:FOLDER or "
-                     "onnx:FILE.onnx (a deployed file on ONNX Runtime; --reference: its pipeline)")
+                     "onnx:FILE.onnx / openvino:FILE.xml (a deployed file on its engine; --reference: its pipeline)")
     run.add_argument("--weights", help="local weights (state_dict .pth/.pt or .safetensors)")
     run.add_argument("--data", required=True, help="class-folder tree, folder of unlabeled images, list file, COCO "
                      "annotations.json, segmentation list, or a dataset name (`sysnoise list`: scenes serves each task)")

@@ -23,7 +23,8 @@ from .conftest import CHARS, bigram_model
 
 FP32_TOLERANCE = 1e-4  # summed log-likelihoods, nats: float32 reordering (measured: below 1e-5)
 LM_RUNTIMES = ("onnxruntime-lm", "onnxruntime-lm-int8", "onnxruntime-lm-int8-reduce-range")
-VISION_RUNTIMES = ("onnxruntime", "onnxruntime-int8-qdq", "onnxruntime-int8-qoperator")
+VISION_RUNTIMES = ("onnxruntime", "onnxruntime-int8-qdq", "onnxruntime-int8-qoperator", "openvino", "openvino-fp16",
+                   "openvino-bf16", "openvino-int8-nncf", "ncnn", "ncnn-fp16-storage", "ncnn-fp16")
 
 
 def _choices():
