@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from sysnoise import cli
 from sysnoise.cli import main
 
 
@@ -57,3 +58,17 @@ def test_help_for_every_command():
     for command in ("run", "demo", "list"):
         done = subprocess.run([sys.executable, "-m", "sysnoise", command, "--help"], capture_output=True, text=True)
         assert done.returncode == 0 and "usage: sysnoise" in done.stdout
+
+
+def test_readme_and_help_name_the_catalogue_defaults():
+    """The default noises the README and `sysnoise run --help` list are the catalogue's."""
+    from pathlib import Path
+
+    from sysnoise.noises import default_noises
+
+    defaults = ", ".join(default_noises("classification"))
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert f"classification: {defaults})" in readme
+    run_help = next(a for a in cli.build_parser()._subparsers._group_actions[0].choices["run"]._actions
+                    if a.dest == "noises").help
+    assert f"classification: {defaults})" in run_help

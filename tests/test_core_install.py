@@ -8,7 +8,8 @@ import sys
 
 SCRIPT = r"""
 import importlib.abc, json, sys
-BLOCKED = {"onnx", "onnxruntime", "pycocotools", "transformers", "tokenizers", "timm", "datasets", "pyarrow"}
+BLOCKED = {"onnx", "onnxruntime", "pycocotools", "transformers", "tokenizers", "timm", "datasets", "pyarrow",
+           "openvino", "nncf", "executorch", "torchao", "ncnn", "pnnx"}
 
 class NotInstalled(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
@@ -44,8 +45,11 @@ def test_core_install_measures_preprocessing_and_precision_and_says_what_is_miss
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["variants"] == ["decoder/opencv", "resize/opencv-area", "precision/fp16"]
     unavailable = report["runtime"]["unavailable"]
-    assert set(unavailable) == {"onnxruntime", "onnxruntime-int8-qdq", "onnxruntime-int8-qoperator"}
-    assert all("pip install sysnoise[onnx]" in why for why in unavailable.values())
+    extra = {"onnxruntime": "onnx", "onnxruntime-int8-qdq": "onnx", "onnxruntime-int8-qoperator": "onnx",
+             "openvino": "openvino", "openvino-fp16": "openvino", "openvino-bf16": "openvino",
+             "openvino-int8-nncf": "nncf", "ncnn": "ncnn", "ncnn-fp16-storage": "ncnn", "ncnn-fp16": "ncnn"}
+    assert set(unavailable) == set(extra)  # the default runtimes; ExecuTorch and torch.ao are opt-in
+    assert all(f"pip install sysnoise[{extra[option]}]" in why for option, why in unavailable.items())
     assert report["loaded"] == []
     assert "n/a" in (tmp_path / "out" / "report.md").read_text() and "sysnoise[onnx]" in (
         tmp_path / "out" / "report.md").read_text()

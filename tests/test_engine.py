@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sysnoise import api
+from sysnoise import api, measure
 from sysnoise.analysis.classification import correct
 from sysnoise.engine.execute import EngineOptions
 from sysnoise.engine.outputs import RunOutputs
@@ -137,7 +137,7 @@ def test_interrupted_run_resumes_from_committed_chunks(labeled_list, tmp_path):
 
     original = execute.evaluate
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(api, "evaluate", lambda *a, **k: original(*a, **{**k, "on_progress": stop_after_two}))
+        mp.setattr(measure, "evaluate", lambda *a, **k: original(*a, **{**k, "on_progress": stop_after_two}))
         with pytest.raises(Interrupt):
             api.run(model, labeled_list, noises=noises, out=tmp_path / "cut",
                     options=EngineOptions(batch_size=1, chunk_size=1, workers=0, progress=False))

@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sysnoise import api
+from sysnoise import api, measure
 from sysnoise.cli import main
 from sysnoise.errors import UserInputError
 from sysnoise.pipeline.spec import Pipeline
@@ -54,7 +54,7 @@ def run_argv(data: Path, out: Path, *extra: str, model: str = "efficientnet_lite
 
 def test_an_unknown_resize_in_the_reference_stops_before_any_forward_pass(tmp_path, images, capsys, monkeypatch):
     passes = []
-    monkeypatch.setattr(api, "evaluate", lambda *a, **k: passes.append(1))  # the engine pass: never reached
+    monkeypatch.setattr(measure, "evaluate", lambda *a, **k: passes.append(1))  # the engine pass: never reached
     reference = tmp_path / "ref.yaml"
     reference.write_text("decoder: pillow\nresize: bicubic\n")
     started = time.perf_counter()

@@ -168,7 +168,7 @@ def matrix(models: list[str], data, test: str, *, out: str | Path = "results/mat
     model into OUT/runs/LABEL (the test pipelines are its columns, sharing decodes; reruns resume);
     then the matrix from their stored per-sample outputs: OUT/matrix.json, matrix.md, matrix.csv.
     reference: the pipeline the test columns vary (default: the first model's reference)."""
-    field, tests = split_spec(test)
+    field, tests = split_spec(analysis.expand_test(test))
     fields = field_noises()
     if field not in fields or not tests or len(set(tests)) != len(tests):
         raise UserInputError(f"--test {test!r}: expected FIELD=OPTION,OPTION,... with distinct options, FIELD one of "

@@ -7,8 +7,18 @@ imported from the bottom of another module.
 from __future__ import annotations
 
 from sysnoise import noises
-from sysnoise.inference import lm_quant, lm_runtimes, operators, precision, runtimes  # noqa: F401
+from sysnoise.inference import (  # noqa: F401
+    executorch_runtime,
+    lm_quant,
+    lm_runtimes,
+    ncnn_runtime,
+    openvino_runtime,
+    operators,
+    precision,
+    runtimes,
+)
 from sysnoise.loaded_model import MODELS
+from sysnoise.pipeline import hf_processor, openvino_preprocess  # noqa: F401
 from sysnoise.postprocess import detection as detection_options  # noqa: F401
 from sysnoise.postprocess import segmentation as segmentation_options  # noqa: F401
 from sysnoise.tasks import classification, detection, language, segmentation  # noqa: F401

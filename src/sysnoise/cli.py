@@ -14,6 +14,7 @@ from sysnoise import __version__, api, diffing, gates
 from sysnoise.engine.execute import EngineOptions
 from sysnoise.engine.lifetime import Terminated
 from sysnoise.errors import UserInputError
+from sysnoise.inference.adapt import ADAPTATIONS
 from sysnoise.language_models import load_language_model
 from sysnoise.noises import default_noises
 from sysnoise.registry import UnknownNameError
@@ -26,9 +27,10 @@ from sysnoise.report.results import read_results, write_reports
 from sysnoise.report.summary import summary
 from sysnoise.tasks.definition import TASKS
 from sysnoise.train import finetune
+from sysnoise.train.robust import ROBUSTNESS
 from sysnoise.train.zoo_training import RECIPES, train
 from sysnoise.validate import load_pipeline
-from sysnoise.zoo import scenes
+from sysnoise.zoo import photo_corpus, scenes
 from sysnoise.zoo.photos import materialise
 from sysnoise.zoo.text import DEMO_NOISES, DEMO_SETS
 
@@ -48,6 +50,10 @@ def _engine_args(parser: argparse.ArgumentParser, noises: bool = True) -> None:
     parser.add_argument("--fresh", action="store_true", help="discard partial results in --out and start over")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--quiet", action="store_true", help="no progress, no reference lines, no summary table")
+    parser.add_argument("--adapt", choices=ADAPTATIONS.names(),
+                        help="test-time adaptation: every column (reference and each variant) adapts its own copy of "
+                             "the model online on its stream (TENT: BatchNorm affine parameters by entropy "
+                             "minimisation; inference/adapt.py)")
     parser.add_argument("--include-corrupt", action="store_true",
                         help="measure images whose data is corrupt (libjpeg warnings, PNG CRC errors) in every "
                              "column; by default they are skipped and counted apart (docs/reliability.md)")
@@ -98,7 +104,7 @@ def _options(args):
     return EngineOptions(batch_size=args.batch_size, workers=args.workers,
                          progress=not (args.no_progress or args.quiet),
                          device=args.device, chunk_size=args.chunk_size, cache_dir=args.cache,
-                         include_corrupt=args.include_corrupt)
+                         include_corrupt=args.include_corrupt, adapt=getattr(args, "adapt", None))
 
 
 def _gates(args, noises) -> list:
@@ -217,6 +223,7 @@ def cmd_list(args) -> None:
         print(f"    {name:<28} {text}")
     print("    torchvision:ARCH / timm:ARCH  with --weights PATH (local state_dict or .safetensors)")
     print("    onnx:FILE.onnx                a deployed ONNX file on ONNX Runtime (--reference: its pipeline)")
+    print("    openvino:FILE.xml             a deployed OpenVINO IR on OpenVINO (--reference: its pipeline)")
     print("\ndatasets (--data NAME; written to $SYSNOISE_CACHE on first use; scenes serves every vision task):")
     for name, text in catalogue["datasets"].items():
         print(f"    {name:<28} {text}")
@@ -236,7 +243,7 @@ def cmd_train(args) -> None:
     transform = finetune.transform_for(args.model, args.pipeline, args.mix, seed=recipe.seed)
     name = args.name or finetune.default_name(args.model, transform)
     record = finetune.finetune(transform, args.out, name, model=args.model, init=args.init, recipe=recipe,
-                               label=args.label)
+                               label=args.label, robust=args.robust)
     print(json.dumps(record["metrics"], indent=1))
 
 
@@ -246,6 +253,11 @@ def cmd_matrix(args) -> None:
                      fresh=args.fresh, title=args.title)
     print(render_markdown(doc, args.title))
     print(f"wrote {Path(args.out) / 'matrix.json'}, matrix.md, matrix.csv and runs/")
+
+
+def cmd_fetch_photos(args) -> None:
+    list_file = photo_corpus.fetch(root=Path(args.cache) if args.cache else None)
+    print(f"photos-large: {list_file} (use --data photos-large)")
 
 
 def _reference_args(parser: argparse.ArgumentParser, data_flag: str) -> None:
@@ -286,7 +298,7 @@ def cmd_generate(args) -> None:
 def _run_command(sub) -> None:
     run = sub.add_parser("run", help="measure a model under its reference pipeline and noised variants")
     run.add_argument("--model", required=True, help="zoo name (see `sysnoise list`), torchvision:ARCH, timm:ARCH, hf:FOLDER or "
-                     "onnx:FILE.onnx (a deployed file on ONNX Runtime; --reference: its pipeline)")
+                     "onnx:FILE.onnx / openvino:FILE.xml (a deployed file on its engine; --reference: its pipeline)")
     run.add_argument("--weights", help="local weights (state_dict .pth/.pt or .safetensors)")
     run.add_argument("--data", required=True, help="class-folder tree, folder of unlabeled images, list file, COCO "
                      "annotations.json, segmentation list, or a dataset name (`sysnoise list`: scenes serves each task)")
@@ -396,6 +408,9 @@ def _train_command(sub) -> None:
                        help="folder for NAME.safetensors and NAME.json (default results/train)")
     train.add_argument("--name", help="file name (default: the model and what differs from its reference)")
     train.add_argument("--label", help="row label in `sysnoise matrix` (default: the name)")
+    train.add_argument("--robust", choices=ROBUSTNESS.names(),
+                       help="a general robustness method on top (the paper's Fig. 4): randaugment, augmix (torchvision "
+                            "v2), fgsm, pgd (adversarial training, eps 2/255); train/robust.py")
     train.set_defaults(func=cmd_train)
 
 
@@ -406,7 +421,9 @@ def _matrix_command(sub) -> None:
                         help="zoo names or weights files written by `sysnoise train` (NAME.json beside them)")
     matrix.add_argument("--test", required=True, metavar="FIELD=OPTION,...",
                         help="the test columns: the reference with FIELD (decoder, colour, resize, crop, precision) "
-                             "set to each OPTION, e.g. resize=pillow-bilinear,opencv-bilinear,opencv-nearest")
+                             "set to each OPTION, e.g. resize=pillow-bilinear,opencv-bilinear,opencv-nearest; or the "
+                             "paper's layouts: paper-resize (Table 7's six resizes), paper-decoder (Pillow, OpenCV, "
+                             "FFmpeg)")
     matrix.add_argument("--data", required=True, help="dataset name (scenes), class-folder tree or list file")
     matrix.add_argument("--reference", help="YAML/JSON pipeline the columns vary (default: the first model's reference)")
     matrix.add_argument("--out", default=str(Path("results") / "matrix"),
@@ -414,6 +431,13 @@ def _matrix_command(sub) -> None:
     matrix.add_argument("--title", help="table title")
     _engine_args(matrix, noises=False)
     matrix.set_defaults(func=cmd_matrix)
+
+
+def _fetch_photos_command(sub) -> None:
+    fetch = sub.add_parser("fetch-photos", help="download the photos-large corpus (about 500 real photographs from "
+                           "Debian packages, via apt-get download; nothing is installed) into the cache")
+    fetch.add_argument("--cache", metavar="DIR", help="cache folder (default $SYSNOISE_CACHE or ~/.cache/sysnoise)")
+    fetch.set_defaults(func=cmd_fetch_photos)
 
 
 def _list_command(sub) -> None:
@@ -468,6 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_zoo_command(sub)
     _train_command(sub)
     _matrix_command(sub)
+    _fetch_photos_command(sub)
     _list_command(sub)
     _diff_command(sub)
     _generate_command(sub)

@@ -15,6 +15,10 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "lm": ("transformers", "tokenizers"),
     "timm": ("timm",),
     "datasets": ("datasets",),
+    "openvino": ("openvino",),
+    "nncf": ("openvino", "nncf"),
+    "executorch": ("executorch", "torchao"),
+    "ncnn": ("ncnn", "pnnx"),
 }
 
 

@@ -155,8 +155,10 @@ def calibration_split(plan: Plan, rows: list[dict], dataset, deploy, calibration
 
 def reading(options: EngineOptions) -> dict:
     """How samples were read, for results.json: the limits in force (pipeline.limits, from the
-    SYSNOISE_* variables) and whether samples the pre-flight found corrupt were measured."""
-    return {"include_corrupt": options.include_corrupt, "limits": limits.current().to_dict()}
+    SYSNOISE_* variables) and whether samples the pre-flight found corrupt were measured; with
+    --adapt, the test-time adaptation every column ran (it changes every output)."""
+    adapted = {"adapt": options.adapt} if options.adapt else {}
+    return {"include_corrupt": options.include_corrupt, "limits": limits.current().to_dict(), **adapted}
 
 
 class EnginePass(NamedTuple):

@@ -17,6 +17,7 @@ from sysnoise import (
     reference_sources,
 )
 from sysnoise.errors import UserInputError
+from sysnoise.inference.openvino_runtime import load_ir_file
 from sysnoise.inference.runtimes import fixed_size, load_onnx_file
 from sysnoise.loaded_model import MODELS, LoadedModel, hf_cache_path, imagenet_names
 from sysnoise.pipeline.spec import Pipeline
@@ -161,17 +162,20 @@ def _torchvision_dense(task: str, arch: str, weights: Path,
                        source=str(weights), weights_sha256=sha256_file(weights))
 
 
-def _onnx_model(path: str) -> LoadedModel:
-    """onnx:FILE: a deployed ONNX file alone, on ONNX Runtime, as the model under test. The file
-    does not say how its inputs were made: the reference is sysnoise's default pipeline, at the
-    file's input size when it fixes one; --reference names the pipeline it was trained with."""
-    extras.require("onnx", f"--model onnx:{path}")
+def _deployed_model(library: str, path: str) -> LoadedModel:
+    """onnx:FILE.onnx or openvino:FILE.xml: a deployed file alone, on its engine, as the model under
+    test. The file does not say how its inputs were made: the reference is sysnoise's default
+    pipeline, at the file's input size when it fixes one; --reference names the pipeline it was
+    trained with."""
+    extra, engine, load_file = {"onnx": ("onnx", "ONNX Runtime", load_onnx_file),
+                                "openvino": ("openvino", "OpenVINO", load_ir_file)}[library]
+    extras.require(extra, f"--model {library}:{path}")
     try:
-        module = load_onnx_file(path)
+        module = load_file(path)
     except UserInputError:
         raise
-    except Exception as err:  # ONNX Runtime's own error types: a file it cannot run
-        raise UserInputError(f"{path}: ONNX Runtime cannot run it as a model of one image batch ({err})") from None
+    except Exception as err:  # the engine's own error types: a file it cannot run
+        raise UserInputError(f"{path}: {engine} cannot run it as a model of one image batch ({err})") from None
     height, width = (fixed_size(d) for d in (module.input_shape + [None] * 4)[2:4])
     if height and width and height != width:
         raise UserInputError(f"{path}: a fixed input of {height}x{width} pixels; sysnoise inputs are square: "
@@ -179,7 +183,7 @@ def _onnx_model(path: str) -> LoadedModel:
     resolved = ResolvedReference(Pipeline(), {})
     if height:
         resolved = resolved.overridden(Pipeline(input_size=height), f"{path}'s fixed input shape")
-    return LoadedModel(name=f"onnx:{path}", module=module.eval(), reference=resolved.pipeline,
+    return LoadedModel(name=f"{library}:{path}", module=module.eval(), reference=resolved.pipeline,
                        reference_provenance=dict(resolved.provenance),
                        num_classes=classes_from_output(module, resolved.pipeline.input_size),
                        source=str(path), weights_sha256=module.sysnoise_info["sha256"])
@@ -199,18 +203,19 @@ def load_model(
 ) -> LoadedModel:
     """Load `name`: a zoo name (see `sysnoise list`), `torchvision:ARCH[.WEIGHTS_ENUM]`,
     `timm:ARCH[.TAG]`, a Hugging Face image classifier (`hf:FOLDER_OR_CACHED_NAME`, or a folder
-    with config.json and preprocessor_config.json), or a deployed `onnx:FILE.onnx` on ONNX Runtime
-    (reference: sysnoise's default unless given). Its reference pipeline comes from where the
-    model says (zoo card, timm data config, torchvision transforms, HF processor config); `reference`
-    (a Pipeline or a YAML/JSON file, fields it leaves out from the model's) replaces it."""
+    with config.json and preprocessor_config.json), or a deployed `onnx:FILE.onnx` on ONNX Runtime or
+    `openvino:FILE.xml` (an OpenVINO IR) on OpenVINO (reference: sysnoise's default unless given).
+    Its reference pipeline comes from where the model says (zoo card, timm data config, torchvision
+    transforms, HF processor config); `reference` (a Pipeline or a YAML/JSON file, fields it leaves
+    out from the model's) replaces it."""
     weights = Path(weights) if weights is not None else None
     library, _, arch = name.partition(":")
     if library == "hf" or (not arch and (Path(name) / "preprocessor_config.json").is_file()):
         loaded = hf_vision.load_image_classifier(arch or name)
-    elif library == "onnx" and arch:
+    elif library in ("onnx", "openvino") and arch:
         if weights is not None:
-            raise UserInputError(f"{name}: an ONNX file carries its own weights; leave out --weights")
-        loaded = _onnx_model(arch)
+            raise UserInputError(f"{name}: a deployed file carries its own weights; leave out --weights")
+        loaded = _deployed_model(library, arch)
     elif library == "timm" and arch:
         loaded = _timm_model(arch, weights, num_classes)
     elif library == "torchvision" and arch:
@@ -218,7 +223,7 @@ def load_model(
         loaded = _torchvision_model(base, enum_name or None, weights, num_classes)
     elif arch:
         raise UserInputError(f"unknown model library {library!r} in {name!r}; use torchvision:ARCH[.WEIGHTS], "
-                             "timm:ARCH[.TAG], hf:FOLDER or onnx:FILE.onnx")
+                             "timm:ARCH[.TAG], hf:FOLDER, onnx:FILE.onnx or openvino:FILE.xml")
     else:
         loader: Callable[..., LoadedModel] = MODELS(name)
         loaded = loader(weights)

@@ -213,8 +213,8 @@ _add(_operator_noise("norm-eps", "normalisation epsilon of another framework's d
 _add(_operator_noise("bn-fold", "batch-norm folded into the preceding convolution"))
 _add(Noise("runtime", "inference", "the engine that runs the model (same weights, another runtime)",
            runtimes.RUNTIMES, SetField("runtime"),
-           # torch.ao INT8 takes minutes on a CPU for a small CNN: opt-in
-           default_options=lambda: [n for n in runtimes.RUNTIMES.names() if n != "torch-ao-int8"],
+           # runtimes whose build takes minutes on a CPU (torch.ao INT8, ExecuTorch) are opt-in
+           default_options=lambda: [e.name for e in runtimes.RUNTIMES if not e.meta.get("opt_in")],
            defaults=(("classification", None), ("segmentation", None))))
 
 

@@ -68,11 +68,11 @@ def test_a_decoder_that_shrinks_while_decoding_still_maps_to_the_annotated_size(
     """Pillow's draft mode decodes a 1024 x 768 JPEG at 1/4 or 1/8 scale for a 96 px input; the
     boxes must still land in the 1024 x 768 image the annotations describe."""
     from sysnoise.pipeline.spec import Pipeline
-    from sysnoise.tasks.detection import Sample, geometric_inputs
+    from sysnoise.tasks.detection import CocoImage, geometric_inputs
     from tests.conftest import write_jpeg
 
     path = write_jpeg(tmp_path / "big.jpg", np.full((768, 1024, 3), 90, np.uint8))
-    sample = Sample("big.jpg", path, 1, 1024, 768)
+    sample = CocoImage("big.jpg", path, 1, 1024, 768)
     pipelines = [Pipeline(decoder=d, crop="squash", input_size=96, crop_pct=1.0) for d in ("pillow", "pillow-draft")]
     inputs = geometric_inputs(path.read_bytes(), pipelines, sample)
     for p in pipelines:

@@ -40,7 +40,7 @@ def run(tmp_path_factory):
 
 def test_reference_column_is_the_training_codes_own_evaluation(run):
     results, _, _, folder, module = run
-    paths, _, coco = zt.read_coco(folder)
+    paths, _, coco = zt.detection_split(folder)
     images = zt.pipeline_pixels(paths, detector.reference_pipeline())
     expected = zt.coco_map(coco, zt.detections(module, images, detector.reference_pipeline()), 128 / 96)
     assert results["reference"]["map"] == pytest.approx(100 * expected["mAP"], abs=0.01)
@@ -89,7 +89,7 @@ def test_boxes_map_back_to_the_annotated_image(run):
     from sysnoise.engine.outputs import RunOutputs
 
     outputs = RunOutputs.load(out / "outputs.npz")
-    paths, _, _ = zt.read_coco(folder)
+    paths, _, _ = zt.detection_split(folder)
     images = zt.pipeline_pixels(paths[:1], detector.reference_pipeline())
     direct = zt.detections(module, images, detector.reference_pipeline())[0]
     n = len(direct["scores"])

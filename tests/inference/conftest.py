@@ -50,3 +50,32 @@ def same_state(a: dict, b: dict) -> bool:
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+class EngineCNN(torch.nn.Module):
+    """A small classifier every deployment engine converts (conv, BN, ReLU, max-pool, mean, linear)."""
+
+    def __init__(self, classes: int = 4):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.pool = torch.nn.MaxPool2d(2)
+        self.conv2 = torch.nn.Conv2d(8, 16, 3, padding=1)
+        self.fc = torch.nn.Linear(16, classes)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.bn(self.conv(x))))
+        return self.fc(torch.relu(self.conv2(x)).mean((2, 3)))
+
+
+@pytest.fixture(scope="module")
+def engine_cnn():
+    torch.manual_seed(0)
+    return random_bn_stats(EngineCNN().eval())
+
+
+@pytest.fixture(scope="module")
+def engine_batches():
+    """(calibration batches, evaluation batch) of random 32x32 inputs."""
+    generator = torch.Generator().manual_seed(1)
+    return [torch.randn(8, 3, 32, 32, generator=generator) for _ in range(2)], torch.randn(6, 3, 32, 32, generator=generator)

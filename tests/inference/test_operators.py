@@ -202,8 +202,8 @@ def test_norm_eps_swaps_framework_defaults(lite0):
     assert ops.other_framework_eps(1e-5) == 1e-3 and ops.other_framework_eps(1e-3) == 1e-5
     assert ops.other_framework_eps(1e-6) == 1e-3 and ops.other_framework_eps(1e-12) == 1e-3
     bn = ops.apply_operator("bn-eps", lite0.module)
-    assert {m.eps for m in ops._batchnorms(lite0.module)} == {1e-3}  # EfficientNet-Lite: TF's epsilon
-    assert {m.eps for m in ops._batchnorms(bn)} == {1e-5}  # ... ported with PyTorch's default
+    assert {m.eps for m in ops.batchnorms(lite0.module)} == {1e-3}  # EfficientNet-Lite: TF's epsilon
+    assert {m.eps for m in ops.batchnorms(bn)} == {1e-5}  # ... ported with PyTorch's default
     ln = ops.apply_operator("ln-eps", Gelus())
     assert ln.norm.eps == 1e-3
     assert ops.applies("ln-eps", Gelus()) and not ops.applies("ln-eps", lite0.module)
@@ -212,7 +212,7 @@ def test_norm_eps_swaps_framework_defaults(lite0):
 def test_bn_fold_keeps_outputs_and_removes_every_batchnorm(resnet18):
     x = torch.randn(2, 3, 64, 64)
     folded = ops.apply_operator("bn-fold", resnet18, x[:1])
-    assert not ops._batchnorms(folded) and len(ops._batchnorms(resnet18)) == 20
+    assert not ops.batchnorms(folded) and len(ops.batchnorms(resnet18)) == 20
     with torch.no_grad():
         a, b = resnet18(x), folded(x)
     assert (a - b).abs().max() <= 1e-4 * a.abs().max()

@@ -44,7 +44,6 @@ def _table_row(report: str, task: str) -> list[str]:
 
 
 def test_demo_lm_writes_each_set_and_the_table5_summary(tmp_path, make_bigram, tokenizer, monkeypatch):
-    import sysnoise.zoo.text
 
     # greedy decoding after "x" gives " ab": the last word " ab" is reproduced, " ba" is not
     model = make_bigram({("x", " "): 0.9, (" ", "a"): 0.9, ("a", "b"): 0.9})
@@ -53,7 +52,7 @@ def test_demo_lm_writes_each_set_and_the_table5_summary(tmp_path, make_bigram, t
     lastword.write_text("".join(json.dumps({"text": t}) + "\n" for t in ("x ab", "xx ab", "xxx ab", "x ba")))
     text = tmp_path / "prose.jsonl"
     text.write_text("".join(json.dumps({"text": t}) + "\n" for t in ("x ab x ab", "ab ba ab")))
-    monkeypatch.setattr(sysnoise.zoo.text, "DEMO_SETS", {"lastword": (lastword, "lambada"), "text": (text, "text")})
+    monkeypatch.setattr(cli, "DEMO_SETS", {"lastword": (lastword, "lambada"), "text": (text, "text")})
     out = tmp_path / "demo"
     assert cli.main(["demo-lm", "--model", str(folder), "--out", str(out), "--workers", "0", "--no-progress"]) == 0
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sysnoise.analysis import language as lang
-from sysnoise.tasks.language import Request, Sample, encode, harness_window, parse_hellaswag, rolling_windows, score
+from sysnoise.tasks.language import Request, TextItem, encode, harness_window, parse_hellaswag, rolling_windows, score
 
 
 def test_rolling_windows_by_hand():
@@ -29,7 +29,7 @@ def test_a_long_text_is_encoded_in_the_harness_windows_and_scored_whole(tokenize
     """The text's own tokens in the hand-written windows; the bigram model's sum over them is the
     whole text's log-likelihood, written out by hand."""
     model = make_bigram({("a", "b"): 0.9, ("b", "a"): 0.9})
-    text = Sample("line 1", "text", (Request("", "ab" * 5),), -1)
+    text = TextItem("line 1", "text", (Request("", "ab" * 5),), -1)
     encoded = encode(tokenizer, text, 4)
     ids = tokenizer("ab" * 5, add_special_tokens=False)["input_ids"]
     assert [len(c) for c, _ in encoded.requests] == [1, 1, 3] and [t for _, t in encoded.requests] == [
@@ -55,7 +55,7 @@ def test_acc_norm_divides_by_the_length_of_the_ending_as_the_harness():
 
 
 def test_all_trailing_whitespace_of_the_context_moves_into_the_continuation(tokenizer):
-    sample = Sample("line 1", "choice", (Request("x:\n ", "ab"), Request("x:\t", "b")), 0)
+    sample = TextItem("line 1", "choice", (Request("x:\n ", "ab"), Request("x:\t", "b")), 0)
     encoded = encode(tokenizer, sample, 64)
     ids = lambda s: tuple(tokenizer(s, add_special_tokens=False)["input_ids"])  # noqa: E731
     assert encoded.requests[0] == (ids("x:"), ids("\n ab"))
@@ -77,7 +77,7 @@ def test_the_window_is_found_as_the_harness_finds_it():
 def test_perplexity_forms_by_hand(tokenizer, bigram):
     _, model = bigram
     text = ": ab  ab\nab"  # 4 words by the harness's re.split(r"\s+") (":" is one), 11 bytes, 11 tokens
-    out = score(model, [encode(tokenizer, Sample("line 1", "text", (Request("", text),), -1), 64)], 2, "cpu")
+    out = score(model, [encode(tokenizer, TextItem("line 1", "text", (Request("", text),), -1), 64)], 2, "cpu")
     forms = lang.perplexity_forms(out, np.array([0]))
     loglik = out["loglik"][0, 0]
     assert (forms["words"], forms["bytes"], out["tokens"][0, 0]) == (4, 11, 11)

@@ -17,20 +17,21 @@ from sysnoise.engine.execute import EngineOptions
 from sysnoise.inference import lm_runtimes, onnx_export
 from sysnoise.inference.build import build_model
 from sysnoise.pipeline.spec import Pipeline
-from sysnoise.tasks.language import Language, Request, Sample, encode, score
+from sysnoise.tasks.language import Language, Request, TextItem, encode, score
 
 from .conftest import CHARS, bigram_model
 
 FP32_TOLERANCE = 1e-4  # summed log-likelihoods, nats: float32 reordering (measured: below 1e-5)
 LM_RUNTIMES = ("onnxruntime-lm", "onnxruntime-lm-int8", "onnxruntime-lm-int8-reduce-range")
-VISION_RUNTIMES = ("onnxruntime", "onnxruntime-int8-qdq", "onnxruntime-int8-qoperator")
+VISION_RUNTIMES = ("onnxruntime", "onnxruntime-int8-qdq", "onnxruntime-int8-qoperator", "openvino", "openvino-fp16",
+                   "openvino-bf16", "openvino-int8-nncf", "ncnn", "ncnn-fp16-storage", "ncnn-fp16")
 
 
 def _choices():
     """Hand-made multiple-choice items (PIQA prompts) of different lengths, so batches pad."""
     items = [("q", "ab", "b"), ("what is it", "a cab", "abba"), ("x", "c", "a long answer here"),
              ("longer question text?", "ba", "ab ab ab")]
-    return [Sample(f"line {i}", "choice", (Request(f"Question: {g}\nAnswer:", " " + a),
+    return [TextItem(f"line {i}", "choice", (Request(f"Question: {g}\nAnswer:", " " + a),
                                            Request(f"Question: {g}\nAnswer:", " " + b)), 0)
             for i, (g, a, b) in enumerate(items, 1)]
 
@@ -98,7 +99,7 @@ def test_ort_int8_changes_logits_but_keeps_the_next_tokens(tokenizer, runtime):
     # the threshold: every float32 top-1 leads by at least `margin` nats and no logit moves by more
     # than `change`; a top-1 can flip only if 2 * change >= margin, so agreement must be complete
     assert 2 * change < margin
-    texts = [Sample(f"line {i}", "lastword", (Request("".join(CHARS[t] for t in row[:30]),
+    texts = [TextItem(f"line {i}", "lastword", (Request("".join(CHARS[t] for t in row[:30]),
                                                       "".join(CHARS[t] for t in row[30:])),), 0)
              for i, row in enumerate(ids.tolist())]
     encoded = [encode(tokenizer, s, 64) for s in texts]

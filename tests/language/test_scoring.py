@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from sysnoise.analysis import language as lang
-from sysnoise.tasks.language import LanguageTask, Request, Sample, encode, parse_piqa, score
+from sysnoise.tasks.language import LanguageTask, Request, TextItem, encode, parse_piqa, score
 
 
 def _piqa(goal, sol1, sol2, label=0):
     requests, label = parse_piqa({"goal": goal, "sol1": sol1, "sol2": sol2, "label": label})
-    return Sample("line 1", "choice", requests, label)
+    return TextItem("line 1", "choice", requests, label)
 
 
 def test_multiple_choice_gives_the_hand_computed_choice(tokenizer, bigram):
@@ -44,9 +44,9 @@ def test_length_normalisation_can_change_the_choice(tokenizer, make_bigram):
 def test_last_word_greedy_hit_and_perplexity_by_hand(tokenizer, bigram):
     _, model = bigram
     # after ' ' the most likely token is 'a' (0.5), after 'a' it is 'b' (0.5): " ab" is greedy
-    hit = Sample("line 1", "lastword", (Request("x:", " ab"),), 0)
-    miss = Sample("line 2", "lastword", (Request("x:", " ba"),), 0)
-    text = Sample("line 3", "text", (Request("", ": ab"),), -1)
+    hit = TextItem("line 1", "lastword", (Request("x:", " ab"),), 0)
+    miss = TextItem("line 2", "lastword", (Request("x:", " ba"),), 0)
+    text = TextItem("line 3", "text", (Request("", ": ab"),), -1)
     out = score(model, [encode(tokenizer, s, 64) for s in (hit, miss, text)], 2, "cpu")
     assert list(out["greedy"][:2, 0]) == [True, False]
     vocab = 97
@@ -59,7 +59,7 @@ def test_last_word_greedy_hit_and_perplexity_by_hand(tokenizer, bigram):
 
 def test_long_text_is_scored_in_windows_that_cover_every_token(tokenizer, bigram):
     _, model = bigram
-    text = Sample("line 1", "text", (Request("", "ab" * 20),), -1)
+    text = TextItem("line 1", "text", (Request("", "ab" * 20),), -1)
     whole = score(model, [encode(tokenizer, text, 64)], 4, "cpu")
     windows = encode(tokenizer, text, 16)
     assert len(windows.requests) == 3 and sum(len(t) for _, t in windows.requests) == 40
@@ -70,7 +70,7 @@ def test_long_text_is_scored_in_windows_that_cover_every_token(tokenizer, bigram
 
 
 def test_trailing_space_of_the_context_moves_to_the_continuation(tokenizer):
-    sample = Sample("line 1", "choice", (Request("x: ", "ab"), Request("x:", " b")), 0)
+    sample = TextItem("line 1", "choice", (Request("x: ", "ab"), Request("x:", " b")), 0)
     encoded = encode(tokenizer, sample, 64)
     ids = tokenizer(" ab", add_special_tokens=False)["input_ids"]
     assert encoded.requests[0][1] == tuple(ids)

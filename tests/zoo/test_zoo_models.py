@@ -55,7 +55,7 @@ def test_detector_reproduces_reference_map():
     loaded = load_model("zoo-detector")
     n, value, tolerance = _reference(loaded.card)
     folder = scenes.materialise("detection", "val", n=n)
-    paths, _, coco = zt.read_coco(folder)
+    paths, _, coco = zt.detection_split(folder)
     images = zt.pipeline_pixels(paths, loaded.reference)
     dets = zt.detections(loaded.module, images, loaded.reference)
     scale = scenes.CONFIGS["detection"].size / loaded.reference.input_size

@@ -21,6 +21,31 @@ from sysnoise.pipeline.spec import Pipeline
 
 SCHEMA = "sysnoise.matrix/1"
 
+# The paper's test columns, in its order (Table 7: six resizes; Table 8: three decoders), with its
+# column names; `--test paper-resize` stands for the whole FIELD=OPTION,... spec.
+PAPER_LAYOUTS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "paper-resize": ("resize", (("pillow-bilinear", "Pil-bilinear"), ("pillow-nearest", "Pil-nearest"),
+                                ("pillow-bicubic", "Pil-cubic"), ("opencv-nearest", "CV-nearest"),
+                                ("opencv-bilinear", "CV-bilinear"), ("opencv-bicubic", "CV-cubic"))),
+    "paper-decoder": ("decoder", (("pillow", "Pillow"), ("opencv", "OpenCV"), ("ffmpeg", "FFmpeg"))),
+}
+
+
+def expand_test(test: str) -> str:
+    """A paper layout's name -> its FIELD=OPTION,... spec; any other spec unchanged."""
+    if test not in PAPER_LAYOUTS:
+        return test
+    field, columns = PAPER_LAYOUTS[test]
+    return f"{field}={','.join(option for option, _ in columns)}"
+
+
+def paper_headers(field: str, tests: list[str]) -> list[str] | None:
+    """The paper's column names when `tests` is exactly one of its layouts (same order), else None."""
+    for layout_field, columns in PAPER_LAYOUTS.values():
+        if layout_field == field and [option for option, _ in columns] == list(tests):
+            return [header for _, header in columns]
+    return None
+
 
 @dataclass
 class RowRun:

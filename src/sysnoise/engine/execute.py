@@ -25,6 +25,7 @@ from sysnoise.engine.outputs import RAGGED_BYTES, RAGGED_LENGTHS, RunOutputs
 from sysnoise.engine.plan import Column, Plan
 from sysnoise.engine.store import ChunkStore
 from sysnoise.errors import SampleError
+from sysnoise.inference import adapt
 from sysnoise.inference.build import BuildFailure, build_models
 from sysnoise.pipeline.limits import OverBudget, time_budget
 from sysnoise.tasks.base import Task
@@ -43,6 +44,7 @@ class EngineOptions:
     forward_counter: dict = field(default_factory=dict)  # model key -> inputs forwarded (for tests, benchmarks)
     model_info: dict = field(default_factory=dict)  # model key -> what was built (export, runtime, quantization)
     forward_plans: dict = field(default_factory=dict)  # str(model key) -> ForwardPlan.to_dict(): layout, batch, why
+    adapt: str | None = None  # test-time adaptation (inference/adapt.py): every column adapts its own model copy
 
     @property
     def loader_batch(self) -> int:
@@ -135,7 +137,7 @@ def evaluate(
     import torch
 
     options = options or EngineOptions()
-    columns = plan.columns
+    columns = adapt.own_models(plan.columns) if options.adapt else plan.columns
     n = len(dataset.samples)
     rank, world = distributed.rank_and_world()
     cells = _cells(n, options.chunk_size, rank, world)
@@ -151,9 +153,12 @@ def evaluate(
 
     models = {}
     if todo:
-        models = build_models(loaded_model.module, plan.model_pipelines(), reference=plan.reference,
+        stages = {c.model_key: c.pipeline for c in columns} if options.adapt else plan.model_pipelines()
+        models = build_models(loaded_model.module, stages, reference=plan.reference,
                               calibration_samples=calibration, task=task, batch_size=options.loader_batch,
                               device=options.device, info=options.model_info)
+        if options.adapt:
+            models = adapt.adapting(models, stages, options.adapt, options.loader_batch)
 
     pending: dict[tuple[int, int], dict[int, dict]] = {}  # chunk -> position -> column index -> outputs/error
     cache = InputCache(options.cache_dir) if options.cache_dir else None
@@ -165,7 +170,9 @@ def evaluate(
         collate_fn=lambda items: items,
         worker_init_fn=functools.partial(_worker_init, os.getpid()) if options.workers else None,
     )
-    planner = Planner(options.batch_size, options.device, options.forward_plans)
+    # an adapting model changes with every forward: no probe, and the batch is part of what it measures
+    planner = Planner(options.loader_batch if options.adapt else options.batch_size, options.device,
+                      options.forward_plans, probe=not options.adapt)
     threads = torch.get_num_threads()
     torch.set_num_threads(options.model_threads())
     try:

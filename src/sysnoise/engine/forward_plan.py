@@ -37,7 +37,7 @@ class ForwardPlan:
 
     batch_size: int
     layout: str = CONTIGUOUS
-    chosen_by: str = "default"  # probe | cache | --batch-size (layout by probe) | default (not image batches)
+    chosen_by: str = "default"  # probe | cache | --batch-size (layout by probe) | fixed | default (not images)
     per_image_ms: dict = field(default_factory=dict)  # candidate "layout/batch" -> measured milliseconds
 
     def to_dict(self) -> dict:
@@ -163,8 +163,9 @@ class Planner:
     of earlier probes on this machine), and the forwards run by it. `record` receives each stage's
     plan for results.json."""
 
-    def __init__(self, batch_size: int | None, device: str, record: dict, cache_dir: Path | None = None):
-        self.batch_size, self.device, self.record = batch_size, device, record
+    def __init__(self, batch_size: int | None, device: str, record: dict, cache_dir: Path | None = None,
+                 probe: bool = True):
+        self.batch_size, self.device, self.record, self.probe = batch_size, device, record, probe
         self.cache_file = (cache_dir or cache_root()) / CACHE_FILE
         self.plans: dict = {}
 
@@ -178,6 +179,8 @@ class Planner:
         return task.forward(planned, inputs, plan.batch_size, self.device)
 
     def choose(self, stage, model, inputs: list) -> ForwardPlan:
+        if not self.probe:
+            return ForwardPlan(self.batch_size or DEFAULT_BATCH, CONTIGUOUS, "fixed (no probe: the stage adapts)")
         if not image_batch(inputs):
             return ForwardPlan(self.batch_size or DEFAULT_BATCH)
         shape = np.asarray(inputs[0]).shape

@@ -25,6 +25,7 @@ class Column:
     pipeline: Pipeline
     noise: str | None = None
     option: str | None = None
+    model_owner: str | None = None  # set when the model stage is stateful (inference/adapt.py): not shared
 
     @property
     def tensor_key(self) -> tuple:
@@ -32,7 +33,7 @@ class Column:
 
     @property
     def model_key(self) -> tuple:
-        return model_key(self.pipeline)
+        return model_key(self.pipeline) + ((self.model_owner,) if self.model_owner else ())
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,12 @@
 (the default dynamo exporter does). In eval mode it folds batch-norm into convolutions and folds
 constants, as deployment exporters do. Batch, height and width are dynamic axes, so one export
 serves every batch size and every input size a run feeds it.
+
+A module with several outputs (a raw detector's dict of head tensors, tasks/detection_heads.py)
+exports each as a named graph output, so post-processing stays sysnoise's. Its input shape is
+fixed to the example's: the raw detectors loop over the images of a batch in Python and read the
+image size as Python numbers, which the tracer turns into constants, so the file takes exactly that
+many images of that size (the runtime feeds it chunks of that many).
 """
 
 from __future__ import annotations
@@ -23,27 +29,61 @@ SETTINGS = {
 }
 
 
+def output_names(model, example) -> list[str]:
+    """The graph's output names: the keys of a module returning a dict of tensors, else "output"."""
+    import torch
+
+    with torch.no_grad():
+        out = model.eval()(example)
+    return [str(k) for k in out] if isinstance(out, dict) else ["output"]
+
+
+def _as_tuple(model, names: list[str]):
+    """`model` returning its dict's tensors in `names` order: the exporter's outputs are positional."""
+    import torch
+
+    class Outputs(torch.nn.Module):
+        def __init__(self, inner) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            out = self.inner(x)
+            return tuple(out[name] for name in names)
+
+    return Outputs(model).eval()
+
+
 def export(model, example) -> bytes:
-    """The ONNX bytes of `model` (one tensor in, one tensor out), traced on `example`."""
+    """The ONNX bytes of `model` (one tensor in; one tensor, or a dict of named tensors, out),
+    traced on `example`."""
     import torch
 
     buffer = io.BytesIO()
-    dynamic = {0: "batch", 2: "height", 3: "width"} if example.dim() == 4 else {0: "batch"}
+    names = output_names(model, example)
+    several = len(names) > 1
+    spatial = {2: "height", 3: "width"} if example.dim() == 4 else {}
+    dynamic = {} if several else {0: "batch", **spatial}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
         torch.onnx.export(
-            model.eval(), (example,), buffer, dynamo=False, opset_version=OPSET, do_constant_folding=True,
-            input_names=["input"], output_names=["output"],
-            dynamic_axes={"input": dynamic, "output": {0: "batch"}},
+            _as_tuple(model, names) if several else model.eval(), (example,), buffer, dynamo=False,
+            opset_version=OPSET, do_constant_folding=True, input_names=["input"], output_names=names,
+            dynamic_axes={"input": dynamic, **({} if several else {"output": {0: "batch"}})},
         )
     return buffer.getvalue()
 
 
-def describe() -> dict:
+def describe(model=None, example=None) -> dict:
+    """SETTINGS with the versions; given the model, its outputs and (when several) the fixed shape."""
     import onnx
     import torch
 
-    return {**SETTINGS, "torch": torch.__version__, "onnx": onnx.__version__}
+    settings = {**SETTINGS, "torch": torch.__version__, "onnx": onnx.__version__}
+    names = output_names(model, example) if model is not None else ["output"]
+    if len(names) > 1:
+        settings.update(output=names, dynamic_axes=[], input_shape=list(example.shape))
+    return settings
 
 
 # Causal language models: no KV cache, token ids and attention mask in, logits out; batch and

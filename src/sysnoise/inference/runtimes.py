@@ -13,6 +13,10 @@ stage alike. Runtimes marked `calibrated=True` quantize to INT8 with the calibra
 - torch-ao-int8:              torch.ao FX post-training quantization (prepare_fx/convert_fx),
                               x86 backend defaults; deprecated upstream, guarded here
 
+The deployment engines (openvino_runtime, executorch_runtime, ncnn_runtime) register into RUNTIMES
+too; every engine, ONNX Runtime included, runs behind `engine_module`, which also returns a raw
+detector's several outputs as a dict and records build and inference time.
+
 Causal language models take other runtimes (onnxruntime-lm, onnxruntime-lm-int8 and
 onnxruntime-lm-int8-reduce-range: lm_runtimes.py); each side's `applies` meta reports the other's
 as n/a.
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -63,32 +68,66 @@ def fixed_size(dimension) -> int | None:
     return dimension if isinstance(dimension, int) and dimension > 0 else None
 
 
-def run_in_batches(run, array, batch: int | None):
-    """`run` (one array in, one out) over `array`: whole when the batch axis is dynamic, else in
-    chunks of exactly `batch` rows, the last one padded with zeros and its padded rows dropped."""
+def run_in_batches(run, array, batch: int | None) -> list:
+    """`run` (one array in, a list of arrays out) over `array`: whole when the batch axis is dynamic,
+    else in chunks of exactly `batch` rows, the last one padded with zeros and its padded rows dropped."""
     import numpy as np
 
     if batch is None:
-        return run(array)
-    outputs = []
+        return list(run(array))
+    chunks = []
     for start in range(0, len(array), batch):
         chunk = array[start : start + batch]
         rows = len(chunk)
         if rows < batch:
             chunk = np.concatenate([chunk, np.zeros((batch - rows,) + chunk.shape[1:], chunk.dtype)])
-        outputs.append(run(chunk)[:rows])
-    return np.concatenate(outputs)
+        chunks.append([out[:rows] for out in run(chunk)])
+    return [np.concatenate(outs) for outs in zip(*chunks)]
 
 
 def runs_outside_torch(model) -> bool:
-    """A model another engine runs (an ONNX Runtime session): torch-level rewrites, precision
-    emulation and exports cannot reach inside it."""
+    """A model another engine runs (ONNX Runtime, OpenVINO, ExecuTorch, ncnn): torch-level rewrites,
+    precision emulation and exports cannot reach inside it."""
     return getattr(model, "sysnoise_engine", None) is not None
 
 
-def _ort_module(model_bytes_or_path, info: dict):
-    import onnxruntime as ort
+def engine_module(engine: str, run, info: dict, *, batch: int | None = None, outputs: list[str] | None = None,
+                  input_shape: list | None = None, build_seconds: float | None = None):
+    """A torch module over another engine's `run` (one float32 NCHW array in, a list of arrays out):
+    the engine treats it as any model stage. It returns one tensor on the input's device, or a dict
+    {name: tensor} when the engine's model has several named `outputs` (a raw detector's heads).
+    `batch` is the engine model's fixed batch size (None: dynamic). info["timing"] accumulates the
+    engine's own seconds and images, beside the build time, for results.json."""
     import torch
+
+    timing = {"build_seconds": None if build_seconds is None else round(build_seconds, 3),
+              "inference_seconds": 0.0, "images": 0}
+    info["timing"] = timing
+
+    class EngineModule(torch.nn.Module):
+        sysnoise_engine = engine
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.sysnoise_info = info
+            self.input_shape = list(input_shape or [])
+
+        def forward(self, x):
+            start = time.perf_counter()
+            arrays = run_in_batches(run, x.detach().float().cpu().numpy(), batch)
+            timing["inference_seconds"] = round(timing["inference_seconds"] + time.perf_counter() - start, 4)
+            timing["images"] += int(x.shape[0])
+            tensors = [torch.from_numpy(a).to(x.device) for a in arrays]
+            return dict(zip(outputs, tensors)) if outputs and len(outputs) > 1 else tensors[0]
+
+        def __deepcopy__(self, memo):  # an engine session is not copyable; it is stateless for inference
+            return self
+
+    return EngineModule()
+
+
+def _ort_module(model_bytes_or_path, info: dict, build_seconds: float | None = None):
+    import onnxruntime as ort
 
     source = str(model_bytes_or_path) if isinstance(model_bytes_or_path, Path) else model_bytes_or_path
     session = ort.InferenceSession(source, session_options(), providers=["CPUExecutionProvider"])
@@ -97,31 +136,15 @@ def _ort_module(model_bytes_or_path, info: dict):
         raise ValueError(f"the ONNX model takes {len(inputs)} inputs; sysnoise feeds one image batch")
     shape = list(inputs[0].shape or [None])
     batch = fixed_size(shape[0])
-
-    class OnnxRuntimeModel(torch.nn.Module):
-        sysnoise_engine = "onnxruntime"
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.session = session
-            self.input_name = inputs[0].name
-            self.input_shape = shape
-            self.sysnoise_info = info
-
-        def forward(self, x):
-            run = lambda array: self.session.run(None, {self.input_name: array})[0]  # noqa: E731
-            out = run_in_batches(run, x.detach().float().cpu().numpy(), batch)
-            return torch.from_numpy(out).to(x.device)
-
-        def __deepcopy__(self, memo):  # a session is not copyable; it is stateless for inference
-            return self
-
+    names = [o.name for o in session.get_outputs()]
     info.update({
         "runtime": "onnxruntime", "onnxruntime": ort.__version__, "providers": session.get_providers(),
         "graph_optimization_level": "ORT_ENABLE_ALL",
         "input_shape": [d if fixed_size(d) else str(d) for d in shape], "batch": batch or "dynamic",
+        "outputs": names,
     })
-    return OnnxRuntimeModel()
+    return engine_module("onnxruntime", lambda array: session.run(None, {inputs[0].name: array}), info,
+                         batch=batch, outputs=names, input_shape=shape, build_seconds=build_seconds)
 
 
 @RUNTIMES.register("torch", "torch eager (the reference runtime)")
@@ -135,15 +158,23 @@ ONNX = {"available": lambda: extras.available("onnx"), "install": extras.install
 @RUNTIMES.register("onnxruntime", "exported with torch.onnx.export, run by ONNX Runtime on CPU, float32",
                    applies=takes_images, **ONNX)
 def onnxruntime_fp32(model, example=None, calibration=None):
-    info = {"export": onnx_export.describe()}
-    return _ort_module(onnx_export.export(model, example), info)
+    start = time.perf_counter()
+    info = {"export": onnx_export.describe(model, example)}
+    model_bytes = onnx_export.export(model, example)
+    return _ort_module(model_bytes, info, build_seconds=time.perf_counter() - start)
+
+
+def calibration_images(batches) -> list:
+    """The calibration batches as single-image float32 arrays (1, C, H, W): they fit an engine model
+    of fixed batch size 1 (a raw detector's export) as well as a dynamic one."""
+    return [image[None] for b in batches for image in b.detach().float().cpu().numpy()]
 
 
 class _Reader:
-    """onnxruntime.quantization.CalibrationDataReader over our calibration batches."""
+    """onnxruntime.quantization.CalibrationDataReader over our calibration images."""
 
     def __init__(self, batches, input_name: str):
-        self.items = iter([{input_name: b.detach().float().cpu().numpy()} for b in batches])
+        self.items = iter([{input_name: image} for image in calibration_images(batches)])
 
     def get_next(self):
         return next(self.items, None)
@@ -163,7 +194,6 @@ def _ort_int8(quant_format: str):
         )
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
-
         batches = list(calibration or [])
         if not batches:
             raise ValueError("ONNX Runtime INT8 needs calibration batches (none were given)")
@@ -175,8 +205,9 @@ def _ort_int8(quant_format: str):
             "calibrate_method": "MinMax", "weights": "symmetric", "activations": "asymmetric",
             "calibration_samples": int(sum(len(b) for b in batches)),
         }
-        info = {"export": onnx_export.describe(), "quantization": {"tool": "onnxruntime.quantization.quantize_static",
-                                                                      **settings}}
+        start = time.perf_counter()
+        info = {"export": onnx_export.describe(model, example),
+                "quantization": {"tool": "onnxruntime.quantization.quantize_static", **settings}}
         with tempfile.TemporaryDirectory(prefix="sysnoise-ort-") as tmp:
             fp32, prepared, int8 = Path(tmp, "fp32.onnx"), Path(tmp, "prepared.onnx"), Path(tmp, "int8.onnx")
             fp32.write_bytes(onnx_export.export(model, example))
@@ -195,7 +226,7 @@ def _ort_int8(quant_format: str):
                 activation_type=QuantType.QInt8 if qdq else QuantType.QUInt8, weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax,
             )
-            return _ort_module(int8.read_bytes(), info)
+            return _ort_module(int8.read_bytes(), info, build_seconds=time.perf_counter() - start)
 
     return build
 
@@ -236,7 +267,7 @@ def torch_ao_available() -> bool:
 @RUNTIMES.register(
     "torch-ao-int8",
     "torch.ao FX post-training INT8 (x86 backend defaults: per-channel weights, histogram-observed activations)",
-    calibrated=True,
+    calibrated=True, opt_in=True,
     applies=lambda model: takes_images(model) and torch_ao_available() and fx_traceable(model),
 )
 def torch_ao_int8(model, example=None, calibration=None):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+from sysnoise.analysis.matrix import paper_headers
 from sysnoise.analysis.metric import decimals_for
 from sysnoise.report.columns import fmt, fmt_ci, fmt_p
 
@@ -20,13 +21,14 @@ def render_markdown(doc: dict, title: str | None = None) -> str:
     places = decimals_for(doc["n"])
     level = f"{100 * doc['level']:.0f}%"
     tests = doc["tests"]
+    headers = paper_headers(doc["field"], tests) or tests
     lines = [
         f"## {title or 'Train-by-test matrix: ' + doc['field']} (top-1 %, n = {doc['n']})", "",
         f"Rows: the {doc['field']} each model was trained with; columns: the {doc['field']} it is tested with; "
         f"everything else is the same pipeline. **Bold**: trained and tested alike. Brackets: {level} interval "
         f"(Wilson per cell; mean and std over the columns (ddof = 1) by bootstrap over samples, "
         f"{doc['resamples']} resamples).", "",
-        "| trained \\ tested | " + " | ".join(tests) + " | mean | std |",
+        "| trained \\ tested | " + " | ".join(headers) + " | mean | std |",
         "|---|" + "---|" * (len(tests) + 2),
     ]
     for row in doc["rows"]:

@@ -75,9 +75,10 @@ class TaskDefinition:
 
     def check_settings(self, settings: dict) -> None:
         """Refuse reading settings this task does not have, naming the ones it has."""
-        foreign = [k for k, v in settings.items() if v is not None and k not in self.settings]
-        if foreign:
-            raise UserInputError(f"{', '.join(flag(k) for k in foreign)}: not a setting of --task {self.name}"
+        for setting in [k for k, v in settings.items() if v is not None and k not in self.settings]:
+            owners = [t.name for t in TASKS if setting in t.fn.settings]
+            where = f"is for --task {' / '.join(owners)}" if owners else "is no task's setting"
+            raise UserInputError(f"{flag(setting)} {where}, not a setting of --task {self.name}"
                                  + (f" (its settings: {', '.join(flag(k) for k in self.settings)})"
                                     if self.settings else ""))
 

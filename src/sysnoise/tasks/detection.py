@@ -334,11 +334,6 @@ class Detection(TaskDefinition):
             raise UserInputError(str(err)) from None
         return Prepared(DetectionTask().bind(loaded.module), DetectionAnalysis(dataset))
 
-    def unsupported(self, pipeline) -> str | None:
-        if pipeline.runtime != "torch":
-            return "the ONNX runtimes return one output tensor; a raw detector stage returns several"
-        return None
-
     def write_files(self, out: Path, results: dict) -> list[Path]:
         return coco_results.write_reference(out, results)
 

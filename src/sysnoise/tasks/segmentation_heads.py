@@ -4,8 +4,6 @@ model at its logits."""
 
 from __future__ import annotations
 
-import sys
-
 import torch
 
 from sysnoise.errors import UserInputError
@@ -27,9 +25,7 @@ class Logits(torch.nn.Module):
 def logits_module(module):
     """torchvision's segmentation models return {'out': logits, 'aux': ...}: their model stage is
     wrapped to end at 'out'. Any other module is taken to return the logits (N, C, h, w)."""
-    if "torchvision" not in sys.modules:  # no torchvision model without torchvision imported: a run
-        return module  # that uses none is spared its import (1-3 s)
-    from torchvision.models.segmentation import FCN, LRASPP, DeepLabV3
+    from torchvision.models.segmentation import FCN, LRASPP, DeepLabV3  # torchvision loads when a model needs it
 
     if not isinstance(module, (DeepLabV3, FCN, LRASPP)):
         return module
@@ -39,11 +35,10 @@ def logits_module(module):
 def load_torchvision(arch: str, weights, state: dict):
     """A torchvision segmentation architecture with the classes (and auxiliary head, if any) its
     state dict has; nothing downloaded, no pretrained backbone either."""
+    import torchvision
     head = next((k for k in ("classifier.4.weight", "classifier.low_classifier.weight") if k in state), None)
     if head is None:  # DeepLabV3 / FCN end in classifier.4, LRASPP in its low/high classifiers
         raise UserInputError(f"{weights}: not a state dict of torchvision's {arch} (no classifier.4 / low_classifier)")
-    import torchvision
-
     num_classes = int(state[head].shape[0])
     options = {"aux_loss": True} if any(k.startswith("aux_classifier.") for k in state) else {}
     module = torchvision.models.get_model(arch, weights=None, weights_backbone=None, num_classes=num_classes, **options)

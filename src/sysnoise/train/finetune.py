@@ -27,6 +27,7 @@ from sysnoise.diffing import resolve_pipeline
 from sysnoise.engine.store import atomic_write_text
 from sysnoise.errors import UserInputError
 from sysnoise.train.mix import MixTransform, parse_mix
+from sysnoise.train.robust import ROBUSTNESS, adversarial, augment
 from sysnoise.train.zoo_training import (
     classifier_top1,
     dihedral,
@@ -98,12 +99,14 @@ def choices_for(transform: MixTransform, indices: np.ndarray, epoch: int, batch:
 
 def finetune(transform: MixTransform, out: str | Path, name: str, *, model: str = "zoo-resnet",
              init: str = "zoo-resnet", recipe: Recipe = Recipe(), label: str | None = None,
-             train: Path | None = None, val: Path | None = None, log: Callable[[str], None] = print) -> dict:
+             train: Path | None = None, val: Path | None = None, log: Callable[[str], None] = print,
+             robust: str | None = None) -> dict:
     """Train `model` from `init` ("zoo-resnet": its trained weights; "random"; or a weights path)
     on `train` (a list file; default scenes-train) through `transform`; write OUT/NAME.safetensors
     and OUT/NAME.json. Returns the JSON record. The top-1 on `val` (default scenes) is measured
     under the transform's reference pipeline at the end; nothing is selected on it (fixed epochs,
-    last weights kept)."""
+    last weights kept). robust: a general robustness method on top (train/robust.py: RandAugment,
+    AugMix, FGSM or PGD adversarial training), the paper's Fig. 4 comparison."""
     import torch
 
     if model not in MODELS:
@@ -111,6 +114,7 @@ def finetune(transform: MixTransform, out: str | Path, name: str, *, model: str 
     if transform.random_crop is not None:
         raise UserInputError("the zoo recipe trains on the eval geometry (80 -> 64 px scenes) with exact "
                              "flips/rotations; random_crop is for ImageNet-style scripts")
+    method = ROBUSTNESS(robust) if robust else None
     set_threads()
     started = time.perf_counter()
     state, init_record = initial_state(init, recipe.seed)
@@ -141,12 +145,20 @@ def finetune(transform: MixTransform, out: str | Path, name: str, *, model: str 
             idx = order[b * recipe.batch_size : (b + 1) * recipe.batch_size]
             chosen = choices_for(transform, idx, epoch, b, recipe.per)
             np.add.at(counts, chosen, 1)
-            x = dihedral(to_tensor(banks[chosen, idx], reference), int(rng.integers(8)))
+            pixels = banks[chosen, idx]
+            if method is not None and method.kind == "augment":
+                pixels = augment(method, pixels)
+            x = dihedral(to_tensor(pixels, reference), int(rng.integers(8)))
             yield x, torch.from_numpy(labels[idx])
+
+    def loss(logits, y):
+        return torch.nn.functional.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
 
     def loss_fn(net, batch):
         x, y = batch
-        return torch.nn.functional.cross_entropy(net(x), y, label_smoothing=recipe.label_smoothing)
+        if method is not None and method.kind == "adversarial":
+            x = adversarial(method, net, x, y, loss, reference.mean, reference.std)
+        return loss(net(x), y)
 
     history = fit(net, batches, loss_fn, epochs=recipe.epochs, steps_per_epoch=steps, lr=recipe.lr,
                   weight_decay=recipe.weight_decay, seed=recipe.seed, log=log)
@@ -160,6 +172,7 @@ def finetune(transform: MixTransform, out: str | Path, name: str, *, model: str 
                      "drawn": {"counts": counts.tolist(), "total": int(counts.sum())}},
         "recipe": {**asdict(recipe), "optimiser": "AdamW, one-cycle (zoo_training.fit)",
                    "augmentation": "random flip / 90-degree rotation of the pipeline output (exact)",
+                   "robustness": {"method": robust, **method.describe()} if method else None,
                    "data": {"train": str(train or "scenes-train"), "n_train": len(paths), "val": str(val or "scenes"),
                             "n_val": len(val_paths)},
                    **init_record},

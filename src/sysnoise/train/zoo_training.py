@@ -19,14 +19,18 @@ import os
 import platform
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from sysnoise.analysis.classification import correct
+from sysnoise.analysis.detection import coco_eval, detections_json, ground_truth
 from sysnoise.pipeline.preprocess import pixels
 from sysnoise.pipeline.spec import Pipeline
-from sysnoise.tasks.classification import read_list_file
+from sysnoise.tasks.classification import outputs_from_logits, read_list_file
+from sysnoise.tasks.detection import read_detection_data
 from sysnoise.weights import load_state_dict, sha256_file
 from sysnoise.zoo import detector, resnet, scenes, segmenter
 from sysnoise.zoo.datasets import DATASETS
@@ -143,7 +147,6 @@ def fit(model, batches: Callable[[int, np.random.Generator], Iterable], loss_fn,
 def save_weights(model, path: Path) -> str:
     from safetensors.torch import save_file
 
-
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata={"format": "pt"})
@@ -184,28 +187,30 @@ def read_list(list_file: Path) -> tuple[list[Path], np.ndarray]:
 
 
 def classifier_top1(model, images: np.ndarray, labels: np.ndarray, pipeline: Pipeline, batch_size: int = 250) -> float:
+    """Top-1 accuracy as a run scores it (sysnoise.tasks.classification: outputs, correct)."""
     import torch
 
-    correct = 0
     with torch.no_grad():
-        for i in range(0, len(images), batch_size):
-            logits = model(to_tensor(images[i : i + batch_size], pipeline))
-            correct += int((logits.argmax(1).numpy() == labels[i : i + batch_size]).sum())
-    return correct / len(labels)
+        topk = np.concatenate([outputs_from_logits(model(to_tensor(images[i : i + batch_size], pipeline)))["topk"]
+                               for i in range(0, len(images), batch_size)])
+    return float(correct(topk, labels[:, None]).mean())
 
 
 @recipe("zoo-resnet")
 def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = None, *,
                  pipeline: Pipeline | Sequence[Pipeline] | None = None, n_train: int | None = None,
                  batch_size: int = 32, lr: float = 2e-3, log: Callable[[str], None] = print,
-                 name: str = "zoo-resnet", init: str | None = None) -> dict:
-    """Train the scenes classifier. `pipeline` is the training system (default: zoo-resnet's
-    declared reference); the val metric is always measured under the reference pipeline."""
+                 model: str = "zoo-resnet", name: str | None = None, init: str | None = None) -> dict:
+    """Train a scenes classifier of geometry `model` (zoo-resnet, zoo-resnet7), saved as `name`
+    (default: the model's). `pipeline` is the training system (default: the model's declared
+    reference); the val metric is always measured under the reference pipeline."""
     import torch
 
     set_threads()
     epochs = epochs or 8
-    reference = resnet.reference_pipeline()
+    name = name or model
+    shape = resnet.geometry(model)
+    reference = resnet.reference_pipeline(model)
     train_system = pipeline or reference
     started = time.perf_counter()
     train_list, val_list = DATASETS("scenes-train")(n=n_train), DATASETS("scenes")()
@@ -218,11 +223,12 @@ def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = No
     norm = train_system if isinstance(train_system, Pipeline) else train_system[0]
 
     torch.manual_seed(seed)
-    model = resnet.build(len(scenes.CLASSES))
+    net = resnet.build(len(scenes.CLASSES), model)
     backbone = encoder_state(init, keep_fc=True)
-    if backbone is not None:  # another zoo model's body, or an earlier zoo-resnet to train further
-        missing, unexpected = model.load_state_dict(backbone, strict=False)
-        assert not unexpected and all(k.startswith("fc.") for k in missing), (missing, unexpected)
+    fresh: list[str] = []
+    if backbone is not None:  # another zoo model's body, or an earlier version of this one to train further
+        backbone, fresh = matching_state(net, backbone)
+        net.load_state_dict(backbone, strict=False)
     steps = len(train_paths) // batch_size
 
     def batches(epoch, rng):
@@ -232,29 +238,29 @@ def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = No
             x = dihedral(to_tensor(train_images[idx], norm), int(rng.integers(8)))
             yield x, torch.from_numpy(train_labels[idx])
 
-    def loss_fn(model, batch):
+    def loss_fn(module, batch):
         x, y = batch
-        return torch.nn.functional.cross_entropy(model(x), y, label_smoothing=0.05)
+        return torch.nn.functional.cross_entropy(module(x), y, label_smoothing=0.05)
 
-    def evaluate(model, epoch):
-        return {"val_top1": round(classifier_top1(model, val_images, val_labels, reference), 4)}
+    def evaluate(module, epoch):
+        return {"val_top1": round(classifier_top1(module, val_images, val_labels, reference), 4)}
 
-    history = fit(model, batches, loss_fn, epochs=epochs, steps_per_epoch=steps, lr=lr, seed=seed, log=log,
+    history = fit(net, batches, loss_fn, epochs=epochs, steps_per_epoch=steps, lr=lr, seed=seed, log=log,
                   evaluate=evaluate, eval_every=4)
-    top1 = classifier_top1(model, val_images, val_labels, reference)
-    subset = classifier_top1(model, val_images[:REFERENCE_SUBSET], val_labels[:REFERENCE_SUBSET], reference)
-    model.maxpool.ceil_mode = True
-    top1_ceil = classifier_top1(model, val_images, val_labels, reference)
-    model.maxpool.ceil_mode = False
+    top1 = classifier_top1(net, val_images, val_labels, reference)
+    subset = classifier_top1(net, val_images[:REFERENCE_SUBSET], val_labels[:REFERENCE_SUBSET], reference)
+    net.maxpool.ceil_mode = True
+    top1_ceil = classifier_top1(net, val_images, val_labels, reference)
+    net.maxpool.ceil_mode = False
     weights, cards = _outputs(name, out)
     # continuing a model from its own weights: its card's earlier stages stay on record
     earlier = earlier_stages(cards / f"{name}.md") if init == name else []
     command = train_command(name, seed, epochs, init, n_train)
-    sha = save_weights(model, weights)
+    sha = save_weights(net, weights)
     card = {
-        "name": name, "task": "classification", "architecture": f"ZooResNet widths {list(resnet.WIDTHS)}, "
-        "7x7/2 conv stem + 3x3/2 max-pool (floor), 4 stages x 1 BasicBlock",
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "name": name, "task": "classification", "architecture": shape.describe(),
+        "feature_maps": {"floor": list(shape.map_sizes()), "ceil": list(shape.map_sizes(ceil_mode=True))},
+        "parameters": sum(p.numel() for p in net.parameters()),
         "classes": list(scenes.CLASSES),
         "training_system": train_system.to_dict() if isinstance(train_system, Pipeline)
         else [p.to_dict() for p in train_system],
@@ -266,7 +272,7 @@ def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = No
                    "seed": seed,
                    "epochs": epochs, "batch_size": batch_size, "optimiser": "AdamW, one-cycle", "max_lr": lr,
                    "weight_decay": 0.05, "label_smoothing": 0.05,
-                   "init": init_record(init, backbone),
+                   "init": init_record(init, backbone, fresh),
                    "augmentation": "random flip / 90-degree rotation of the pipeline output (exact pixel permutation)"},
         "metrics": {"val_top1": round(top1, 4), f"val_top1_first{REFERENCE_SUBSET}": round(subset, 4),
                     "val_top1_maxpool_ceil": round(top1_ceil, 4)},
@@ -276,10 +282,12 @@ def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = No
         "weights_sha256": sha,
     }
     card["recipe"]["stages"] = earlier + [stage_record(card)]
-    write_card(name, card, _RESNET_PROSE.format(top1=100 * top1, ceil=100 * top1_ceil, nv=len(val_paths),
-                                                stages=describe_stages(card["recipe"]["stages"])), cards)
+    write_card(name, card, classifier_prose(card, shape, model), cards)
     log(f"val top-1 {top1:.4f} (ceil mode {top1_ceil:.4f}); wrote {weights}")
     return card
+
+
+recipe("zoo-resnet7")(partial(train_resnet, model="zoo-resnet7"))
 
 
 def train_command(name: str, seed: int, epochs: int, init: str | None, n_train: int | None) -> str:
@@ -319,39 +327,69 @@ def describe_stages(stages: list[dict]) -> str:
 REFERENCE_SUBSET = 500  # classifier: the test re-measures top-1 on the first 500 val images
 DENSE_REFERENCE_SUBSET = 200  # detector, segmenter: first 200 val images
 
-_RESNET_PROSE = """
+def classifier_prose(card: dict, shape, model: str) -> str:
+    """The card's prose for a zoo classifier: its stages, training system, geometry and result."""
+    floor, ceil = shape.map_sizes(), shape.map_sizes(ceil_mode=True)
+    stem = f"{shape.stem_kernel}x{shape.stem_kernel} stride-{shape.stem_stride} conv"
+    new_cells = ceil[-1] ** 2 - floor[-1] ** 2
+    metrics = card["metrics"]
+    role = ("Its body is the starting point of zoo-detector and zoo-segmenter, so train it first."
+            if model == "zoo-resnet" else _GEOMETRY_WHY.get(model, ""))
+    return _CLASSIFIER_PROSE.format(
+        stages=describe_stages(card["recipe"]["stages"]), role=role, size=shape.input_size, stem=stem,
+        floor=" / ".join(map(str, floor)), ceil=" / ".join(map(str, ceil)), last=floor[-1], last_ceil=ceil[-1],
+        new=new_cells, cells=ceil[-1] ** 2, top1=100 * metrics["val_top1"], epochs=card["recipe"]["epochs"],
+        minutes=card["train_seconds"] / 60, threads=card["environment"]["threads"],
+        all_minutes=sum(stage["train_seconds"] for stage in card["recipe"]["stages"]) / 60,
+        top1_ceil=100 * metrics["val_top1_maxpool_ceil"], nv=card["data"]["n_val"], name=card["name"])
+
+
+_GEOMETRY_WHY = {"zoo-resnet7": (
+    "Its geometry is ResNet-50's at 224 px where the ceil-mode noise acts: a final 7x7 map that ceil "
+    "mode makes 8x8, so 15 of the 64 globally pooled cells are new (zoo-resnet: 2x2 -> 3x3, 5 of 9). "
+    "To afford a 7x7 final map on 80 px scenes with a CPU budget it has a stride-1 3x3 stem and a "
+    "stride-1 last stage (total stride 8, ResNet-50's 32); the max-pool is ResNet's (3x3, stride 2, "
+    "padding 1, floor mode).")}
+
+_CLASSIFIER_PROSE = """
 A small ResNet-style classifier for the `scenes` data set (10 shape classes pasted on real
-photographs; see `sysnoise.zoo.scenes`), trained from a random start on this project's CPU,
-each stage a one-cycle schedule starting from the previous stage's weights:
+photographs; see `sysnoise.zoo.scenes`), trained on this project's CPU, each stage a one-cycle
+schedule starting from the weights named in its command:
 {stages}
 
-Its body is the starting point of zoo-detector and zoo-segmenter, so train it first.
+{role}
 
 * **Training system (the reference pipeline)**: JPEG (Pillow, quality 90, 4:2:0) decoded by
-  Pillow, RGB, Pillow bilinear resize 80 -> 64, ImageNet mean/std, FP32, torch eager,
+  Pillow, RGB, Pillow bilinear resize 80 -> {size}, ImageNet mean/std, FP32, torch eager,
   max-pool in floor mode. Training images went through the project's own pipeline functions.
+* **Geometry**: {stem} stem, 3x3/2 max-pool; feature maps (stem, pool, stages) {floor} in floor
+  mode, {ceil} in ceil mode: the final {last}x{last} map becomes {last_ceil}x{last_ceil}, {new} of
+  its {cells} globally pooled cells new.
 * **Data**: the first N images of scenes-train (seed 0; N per stage above); evaluated on
   scenes val ({nv} images, seed 0).
-* **Result**: val top-1 {top1:.2f} % under the reference pipeline; {ceil:.2f} % with the
-  max-pool switched to ceil mode (the stem's 32x32 map pools to 17x17 instead of 16x16).
-* **Use**: `sysnoise run --model zoo-resnet --data scenes`.
+* **Cost**: the last stage {epochs} epochs, {minutes:.1f} min wall time ({threads} thread(s),
+  data preparation and evaluation included); all stages {all_minutes:.1f} min.
+* **Result**: val top-1 {top1:.2f} % under the reference pipeline; {top1_ceil:.2f} % with the
+  max-pool switched to ceil mode.
+* **Use**: `sysnoise run --model {name} --data scenes`.
 """
 
 
 
 # --------------------------------------------------------------------------- detection / segmentation data
-def read_coco(folder: Path) -> tuple[list[Path], list[dict], dict]:
-    """(image paths, per-image {'boxes': xyxy float32 (n, 4) in file pixels, 'labels'}, coco dict)."""
-    coco = json.loads((folder / "annotations.json").read_text())
-    per_image = {img["id"]: {"boxes": [], "labels": []} for img in coco["images"]}
-    for ann in coco["annotations"]:
+def detection_split(folder: Path) -> tuple[list[Path], list[dict], dict]:
+    """(image paths, per-image {'boxes': xyxy float32 (n, 4) in file pixels, 'labels'}, the ground
+    truth as COCOeval reads it), read by the detection task's reader."""
+    data = read_detection_data(folder)
+    per_image: dict[int, tuple[list, list]] = {s.image_id: ([], []) for s in data.samples}
+    for ann in data.coco["annotations"]:
         x, y, w, h = ann["bbox"]
-        per_image[ann["image_id"]]["boxes"].append([x, y, x + w, y + h])
-        per_image[ann["image_id"]]["labels"].append(ann["category_id"])
-    paths = [folder / img["file_name"] for img in coco["images"]]
-    targets = [{"boxes": np.array(per_image[img["id"]]["boxes"], np.float32).reshape(-1, 4),
-                "labels": np.array(per_image[img["id"]]["labels"], np.int64)} for img in coco["images"]]
-    return paths, targets, coco
+        boxes, labels = per_image[ann["image_id"]]
+        boxes.append([x, y, x + w, y + h])
+        labels.append(ann["category_id"])
+    targets = [{"boxes": np.array(per_image[s.image_id][0], np.float32).reshape(-1, 4),
+                "labels": np.array(per_image[s.image_id][1], np.int64)} for s in data.samples]
+    return [s.path for s in data.samples], targets, data.coco
 
 
 def dihedral_boxes(boxes, k: int, size: float):
@@ -380,31 +418,12 @@ def detections(model, images: np.ndarray, pipeline: Pipeline, batch_size: int = 
 
 
 def coco_map(coco: dict, dets: list[dict], scale: float, image_ids: Sequence[int] | None = None) -> dict:
-    """COCO box mAP (pycocotools) of detections in input pixels, scaled by `scale` to file pixels."""
-    import contextlib
-    import io as _io
-
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
+    """COCO box mAP of detections in input pixels, scaled by `scale` to file pixels, as a run
+    scores it (sysnoise.analysis.detection.coco_eval)."""
     ids = list(image_ids) if image_ids is not None else [img["id"] for img in coco["images"]]
-    results = []
-    for image_id, det in zip(ids, dets):
-        for box, score, label in zip(det["boxes"] * scale, det["scores"], det["labels"]):
-            results.append({"image_id": int(image_id), "category_id": int(label), "score": float(score),
-                            "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])]})
-    with contextlib.redirect_stdout(_io.StringIO()):
-        gt = COCO()
-        gt.dataset = coco
-        gt.createIndex()
-        if not results:
-            return {"mAP": 0.0, "AP50": 0.0, "AP75": 0.0}
-        evaluation = COCOeval(gt, gt.loadRes(results), "bbox")
-        evaluation.params.imgIds = ids
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    stats = evaluation.stats
+    results = detections_json([d["boxes"] * scale for d in dets], [d["scores"] for d in dets],
+                              [d["labels"] for d in dets], ids)
+    stats = coco_eval(ground_truth(coco), results, ids).stats
     return {"mAP": round(float(stats[0]), 4), "AP50": round(float(stats[1]), 4), "AP75": round(float(stats[2]), 4),
             "AP_small": round(float(stats[3]), 4), "AP_medium": round(float(stats[4]), 4)}
 
@@ -433,8 +452,9 @@ def _own_state(init: str | None, name: str) -> dict | None:
     return load_state_dict(path) if path.is_file() else None
 
 
-def init_record(source: str | None, state: dict | None) -> dict | str:
-    """What a model started from, for its card: the source and the digest of its tensors."""
+def init_record(source: str | None, state: dict | None, fresh: Sequence[str] = ()) -> dict | str:
+    """What a model started from, for its card: the source, the digest of the tensors taken, and
+    the tensors that started random instead (their shape differs from the source's)."""
     if state is None:
         return "random"
     import hashlib
@@ -443,7 +463,19 @@ def init_record(source: str | None, state: dict | None) -> dict | str:
     for key in sorted(state):
         h.update(key.encode())
         h.update(state[key].numpy().tobytes())
-    return {"from": str(source), "tensors_sha256": h.hexdigest()}
+    record = {"from": str(source), "tensors_sha256": h.hexdigest()}
+    return {**record, "random": list(fresh)} if fresh else record
+
+
+def matching_state(module, state: dict) -> tuple[dict, list[str]]:
+    """(the tensors of `state` that fit `module` by name and shape, the names of the module's
+    tensors left at their random start). A tensor `module` lacks is a wrong source: refused."""
+    own = module.state_dict()
+    unknown = sorted(set(state) - set(own))
+    if unknown:
+        raise ValueError(f"initial weights name tensors the model lacks: {unknown[:5]}")
+    taken = {k: v for k, v in state.items() if own[k].shape == v.shape}
+    return taken, sorted(set(own) - set(taken))
 
 
 @recipe("zoo-detector")
@@ -453,7 +485,6 @@ def train_detector(seed: int = 0, epochs: int | None = None, out: Path | None = 
                    name: str = "zoo-detector", init: str | None = "zoo-resnet") -> dict:
     import torch
 
-
     set_threads()
     epochs = epochs or 12
     reference = detector.reference_pipeline()
@@ -462,8 +493,8 @@ def train_detector(seed: int = 0, epochs: int | None = None, out: Path | None = 
     started = time.perf_counter()
     train_folder = scenes.materialise("detection", "train", n=n_train)
     val_folder = scenes.materialise("detection", "val")
-    train_paths, train_targets, _ = read_coco(train_folder)
-    val_paths, _, val_coco = read_coco(val_folder)
+    train_paths, train_targets, _ = detection_split(train_folder)
+    val_paths, _, val_coco = detection_split(val_folder)
     train_images = pipeline_pixels(train_paths, train_system, seed=seed)
     val_images = pipeline_pixels(val_paths, reference)
     file_size = scenes.CONFIGS["detection"].size
@@ -573,7 +604,6 @@ def segmentation_scores(model, images: np.ndarray, label_maps: np.ndarray, pipel
     import torch
     import torch.nn.functional as F
 
-
     confusion = np.zeros((num_classes, num_classes), np.int64)
     with torch.no_grad():
         for i in range(0, len(images), batch_size):
@@ -607,7 +637,6 @@ def train_segmenter(seed: int = 0, epochs: int | None = None, out: Path | None =
                     name: str = "zoo-segmenter", init: str | None = "zoo-resnet") -> dict:
     import torch
     import torch.nn.functional as F
-
 
     set_threads()
     epochs = epochs or 15

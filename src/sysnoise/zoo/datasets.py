@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sysnoise.errors import UserInputError
 from sysnoise.registry import Registry
-from sysnoise.zoo import scenes
+from sysnoise.zoo import photo_corpus, scenes
 
 DATASETS: Registry = Registry("dataset")
 
@@ -26,6 +26,10 @@ for _split, _suffix in (("val", ""), ("train", "-train")):
               "detection", _split, "annotations.json", "detection", f"scenes{_suffix}")
     _register(f"scenes-seg{_suffix}", f"scenes segmentation {_split} split: list of 'image label-map' (255 = ignore)",
               "detection", _split, "segmentation.txt", "segmentation", f"scenes{_suffix}")
+
+DATASETS.register("photos-large", "about 500 real photographs from Debian packages, unlabeled (flip rates); fetched "
+                  "once with apt-get download (`sysnoise fetch-photos`)", task="classification", kind="unlabeled",
+                  split="val", family="photos-large")(photo_corpus.materialise)
 
 
 def resolve_dataset(data, task: str | None = None):
