@@ -165,3 +165,16 @@ def test_run_records_the_forward_plan_and_threads(gradient_images, tmp_path, mon
     assert forward_plan.model_threads(0, cores=2) == 1
     monkeypatch.setenv("SYSNOISE_THREADS", "3")
     assert forward_plan.model_threads(1, cores=2) == 3
+
+
+def test_an_adapting_stage_is_never_probed(tmp_path):
+    """A probe's extra forwards would adapt a test-time-adapting model (--adapt): its plan is fixed."""
+    calls = []
+    model = tiny_cnn()
+    model.register_forward_hook(lambda *_: calls.append(1))
+    inputs = [np.zeros((3, 16, 16), np.float32)] * 5
+    record = {}
+    Planner(16, "cpu", record, tmp_path, probe=False).forward(ClassificationTask(), "stage", model, inputs)
+    assert len(calls) == 1  # the one forward of the 5 inputs, nothing else
+    assert (record["stage"]["batch_size"], record["stage"]["layout"]) == (16, CONTIGUOUS)
+    assert not (tmp_path / forward_plan.CACHE_FILE).exists()
