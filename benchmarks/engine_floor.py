@@ -6,8 +6,13 @@ separately? Prints a table; writes nothing unless --json is given.
 
 floor = reading each file once + each distinct pre-processing node once (decode, colour, geometry,
 normalise, each timed in isolation) + building each distinct model stage once + forwarding each
-distinct (input, model stage) pair once, in batches of 16. All in this one process, one thread
-of work at a time, the same data as the end-to-end run.
+distinct (input, model stage) pair once with the best plain-torch forward for that stage: the
+memory layout (contiguous or channels-last, model and input) and batch size a careful engineer
+would pick by hand, found here by timing every pair on the stage's first inputs, with none of
+sysnoise's forward code. All in this one process, one thread of work at a time, the same data as
+the end-to-end run. Beside each floor forward, sysnoise's own forward of the same inputs
+(engine/forward_plan.py: the plan it probes or finds cached) is timed, in alternating order; their
+ratio is the forward's cost against the best plain one (target <= 1.1).
 end-to-end = `sysnoise.api.run` wall time (workers 0 and 1), reports and figures excluded.
 naive = what the original code does: one full evaluation per variant, re-reading and re-decoding
 every image, no sharing of anything between variants.
@@ -72,9 +77,53 @@ def warm_up(dataset, plan) -> None:
     tensors(Path(sample.path).read_bytes(), plan.tensor_pipelines(), sample.id)
 
 
+PLAIN_LAYOUTS = ("contiguous", "channels-last")
+PLAIN_BATCHES = (1, 4, 8, 16, 32)
+
+
+def plain_batch(arrays: list, layout: str):
+    import torch
+
+    x = torch.from_numpy(np.stack(arrays))
+    return x.contiguous(memory_format=torch.channels_last) if layout == "channels-last" else x
+
+
+def plain_config_model(model, layout: str) -> None:
+    """The model's parameters into `layout` (a no-op when they are in it already)."""
+    import torch
+
+    if isinstance(model, torch.nn.Module):
+        model.to(memory_format=torch.channels_last if layout == "channels-last" else torch.contiguous_format)
+
+
+def plain_forward(model, arrays: list, layout: str, batch_size: int) -> None:
+    for start in range(0, len(arrays), batch_size):
+        model(plain_batch(arrays[start : start + batch_size], layout))
+
+
+def best_plain_config(model, arrays: list) -> tuple[str, int, dict]:
+    """The (layout, batch size) of the fastest plain forward of `model`, every pair timed (best of
+    two after one untimed run) on `arrays` repeated to the batch size; the model is left in it."""
+    per_image = {}
+    for layout in PLAIN_LAYOUTS:
+        plain_config_model(model, layout)
+        for size in PLAIN_BATCHES:
+            x = plain_batch([arrays[i % len(arrays)] for i in range(size)], layout)
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                model(x)
+                times.append(time.perf_counter() - t0)
+            per_image[layout, size] = min(times[1:]) / size
+    layout, size = min(per_image, key=per_image.get)
+    plain_config_model(model, layout)
+    return layout, size, {f"{lay}/{b}": round(1000 * t, 2) for (lay, b), t in per_image.items()}
+
+
 def floor_seconds(loaded, dataset, plan, calibration, batch_size: int) -> dict:
     import torch
 
+    from sysnoise.engine.forward_plan import Planner
     from sysnoise.inference.build import build_models
     from sysnoise.pipeline.preprocess import stage_values
     from sysnoise.tasks.classification import ClassificationTask
@@ -88,6 +137,9 @@ def floor_seconds(loaded, dataset, plan, calibration, batch_size: int) -> dict:
     pipelines = plan.tensor_pipelines()
     columns = plan.columns
     distinct_forwards = 0
+    best: dict = {}
+    planner = Planner(None, "cpu", {})
+    sysnoise_forward = 0.0
     with torch.inference_mode():
         for start in range(0, len(dataset.samples), batch_size):
             unique: dict[tuple, dict[bytes, np.ndarray]] = {}
@@ -107,17 +159,35 @@ def floor_seconds(loaded, dataset, plan, calibration, batch_size: int) -> dict:
                 model = models[key]
                 if not hasattr(model, "__call__"):
                     continue
-                t0 = time.perf_counter()
-                task.forward(model, list(inputs.values()), batch_size, "cpu")
-                timings["forward"] += time.perf_counter() - t0
+                arrays = [np.asarray(a, np.float32) for a in inputs.values()]
+                if key not in best:  # chosen untimed, on the stage's first inputs (sysnoise's probe too)
+                    best[key] = best_plain_config(model, arrays[:32])
+                    planner.plans[key] = planner.choose(key, model, arrays[:32])
+                layout, size, _ = best[key]
+                # alternating order: a machine's drift lands on both forwards alike
+                for which in ((0, 1) if distinct_forwards % 2 == 0 else (1, 0)):
+                    t0 = time.perf_counter()
+                    if which == 0:
+                        plain_config_model(model, layout)
+                        plain_forward(model, arrays, layout, size)
+                        timings["forward"] += time.perf_counter() - t0
+                    else:
+                        plain_config_model(model, planner.plans[key].layout)
+                        planner.forward(task, key, model, arrays)
+                        sysnoise_forward += time.perf_counter() - t0
                 distinct_forwards += len(inputs)
     timings["total"] = sum(timings.values())
     timings["distinct_forwards"] = distinct_forwards
+    timings["sysnoise_forward"] = sysnoise_forward
+    timings["best_plain"] = {str(k): {"layout": layout, "batch_size": size, "per_image_ms": ms}
+                             for k, (layout, size, ms) in best.items()}
+    timings["sysnoise_plan"] = {str(k): p.to_dict() for k, p in planner.plans.items()}
     return timings
 
 
-def naive_seconds(loaded, dataset, plan, calibration, batch_size: int) -> dict:
-    """One complete evaluation per column: read, decode, ..., forward; nothing shared."""
+def naive_seconds(loaded, dataset, plan, calibration, batch_size: int, best: dict) -> dict:
+    """One complete evaluation per column: read, decode, ..., forward (the floor's best plain
+    forward of the stage, `best`); nothing shared."""
     import torch
 
     from sysnoise.inference.build import build_models
@@ -141,14 +211,16 @@ def naive_seconds(loaded, dataset, plan, calibration, batch_size: int) -> dict:
                         batch.append(value)
                 t1 = time.perf_counter()
                 if batch:
-                    task.forward(model, batch, batch_size, "cpu")
+                    layout, size, _ = best[str(column.model_key)]
+                    plain_config_model(model, layout)
+                    plain_forward(model, batch, layout, size)
                 timings["preprocess"] += t1 - t0
                 timings["model"] += time.perf_counter() - t1
     timings["total"] = sum(timings.values())
     return timings
 
 
-def end_to_end_seconds(loaded, dataset, noises, workers: int, batch_size: int) -> float:
+def end_to_end_seconds(loaded, dataset, noises, workers: int) -> float:
     """Wall time of api.run, dataset reading and results/reports included (figures off)."""
     from sysnoise import api
     from sysnoise.engine.execute import EngineOptions
@@ -156,7 +228,7 @@ def end_to_end_seconds(loaded, dataset, noises, workers: int, batch_size: int) -
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         api.run(loaded, dataset, noises=noises, out=out, figures=False,
-                options=EngineOptions(batch_size=batch_size, workers=workers, progress=False))
+                options=EngineOptions(workers=workers, progress=False))  # sysnoise's own forward plan
         return time.perf_counter() - started
 
 
@@ -164,7 +236,7 @@ def main() -> None:
     import torch
 
     from sysnoise import measure
-    from sysnoise.models import load_model
+    from sysnoise.api import load_model
     from sysnoise.tasks.classification import read_dataset
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -172,7 +244,7 @@ def main() -> None:
     parser.add_argument("--model", default="efficientnet_lite0")
     parser.add_argument("--noise", action="append", dest="noises")
     parser.add_argument("--limit", type=int, help="only the first N samples")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=16, help="samples per step of the floor and naive loops")
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
@@ -191,15 +263,22 @@ def main() -> None:
 
     warm_up(evaluated, plan)
     floor = floor_seconds(loaded, evaluated, plan, calibration, args.batch_size)
-    e2e = {w: end_to_end_seconds(loaded, dataset, noises, w, args.batch_size) for w in (0, 1)}
-    naive = None if args.skip_naive else naive_seconds(loaded, evaluated, plan, calibration, args.batch_size)
+    e2e = {w: end_to_end_seconds(loaded, dataset, noises, w) for w in (0, 1)}
+    naive = None if args.skip_naive else naive_seconds(loaded, evaluated, plan, calibration, args.batch_size,
+                                                       {k: tuple(v.values()) for k, v in floor["best_plain"].items()})
     dataset = evaluated
 
     n, columns = len(dataset.samples), len(plan.columns)
     print(f"\n{args.model} on {args.data}: {n} images x {columns} pipelines ({', '.join(noises)})")
     print(f"floor: read {floor['read']:.1f}s + pre-processing {floor['preprocess']:.1f}s + build {floor['build']:.1f}s"
           f" + {floor['distinct_forwards']} distinct forwards {floor['forward']:.1f}s = {floor['total']:.1f}s")
+    for key, config in floor["best_plain"].items():
+        chosen = floor["sysnoise_plan"][key]
+        print(f"forward {key}: best plain {config['layout']}, batch {config['batch_size']}; "
+              f"sysnoise {chosen['layout']}, batch {chosen['batch_size']} ({chosen['chosen_by']})")
     print(f"{'measure':<34}{'seconds':>10}{'ratio':>10}   target")
+    print(f"{'sysnoise forward / best plain':<34}{floor['sysnoise_forward']:>10.1f}"
+          f"{floor['sysnoise_forward'] / floor['forward']:>10.2f}   <= 1.1 (same inputs, alternating)")
     for workers, seconds in e2e.items():
         print(f"{'end-to-end, workers=' + str(workers):<34}{seconds:>10.1f}{seconds / floor['total']:>10.2f}   "
               f"<= 1.15 x floor")

@@ -8,6 +8,8 @@ HERE = Path(__file__).parent
 RUNS = [
     ["engine_floor.py", "--data", "demo"],
     ["engine_floor.py", "--data", "scenes", "--model", "zoo-resnet", "--limit", "2000"],
+    ["vs_plain_loop.py", "--data", "demo"],
+    ["vs_plain_loop.py", "--data", "scenes", "--model", "zoo-resnet", "--limit", "500"],
     ["memory.py"],
     ["inference_agreement.py"],
 ]

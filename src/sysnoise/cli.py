@@ -36,7 +36,9 @@ from sysnoise.zoo.text import DEMO_NOISES, DEMO_SETS
 
 
 def _engine_args(parser: argparse.ArgumentParser, noises: bool = True) -> None:
-    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
+    parser.add_argument("--batch-size", type=int,
+                        help="images per forward pass (default: the fastest on this machine, probed on a run's first "
+                             "inputs once per model stage and kept in $SYSNOISE_CACHE; docs/scale.md)")
     parser.add_argument("--workers", type=int, default=1,
                         help="pre-processing worker processes beside the model (default 1; 0 = none)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
@@ -95,7 +97,7 @@ def _stepwise_arg(parser: argparse.ArgumentParser, default: str | None) -> None:
 
 
 def _options(args):
-    if args.batch_size < 1 or args.workers < 0 or args.chunk_size < 1:
+    if (args.batch_size is not None and args.batch_size < 1) or args.workers < 0 or args.chunk_size < 1:
         raise UserInputError("--batch-size and --chunk-size must be >= 1, --workers >= 0")
     if getattr(args, "limit", None) is not None and args.limit < 1:
         raise UserInputError("--limit must be >= 1")

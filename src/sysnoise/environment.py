@@ -13,7 +13,7 @@ from sysnoise.pipeline.decode import decoder_versions
 from sysnoise.versions import distribution_version, library_version
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -58,7 +58,7 @@ def describe(distributions: tuple[str, ...] = ()) -> dict:
     info = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

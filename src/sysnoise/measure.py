@@ -237,6 +237,7 @@ def combined_pass(run: Run, analysis, results: dict, stepwise, deploy, out: Path
 def run_record(passed: EnginePass, options: EngineOptions) -> dict:
     """results.json `run`: time, engine settings, identity, forwards and model stages."""
     return {"seconds": round(passed.seconds, 2), "batch_size": options.batch_size, "workers": options.workers,
+            "forward": options.forward_record(),
             "identity": passed.identity, "reused": passed.reused, "device": options.device,
             "forwards": {str(k): v for k, v in options.forward_counter.items()},
             "model_stages": options.model_info, **reading(options)}

@@ -5,11 +5,18 @@ changed pipeline can never hit a stale entry because both are in the key."""
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
 
 from sysnoise.engine.store import atomic_write_bytes, digest
+
+
+def cache_root() -> Path:
+    """sysnoise's own cache folder ($SYSNOISE_CACHE, default ~/.cache/sysnoise): generated data sets,
+    the demo's photos, the forward plans probed on this machine (engine.forward_plan)."""
+    return Path(os.environ.get("SYSNOISE_CACHE", Path.home() / ".cache" / "sysnoise"))
 
 
 class InputCache:

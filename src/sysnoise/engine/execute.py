@@ -19,6 +19,7 @@ import numpy as np
 
 from sysnoise.engine import distributed
 from sysnoise.engine.cache import InputCache
+from sysnoise.engine.forward_plan import DEFAULT_BATCH, Planner, model_threads
 from sysnoise.engine.lifetime import die_with_parent, terminate_as_interrupt
 from sysnoise.engine.outputs import RAGGED_BYTES, RAGGED_LENGTHS, RunOutputs
 from sysnoise.engine.plan import Column, Plan
@@ -32,8 +33,9 @@ from sysnoise.tasks.base import Task
 
 @dataclass
 class EngineOptions:
-    batch_size: int = 16
+    batch_size: int | None = None  # inputs per forward; None = the fastest on this machine (engine.forward_plan)
     workers: int = 1  # pre-processing processes beside the model's; 0 = in the main process
+    threads: int | None = None  # the model's torch threads; None = the cores the workers leave
     chunk_size: int = 256  # samples committed to disk together (a resume may use another size)
     progress: bool = True
     device: str = "cpu"
@@ -41,7 +43,21 @@ class EngineOptions:
     include_corrupt: bool = False  # measure samples the pre-flight finds corrupt (pipeline.integrity)
     forward_counter: dict = field(default_factory=dict)  # model key -> inputs forwarded (for tests, benchmarks)
     model_info: dict = field(default_factory=dict)  # model key -> what was built (export, runtime, quantization)
+    forward_plans: dict = field(default_factory=dict)  # str(model key) -> ForwardPlan.to_dict(): layout, batch, why
     adapt: str | None = None  # test-time adaptation (inference/adapt.py): every column adapts its own model copy
+
+    @property
+    def loader_batch(self) -> int:
+        """Samples pre-processed and handed to the model stages together."""
+        return self.batch_size or DEFAULT_BATCH
+
+    def model_threads(self) -> int:
+        return self.threads or model_threads(self.workers)
+
+    def forward_record(self) -> dict:
+        """How the model stages forwarded, for results.json's run.forward."""
+        return {"threads": self.model_threads(), "workers": self.workers, "loader_batch": self.loader_batch,
+                "stages": dict(self.forward_plans)}
 
 
 class _Source:
@@ -139,32 +155,40 @@ def evaluate(
     if todo:
         stages = {c.model_key: c.pipeline for c in columns} if options.adapt else plan.model_pipelines()
         models = build_models(loaded_model.module, stages, reference=plan.reference,
-                              calibration_samples=calibration, task=task, batch_size=options.batch_size,
+                              calibration_samples=calibration, task=task, batch_size=options.loader_batch,
                               device=options.device, info=options.model_info)
         if options.adapt:
-            models = adapt.adapting(models, stages, options.adapt, options.batch_size)
+            models = adapt.adapting(models, stages, options.adapt, options.loader_batch)
 
     pending: dict[tuple[int, int], dict[int, dict]] = {}  # chunk -> position -> column index -> outputs/error
     cache = InputCache(options.cache_dir) if options.cache_dir else None
     source = _Source(task, dataset.samples, plan.tensor_pipelines(), cache, options.include_corrupt)
     loader = torch.utils.data.DataLoader(
         source,
-        batch_sampler=[batch for span in spans for batch in _batches(span, options.batch_size)],
+        batch_sampler=[batch for span in spans for batch in _batches(span, options.loader_batch)],
         num_workers=options.workers,
         collate_fn=lambda items: items,
         worker_init_fn=functools.partial(_worker_init, os.getpid()) if options.workers else None,
     )
-    with terminate_as_interrupt(), torch.inference_mode():
-        for batch in loader:
-            for position, row in _run_batch(task, batch, columns, models, options).items():
-                pending.setdefault(span_of[position], {})[position] = row
-            for span in sorted({span_of[position] for position, _ in batch}):
-                if len(pending[span]) == span[1] - span[0]:
-                    results[span] = _chunk_arrays(task, pending.pop(span), range(*span), columns)
-                    if store is not None:
-                        store.write(span, results[span])
-            if on_progress:
-                on_progress(len(batch))
+    # an adapting model changes with every forward: no probe, and the batch is part of what it measures
+    planner = Planner(options.loader_batch if options.adapt else options.batch_size, options.device,
+                      options.forward_plans, probe=not options.adapt)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(options.model_threads())
+    try:
+        with terminate_as_interrupt(), torch.inference_mode():
+            for batch in loader:
+                for position, row in _run_batch(task, batch, columns, models, planner, options).items():
+                    pending.setdefault(span_of[position], {})[position] = row
+                for span in sorted({span_of[position] for position, _ in batch}):
+                    if len(pending[span]) == span[1] - span[0]:
+                        results[span] = _chunk_arrays(task, pending.pop(span), range(*span), columns)
+                        if store is not None:
+                            store.write(span, results[span])
+                if on_progress:
+                    on_progress(len(batch))
+    finally:
+        torch.set_num_threads(threads)  # the caller's setting back
 
     if world > 1:
         results = distributed.gather_to_rank0(results)
@@ -173,7 +197,8 @@ def evaluate(
     return _assemble(results, n, columns, dataset)
 
 
-def _run_batch(task: Task, batch, columns: list[Column], models, options: EngineOptions) -> dict[int, dict]:
+def _run_batch(task: Task, batch, columns: list[Column], models, planner: Planner,
+               options: EngineOptions) -> dict[int, dict]:
     """position -> column index -> that sample's outputs under the column, or its error message."""
     positions = [position for position, _ in batch]
     inputs = {position: nodes for position, nodes in batch}
@@ -204,7 +229,7 @@ def _run_batch(task: Task, batch, columns: list[Column], models, options: Engine
         if not arrays:
             continue
         options.forward_counter[key] = options.forward_counter.get(key, 0) + len(arrays)
-        outputs = task.forward(model, arrays, options.batch_size, options.device)
+        outputs = planner.forward(task, key, model, arrays)
         for position, index, content in wanted:
             row = unique[content]
             raw = {name: values[row] for name, values in outputs.items()}

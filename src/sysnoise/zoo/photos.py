@@ -12,17 +12,13 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import os
 from pathlib import Path
 
+from sysnoise.engine.cache import cache_root
 from sysnoise.engine.store import atomic_write_text, digest
 
 PHOTOS = Path(__file__).parent / "photos"
 ENCODER = {"library": "Pillow", "format": "JPEG", "quality": 90, "subsampling": "4:2:0", "optimize": False}
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("SYSNOISE_CACHE", Path.home() / ".cache" / "sysnoise"))
 
 
 def manifest() -> dict:
