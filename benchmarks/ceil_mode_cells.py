@@ -84,18 +84,24 @@ def main() -> None:
         with torch.no_grad():
             floor_side = floor_model.features(x[:1]).shape[-1]
             ceil_side = ceil_model.features(x[:1]).shape[-1]
-        ok = {"floor": predictions(floor_model, x) == labels,
-              "ceil": predictions(ceil_model, x) == labels,
-              "ceil_original_cells": predictions(ceil_model, x, crop=floor_side) == labels}
+        ok = {
+            "floor": predictions(floor_model, x) == labels,
+            "ceil": predictions(ceil_model, x) == labels,
+            "ceil_original_cells": predictions(ceil_model, x, crop=floor_side) == labels,
+        }
         rows[name] = {
-            "images": len(labels), "final_map": [floor_side, ceil_side],
-            "new_cells": f"{ceil_side ** 2 - floor_side ** 2} of {ceil_side ** 2}",
-            "new_share": round((ceil_side ** 2 - floor_side ** 2) / ceil_side ** 2, 4),
+            "images": len(labels),
+            "final_map": [floor_side, ceil_side],
+            "new_cells": f"{ceil_side**2 - floor_side**2} of {ceil_side**2}",
+            "new_share": round((ceil_side**2 - floor_side**2) / ceil_side**2, 4),
             **{f"top1_{k}": round(100 * float(v.mean()), 2) for k, v in ok.items()},
             "pool_original_positions_unchanged": pool_unchanged(floor_model, ceil_model, x[:250]),
             "cell_change": cell_change(floor_model, ceil_model, x, floor_side),
-            **{f"drop_{k}": [round(100 * float(ok["floor"].mean() - v.mean()), 2), drop_interval(ok["floor"], v)]
-               for k, v in ok.items() if k != "floor"},
+            **{
+                f"drop_{k}": [round(100 * float(ok["floor"].mean() - v.mean()), 2), drop_interval(ok["floor"], v)]
+                for k, v in ok.items()
+                if k != "floor"
+            },
         }
         print(json.dumps({name: rows[name]}), flush=True)
 

@@ -131,8 +131,14 @@ def floor_seconds(loaded, dataset, plan, calibration, batch_size: int) -> dict:
     task = ClassificationTask()
     timings = {"read": 0.0, "preprocess": 0.0, "build": 0.0, "forward": 0.0}
     started = time.perf_counter()
-    models = build_models(loaded.module, plan.model_pipelines(), reference=plan.reference,
-                          calibration_samples=calibration, task=task, batch_size=batch_size)
+    models = build_models(
+        loaded.module,
+        plan.model_pipelines(),
+        reference=plan.reference,
+        calibration_samples=calibration,
+        task=task,
+        batch_size=batch_size,
+    )
     timings["build"] = time.perf_counter() - started
     pipelines = plan.tensor_pipelines()
     columns = plan.columns
@@ -165,7 +171,7 @@ def floor_seconds(loaded, dataset, plan, calibration, batch_size: int) -> dict:
                     planner.plans[key] = planner.choose(key, model, arrays[:32])
                 layout, size, _ = best[key]
                 # alternating order: a machine's drift lands on both forwards alike
-                for which in ((0, 1) if distinct_forwards % 2 == 0 else (1, 0)):
+                for which in (0, 1) if distinct_forwards % 2 == 0 else (1, 0):
                     t0 = time.perf_counter()
                     if which == 0:
                         plain_config_model(model, layout)
@@ -179,8 +185,9 @@ def floor_seconds(loaded, dataset, plan, calibration, batch_size: int) -> dict:
     timings["total"] = sum(timings.values())
     timings["distinct_forwards"] = distinct_forwards
     timings["sysnoise_forward"] = sysnoise_forward
-    timings["best_plain"] = {str(k): {"layout": layout, "batch_size": size, "per_image_ms": ms}
-                             for k, (layout, size, ms) in best.items()}
+    timings["best_plain"] = {
+        str(k): {"layout": layout, "batch_size": size, "per_image_ms": ms} for k, (layout, size, ms) in best.items()
+    }
     timings["sysnoise_plan"] = {str(k): p.to_dict() for k, p in planner.plans.items()}
     return timings
 
@@ -198,8 +205,14 @@ def naive_seconds(loaded, dataset, plan, calibration, batch_size: int, best: dic
     timings = {"preprocess": 0.0, "model": 0.0}  # read + pre-processing; build + forward
     for column in plan.columns:
         t0 = time.perf_counter()
-        model = build_models(loaded.module, {column.model_key: column.pipeline}, reference=plan.reference,
-                             calibration_samples=calibration, task=task, batch_size=batch_size)[column.model_key]
+        model = build_models(
+            loaded.module,
+            {column.model_key: column.pipeline},
+            reference=plan.reference,
+            calibration_samples=calibration,
+            task=task,
+            batch_size=batch_size,
+        )[column.model_key]
         timings["model"] += time.perf_counter() - t0
         with torch.inference_mode():
             for start in range(0, len(dataset.samples), batch_size):
@@ -227,8 +240,14 @@ def end_to_end_seconds(loaded, dataset, noises, workers: int) -> float:
 
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
-        api.run(loaded, dataset, noises=noises, out=out, figures=False,
-                options=EngineOptions(workers=workers, progress=False))  # sysnoise's own forward plan
+        api.run(
+            loaded,
+            dataset,
+            noises=noises,
+            out=out,
+            figures=False,
+            options=EngineOptions(workers=workers, progress=False),
+        )  # sysnoise's own forward plan
         return time.perf_counter() - started
 
 
@@ -264,41 +283,66 @@ def main() -> None:
     warm_up(evaluated, plan)
     floor = floor_seconds(loaded, evaluated, plan, calibration, args.batch_size)
     e2e = {w: end_to_end_seconds(loaded, dataset, noises, w) for w in (0, 1)}
-    naive = None if args.skip_naive else naive_seconds(loaded, evaluated, plan, calibration, args.batch_size,
-                                                       {k: tuple(v.values()) for k, v in floor["best_plain"].items()})
+    naive = (
+        None
+        if args.skip_naive
+        else naive_seconds(
+            loaded,
+            evaluated,
+            plan,
+            calibration,
+            args.batch_size,
+            {k: tuple(v.values()) for k, v in floor["best_plain"].items()},
+        )
+    )
     dataset = evaluated
 
     n, columns = len(dataset.samples), len(plan.columns)
     print(f"\n{args.model} on {args.data}: {n} images x {columns} pipelines ({', '.join(noises)})")
-    print(f"floor: read {floor['read']:.1f}s + pre-processing {floor['preprocess']:.1f}s + build {floor['build']:.1f}s"
-          f" + {floor['distinct_forwards']} distinct forwards {floor['forward']:.1f}s = {floor['total']:.1f}s")
+    print(
+        f"floor: read {floor['read']:.1f}s + pre-processing {floor['preprocess']:.1f}s + build {floor['build']:.1f}s"
+        f" + {floor['distinct_forwards']} distinct forwards {floor['forward']:.1f}s = {floor['total']:.1f}s"
+    )
     for key, config in floor["best_plain"].items():
         chosen = floor["sysnoise_plan"][key]
-        print(f"forward {key}: best plain {config['layout']}, batch {config['batch_size']}; "
-              f"sysnoise {chosen['layout']}, batch {chosen['batch_size']} ({chosen['chosen_by']})")
+        print(
+            f"forward {key}: best plain {config['layout']}, batch {config['batch_size']}; "
+            f"sysnoise {chosen['layout']}, batch {chosen['batch_size']} ({chosen['chosen_by']})"
+        )
     print(f"{'measure':<34}{'seconds':>10}{'ratio':>10}   target")
-    print(f"{'sysnoise forward / best plain':<34}{floor['sysnoise_forward']:>10.1f}"
-          f"{floor['sysnoise_forward'] / floor['forward']:>10.2f}   <= 1.1 (same inputs, alternating)")
+    print(
+        f"{'sysnoise forward / best plain':<34}{floor['sysnoise_forward']:>10.1f}"
+        f"{floor['sysnoise_forward'] / floor['forward']:>10.2f}   <= 1.1 (same inputs, alternating)"
+    )
     for workers, seconds in e2e.items():
-        print(f"{'end-to-end, workers=' + str(workers):<34}{seconds:>10.1f}{seconds / floor['total']:>10.2f}   "
-              f"<= 1.15 x floor")
+        print(
+            f"{'end-to-end, workers=' + str(workers):<34}{seconds:>10.1f}{seconds / floor['total']:>10.2f}   "
+            f"<= 1.15 x floor"
+        )
     if naive is not None:
         best = min(e2e.values())
-        print(f"{'naive (one evaluation per variant)':<34}{naive['total']:>10.1f}{naive['total'] / best:>10.2f}   "
-              f">= 2.5 x slower than sysnoise")
+        print(
+            f"{'naive (one evaluation per variant)':<34}{naive['total']:>10.1f}{naive['total'] / best:>10.2f}   "
+            f">= 2.5 x slower than sysnoise"
+        )
         # Why the naive ratio is what it is: no engine that computes each distinct thing once can beat
         # naive / floor, and that bound splits into the part sharing can shrink and the part it cannot.
         floor_pre = floor["read"] + floor["preprocess"]
         floor_model = floor["build"] + floor["forward"]
         print(f"{'bound for any sharing engine':<34}{'':>10}{naive['total'] / floor['total']:>10.2f}   naive / floor")
-        print(f"{'  pre-processing: naive / floor':<34}{naive['preprocess']:>10.1f}"
-              f"{naive['preprocess'] / floor_pre:>10.2f}   (the shared decodes)")
-        print(f"{'  model: naive / floor':<34}{naive['model']:>10.1f}"
-              f"{naive['model'] / floor_model:>10.2f}   ({floor['distinct_forwards']} of "
-              f"{n * columns} forwards distinct)")
+        print(
+            f"{'  pre-processing: naive / floor':<34}{naive['preprocess']:>10.1f}"
+            f"{naive['preprocess'] / floor_pre:>10.2f}   (the shared decodes)"
+        )
+        print(
+            f"{'  model: naive / floor':<34}{naive['model']:>10.1f}"
+            f"{naive['model'] / floor_model:>10.2f}   ({floor['distinct_forwards']} of "
+            f"{n * columns} forwards distinct)"
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps({"n": n, "columns": columns, "floor": floor, "end_to_end": e2e,
-                                               "naive": naive}, indent=1))
+        Path(args.json).write_text(
+            json.dumps({"n": n, "columns": columns, "floor": floor, "end_to_end": e2e, "naive": naive}, indent=1)
+        )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,22 @@ def fetch_images(cache: Path) -> Path | None:
     cache.mkdir(parents=True, exist_ok=True)
     archive = cache / f"pillow-{release}.tar.gz"
     if not archive.is_file():
-        done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
-                               f"pillow=={release}", "-d", str(cache)], capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-binary",
+                ":all:",
+                "--no-deps",
+                f"pillow=={release}",
+                "-d",
+                str(cache),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0 or not archive.is_file():
             print(f"cannot download Pillow {release}'s sdist (offline?): {done.stderr.strip()[-300:]}")
             return None
@@ -70,11 +84,24 @@ def child(images: str, listing: str, out: str, workers: int) -> None:
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 2, 1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
-                                torch.nn.Flatten(), torch.nn.Linear(8, 10))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, 2, 1),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 10),
+    )
     loaded = wrap_module(model, reference=Pipeline(input_size=64), num_classes=10)
-    api.run(loaded, images, list_file=listing, noises=["decoder"], out=out, figures=False, fresh=True,
-            options=EngineOptions(batch_size=16, workers=workers, progress=False))
+    api.run(
+        loaded,
+        images,
+        list_file=listing,
+        noises=["decoder"],
+        out=out,
+        figures=False,
+        fresh=True,
+        options=EngineOptions(batch_size=16, workers=workers, progress=False),
+    )
 
 
 def tree_rss(root: int) -> tuple[int, int]:
@@ -149,9 +176,13 @@ def render(figures: dict) -> str:
         f"wall time {figures['seconds']} s; peak RSS {figures['peak_rss_mb']} MB (process tree), "
         f"{figures['peak_rss_largest_process_mb']} MB (largest process); target < {TARGET_PEAK_MB:.0f} MB",
         f"evaluated by the reference: {figures['evaluated']}; corrupt data: {figures['n_corrupt']}",
-        "", "| skipped: reason | files |", "|---|---|",
+        "",
+        "| skipped: reason | files |",
+        "|---|---|",
         *[f"| {kind} | {n} |" for kind, n in figures["skipped_by_reason"].items()],
-        "", "| decoder failures on files the reference decoded | files |", "|---|---|",
+        "",
+        "| decoder failures on files the reference decoded | files |",
+        "|---|---|",
         *[f"| {column} | {n} |" for column, n in figures["decoder_failures"].items()],
     ]
     return "\n".join(lines)

@@ -57,9 +57,22 @@ def main() -> None:
 
     fp32, fp32_speed = timed(model, photos)
     rows = {"fp32 torch": {"agreement": 1.0, "max_logit_diff": 0.0, "images_per_s": round(fp32_speed, 1)}}
-    stages = [("fp16", "torch"), ("bf16", "torch")] + [(p, "torch") for p in (
-        "int8", "int8-percentile", "int8-entropy", "int8-mse", "int8-pertensor", "int8-asym", "int8-symact")] + [
-        ("fp32", r) for r in ("onnxruntime", "onnxruntime-int8-qdq", "onnxruntime-int8-qoperator", "torch-ao-int8")]
+    stages = (
+        [("fp16", "torch"), ("bf16", "torch")]
+        + [
+            (p, "torch")
+            for p in (
+                "int8",
+                "int8-percentile",
+                "int8-entropy",
+                "int8-mse",
+                "int8-pertensor",
+                "int8-asym",
+                "int8-symact",
+            )
+        ]
+        + [("fp32", r) for r in ("onnxruntime", "onnxruntime-int8-qdq", "onnxruntime-int8-qoperator", "torch-ao-int8")]
+    )
     for precision, runtime in stages:
         name = precision if runtime == "torch" else runtime
         if args.stages and name not in args.stages:
@@ -68,9 +81,12 @@ def main() -> None:
         built = build_model(model, loaded.reference.replace(precision=precision, runtime=runtime), calibration)
         build_s = time.perf_counter() - started
         out, speed = timed(built, photos)
-        rows[name] = {"agreement": float((out.argmax(1) == fp32.argmax(1)).float().mean()),
-                      "max_logit_diff": float((out - fp32).abs().max()), "images_per_s": round(speed, 1),
-                      "build_s": round(build_s, 1)}
+        rows[name] = {
+            "agreement": float((out.argmax(1) == fp32.argmax(1)).float().mean()),
+            "max_logit_diff": float((out - fp32).abs().max()),
+            "images_per_s": round(speed, 1),
+            "build_s": round(build_s, 1),
+        }
         print(name, rows[name], flush=True)
 
     native = {}
@@ -80,9 +96,14 @@ def main() -> None:
         native.update(zoo_native_agreement(args.zoo_images, timed))
 
     env = environment.describe()
-    report = {"model": "efficientnet_lite0", "evaluation_photos": len(photos), "calibration_photos": len(held_out),
-              "stages": rows, "native": native,
-              "environment": {k: env[k] for k in ("cpu", "cpu_count", "torch_threads", "libraries")}}
+    report = {
+        "model": "efficientnet_lite0",
+        "evaluation_photos": len(photos),
+        "calibration_photos": len(held_out),
+        "stages": rows,
+        "native": native,
+        "environment": {k: env[k] for k in ("cpu", "cpu_count", "torch_threads", "libraries")},
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
@@ -121,12 +142,25 @@ def native_agreement(model, x, timed, features: bool = False) -> dict:
         started = time.perf_counter()
         emulated, emulated_speed = timed(PRECISIONS(kind)(model), x)
         real, real_speed = timed(PRECISIONS(f"{kind}-native")(model), x)
-        results = {"fp32": fp32, "native": flatten(real), "emulated": flatten(emulated),
-                   "leaf-only": flatten(timed(leaf_only(model, dtype), x)[0])}
-        pairs = [("emulated", "native"), ("emulated", "fp32"), ("native", "fp32"), ("leaf-only", "native"),
-                 ("leaf-only", "fp32")]
-        row = {"images": len(x), "images_per_s_emulated": round(emulated_speed, 2),
-               "images_per_s_native": round(real_speed, 2), "seconds": round(time.perf_counter() - started, 1)}
+        results = {
+            "fp32": fp32,
+            "native": flatten(real),
+            "emulated": flatten(emulated),
+            "leaf-only": flatten(timed(leaf_only(model, dtype), x)[0]),
+        }
+        pairs = [
+            ("emulated", "native"),
+            ("emulated", "fp32"),
+            ("native", "fp32"),
+            ("leaf-only", "native"),
+            ("leaf-only", "fp32"),
+        ]
+        row = {
+            "images": len(x),
+            "images_per_s_emulated": round(emulated_speed, 2),
+            "images_per_s_native": round(real_speed, 2),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
         for a, b in pairs:
             gap = (results[a].float() - results[b].float()).abs()
             row[f"mean_gap_{a}_vs_{b}"] = float(gap.mean())

@@ -24,8 +24,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-OPENCV_FLAGS = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA,
-                "bicubic": cv2.INTER_CUBIC, "lanczos4": cv2.INTER_LANCZOS4}
+OPENCV_FLAGS = {
+    "nearest": cv2.INTER_NEAREST,
+    "bilinear": cv2.INTER_LINEAR,
+    "area": cv2.INTER_AREA,
+    "bicubic": cv2.INTER_CUBIC,
+    "lanczos4": cv2.INTER_LANCZOS4,
+}
 
 
 def decode(path: str, decoder: str) -> np.ndarray:
@@ -108,8 +113,9 @@ def main() -> None:
             correct = 0
             for start in range(0, len(samples), args.batch_size):
                 batch = samples[start : start + args.batch_size]
-                hwc = np.stack([preprocess(path, decoder, kind, args.size, args.crop_pct, mean, std)
-                                for path, _ in batch])
+                hwc = np.stack(
+                    [preprocess(path, decoder, kind, args.size, args.crop_pct, mean, std) for path, _ in batch]
+                )
                 x = torch.from_numpy(hwc).permute(0, 3, 1, 2)  # NCHW view of NHWC memory: channels-last
                 if args.layout == "contiguous":
                     x = x.contiguous()

@@ -26,8 +26,19 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-RESIZES = ["pillow-bilinear", "pillow-nearest", "pillow-box", "pillow-hamming", "pillow-bicubic", "pillow-lanczos",
-           "opencv-nearest", "opencv-bilinear", "opencv-area", "opencv-bicubic", "opencv-lanczos4"]
+RESIZES = [
+    "pillow-bilinear",
+    "pillow-nearest",
+    "pillow-box",
+    "pillow-hamming",
+    "pillow-bicubic",
+    "pillow-lanczos",
+    "opencv-nearest",
+    "opencv-bilinear",
+    "opencv-area",
+    "opencv-bicubic",
+    "opencv-lanczos4",
+]
 
 
 def list_file(data: str, limit: int | None, folder: Path) -> Path:
@@ -55,14 +66,46 @@ def commands(model: str, listed: Path, out: Path, extra: list[str]) -> dict[str,
     reference = load_model(model).reference
     variants = [f"{reference.decoder}:{reference.resize}"] + [f"pillow:{r}" for r in RESIZES if r != reference.resize]
     variants.append(f"opencv:{reference.resize}")
-    plain = [sys.executable, str(HERE / "plain_loop.py"), "--model", model, "--list", str(listed),
-             "--size", str(reference.input_size), "--crop-pct", str(reference.crop_pct),
-             "--mean", *map(str, reference.mean), "--std", *map(str, reference.std), "--json", str(out / "plain.json")]
+    plain = [
+        sys.executable,
+        str(HERE / "plain_loop.py"),
+        "--model",
+        model,
+        "--list",
+        str(listed),
+        "--size",
+        str(reference.input_size),
+        "--crop-pct",
+        str(reference.crop_pct),
+        "--mean",
+        *map(str, reference.mean),
+        "--std",
+        *map(str, reference.std),
+        "--json",
+        str(out / "plain.json"),
+    ]
     plain += [arg for v in variants for arg in ("--variant", v)]
     resizes = ",".join(r for r in RESIZES if r != reference.resize)
-    sysnoise = [sys.executable, "-m", "sysnoise", "run", "--model", model, "--data", str(listed),
-                "--noise", f"resize={resizes}", "--noise", "decoder=opencv", "--out", str(out / "sysnoise"),
-                "--allow-outside-root", "--fresh", "--quiet", *extra]
+    sysnoise = [
+        sys.executable,
+        "-m",
+        "sysnoise",
+        "run",
+        "--model",
+        model,
+        "--data",
+        str(listed),
+        "--noise",
+        f"resize={resizes}",
+        "--noise",
+        "decoder=opencv",
+        "--out",
+        str(out / "sysnoise"),
+        "--allow-outside-root",
+        "--fresh",
+        "--quiet",
+        *extra,
+    ]
     return {"plain": plain, "sysnoise": sysnoise}
 
 
@@ -77,8 +120,10 @@ def agreement(out: Path) -> list[tuple[str, float, float]]:
     """(pipeline, plain accuracy, sysnoise accuracy) for each of the 12."""
     plain = json.loads((out / "plain.json").read_text())
     results = json.loads((out / "sysnoise" / "results.json").read_text())
-    ours = {(c["pipeline"]["decoder"], c["pipeline"]["resize"]): c["top1"]
-            for c in [results["reference"], *results["variants"]]}
+    ours = {
+        (c["pipeline"]["decoder"], c["pipeline"]["resize"]): c["top1"]
+        for c in [results["reference"], *results["variants"]]
+    }
     return [(v, acc, ours.get(tuple(v.split(":")), float("nan"))) for v, acc in plain.items()]
 
 
@@ -100,21 +145,27 @@ def main() -> None:
         timed(runs["sysnoise"])  # untimed: the forward plan probed once and cached, as on any later run
         seconds: dict[str, list[float]] = {"plain": [], "sysnoise": []}
         for round_ in range(args.rounds):
-            for name in (("plain", "sysnoise") if round_ % 2 == 0 else ("sysnoise", "plain")):
+            for name in ("plain", "sysnoise") if round_ % 2 == 0 else ("sysnoise", "plain"):
                 seconds[name].append(timed(runs[name], args.plain_threads if name == "plain" else None))
-                print(f"round {round_ + 1}: {name} {seconds[name][-1]:.1f} s (load average {os.getloadavg()[0]:.1f})",
-                      flush=True)
+                print(
+                    f"round {round_ + 1}: {name} {seconds[name][-1]:.1f} s (load average {os.getloadavg()[0]:.1f})",
+                    flush=True,
+                )
         checks = agreement(out)
     median = {name: statistics.median(values) for name, values in seconds.items()}
     threads = f"plain with {args.plain_threads or 'torch default'} threads"
-    print(f"\n{args.model} on {args.data}, 12 pipelines, {args.rounds} interleaved rounds (whole-process wall time, "
-          f"{threads})")
+    print(
+        f"\n{args.model} on {args.data}, 12 pipelines, {args.rounds} interleaved rounds (whole-process wall time, "
+        f"{threads})"
+    )
     for name, values in seconds.items():
         print(f"  {name:<9} median {median[name]:6.1f} s   rounds {', '.join(f'{v:.1f}' for v in values)}")
     print(f"  plain / sysnoise = {median['plain'] / median['sysnoise']:.2f}x   (target >= 1.15x)")
     differ = [c for c in checks if abs(c[1] - c[2]) > 1e-9]
-    print(f"  per-pipeline accuracy: {len(checks) - len(differ)} of {len(checks)} equal in both"
-          + "".join(f"\n    differs: {v}: plain {a:.2f}, sysnoise {b:.2f}" for v, a, b in differ))
+    print(
+        f"  per-pipeline accuracy: {len(checks) - len(differ)} of {len(checks)} equal in both"
+        + "".join(f"\n    differs: {v}: plain {a:.2f}, sysnoise {b:.2f}" for v, a, b in differ)
+    )
     if args.json:
         Path(args.json).write_text(json.dumps({"seconds": seconds, "median": median, "accuracy": checks}, indent=1))
 

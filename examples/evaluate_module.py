@@ -25,8 +25,9 @@ def main(data: str, out: str) -> sysnoise.Results:
     wrapped = sysnoise.wrap_module(model, reference=reference)  # the class count is read from the output
 
     # 3. Measure: the reference and every option of the noises asked for, on your data.
-    results = sysnoise.run(wrapped, data, noises=["resize", "decoder=opencv,ffmpeg", "precision=fp16"],
-                           out=out, figures=False)
+    results = sysnoise.run(
+        wrapped, data, noises=["resize", "decoder=opencv,ffmpeg", "precision=fp16"], out=out, figures=False
+    )
 
     # 4. Read: the headline as attributes, every variant as a row.
     print(f"reference {results.metric}: {results.reference}")

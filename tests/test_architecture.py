@@ -14,21 +14,53 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sysnoise"
 LAYERS = (
     ("sysnoise.cli", "sysnoise.__main__"),
     ("sysnoise.api",),
-    ("sysnoise.measure", "sysnoise.catalogue", "sysnoise.train", "sysnoise.diffing", "sysnoise.generate",
-     "sysnoise.gates"),
-    ("sysnoise.tasks.definition", "sysnoise.tasks.classification", "sysnoise.tasks.detection",
-     "sysnoise.tasks.segmentation", "sysnoise.tasks.language", "sysnoise.tasks.coco_results", "sysnoise.tasks",
-     "sysnoise.zoo"),
+    (
+        "sysnoise.measure",
+        "sysnoise.catalogue",
+        "sysnoise.train",
+        "sysnoise.diffing",
+        "sysnoise.generate",
+        "sysnoise.gates",
+    ),
+    (
+        "sysnoise.tasks.definition",
+        "sysnoise.tasks.classification",
+        "sysnoise.tasks.detection",
+        "sysnoise.tasks.segmentation",
+        "sysnoise.tasks.language",
+        "sysnoise.tasks.coco_results",
+        "sysnoise.tasks",
+        "sysnoise.zoo",
+    ),
     ("sysnoise.report", "sysnoise.result_view"),
     ("sysnoise.analysis",),
     ("sysnoise.engine",),
     ("sysnoise.models", "sysnoise.validate", "sysnoise.noises"),
-    ("sysnoise.inference", "sysnoise.postprocess", "sysnoise.tasks.base", "sysnoise.tasks.detection_heads",
-     "sysnoise.tasks.segmentation_heads", "sysnoise.language_models", "sysnoise.hf_vision", "sysnoise.loaded_model",
-     "sysnoise.reference_sources", "sysnoise.environment"),
+    (
+        "sysnoise.inference",
+        "sysnoise.postprocess",
+        "sysnoise.tasks.base",
+        "sysnoise.tasks.detection_heads",
+        "sysnoise.tasks.segmentation_heads",
+        "sysnoise.language_models",
+        "sysnoise.hf_vision",
+        "sysnoise.loaded_model",
+        "sysnoise.reference_sources",
+        "sysnoise.environment",
+    ),
     ("sysnoise.pipeline", "sysnoise.data"),
-    ("sysnoise.errors", "sysnoise.registry", "sysnoise.extras", "sysnoise.listfile", "sysnoise.json_input",
-     "sysnoise.progress", "sysnoise.subset", "sysnoise.versions", "sysnoise.weights", "sysnoise.schemas"),
+    (
+        "sysnoise.errors",
+        "sysnoise.registry",
+        "sysnoise.extras",
+        "sysnoise.listfile",
+        "sysnoise.json_input",
+        "sysnoise.progress",
+        "sysnoise.subset",
+        "sysnoise.versions",
+        "sysnoise.weights",
+        "sysnoise.schemas",
+    ),
 )
 # in-function imports of the project's own modules, each for a reason
 LAZY = {
@@ -54,8 +86,12 @@ def owner(name: str) -> str:
 
 
 def layer(module: str) -> int:
-    matches = [(len(prefix), index) for index, group in enumerate(LAYERS) for prefix in group
-               if module == prefix or module.startswith(prefix + ".")]
+    matches = [
+        (len(prefix), index)
+        for index, group in enumerate(LAYERS)
+        for prefix in group
+        if module == prefix or module.startswith(prefix + ".")
+    ]
     if module == "sysnoise":
         return 0
     assert matches, f"{module} is in no layer of docs/architecture.md: add it to LAYERS and the document"
@@ -123,20 +159,34 @@ def test_no_import_cycles():
 
 
 def test_no_module_imports_a_higher_layer():
-    upward = [f"{m} ({layer(m)}) -> {t} ({layer(t)})" for m, targets in graph().items() for t in targets
-              if layer(t) < layer(m)]
+    upward = [
+        f"{m} ({layer(m)}) -> {t} ({layer(t)})"
+        for m, targets in graph().items()
+        for t in targets
+        if layer(t) < layer(m)
+    ]
     assert upward == []
 
 
 def test_own_modules_are_imported_at_module_level():
-    inner = [f"{MODULES[m].relative_to(PACKAGE)}:{line} -> {target}" for m in MODULES if m not in LAZY
-             for line, target, _, top in imports(m) if not top]
+    inner = [
+        f"{MODULES[m].relative_to(PACKAGE)}:{line} -> {target}"
+        for m in MODULES
+        if m not in LAZY
+        for line, target, _, top in imports(m)
+        if not top
+    ]
     assert inner == []
 
 
 def test_no_private_names_are_imported_across_modules():
-    private = [f"{MODULES[m].relative_to(PACKAGE)}:{line} imports {target}.{name}" for m in MODULES
-               for line, target, names, _ in imports(m) for name in names if name.startswith("_") and not name.startswith("__")]
+    private = [
+        f"{MODULES[m].relative_to(PACKAGE)}:{line} imports {target}.{name}"
+        for m in MODULES
+        for line, target, names, _ in imports(m)
+        for name in names
+        if name.startswith("_") and not name.startswith("__")
+    ]
     assert private == []
 
 

@@ -64,8 +64,9 @@ def test_forward_batches_inputs_of_different_sizes_apart_and_keeps_their_order()
     from sysnoise.tasks.classification import ClassificationTask, outputs_from_logits
 
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-                                torch.nn.Linear(4, 7)).eval()
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 7)
+    ).eval()
     rng = np.random.default_rng(0)
     inputs = [rng.standard_normal((3, s, s)).astype(np.float32) for s in (32, 24, 32, 24, 24)]
     with torch.no_grad():

@@ -27,11 +27,19 @@ def test_list_names_every_registered_option(capsys):
     "argv, message",
     [
         (["run", "--model", "torchvision:resnet18", "--data", "."], "needs --weights"),
-        (["run", "--model", "torchvision:resnet18", "--weights", "missing.pth", "--data", "."], "weights file not found"),
+        (
+            ["run", "--model", "torchvision:resnet18", "--weights", "missing.pth", "--data", "."],
+            "weights file not found",
+        ),
         (["run", "--model", "efficientnet_lite9", "--data", "."], "unknown model 'efficientnet_lite9'"),
-        (["run", "--model", "efficientnet_lite0", "--data", "{tmp}", "--noise", "resise"], "unknown noise 'resise'. Did you mean resize"),
-        (["run", "--model", "efficientnet_lite0", "--data", "{tmp}", "--noise", "resize=cubic"],
-         "'cubic' is not an option of noise 'resize'; did you mean pillow-bicubic, opencv-bicubic, torchvision-bicubic?"),
+        (
+            ["run", "--model", "efficientnet_lite0", "--data", "{tmp}", "--noise", "resise"],
+            "unknown noise 'resise'. Did you mean resize",
+        ),
+        (
+            ["run", "--model", "efficientnet_lite0", "--data", "{tmp}", "--noise", "resize=cubic"],
+            "'cubic' is not an option of noise 'resize'; did you mean pillow-bicubic, opencv-bicubic, torchvision-bicubic?",
+        ),
         (["run", "--model", "efficientnet_lite0", "--data", "{tmp}/empty"], "no images found"),
     ],
 )
@@ -69,6 +77,7 @@ def test_readme_and_help_name_the_catalogue_defaults():
     defaults = ", ".join(default_noises("classification"))
     readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
     assert f"classification: {defaults})" in readme
-    run_help = next(a for a in cli.build_parser()._subparsers._group_actions[0].choices["run"]._actions
-                    if a.dest == "noises").help
+    run_help = next(
+        a for a in cli.build_parser()._subparsers._group_actions[0].choices["run"]._actions if a.dest == "noises"
+    ).help
     assert f"classification: {defaults})" in run_help

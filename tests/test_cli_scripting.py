@@ -24,10 +24,25 @@ def setup(tmp_path, shufflenet_weights):  # noqa: F811
         lines.append(f"p{i}.png {i % 5}")
     (tmp_path / "list.txt").write_text("\n".join(lines) + "\n")
     (tmp_path / "ref.yaml").write_text("input_size: 32\ncrop_pct: 1.0\n")
-    base = ["run", "--model", "torchvision:shufflenet_v2_x0_5", "--weights", str(shufflenet_weights),
-            "--data", str(tmp_path / "list.txt"), "--reference", str(tmp_path / "ref.yaml"),
-            "--noise", "resize=opencv-area,pillow-nearest", "--noise", "decoder=opencv", "--workers", "0",
-            "--out", str(tmp_path / "out")]
+    base = [
+        "run",
+        "--model",
+        "torchvision:shufflenet_v2_x0_5",
+        "--weights",
+        str(shufflenet_weights),
+        "--data",
+        str(tmp_path / "list.txt"),
+        "--reference",
+        str(tmp_path / "ref.yaml"),
+        "--noise",
+        "resize=opencv-area,pillow-nearest",
+        "--noise",
+        "decoder=opencv",
+        "--workers",
+        "0",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert main(base + ["--quiet"]) == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     return base, results
@@ -40,9 +55,12 @@ def test_each_gate_form_sets_its_exit_code(setup, capsys):
     worst_flip = max(v["flip_rate"] for v in rows.values())
     resize_max = next(n for n in results["noises"] if n["name"] == "resize")["summary"]["delta"]["max"]
     cases = [
-        (f"delta>{worst_delta - 0.01}", FAILED_GATE_EXIT), (f"delta>{worst_delta + 0.01}", 0),
-        (f"resize.max>{resize_max - 0.01}", FAILED_GATE_EXIT), (f"resize.max>={resize_max + 0.01}", 0),
-        (f"flip>{worst_flip - 0.01}%", FAILED_GATE_EXIT), (f"flip>{worst_flip}%", 0),
+        (f"delta>{worst_delta - 0.01}", FAILED_GATE_EXIT),
+        (f"delta>{worst_delta + 0.01}", 0),
+        (f"resize.max>{resize_max - 0.01}", FAILED_GATE_EXIT),
+        (f"resize.max>={resize_max + 0.01}", 0),
+        (f"flip>{worst_flip - 0.01}%", FAILED_GATE_EXIT),
+        (f"flip>{worst_flip}%", 0),
         (f"decoder/opencv.flip>={rows['decoder/opencv']['flip_rate']}", FAILED_GATE_EXIT),
     ]
     for gate, code in cases:
@@ -52,8 +70,15 @@ def test_each_gate_form_sets_its_exit_code(setup, capsys):
         assert (f"gate failed: {gate}" in err) == (code == FAILED_GATE_EXIT)
 
 
-@pytest.mark.parametrize("gate, message", [("resise.max>1", "resise"), ("crop.max>1", "not measured"),
-                                           ("deploy.delta>0.3", "needs --deploy"), ("delta=1", "expected")])
+@pytest.mark.parametrize(
+    "gate, message",
+    [
+        ("resise.max>1", "resise"),
+        ("crop.max>1", "not measured"),
+        ("deploy.delta>0.3", "needs --deploy"),
+        ("delta=1", "expected"),
+    ],
+)
 def test_a_bad_gate_is_a_usage_error_before_work(setup, tmp_path, capsys, gate, message):
     base, _ = setup
     fresh = [a if a != str(tmp_path / "out") else str(tmp_path / "never") for a in base]
@@ -102,9 +127,21 @@ def test_the_ci_gate_example_gates_on_the_deployment(setup, tmp_path, shufflenet
     script = Path(__file__).parents[1] / "examples" / "ci_gate.sh"
     (tmp_path / "deploy.yaml").write_text("input_size: 32\ncrop_pct: 1.0\nresize: opencv-nearest\n")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    done = subprocess.run(["bash", str(script), "torchvision:shufflenet_v2_x0_5", str(shufflenet_weights),
-                           str(tmp_path / "list.txt"), str(tmp_path / "deploy.yaml"), str(tmp_path / "gate")],
-                          capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run(
+        [
+            "bash",
+            str(script),
+            "torchvision:shufflenet_v2_x0_5",
+            str(shufflenet_weights),
+            str(tmp_path / "list.txt"),
+            str(tmp_path / "deploy.yaml"),
+            str(tmp_path / "gate"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     summary = json.loads((tmp_path / "gate.summary.json").read_text())
     failed = {g["gate"] for g in summary["gates"]["failed"]}
     assert done.returncode == (FAILED_GATE_EXIT if failed else 0), done.stdout + done.stderr[-2000:]

@@ -45,14 +45,25 @@ def test_core_install_measures_preprocessing_and_precision_and_says_what_is_miss
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["variants"] == ["decoder/opencv", "resize/opencv-area", "precision/fp16"]
     unavailable = report["runtime"]["unavailable"]
-    extra = {"onnxruntime": "onnx", "onnxruntime-int8-qdq": "onnx", "onnxruntime-int8-qoperator": "onnx",
-             "openvino": "openvino", "openvino-fp16": "openvino", "openvino-bf16": "openvino",
-             "openvino-int8-nncf": "nncf", "ncnn": "ncnn", "ncnn-fp16-storage": "ncnn", "ncnn-fp16": "ncnn"}
+    extra = {
+        "onnxruntime": "onnx",
+        "onnxruntime-int8-qdq": "onnx",
+        "onnxruntime-int8-qoperator": "onnx",
+        "openvino": "openvino",
+        "openvino-fp16": "openvino",
+        "openvino-bf16": "openvino",
+        "openvino-int8-nncf": "nncf",
+        "ncnn": "ncnn",
+        "ncnn-fp16-storage": "ncnn",
+        "ncnn-fp16": "ncnn",
+    }
     assert set(unavailable) == set(extra)  # the default runtimes; ExecuTorch and torch.ao are opt-in
     assert all(f"pip install sysnoise[{extra[option]}]" in why for option, why in unavailable.items())
     assert report["loaded"] == []
-    assert "n/a" in (tmp_path / "out" / "report.md").read_text() and "sysnoise[onnx]" in (
-        tmp_path / "out" / "report.md").read_text()
+    assert (
+        "n/a" in (tmp_path / "out" / "report.md").read_text()
+        and "sysnoise[onnx]" in (tmp_path / "out" / "report.md").read_text()
+    )
 
 
 def test_tasks_that_need_an_extra_refuse_with_its_install_line(monkeypatch):

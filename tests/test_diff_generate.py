@@ -26,8 +26,13 @@ REFERENCE = Pipeline(input_size=32, crop_pct=0.875)
 
 def tiny_model():
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
-                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 3))
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, stride=2, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 3),
+    )
 
 
 @pytest.fixture
@@ -36,6 +41,7 @@ def samples(gradient_images):
 
 
 # --- pipeline spellings ---
+
 
 def test_resolve_pipeline_spellings(tmp_path):
     assert diffing.resolve_pipeline("reference", REFERENCE) == REFERENCE
@@ -50,14 +56,22 @@ def test_resolve_pipeline_spellings(tmp_path):
     assert diffing.resolve_pipeline("stored=" + str(tmp_path), REFERENCE).decoder == stored.decoder_name(tmp_path)
 
 
-@pytest.mark.parametrize("spec, message", [("decoder=nope", "no option"), ("nope", "cannot tell"),
-                                           ("colour_space=x", "neither a noise"), ("input_size=big", "bad input_size")])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("decoder=nope", "no option"),
+        ("nope", "cannot tell"),
+        ("colour_space=x", "neither a noise"),
+        ("input_size=big", "bad input_size"),
+    ],
+)
 def test_resolve_pipeline_errors_are_clear(spec, message):
     with pytest.raises(UserInputError, match=message):
         diffing.resolve_pipeline(spec, REFERENCE)
 
 
 # --- statistics ---
+
 
 def test_compare_on_a_hand_computed_case():
     a = np.zeros((2, 5, 3), np.uint8)
@@ -115,19 +129,24 @@ def test_cli_diff_needs_two_pipelines(gradient_images, capsys):
 
 # --- generate and stored variants ---
 
+
 def test_generate_writes_lossless_pixels_a_list_and_a_manifest(samples, tmp_path):
     pipeline = REFERENCE.replace(decoder="ffmpeg")
     (samples[0].path.parent / "broken.jpg").write_bytes(b"\xff\xd8\xff broken")
     samples = [s for s in read_dataset(samples[0].path.parent).samples if s.id != "broken.jpg"]
-    manifest = api.generate(samples[0].path.parent, tmp_path / "gen", pipeline="decoder=ffmpeg",
-                            reference=_reference_file(tmp_path))
+    manifest = api.generate(
+        samples[0].path.parent, tmp_path / "gen", pipeline="decoder=ffmpeg", reference=_reference_file(tmp_path)
+    )
     assert manifest["n_written"] == 3 and [f["id"] for f in manifest["failures"]] == ["broken.jpg"]
     assert manifest["stage"] == "geometry" and manifest["pipeline"] == pipeline.to_dict()
     for sample in samples:
         written = np.asarray(Image.open(tmp_path / "gen" / stored.file_name(sample.id, "png")))
-        np.testing.assert_array_equal(written, pixels(sample.path.read_bytes(), [pipeline])[pipeline.prefix("geometry")])
-    listed = [line.split()[0] for line in (tmp_path / "gen" / "list.txt").read_text().splitlines()
-              if not line.startswith("#")]
+        np.testing.assert_array_equal(
+            written, pixels(sample.path.read_bytes(), [pipeline])[pipeline.prefix("geometry")]
+        )
+    listed = [
+        line.split()[0] for line in (tmp_path / "gen" / "list.txt").read_text().splitlines() if not line.startswith("#")
+    ]
     assert listed == [stored.file_name(s.id, "png") for s in samples]
 
 
@@ -142,14 +161,21 @@ def test_generate_normalise_stage_as_npy(samples, tmp_path):
 
     generate(samples, REFERENCE, tmp_path / "t", fmt="npy", stage="normalise")
     array = np.load(tmp_path / "t" / stored.file_name(samples[0].id, "npy"))
-    np.testing.assert_array_equal(array, tensors(samples[0].path.read_bytes(), [REFERENCE])[REFERENCE.prefix("normalise")])
+    np.testing.assert_array_equal(
+        array, tensors(samples[0].path.read_bytes(), [REFERENCE])[REFERENCE.prefix("normalise")]
+    )
     with pytest.raises(UserInputError, match="npy"):
         generate(samples, REFERENCE, tmp_path / "u", fmt="png", stage="normalise")
 
 
 def _run(data, noises, out):
-    return api.run(wrap_module(tiny_model(), reference=REFERENCE), data, noises=noises, out=out,
-                   options=EngineOptions(batch_size=2, workers=0, progress=False))
+    return api.run(
+        wrap_module(tiny_model(), reference=REFERENCE),
+        data,
+        noises=noises,
+        out=out,
+        options=EngineOptions(batch_size=2, workers=0, progress=False),
+    )
 
 
 def test_a_generated_copy_evaluates_as_the_pipeline_that_made_it(samples, tmp_path):
@@ -158,8 +184,9 @@ def test_a_generated_copy_evaluates_as_the_pipeline_that_made_it(samples, tmp_pa
     folder = samples[0].path.parent
     generate(samples, REFERENCE.replace(decoder="ffmpeg"), tmp_path / "ffmpeg")
     generate(samples, REFERENCE, tmp_path / "same", stage="decode", fmt="npy")  # enters before colour/geometry
-    results = _run(folder, [f"stored={tmp_path / 'ffmpeg'}", f"stored={tmp_path / 'same'}", "decoder=ffmpeg"],
-                   tmp_path / "run")
+    results = _run(
+        folder, [f"stored={tmp_path / 'ffmpeg'}", f"stored={tmp_path / 'same'}", "decoder=ffmpeg"], tmp_path / "run"
+    )
     outputs = RunOutputs.load(tmp_path / "run" / "outputs.npz")
     by_id = {v["id"]: v for v in results["variants"]}
     stored_ffmpeg = f"stored/{tmp_path / 'ffmpeg'}"
@@ -183,8 +210,11 @@ def test_a_device_folder_without_manifest_and_a_missing_file(samples, tmp_path):
 
 def test_stored_arrays_of_the_wrong_shape_are_refused(samples, tmp_path):
     np.save(tmp_path / stored.file_name(samples[0].id, "npy"), np.zeros((3, 10, 10), np.float32))
-    value = tensors(samples[0].path.read_bytes(), [REFERENCE.replace(decoder=stored.decoder_name(tmp_path))],
-                    sample_id=samples[0].id)
+    value = tensors(
+        samples[0].path.read_bytes(),
+        [REFERENCE.replace(decoder=stored.decoder_name(tmp_path))],
+        sample_id=samples[0].id,
+    )
     assert "expected 3x32x32 float" in str(next(iter(value.values())))
 
 
@@ -197,6 +227,7 @@ def test_stored_noise_needs_a_folder():
 
 # --- which pipeline does a device run? ---
 
+
 def test_match_names_the_pipeline_that_made_the_arrays(samples, tmp_path):
     from sysnoise.generate import generate
 
@@ -206,7 +237,10 @@ def test_match_names_the_pipeline_that_made_the_arrays(samples, tmp_path):
     stored.manifest.cache_clear()
     result = diffing.match_folder(tmp_path / "device", samples, REFERENCE, steps=3)
     assert result["closest"]["exact_pct"] == 100 and result["closest"]["mean_abs"] == 0
-    assert result["closest"]["changed_fields"] == {"colour": ["rgb", "bgr"], "resize": ["pillow-bilinear", "opencv-bilinear"]}
+    assert result["closest"]["changed_fields"] == {
+        "colour": ["rgb", "bgr"],
+        "resize": ["pillow-bilinear", "opencv-bilinear"],
+    }
     assert result["stages"] == ["geometry"]
     assert "closest pipeline" in diffing.render_match(result)
 
@@ -218,5 +252,7 @@ def test_match_skips_unreadable_device_files_with_a_reason(samples, tmp_path):
     (tmp_path / "device" / stored.file_name(samples[0].id, "png")).write_bytes(b"not a png")
     result = diffing.match_folder(tmp_path / "device", samples, REFERENCE, steps=1)
     assert result["n_matched"] == len(samples) - 1
-    assert result["unreadable"][0]["id"] == samples[0].id and "not a readable image" in result["unreadable"][0]["reason"]
+    assert (
+        result["unreadable"][0]["id"] == samples[0].id and "not a readable image" in result["unreadable"][0]["reason"]
+    )
     assert result["reference"]["exact_pct"] == 100

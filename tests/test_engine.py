@@ -21,9 +21,12 @@ REFERENCE = Pipeline(input_size=32, crop_pct=0.875)
 def tiny_model():
     torch.manual_seed(0)
     return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(3, 8, 3, stride=2, padding=1),
+        torch.nn.ReLU(),
         torch.nn.MaxPool2d(3, stride=2, padding=1),
-        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 3),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 3),
     )
 
 
@@ -54,9 +57,11 @@ def test_each_distinct_decode_and_forward_happens_once(monkeypatch, gradient_ima
     options = EngineOptions(batch_size=2, workers=0, progress=False)
     resizes = ["opencv-nearest", "opencv-area", "pillow-box"]
     results = api.run(
-        wrap_module(tiny_model(), reference=REFERENCE), gradient_images[0].parent,
+        wrap_module(tiny_model(), reference=REFERENCE),
+        gradient_images[0].parent,
         noises=["resize=" + ",".join(resizes), "decoder=opencv", "precision=fp16"],
-        out=tmp_path / "run", options=options,
+        out=tmp_path / "run",
+        options=options,
         figures=False,  # the report's pictures decode a few samples again, after the engine's single pass
     )
     n = len(gradient_images)
@@ -76,8 +81,10 @@ def test_each_distinct_decode_and_forward_happens_once(monkeypatch, gradient_ima
 def test_results_recompute_from_stored_outputs(labeled_list, tmp_path):
     out = tmp_path / "run"
     api.run(
-        wrap_module(tiny_model(), reference=REFERENCE, num_classes=3), labeled_list,
-        noises=["resize=opencv-nearest,pillow-nearest", "ceil-mode"], out=out,
+        wrap_module(tiny_model(), reference=REFERENCE, num_classes=3),
+        labeled_list,
+        noises=["resize=opencv-nearest,pillow-nearest", "ceil-mode"],
+        out=out,
         options=EngineOptions(batch_size=2, workers=0, progress=False),
     )
     stored = json.loads((out / "results.json").read_text())
@@ -109,8 +116,13 @@ def test_results_recompute_from_stored_outputs(labeled_list, tmp_path):
 
 def test_noise_that_does_not_apply_is_reported_na(gradient_images, tmp_path):
     model = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 2))
-    results = api.run(wrap_module(model, reference=REFERENCE, num_classes=2), gradient_images[0].parent,
-                      noises=["ceil-mode"], out=tmp_path / "r", options=EngineOptions(workers=0, progress=False))
+    results = api.run(
+        wrap_module(model, reference=REFERENCE, num_classes=2),
+        gradient_images[0].parent,
+        noises=["ceil-mode"],
+        out=tmp_path / "r",
+        options=EngineOptions(workers=0, progress=False),
+    )
     assert results["variants"] == []
     assert results["noises"][0]["applies"] is False
     assert "n/a" in (tmp_path / "r" / "report.md").read_text()
@@ -123,8 +135,13 @@ class Interrupt(Exception):
 def test_interrupted_run_resumes_from_committed_chunks(labeled_list, tmp_path):
     model = wrap_module(tiny_model(), reference=REFERENCE, num_classes=3)
     noises = ["resize=opencv-area"]
-    full = api.run(model, labeled_list, noises=noises, out=tmp_path / "full",
-                   options=EngineOptions(batch_size=1, chunk_size=1, workers=0, progress=False))
+    full = api.run(
+        model,
+        labeled_list,
+        noises=noises,
+        out=tmp_path / "full",
+        options=EngineOptions(batch_size=1, chunk_size=1, workers=0, progress=False),
+    )
 
     seen = []
 
@@ -139,8 +156,13 @@ def test_interrupted_run_resumes_from_committed_chunks(labeled_list, tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(measure, "evaluate", lambda *a, **k: original(*a, **{**k, "on_progress": stop_after_two}))
         with pytest.raises(Interrupt):
-            api.run(model, labeled_list, noises=noises, out=tmp_path / "cut",
-                    options=EngineOptions(batch_size=1, chunk_size=1, workers=0, progress=False))
+            api.run(
+                model,
+                labeled_list,
+                noises=noises,
+                out=tmp_path / "cut",
+                options=EngineOptions(batch_size=1, chunk_size=1, workers=0, progress=False),
+            )
     assert len(list((tmp_path / "cut" / "chunks").glob("*.npz"))) == 2
 
     forwards = EngineOptions(batch_size=1, chunk_size=1, workers=0, progress=False)
@@ -172,8 +194,13 @@ def test_worker_processes_give_the_same_outputs(labeled_list, tmp_path):
     model = wrap_module(tiny_model(), reference=REFERENCE, num_classes=3)
     runs = []
     for workers in (0, 1):
-        api.run(model, labeled_list, noises=["resize=opencv-area", "precision=bf16"], out=tmp_path / f"w{workers}",
-                options=EngineOptions(batch_size=2, workers=workers, progress=False))
+        api.run(
+            model,
+            labeled_list,
+            noises=["resize=opencv-area", "precision=bf16"],
+            out=tmp_path / f"w{workers}",
+            options=EngineOptions(batch_size=2, workers=workers, progress=False),
+        )
         runs.append(RunOutputs.load(tmp_path / f"w{workers}" / "outputs.npz"))
     for column in runs[0].column_ids:
         np.testing.assert_array_equal(runs[0].arrays[column]["prob"], runs[1].arrays[column]["prob"])

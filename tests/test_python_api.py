@@ -13,8 +13,12 @@ import sysnoise
 
 
 def test_import_is_cheap_and_the_public_names_resolve():
-    done = subprocess.run([sys.executable, "-c", "import sys, sysnoise; print('torch' in sys.modules)"],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, sysnoise; print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert done.stdout.strip() == "False"
     assert callable(sysnoise.run) and callable(sysnoise.wrap_module) and sysnoise.Pipeline().input_size == 224
     noises = sysnoise.list_noises()
@@ -44,8 +48,9 @@ def test_run_on_a_wrapped_module_with_ten_classes(tmp_path):
     reference = sysnoise.Pipeline(input_size=32, crop_pct=1.0)
     wrapped = sysnoise.wrap_module(TenClasses(), reference=reference)
     assert wrapped.num_classes == 10  # from the output's width, not assumed 1000
-    results = sysnoise.run(wrapped, tmp_path / "list.txt", noises=["resize=opencv-area"], out=tmp_path / "out",
-                           figures=False)
+    results = sysnoise.run(
+        wrapped, tmp_path / "list.txt", noises=["resize=opencv-area"], out=tmp_path / "out", figures=False
+    )
     assert isinstance(results, sysnoise.Results) and isinstance(results, dict)
     # the reference top-1, evaluated here directly from the same pipeline's tensors
     from sysnoise.pipeline.preprocess import tensors

@@ -56,9 +56,15 @@ def test_timm_tag_resolves_bicubic_crop_095_and_matches_timm_transform(tmp_path,
     assert torch.allclose(_sysnoise_input(photo_bytes, ref), expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("enum_name", ["ResNet50_Weights.IMAGENET1K_V2", "ResNet50_Weights.IMAGENET1K_V1",
-                                       "ViT_B_16_Weights.IMAGENET1K_V1",
-                                       "FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1"])  # segmentation: no crop
+@pytest.mark.parametrize(
+    "enum_name",
+    [
+        "ResNet50_Weights.IMAGENET1K_V2",
+        "ResNet50_Weights.IMAGENET1K_V1",
+        "ViT_B_16_Weights.IMAGENET1K_V1",
+        "FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1",
+    ],
+)  # segmentation: no crop
 def test_torchvision_enum_transforms_resolve_and_match_torchvision(enum_name, photo_bytes):
     import torchvision
 
@@ -76,7 +82,11 @@ def test_resnet50_v2_is_232_224_bilinear():
     import math
 
     assert (p.resize, p.crop, p.input_size, math.floor(p.input_size / p.crop_pct)) == (
-        "pillow-bilinear", "shorter-centre-crop", 224, 232)
+        "pillow-bilinear",
+        "shorter-centre-crop",
+        224,
+        232,
+    )
 
 
 def test_torchvision_enum_loads_from_the_hub_cache_offline(tmp_path, monkeypatch):
@@ -133,8 +143,17 @@ def test_reference_file_overrides_fields_and_says_so(tmp_path):
 
 def test_timm_border_mode_is_refused_not_approximated():
     with pytest.raises(UserInputError, match="crop_mode 'border' has no sysnoise equivalent"):
-        reference_sources.from_timm({"input_size": (3, 224, 224), "crop_mode": "border", "crop_pct": 1.0,
-                                     "interpolation": "bicubic", "mean": (0.5,) * 3, "std": (0.5,) * 3}, "x")
+        reference_sources.from_timm(
+            {
+                "input_size": (3, 224, 224),
+                "crop_mode": "border",
+                "crop_pct": 1.0,
+                "interpolation": "bicubic",
+                "mean": (0.5,) * 3,
+                "std": (0.5,) * 3,
+            },
+            "x",
+        )
 
 
 def test_crop_pct_for_floors_to_the_resize_size():
@@ -146,9 +165,17 @@ def test_crop_pct_for_floors_to_the_resize_size():
 
 def _save_tiny_vit(folder, processor_kwargs):
     transformers = pytest.importorskip("transformers")
-    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1,
-                                    num_attention_heads=2, intermediate_size=32, num_labels=3,
-                                    id2label={0: "cat", 1: "dog", 2: "owl"}, label2id={"cat": 0, "dog": 1, "owl": 2})
+    config = transformers.ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+        id2label={0: "cat", 1: "dog", 2: "owl"},
+        label2id={"cat": 0, "dog": 1, "owl": 2},
+    )
     torch.manual_seed(0)
     transformers.ViTForImageClassification(config).save_pretrained(folder)
     processor = transformers.ViTImageProcessorPil(**processor_kwargs)
@@ -156,11 +183,18 @@ def _save_tiny_vit(folder, processor_kwargs):
     return processor
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"size": {"height": 32, "width": 32}, "resample": 2},
-    {"size": {"height": 32, "width": 32}, "resample": 3, "image_mean": [0.485, 0.456, 0.406],
-     "image_std": [0.229, 0.224, 0.225]},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"size": {"height": 32, "width": 32}, "resample": 2},
+        {
+            "size": {"height": 32, "width": 32},
+            "resample": 3,
+            "image_mean": [0.485, 0.456, 0.406],
+            "image_std": [0.229, 0.224, 0.225],
+        },
+    ],
+)
 def test_hf_processor_config_matches_the_processor(tmp_path, photo_bytes, kwargs):
     processor = _save_tiny_vit(tmp_path / "vit", kwargs)
     config = json.loads((tmp_path / "vit" / "preprocessor_config.json").read_text())
@@ -173,11 +207,20 @@ def test_hf_vit_folder_runs_end_to_end_with_its_processor_pipeline(tmp_path, gra
     from sysnoise import api
 
     _save_tiny_vit(tmp_path / "vit", {"size": {"height": 32, "width": 32}, "resample": 3})
-    results = api.run(str(tmp_path / "vit"), gradient_images[0].parent, noises=["resize=opencv-area"],
-                      out=tmp_path / "out", figures=False)
+    results = api.run(
+        str(tmp_path / "vit"),
+        gradient_images[0].parent,
+        noises=["resize=opencv-area"],
+        out=tmp_path / "out",
+        figures=False,
+    )
     ref = results["model"]["reference_pipeline"]
-    assert (ref["resize"], ref["crop"], ref["input_size"], ref["mean"]) == ("pillow-bicubic", "squash", 32,
-                                                                              [127.5, 127.5, 127.5])
+    assert (ref["resize"], ref["crop"], ref["input_size"], ref["mean"]) == (
+        "pillow-bicubic",
+        "squash",
+        32,
+        [127.5, 127.5, 127.5],
+    )
     assert results["model"]["reference_provenance"]["resize"].endswith("preprocessor_config.json")
     assert results["reference"]["n"] == 3
     # the logits are the transformers model's own on the same input

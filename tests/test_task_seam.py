@@ -25,9 +25,16 @@ from sysnoise.tasks.definition import TASKS, Prepared, TaskDefinition
 
 NAME, MODEL = "intensity-test", "intensity-probe"
 REFERENCE = Pipeline(input_size=16, crop_pct=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))  # raw 0..255 levels
-MAE = Metric("mae", "MAE (grey levels)", "-", "paired bootstrap over images",
-             "% of images whose prediction moved by more than one grey level", "-", places=2,
-             higher_is_better=False)
+MAE = Metric(
+    "mae",
+    "MAE (grey levels)",
+    "-",
+    "paired bootstrap over images",
+    "% of images whose prediction moved by more than one grey level",
+    "-",
+    places=2,
+    higher_is_better=False,
+)
 
 
 class IntensityTask(Task):
@@ -50,8 +57,12 @@ class IntensityAnalysis:
 
     def reference_metrics(self, outputs):
         errors = self._errors(outputs, "reference")
-        return {"n": int(outputs.valid.sum()), "n_labeled": int(outputs.valid.sum()), "mae": float(errors.mean()),
-                "mae_ci": None}
+        return {
+            "n": int(outputs.valid.sum()),
+            "n_labeled": int(outputs.valid.sum()),
+            "mae": float(errors.mean()),
+            "mae_ci": None,
+        }
 
     def variant_stats(self, outputs, column_id, noise, option):
         ref, var = self._errors(outputs, "reference"), self._errors(outputs, column_id)
@@ -61,11 +72,23 @@ class IntensityAnalysis:
         moved = np.abs(outputs.arrays[column_id]["value"][valid] - outputs.arrays["reference"]["value"][valid]) > 1
         flip_low, flip_high = st.wilson_interval(int(moved.sum()), int(moved.size))
         return VariantStats(
-            id=column_id, noise=noise, option=option, n=int(valid.sum()), n_labeled=int(valid.sum()), metric="mae",
-            value=float(var.mean()), delta=float(diff.mean()), delta_ci=(low, high), p_value=None,
-            correct_to_wrong=int((diff > 0).sum()), wrong_to_correct=int((diff < 0).sum()),
-            flip_rate=float(100 * moved.mean()), flip_ci=(100 * flip_low, 100 * flip_high), n_failed=0,
-            identical=float(100 * (diff == 0).mean()))
+            id=column_id,
+            noise=noise,
+            option=option,
+            n=int(valid.sum()),
+            n_labeled=int(valid.sum()),
+            metric="mae",
+            value=float(var.mean()),
+            delta=float(diff.mean()),
+            delta_ci=(low, high),
+            p_value=None,
+            correct_to_wrong=int((diff > 0).sum()),
+            wrong_to_correct=int((diff < 0).sum()),
+            flip_rate=float(100 * moved.mean()),
+            flip_ci=(100 * flip_low, 100 * flip_high),
+            n_failed=0,
+            identical=float(100 * (diff == 0).mean()),
+        )
 
 
 class Intensity(TaskDefinition):
@@ -73,8 +96,10 @@ class Intensity(TaskDefinition):
 
     def read(self, data, *, allow_outside_root=False):
         data = Path(data)
-        samples = [Sample(p.name, p, (int(round(np.asarray(Image.open(p).convert("L")).mean())),))
-                   for p in sorted(data.glob("*.png"))]
+        samples = [
+            Sample(p.name, p, (int(round(np.asarray(Image.open(p).convert("L")).mean())),))
+            for p in sorted(data.glob("*.png"))
+        ]
         return Dataset(data, samples, "listfile")
 
     def prepare(self, loaded, dataset):
@@ -92,7 +117,8 @@ class MeanGrey(torch.nn.Module):
 def registered():
     TASKS.register(NAME, "toy regression: mean grey level, mean absolute error")(Intensity())
     MODELS.register(MODEL, "mean grey level of the input")(
-        lambda weights: LoadedModel(MODEL, MeanGrey().eval(), REFERENCE, num_classes=1))
+        lambda weights: LoadedModel(MODEL, MeanGrey().eval(), REFERENCE, num_classes=1)
+    )
     yield
     TASKS.unregister(NAME)
     MODELS.unregister(MODEL)
@@ -110,8 +136,24 @@ def write_images(folder, n=12):
 
 def test_a_task_defined_in_a_test_runs_end_to_end_through_the_cli(registered, tmp_path, capsys):
     data, out = write_images(tmp_path / "images"), tmp_path / "out"
-    code = cli.main(["run", "--task", NAME, "--model", MODEL, "--data", str(data), "--out", str(out),
-                     "--noise", "resize=opencv-nearest,pillow-nearest", "--workers", "0", "--no-progress"])
+    code = cli.main(
+        [
+            "run",
+            "--task",
+            NAME,
+            "--model",
+            MODEL,
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--noise",
+            "resize=opencv-nearest,pillow-nearest",
+            "--workers",
+            "0",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert results["task"] == NAME and results["reference"]["metric_info"]["label"] == MAE.label
@@ -128,7 +170,9 @@ def test_a_task_defined_in_a_test_runs_end_to_end_through_the_cli(registered, tm
     for variant in results["variants"]:
         errors = np.abs(predicted[variant["id"]] - truth)
         assert variant["mae"] == pytest.approx(errors.mean(), abs=1e-4)
-        assert variant["delta"] == pytest.approx(errors.mean() - np.abs(predicted["reference"] - truth).mean(), abs=1e-4)
+        assert variant["delta"] == pytest.approx(
+            errors.mean() - np.abs(predicted["reference"] - truth).mean(), abs=1e-4
+        )
     # the reports render with the task's own metric label, from results.json alone
     report = (out / "report.md").read_text()
     assert f"Reference {MAE.label}: {results['reference']['mae']:.2f}" in report
@@ -140,6 +184,21 @@ def test_a_task_defined_in_a_test_runs_end_to_end_through_the_cli(registered, tm
 
 def test_unknown_reading_settings_are_refused_for_the_task(registered, tmp_path):
     data = write_images(tmp_path / "images", n=2)
-    code = cli.main(["run", "--task", NAME, "--model", MODEL, "--data", str(data), "--out", str(tmp_path / "o"),
-                     "--noise", "resize=opencv-nearest", "--class-map", str(tmp_path / "map.json")])
+    code = cli.main(
+        [
+            "run",
+            "--task",
+            NAME,
+            "--model",
+            MODEL,
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "o"),
+            "--noise",
+            "resize=opencv-nearest",
+            "--class-map",
+            str(tmp_path / "map.json"),
+        ]
+    )
     assert code == 2

@@ -73,8 +73,11 @@ def size(folders: list[str]) -> None:
     print("| variant | " + " | ".join(names) + f" | McNemar p ({names[0]} vs {names[-1]}) |")
     print("|---|" + "---|" * (len(names) + 1))
     for v in variants:
-        print(f"| {v} | " + " | ".join(f"{100 * a[v].mean():.1f}" for a in aligned) +
-              f" | {mcnemar(aligned[0][v], aligned[-1][v]):.3g} |")
+        print(
+            f"| {v} | "
+            + " | ".join(f"{100 * a[v].mean():.1f}" for a in aligned)
+            + f" | {mcnemar(aligned[0][v], aligned[-1][v]):.3g} |"
+        )
     per_photo = [np.mean([a[v] for v in variants], axis=0) * 100 for a in aligned]  # mean flip rate per photo
     print("\nmean flip rate over the variants (% of photos), 95% bootstrap CI over photos:")
     for name, values in zip(names, per_photo):
@@ -91,8 +94,11 @@ def adapt(plain_folder: str, tent_folder: str) -> None:
     (plain_out, plain), (tent_out, tent) = load(plain_folder), load(tent_folder)
     assert plain_out.sample_ids == tent_out.sample_ids
     labeled = (plain_out.labels >= 0).any()
-    print(f"reference top-1: {plain['reference'].get('top1')} plain, {tent['reference'].get('top1')} adapted"
-          if labeled else "unlabeled: flips only")
+    print(
+        f"reference top-1: {plain['reference'].get('top1')} plain, {tent['reference'].get('top1')} adapted"
+        if labeled
+        else "unlabeled: flips only"
+    )
     same = plain_out.arrays["reference"]["topk"][:, 0] == tent_out.arrays["reference"]["topk"][:, 0]
     print(f"reference top-1 unchanged by adaptation on {100 * same.mean():.1f}% of {len(same)} samples")
     print("| variant | delta plain | delta adapted | flips % plain | flips % adapted | flip change [95% CI] |")
@@ -108,9 +114,11 @@ def adapt(plain_folder: str, tent_folder: str) -> None:
         b = tf[v["id"]][[ti[s] for s in common]].astype(float) * 100
         w = by_id[v["id"]]
         fmt = lambda x, ci: f"{x:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if x is not None else "-"
-        print(f"| {v['id']} | {fmt(v.get('delta'), v.get('delta_ci') or [0, 0]) if labeled else '-'} | "
-              f"{fmt(w.get('delta'), w.get('delta_ci') or [0, 0]) if labeled else '-'} | {a.mean():.2f} | "
-              f"{b.mean():.2f} | {fmt((b - a).mean(), bootstrap_ci(b - a))} |")
+        print(
+            f"| {v['id']} | {fmt(v.get('delta'), v.get('delta_ci') or [0, 0]) if labeled else '-'} | "
+            f"{fmt(w.get('delta'), w.get('delta_ci') or [0, 0]) if labeled else '-'} | {a.mean():.2f} | "
+            f"{b.mean():.2f} | {fmt((b - a).mean(), bootstrap_ci(b - a))} |"
+        )
 
 
 if __name__ == "__main__":

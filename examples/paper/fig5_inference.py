@@ -29,8 +29,11 @@ LAYERS = ("layer1", "layer4")
 def feature_maps(model, x) -> dict[str, np.ndarray]:
     seen = {}
     root = getattr(model, "module", model)
-    hooks = [getattr(root, name).register_forward_hook(lambda _m, _i, out, name=name: seen.__setitem__(name, out))
-             for name in LAYERS if hasattr(root, name)]
+    hooks = [
+        getattr(root, name).register_forward_hook(lambda _m, _i, out, name=name: seen.__setitem__(name, out))
+        for name in LAYERS
+        if hasattr(root, name)
+    ]
     with torch.no_grad():
         model(x)
     for hook in hooks:
@@ -50,9 +53,11 @@ def main(out: str, index: int = 0) -> None:
     train_paths, _ = read_list(DATASETS("scenes-train")())
     x = torch.from_numpy(stage_values(paths[index].read_bytes(), reference)["normalise"])[None]
     calibration = calibrate.batches(train_paths[:32], reference, 16)
-    models = {"reference": build_model(loaded.module, reference),
-              "INT8": build_model(loaded.module, reference.replace(precision="int8"), calibration),
-              "ceil mode": build_model(loaded.module, reference.replace(operators=("maxpool-ceil",)))}
+    models = {
+        "reference": build_model(loaded.module, reference),
+        "INT8": build_model(loaded.module, reference.replace(precision="int8"), calibration),
+        "ceil mode": build_model(loaded.module, reference.replace(operators=("maxpool-ceil",))),
+    }
     maps = {name: feature_maps(model, x) for name, model in models.items()}
     if set(maps["INT8"]) != set(LAYERS):
         raise SystemExit(f"the INT8 model's layers are not reachable by name: {sorted(maps['INT8'])}")
@@ -68,11 +73,16 @@ def main(out: str, index: int = 0) -> None:
             diff = np.full(var.shape[1:], np.nan)
             diff[:h, :w] = np.abs(var[:, :h, :w] - ref).mean(0)
             shown = axes[panel].imshow(diff, cmap="magma")
-            axes[panel].set_title(f"{variant}: |diff| {layer} {var.shape[1]}x{var.shape[2]}\n"
-                                  f"mean {np.nanmean(diff):.3f}, ref mean |act| {np.abs(ref).mean():.3f}", fontsize=8)
+            axes[panel].set_title(
+                f"{variant}: |diff| {layer} {var.shape[1]}x{var.shape[2]}\n"
+                f"mean {np.nanmean(diff):.3f}, ref mean |act| {np.abs(ref).mean():.3f}",
+                fontsize=8,
+            )
             fig.colorbar(shown, ax=axes[panel], fraction=0.046)
-            print(f"{variant} {layer}: map {tuple(var.shape[1:])} vs {tuple(ref.shape[1:])}, mean |diff| "
-                  f"{np.nanmean(diff):.4f}, max {np.nanmax(diff):.4f}, reference mean |activation| {np.abs(ref).mean():.4f}")
+            print(
+                f"{variant} {layer}: map {tuple(var.shape[1:])} vs {tuple(ref.shape[1:])}, mean |diff| "
+                f"{np.nanmean(diff):.4f}, max {np.nanmax(diff):.4f}, reference mean |activation| {np.abs(ref).mean():.4f}"
+            )
             panel += 1
     for axis in axes:
         axis.set_xticks([])

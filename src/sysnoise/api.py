@@ -1,8 +1,8 @@
 """The public Python API: measure a model under a reference pipeline and its noised variants.
 
-    import sysnoise
-    results = sysnoise.run("efficientnet_lite0", "photos/", noises=["decoder", "resize"], out="results/x")
-    results.reference, results.deltas["resize/opencv-area"], results.to_frame()
+import sysnoise
+results = sysnoise.run("efficientnet_lite0", "photos/", noises=["decoder", "resize"], out="results/x")
+results.reference, results.deltas["resize/opencv-area"], results.to_frame()
 """
 
 from __future__ import annotations
@@ -30,8 +30,18 @@ from sysnoise.tasks.classification import read_dataset
 from sysnoise.tasks.coco_results import coco_detections
 from sysnoise.validate import load_pipeline
 
-__all__ = ["run", "list_noises", "list_catalogue", "load_model", "coco_detections", "diff", "match", "generate",
-           "matrix", "reference_pipeline"]
+__all__ = [
+    "run",
+    "list_noises",
+    "list_catalogue",
+    "load_model",
+    "coco_detections",
+    "diff",
+    "match",
+    "generate",
+    "matrix",
+    "reference_pipeline",
+]
 list_catalogue = catalogue.describe
 
 
@@ -86,11 +96,30 @@ def run(
     mapping the dataset's class names to the model's class indices), ignore_index (segmentation:
     the label value of unlabeled pixels, default 255), fmt (language: the JSONL format).
     """
-    return measure(task, model, data, noises=noises, out=out, weights=weights, reference=reference, options=options,
-                   fresh=fresh, allow_outside_root=allow_outside_root, stepwise=stepwise, deploy=deploy,
-                   figures=figures, calibration_data=calibration_data, calibration_samples=calibration_samples,
-                   deployed_onnx=deployed_onnx, limit=limit, data_name=data_name, list_file=list_file,
-                   class_map=class_map, ignore_index=ignore_index, fmt=fmt)
+    return measure(
+        task,
+        model,
+        data,
+        noises=noises,
+        out=out,
+        weights=weights,
+        reference=reference,
+        options=options,
+        fresh=fresh,
+        allow_outside_root=allow_outside_root,
+        stepwise=stepwise,
+        deploy=deploy,
+        figures=figures,
+        calibration_data=calibration_data,
+        calibration_samples=calibration_samples,
+        deployed_onnx=deployed_onnx,
+        limit=limit,
+        data_name=data_name,
+        list_file=list_file,
+        class_map=class_map,
+        ignore_index=ignore_index,
+        fmt=fmt,
+    )
 
 
 def list_noises() -> dict[str, dict]:
@@ -112,8 +141,18 @@ def _samples(images, list_file=None, limit: int | None = None, **options) -> lis
     return dataset.samples[:limit] if limit else dataset.samples
 
 
-def diff(a: str, b: str, images, *, model: str | None = None, reference: str | Path | None = None,
-         out: str | Path | None = None, gain: float | None = None, limit: int | None = None, list_file=None) -> dict:
+def diff(
+    a: str,
+    b: str,
+    images,
+    *,
+    model: str | None = None,
+    reference: str | Path | None = None,
+    out: str | Path | None = None,
+    gain: float | None = None,
+    limit: int | None = None,
+    list_file=None,
+) -> dict:
     """Compare pipelines `a` and `b` stage by stage on `images` (see diffing.resolve_pipeline for the
     spellings); with `out`, write diff.json and difference pictures there."""
     base = reference_pipeline(model, reference)
@@ -124,27 +163,45 @@ def diff(a: str, b: str, images, *, model: str | None = None, reference: str | P
     return result
 
 
-def match(device: str | Path, images, *, model: str | None = None, reference: str | Path | None = None,
-          out: str | Path | None = None, steps: int = 3, limit: int | None = None, list_file=None) -> dict:
+def match(
+    device: str | Path,
+    images,
+    *,
+    model: str | None = None,
+    reference: str | Path | None = None,
+    out: str | Path | None = None,
+    steps: int = 3,
+    limit: int | None = None,
+    list_file=None,
+) -> dict:
     """Which known pipeline produced a device's pre-processing output (.npy/.png named like the images)?"""
-    result = diffing.match_folder(Path(device), _samples(images, list_file, limit),
-                                  reference_pipeline(model, reference), steps=steps)
+    result = diffing.match_folder(
+        Path(device), _samples(images, list_file, limit), reference_pipeline(model, reference), steps=steps
+    )
     if out:
         atomic_write_text(Path(out) / "match.json", json.dumps(result, indent=1) + "\n")
     return result
 
 
-def generate(data, out: str | Path, *, pipeline: str = "reference", model: str | None = None,
-             reference: str | Path | None = None, list_file=None, fmt: str = "png", stage: str = "geometry",
-             allow_outside_root: bool = False, progress: bool = False) -> dict:
+def generate(
+    data,
+    out: str | Path,
+    *,
+    pipeline: str = "reference",
+    model: str | None = None,
+    reference: str | Path | None = None,
+    list_file=None,
+    fmt: str = "png",
+    stage: str = "geometry",
+    allow_outside_root: bool = False,
+    progress: bool = False,
+) -> dict:
     """Write `data` after `stage` of `pipeline` into `out` (PNG or .npy, list file, manifest); evaluate it
     later as a variant with noises=["stored=OUT"]."""
     chosen = diffing.resolve_pipeline(pipeline, reference_pipeline(model, reference))
     samples = _samples(data, list_file, allow_outside_root=allow_outside_root)
     with ProgressBar(len(samples), f"generate {stage}", progress) as advance:
         return write_copy(samples, chosen, out, fmt=fmt, stage=stage, source=str(data), on_progress=advance)
-
-
 
 
 def _matrix_model(spec: str) -> LoadedModel:
@@ -156,13 +213,24 @@ def _matrix_model(spec: str) -> LoadedModel:
     try:
         model = json.loads(sidecar.read_text())["model"]
     except (OSError, ValueError, KeyError) as err:
-        raise UserInputError(f"{path}: a weights file needs {sidecar.name} beside it naming its model "
-                             f"(as `sysnoise train` writes): {err}") from None
+        raise UserInputError(
+            f"{path}: a weights file needs {sidecar.name} beside it naming its model "
+            f"(as `sysnoise train` writes): {err}"
+        ) from None
     return load_model(model, path)
 
 
-def matrix(models: list[str], data, test: str, *, out: str | Path = "results/matrix", reference: Pipeline | None = None,
-           options: EngineOptions | None = None, fresh: bool = False, title: str | None = None) -> dict:
+def matrix(
+    models: list[str],
+    data,
+    test: str,
+    *,
+    out: str | Path = "results/matrix",
+    reference: Pipeline | None = None,
+    options: EngineOptions | None = None,
+    fresh: bool = False,
+    title: str | None = None,
+) -> dict:
     """Train-by-test matrix (paper Tables 7/8): every model under the test pipelines `test`
     ("resize=pillow-bilinear,opencv-bilinear": the reference with that field swapped), one run per
     model into OUT/runs/LABEL (the test pipelines are its columns, sharing decodes; reruns resume);
@@ -171,8 +239,9 @@ def matrix(models: list[str], data, test: str, *, out: str | Path = "results/mat
     field, tests = split_spec(analysis.expand_test(test))
     fields = field_noises()
     if field not in fields or not tests or len(set(tests)) != len(tests):
-        raise UserInputError(f"--test {test!r}: expected FIELD=OPTION,OPTION,... with distinct options, FIELD one of "
-                             f"{', '.join(fields)}")
+        raise UserInputError(
+            f"--test {test!r}: expected FIELD=OPTION,OPTION,... with distinct options, FIELD one of {', '.join(fields)}"
+        )
     NOISES(field).chosen(tests)  # names every unknown option
     loaded = [_matrix_model(spec) for spec in models]
     labels = [m.card.get("label", m.name) for m in loaded]
@@ -184,8 +253,9 @@ def matrix(models: list[str], data, test: str, *, out: str | Path = "results/mat
         training = analysis.training_of(model.card, model.reference)  # before run() sets the test reference
         folder = out / "runs" / re.sub(r"[^A-Za-z0-9._-]+", "-", label)
         noises = [f"{field}={','.join(tests[1:])}"] if len(tests) > 1 else []
-        results = run(model, data, noises=noises, out=folder, reference=first, options=options, fresh=fresh,
-                      figures=False)
+        results = run(
+            model, data, noises=noises, out=folder, reference=first, options=options, fresh=fresh, figures=False
+        )
         columns = {tests[0]: "reference", **{v["option"]: v["id"] for v in results["variants"]}}
         missing = [t for t in tests if t not in columns]
         if missing:

@@ -40,6 +40,9 @@ def describe() -> dict:
         }
         for entry in noises.NOISES
     }
-    return {"noises": listed, "tasks": {t.name: t.description for t in TASKS},
-            "models": {m.name: m.description for m in MODELS},
-            "datasets": {d.name: d.description for d in DATASETS}}
+    return {
+        "noises": listed,
+        "tasks": {t.name: t.description for t in TASKS},
+        "models": {m.name: m.description for m in MODELS},
+        "datasets": {d.name: d.description for d in DATASETS},
+    }

@@ -100,8 +100,9 @@ def _value_or_reason(value) -> tuple[np.ndarray | None, str | None]:
     return value, None
 
 
-def diff_pipelines(a: Pipeline, b: Pipeline, samples: Iterable, out: Path | None = None,
-                   gain: float | None = None) -> dict:
+def diff_pipelines(
+    a: Pipeline, b: Pipeline, samples: Iterable, out: Path | None = None, gain: float | None = None
+) -> dict:
     """samples: objects with .id and .path (a Dataset's samples). With `out`, writes one picture per
     image of the model-input pixels (geometry stage): a | b | amplified difference."""
     rows = []
@@ -125,7 +126,11 @@ def diff_pipelines(a: Pipeline, b: Pipeline, samples: Iterable, out: Path | None
                 first = stage
         rows.append({"id": sample.id, "first_divergent_stage": first, "stages": stages})
         geometry = (va["geometry"], vb["geometry"])
-        if out is not None and all(isinstance(x, np.ndarray) for x in geometry) and geometry[0].shape == geometry[1].shape:
+        if (
+            out is not None
+            and all(isinstance(x, np.ndarray) for x in geometry)
+            and geometry[0].shape == geometry[1].shape
+        ):
             picture, used = difference_picture(*geometry, gain)
             rows[-1]["picture"] = {"path": str(_write_picture(out, sample.id, picture)), "gain": used}
     return {
@@ -175,6 +180,7 @@ def _write_picture(folder: Path, sample_id: str, picture: np.ndarray) -> Path:
 
 # --- which pipeline does a device really run? ---
 
+
 def device_arrays(folder: Path) -> dict[str, Path]:
     """{relative path without suffix: file} for the .npy/.png files under a device's output folder."""
     folder = Path(folder)
@@ -202,8 +208,9 @@ def _candidates(current: Pipeline) -> list[tuple[str, Pipeline]]:
     return out
 
 
-def match_folder(device: Path, samples: list, reference: Pipeline, steps: int = 3,
-                 on_step: Callable[[int, str], None] | None = None) -> dict:
+def match_folder(
+    device: Path, samples: list, reference: Pipeline, steps: int = 3, on_step: Callable[[int, str], None] | None = None
+) -> dict:
     """Score the catalogue's pre-processing options against a device's arrays and name the closest
     pipeline, by greedy search from the reference: each step keeps the single change that lowers
     the mean absolute difference most, until none does (or an exact match). Sample ids are matched
@@ -217,7 +224,9 @@ def match_folder(device: Path, samples: list, reference: Pipeline, steps: int = 
     for sample, path in pairs:
         try:
             array = stored.read_array(path)
-            targets.append((sample, Path(sample.path).read_bytes(), array, stored.infer_stage(array, reference.input_size)))
+            targets.append(
+                (sample, Path(sample.path).read_bytes(), array, stored.infer_stage(array, reference.input_size))
+            )
         except (SampleError, OSError) as err:
             unreadable.append({"id": sample.id, "file": str(path), "reason": str(err)})
     if not targets:
@@ -258,8 +267,12 @@ def match_folder(device: Path, samples: list, reference: Pipeline, steps: int = 
         "unreadable": unreadable,
         "stages": stages,
         "reference": {"pipeline": reference.to_dict(), **score(reference)},
-        "closest": {"pipeline": best.to_dict(), "changes": path, **best_score,
-                    "changed_fields": {k: [x, y] for k, (x, y) in reference.diff(best).items()}},
+        "closest": {
+            "pipeline": best.to_dict(),
+            "changes": path,
+            **best_score,
+            "changed_fields": {k: [x, y] for k, (x, y) in reference.diff(best).items()},
+        },
         "single_changes_ranked": first_ranking or [],
     }
 
@@ -269,32 +282,44 @@ def render_diff(result: dict) -> str:
     lines = []
     changed = result["changed_fields"] or {"(none)": ["", ""]}
     lines.append("pipelines differ in: " + ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in changed.items()))
-    lines.append(f"first divergent stage (configuration): {result['first_divergent_stage_by_configuration']}; "
-                 f"(pixels): {result['first_divergent_stage']}")
-    lines.append(f"{'stage':<10} {'n':>3} {'identical%':>10} {'max|d|':>8} {'mean|d|':>9} {'changed%':>9} {'PSNR dB':>8}")
+    lines.append(
+        f"first divergent stage (configuration): {result['first_divergent_stage_by_configuration']}; "
+        f"(pixels): {result['first_divergent_stage']}"
+    )
+    lines.append(
+        f"{'stage':<10} {'n':>3} {'identical%':>10} {'max|d|':>8} {'mean|d|':>9} {'changed%':>9} {'PSNR dB':>8}"
+    )
     for stage, s in result["summary"].items():
         if not s["n"]:
             lines.append(f"{stage:<10} {0:>3}  (not comparable)")
             continue
         psnr = "-" if s["psnr_db"] is None else f"{s['psnr_db']:.2f}"
-        lines.append(f"{stage:<10} {s['n']:>3} {s['identical_pct']:>10.1f} {s['max_abs']:>8.3g} {s['mean_abs']:>9.4f} "
-                     f"{s['changed_pct']:>9.2f} {psnr:>8}")
+        lines.append(
+            f"{stage:<10} {s['n']:>3} {s['identical_pct']:>10.1f} {s['max_abs']:>8.3g} {s['mean_abs']:>9.4f} "
+            f"{s['changed_pct']:>9.2f} {psnr:>8}"
+        )
     return "\n".join(lines)
 
 
 def render_match(result: dict) -> str:
     closest = result["closest"]
-    lines = [f"{result['n_matched']} device arrays matched to source images ({result['n_unmatched']} unmatched); "
-             f"compared at stage(s): {', '.join(result['stages'])}",
-             f"reference pipeline: mean |d| {result['reference']['mean_abs']:.4f}, exact on "
-             f"{result['reference']['exact_pct']:.0f}% of images"]
+    lines = [
+        f"{result['n_matched']} device arrays matched to source images ({result['n_unmatched']} unmatched); "
+        f"compared at stage(s): {', '.join(result['stages'])}",
+        f"reference pipeline: mean |d| {result['reference']['mean_abs']:.4f}, exact on "
+        f"{result['reference']['exact_pct']:.0f}% of images",
+    ]
     if closest["changes"]:
         steps = " + ".join(c["change"] for c in closest["changes"])
-        lines.append(f"closest pipeline: reference + {steps}: mean |d| {closest['mean_abs']:.4f}, "
-                     f"exact on {closest['exact_pct']:.0f}% of images")
+        lines.append(
+            f"closest pipeline: reference + {steps}: mean |d| {closest['mean_abs']:.4f}, "
+            f"exact on {closest['exact_pct']:.0f}% of images"
+        )
     else:
         lines.append("closest pipeline: the reference itself (no single catalogue change comes closer)")
     lines.append("single changes from the reference, closest first:")
-    lines += [f"    {c['change']:<40} mean |d| {c['mean_abs']:.4f}  exact {c['exact_pct']:.0f}%"
-              for c in result["single_changes_ranked"]]
+    lines += [
+        f"    {c['change']:<40} mean |d| {c['mean_abs']:.4f}  exact {c['exact_pct']:.0f}%"
+        for c in result["single_changes_ranked"]
+    ]
     return "\n".join(lines)

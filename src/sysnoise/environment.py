@@ -65,11 +65,20 @@ def describe(distributions: tuple[str, ...] = ()) -> dict:
         "libraries": {
             name: library_version(module)
             for name, module in [
-                ("sysnoise", "sysnoise"), ("torch", "torch"), ("torchvision", "torchvision"), ("numpy", "numpy"),
-                ("Pillow", "PIL"), ("opencv", "cv2"), ("av", "av"), ("simplejpeg", "simplejpeg"),
-                ("onnxruntime", "onnxruntime"), ("onnx", "onnx"), ("scipy", "scipy"),
+                ("sysnoise", "sysnoise"),
+                ("torch", "torch"),
+                ("torchvision", "torchvision"),
+                ("numpy", "numpy"),
+                ("Pillow", "PIL"),
+                ("opencv", "cv2"),
+                ("av", "av"),
+                ("simplejpeg", "simplejpeg"),
+                ("onnxruntime", "onnxruntime"),
+                ("onnx", "onnx"),
+                ("scipy", "scipy"),
             ]
-        } | {name: distribution_version(name) for name in distributions},
+        }
+        | {name: distribution_version(name) for name in distributions},
         "decoder_libraries": {
             "Pillow": _pillow_codecs(),
             "opencv_jpeg": _opencv_jpeg(),

@@ -28,8 +28,10 @@ VARIANT_STATS = {"delta": "delta", "flip": "flip_rate"}
 SPREAD_STATS = ("mean", "max", "std")
 SCOPES = ("deploy", "combined")
 OPERATORS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
-_SYNTAX = re.compile(r"^\s*(?:(?P<scope>[A-Za-z0-9_./:+-]+?)\.)?(?P<stat>[a-z]+)\s*(?P<op>>=|<=|>|<)\s*"
-                     r"(?P<value>[-+]?(?:\d+\.?\d*|\.\d+))\s*%?\s*$")
+_SYNTAX = re.compile(
+    r"^\s*(?:(?P<scope>[A-Za-z0-9_./:+-]+?)\.)?(?P<stat>[a-z]+)\s*(?P<op>>=|<=|>|<)\s*"
+    r"(?P<value>[-+]?(?:\d+\.?\d*|\.\d+))\s*%?\s*$"
+)
 
 
 @dataclass(frozen=True)
@@ -48,19 +50,23 @@ def parse(text: str) -> Gate:
     """One condition, checked for syntax, statistic and scope (an unknown noise is a usage error)."""
     match = _SYNTAX.match(text)
     if not match:
-        raise UserInputError(f"--fail-if {text!r}: expected [NOISE.]STAT OP NUMBER, e.g. 'delta>0.5', "
-                             "'resize.max>1', 'flip>2%', 'deploy.delta>0.3'")
+        raise UserInputError(
+            f"--fail-if {text!r}: expected [NOISE.]STAT OP NUMBER, e.g. 'delta>0.5', "
+            "'resize.max>1', 'flip>2%', 'deploy.delta>0.3'"
+        )
     scope, stat = match["scope"], match["stat"]
     if stat not in VARIANT_STATS and stat not in SPREAD_STATS:
-        raise UserInputError(f"--fail-if {text!r}: unknown statistic {stat!r}; one of "
-                             f"{', '.join([*VARIANT_STATS, *SPREAD_STATS])}")
+        raise UserInputError(
+            f"--fail-if {text!r}: unknown statistic {stat!r}; one of {', '.join([*VARIANT_STATS, *SPREAD_STATS])}"
+        )
     if scope is not None:
         noise = scope.split("/", 1)[0]
         if noise not in SCOPES and noise not in NOISES:
             NOISES(noise)  # raises with the nearest names
     if stat in SPREAD_STATS and (scope is None or "/" in scope or scope in SCOPES):
-        raise UserInputError(f"--fail-if {text!r}: {stat} is a noise's spread over its options: name the noise "
-                             f"(e.g. resize.{stat}>1)")
+        raise UserInputError(
+            f"--fail-if {text!r}: {stat} is a noise's spread over its options: name the noise (e.g. resize.{stat}>1)"
+        )
     return Gate(text.strip(), scope, stat, match["op"], float(match["value"]))
 
 
@@ -71,8 +77,10 @@ def check_requested(gates: list[Gate], *, noises: list[str], deploy: bool, stepw
     for gate in gates:
         noise = gate.scope.split("/", 1)[0] if gate.scope else None
         if noise and noise not in SCOPES and noise not in asked:
-            raise UserInputError(f"--fail-if {gate.text!r}: noise {noise!r} is not measured in this run "
-                                 f"(measured: {', '.join(sorted(asked))}); add --noise {noise}")
+            raise UserInputError(
+                f"--fail-if {gate.text!r}: noise {noise!r} is not measured in this run "
+                f"(measured: {', '.join(sorted(asked))}); add --noise {noise}"
+            )
         if gate.scope == "deploy" and not deploy:
             raise UserInputError(f"--fail-if {gate.text!r}: needs --deploy (no deployment is measured)")
         if gate.scope == "combined" and not stepwise:

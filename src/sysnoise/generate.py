@@ -36,8 +36,16 @@ def _encode(array: np.ndarray, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def generate(samples: list, pipeline: Pipeline, out: str | Path, *, fmt: str = "png", stage: str = "geometry",
-             source: str = "", on_progress: Callable[[int], None] | None = None) -> dict:
+def generate(
+    samples: list,
+    pipeline: Pipeline,
+    out: str | Path,
+    *,
+    fmt: str = "png",
+    stage: str = "geometry",
+    source: str = "",
+    on_progress: Callable[[int], None] | None = None,
+) -> dict:
     """samples: objects with .id, .path and .labels (a Dataset's samples). Returns the manifest."""
     if fmt not in stored.FORMATS:
         raise UserInputError(f"format must be one of {stored.FORMATS}, got {fmt!r}")

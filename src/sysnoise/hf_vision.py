@@ -29,8 +29,10 @@ def _folder(name: str) -> Path:
     try:
         return hf_cached_snapshot(name)
     except Exception as err:  # huggingface_hub's LocalEntryNotFoundError and friends
-        raise UserInputError(f"{name}: not a folder and not in the local Hugging Face cache ({type(err).__name__}); "
-                             "give a folder with config.json, weights and preprocessor_config.json") from None
+        raise UserInputError(
+            f"{name}: not a folder and not in the local Hugging Face cache ({type(err).__name__}); "
+            "give a folder with config.json, weights and preprocessor_config.json"
+        ) from None
 
 
 def _logits_module(model):
@@ -53,8 +55,10 @@ def load_image_classifier(name: str) -> LoadedModel:
     folder = _folder(name)
     processor_file = folder / "preprocessor_config.json"
     if not processor_file.is_file():
-        raise UserInputError(f"{folder}: no preprocessor_config.json: the reference pipeline comes from it "
-                             "(save the image processor with save_pretrained beside the model)")
+        raise UserInputError(
+            f"{folder}: no preprocessor_config.json: the reference pipeline comes from it "
+            "(save the image processor with save_pretrained beside the model)"
+        )
     try:
         processor = json.loads(processor_file.read_text())
     except (OSError, ValueError) as err:
@@ -62,6 +66,7 @@ def load_image_classifier(name: str) -> LoadedModel:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     extras.require("lm", "Hugging Face image classifiers")
     from transformers import AutoModelForImageClassification
+
     try:
         model = AutoModelForImageClassification.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as err:

@@ -20,10 +20,13 @@ def loads(text: str, source: str, line: int | None = None) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise UserInputError(f"{source}:{line or err.lineno}: not valid JSON ({err.msg} at column {err.colno})"
-                             ) from None
+        raise UserInputError(
+            f"{source}:{line or err.lineno}: not valid JSON ({err.msg} at column {err.colno})"
+        ) from None
     except RecursionError:
         raise UserInputError(f"{where}: JSON nested too deeply to read; the data nests a few levels") from None
     except ValueError as err:  # an integer literal beyond Python's digit limit
-        raise UserInputError(f"{where}: a number in the JSON is too long to read ({str(err).split(';')[0]}); "
-                             "ids, sizes and labels are ordinary numbers") from None
+        raise UserInputError(
+            f"{where}: a number in the JSON is too long to read ({str(err).split(';')[0]}); "
+            "ids, sizes and labels are ordinary numbers"
+        ) from None

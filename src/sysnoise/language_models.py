@@ -46,8 +46,9 @@ def is_causal_lm(module) -> bool:
     return config is not None and hasattr(config, "vocab_size") and hasattr(module, "get_output_embeddings")
 
 
-def load_causal_lm(name_or_path: str, *, gguf_file: str | None = None, name: str | None = None,
-                   card: dict | None = None) -> LoadedModel:
+def load_causal_lm(
+    name_or_path: str, *, gguf_file: str | None = None, name: str | None = None, card: dict | None = None
+) -> LoadedModel:
     """A LoadedModel whose module is the float32 transformers model and tokenizer its tokenizer."""
     extras.require("lm", "language models")
     _offline()

@@ -18,10 +18,14 @@ def split_fields(line: str, where: str, most: int, fmt: str) -> list[str] | None
     if "\t" in text:
         fields = [part.strip() for part in text.split("\t")]
         if len(fields) > most:
-            raise UserInputError(f"{where}: {len(fields) - 1} tabs; write the {most} fields with one tab between each ({fmt})")
+            raise UserInputError(
+                f"{where}: {len(fields) - 1} tabs; write the {most} fields with one tab between each ({fmt})"
+            )
         return fields
     fields = text.split()
     if len(fields) > most:
-        raise UserInputError(f"{where}: {len(fields)} space-separated fields; a path with spaces needs a tab between "
-                             f"the fields, and # comments go on their own line ({fmt})")
+        raise UserInputError(
+            f"{where}: {len(fields)} space-separated fields; a path with spaces needs a tab between "
+            f"the fields, and # comments go on their own line ({fmt})"
+        )
     return fields

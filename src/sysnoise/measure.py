@@ -66,15 +66,23 @@ def option_applies(noise, option: str, module) -> bool:
     return test is None or bool(test(module))
 
 
-def plan_variants(model: LoadedModel, noise_specs, reference: Pipeline,
-                  stages: tuple[str, ...] | None = None) -> tuple[Plan, list[dict]]:
+def plan_variants(
+    model: LoadedModel, noise_specs, reference: Pipeline, stages: tuple[str, ...] | None = None
+) -> tuple[Plan, list[dict]]:
     """stages: the noise stages the task has (text has no image pre-processing); others are n/a."""
     variants, rows = [], []
     for spec in noise_specs:
         noise, options = parse_noise_spec(spec)
         applies = bool(noise.applies(model.module)) and (stages is None or noise.stage in stages)
-        rows.append({"name": noise.name, "stage": noise.stage, "description": noise.description, "applies": applies,
-                     "unavailable": {}})
+        rows.append(
+            {
+                "name": noise.name,
+                "stage": noise.stage,
+                "description": noise.description,
+                "applies": applies,
+                "unavailable": {},
+            }
+        )
         if applies:
             chosen = noise.chosen(options)
             fitting = [o for o in chosen if option_applies(noise, o, model.module)]
@@ -112,8 +120,14 @@ def with_deployed_onnx(plan: Plan, rows: list[dict], path) -> tuple[Plan, list[d
     if not path.is_file():
         raise UserInputError(f"ONNX file not found: {path}")
     variant = Variant("deployed", "onnx-file", plan.reference.replace(runtime=f"{ONNX_FILE_PREFIX}{path}"))
-    row = {"name": "deployed", "stage": "inference", "applies": True, "unavailable": {}, "not_applicable": [],
-           "description": f"the user's ONNX file {path.name} on ONNX Runtime vs the torch model"}
+    row = {
+        "name": "deployed",
+        "stage": "inference",
+        "applies": True,
+        "unavailable": {},
+        "not_applicable": [],
+        "description": f"the user's ONNX file {path.name} on ONNX Runtime vs the torch model",
+    }
     return Plan(plan.reference, plan.variants + (variant,)), rows + [row]
 
 
@@ -122,8 +136,9 @@ class Calibration(NamedTuple):
     record: dict | None  # for results.json dataset.calibration
 
 
-def calibration_split(plan: Plan, rows: list[dict], dataset, deploy, calibration_data, calibration_samples,
-                      allow_outside_root) -> tuple[Plan, Calibration]:
+def calibration_split(
+    plan: Plan, rows: list[dict], dataset, deploy, calibration_data, calibration_samples, allow_outside_root
+) -> tuple[Plan, Calibration]:
     """Only runs that quantize calibrate; a held-out slice is removed from `dataset.samples` here,
     before anything is evaluated. A dataset too small to hold out from leaves the quantizing
     variants out, saying why."""
@@ -132,10 +147,14 @@ def calibration_split(plan: Plan, rows: list[dict], dataset, deploy, calibration
         return plan, Calibration(None, None)
     if calibration_data is None and calibration_samples is None and len(dataset.samples) < calibrate.MIN_DATASET:
         if deploy is not None and needs_calibration(deploy):
-            raise UserInputError("the deployment pipeline quantizes: pass --calibration-data (the dataset is too "
-                                 "small to hold samples out)")
-        reason = (f"needs calibration data (--calibration-data): the dataset has {len(dataset.samples)} samples, "
-                  "too few to hold any out")
+            raise UserInputError(
+                "the deployment pipeline quantizes: pass --calibration-data (the dataset is too "
+                "small to hold samples out)"
+            )
+        reason = (
+            f"needs calibration data (--calibration-data): the dataset has {len(dataset.samples)} samples, "
+            "too few to hold any out"
+        )
         return without(plan, rows, lambda p: reason if needs_calibration(p) else None), Calibration(None, None)
     if calibration_data is not None:
         chosen = read_dataset(calibration_data, allow_outside_root=allow_outside_root).samples
@@ -194,20 +213,40 @@ def engine_pass(run: Run, plan: Plan, folder: Path, label: str) -> EnginePass:
     options = run.options
     rank, world = distributed.rank_and_world()
     options.device = distributed.local_device(options.device)
-    identity = identify(run.loaded, run.definition.fingerprint(run.dataset), plan, run.task, run.calibration,
-                        options.device, settings={"reading": reading(options)})
+    identity = identify(
+        run.loaded,
+        run.definition.fingerprint(run.dataset),
+        plan,
+        run.task,
+        run.calibration,
+        options.device,
+        settings={"reading": reading(options)},
+    )
     store = ChunkStore(folder, identity, fresh=run.fresh, owner=rank == 0)
     try:
         distributed.barrier()  # no rank starts before rank 0 has validated (or cleared) the folder
         if world == 1 and store.reusable():
             if options.progress:  # quiet runs learn it from run.reused
-                print(f"sysnoise: {folder}: reused this run's finished outputs (run {identity.key[:SHORT]}); "
-                      "nothing recomputed (--fresh recomputes)", file=sys.stderr)
+                print(
+                    f"sysnoise: {folder}: reused this run's finished outputs (run {identity.key[:SHORT]}); "
+                    "nothing recomputed (--fresh recomputes)",
+                    file=sys.stderr,
+                )
             return EnginePass(RunOutputs.load(store.final), 0.0, identity.digests, True)
         started = time.perf_counter()
-        with ProgressBar(len(run.dataset.samples), f"{run.loaded.name}: {label}", options.progress and rank == 0) as advance:
-            outputs = evaluate(run.loaded, run.dataset, plan, store, options, on_progress=advance, task=run.task,
-                               calibration=run.calibration)
+        with ProgressBar(
+            len(run.dataset.samples), f"{run.loaded.name}: {label}", options.progress and rank == 0
+        ) as advance:
+            outputs = evaluate(
+                run.loaded,
+                run.dataset,
+                plan,
+                store,
+                options,
+                on_progress=advance,
+                task=run.task,
+                calibration=run.calibration,
+            )
         elapsed = time.perf_counter() - started
         if outputs is not None:
             outputs.save(store.final)
@@ -236,19 +275,42 @@ def combined_pass(run: Run, analysis, results: dict, stepwise, deploy, out: Path
 
 def run_record(passed: EnginePass, options: EngineOptions) -> dict:
     """results.json `run`: time, engine settings, identity, forwards and model stages."""
-    return {"seconds": round(passed.seconds, 2), "batch_size": options.batch_size, "workers": options.workers,
-            "forward": options.forward_record(),
-            "identity": passed.identity, "reused": passed.reused, "device": options.device,
-            "forwards": {str(k): v for k, v in options.forward_counter.items()},
-            "model_stages": options.model_info, **reading(options)}
+    return {
+        "seconds": round(passed.seconds, 2),
+        "batch_size": options.batch_size,
+        "workers": options.workers,
+        "forward": options.forward_record(),
+        "identity": passed.identity,
+        "reused": passed.reused,
+        "device": options.device,
+        "forwards": {str(k): v for k, v in options.forward_counter.items()},
+        "model_stages": options.model_info,
+        **reading(options),
+    }
 
 
-def measure(task: str | TaskDefinition, model, data, *, noises=None, out: str | Path = "results/run", weights=None,
-            reference: Pipeline | str | Path | None = None, options: EngineOptions | None = None,
-            fresh: bool = False, allow_outside_root: bool = False, stepwise=None, deploy=None,
-            figures: bool = True, calibration_data=None, calibration_samples: int | None = None,
-            deployed_onnx=None, limit: int | None = None, data_name: str | None = None,
-            **settings) -> Results | None:
+def measure(
+    task: str | TaskDefinition,
+    model,
+    data,
+    *,
+    noises=None,
+    out: str | Path = "results/run",
+    weights=None,
+    reference: Pipeline | str | Path | None = None,
+    options: EngineOptions | None = None,
+    fresh: bool = False,
+    allow_outside_root: bool = False,
+    stepwise=None,
+    deploy=None,
+    figures: bool = True,
+    calibration_data=None,
+    calibration_samples: int | None = None,
+    deployed_onnx=None,
+    limit: int | None = None,
+    data_name: str | None = None,
+    **settings,
+) -> Results | None:
     """Measure `model` on `data` for `task` (a registered name or a TaskDefinition) under the
     reference pipeline and its variants; write results.json, outputs.npz and the reports into
     `out` (see api.run for the arguments). settings: the task's own reading settings
@@ -263,23 +325,37 @@ def measure(task: str | TaskDefinition, model, data, *, noises=None, out: str | 
         if not noises:
             raise UserInputError(f"--task {definition.name} has no default noises: name them with --noise")
     if options.include_corrupt and not definition.images:
-        raise UserInputError(f"--include-corrupt is for image tasks (--task {definition.name} has no corrupt-data "
-                             "pre-flight)")
-    check_run(model=model, reference=reference, deploy=deploy, noises=noises, stepwise=stepwise,
-              device=options.device, out=out)
+        raise UserInputError(
+            f"--include-corrupt is for image tasks (--task {definition.name} has no corrupt-data pre-flight)"
+        )
+    check_run(
+        model=model,
+        reference=reference,
+        deploy=deploy,
+        noises=noises,
+        stepwise=stepwise,
+        device=options.device,
+        out=out,
+    )
     if (stepwise or deploy) and distributed.rank_and_world()[1] > 1:
-        raise UserInputError("--stepwise and --deploy need the single-noise results on every rank: run them "
-                             "in one process (or rerun the combination after a distributed run of the noises)")
+        raise UserInputError(
+            "--stepwise and --deploy need the single-noise results on every rank: run them "
+            "in one process (or rerun the combination after a distributed run of the noises)"
+        )
     data_name = data_name or name_of_data(data)
     # the data is read first: a wrong path fails before a model loads
-    dataset = definition.read(resolve_dataset(data, definition.name), allow_outside_root=allow_outside_root,
-                              **{k: v for k, v in settings.items() if v is not None})
+    dataset = definition.read(
+        resolve_dataset(data, definition.name),
+        allow_outside_root=allow_outside_root,
+        **{k: v for k, v in settings.items() if v is not None},
+    )
     dataset, limit_record = limited(dataset, limit)
     loaded = definition.load(model, weights, reference)
     prepared = definition.prepare(loaded, dataset)
     if not dataset.samples:
-        raise UserInputError(f"{getattr(dataset, 'root', data)}: no usable samples left; problems: "
-                             f"{dataset.problems[:3]}")
+        raise UserInputError(
+            f"{getattr(dataset, 'root', data)}: no usable samples left; problems: {dataset.problems[:3]}"
+        )
     plan, noise_rows = plan_variants(loaded, noises, loaded.reference, stages=definition.stages)
     plan = without(plan, noise_rows, definition.unsupported)
     # bad combination requests fail before any model runs, not after the first pass
@@ -287,8 +363,9 @@ def measure(task: str | TaskDefinition, model, data, *, noises=None, out: str | 
     combine.check_stepwise(stepwise, {variant.noise for variant in plan.variants})
     if deployed_onnx is not None:
         plan, noise_rows = with_deployed_onnx(plan, noise_rows, deployed_onnx)
-    plan, calibration = calibration_split(plan, noise_rows, dataset, deploy, calibration_data, calibration_samples,
-                                          allow_outside_root)
+    plan, calibration = calibration_split(
+        plan, noise_rows, dataset, deploy, calibration_data, calibration_samples, allow_outside_root
+    )
 
     out = Path(out)
     if options.progress and definition.images:  # the baseline, before the first decode
@@ -298,19 +375,27 @@ def measure(task: str | TaskDefinition, model, data, *, noises=None, out: str | 
     if passed.outputs is None:  # a torchrun rank other than 0: rank 0 writes the results
         return None
     results = build_results(
-        task=definition.name, analysis=prepared.analysis,
+        task=definition.name,
+        analysis=prepared.analysis,
         model={**loaded.describe(), "reference_pipeline": definition.view(loaded.reference)},
         dataset={**dataset.describe(), "name": data_name, "limit": limit_record, "calibration": calibration.record},
-        plan=plan, outputs=passed.outputs, noises=noise_rows,
-        environment=environment.describe(definition.libraries()), run=run_record(passed, options),
-        problems=dataset.problems, view=definition.view, more=definition.describe(prepared))
+        plan=plan,
+        outputs=passed.outputs,
+        noises=noise_rows,
+        environment=environment.describe(definition.libraries()),
+        run=run_record(passed, options),
+        problems=dataset.problems,
+        view=definition.view,
+        more=definition.describe(prepared),
+    )
     measured = [Measured(column, passed.outputs) for column in plan.columns[1:]]
     combined = combined_pass(run, prepared.analysis, results, stepwise, deploy, out)
     if combined:
         measured += [Measured(column, combined[1]) for column in combined[0].columns[1:]]
     if figures and definition.images:
-        results["figures"] = make_figures(results, measured, {s.id: s.path for s in dataset.samples},
-                                          loaded.class_names, out)
+        results["figures"] = make_figures(
+            results, measured, {s.id: s.path for s in dataset.samples}, loaded.class_names, out
+        )
     write_results(results, out / "results.json")
     write_reports(results, out)
     definition.write_files(out, results)

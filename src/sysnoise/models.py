@@ -51,18 +51,28 @@ def _timm_model(arch: str, weights: Path | None, num_classes: int | None) -> Loa
     except RuntimeError as err:  # timm's "Unknown model"
         raise UserInputError(f"timm has no model {arch!r}: {err}") from None
     hub_id = probe.pretrained_cfg.get("hf_hub_id")
-    weights = _weights_or_cache(weights, _hf_cached_weights(hub_id) if hub_id else None, f"timm:{arch}",
-                                hf_cache_path(hub_id, "model.safetensors") if hub_id else "a weights file")
+    weights = _weights_or_cache(
+        weights,
+        _hf_cached_weights(hub_id) if hub_id else None,
+        f"timm:{arch}",
+        hf_cache_path(hub_id, "model.safetensors") if hub_id else "a weights file",
+    )
     state = load_state_dict(weights)
     classes = num_classes or _infer_num_classes(state) or 1000
     module = probe if classes == probe.num_classes else timm.create_model(arch, pretrained=False, num_classes=classes)
     load_into(module, state, weights)
     tag = f"{probe.pretrained_cfg.get('architecture', arch)}.{probe.pretrained_cfg.get('tag', '')}".rstrip(".")
     resolved = reference_sources.from_timm(timm.data.resolve_model_data_config(module), f"timm pretrained_cfg {tag}")
-    return LoadedModel(name=f"timm:{arch}", module=module.eval(), reference=resolved.pipeline,
-                       reference_provenance=dict(resolved.provenance), num_classes=classes,
-                       class_names=imagenet_names() if classes == 1000 else None, source=str(weights),
-                       weights_sha256=sha256_file(weights))
+    return LoadedModel(
+        name=f"timm:{arch}",
+        module=module.eval(),
+        reference=resolved.pipeline,
+        reference_provenance=dict(resolved.provenance),
+        num_classes=classes,
+        class_names=imagenet_names() if classes == 1000 else None,
+        source=str(weights),
+        weights_sha256=sha256_file(weights),
+    )
 
 
 def _hf_cached_weights(repo_id: str) -> Path | None:
@@ -85,8 +95,10 @@ def _torchvision_weights_enum(arch: str, enum_name: str):
     except ValueError as err:
         raise UserInputError(f"torchvision has no model {arch!r}: {err}") from None
     if enum_name not in enum.__members__:
-        raise UserInputError(f"torchvision:{arch}.{enum_name}: {enum.__name__} has no {enum_name!r}; "
-                             f"known: {', '.join(enum.__members__)}")
+        raise UserInputError(
+            f"torchvision:{arch}.{enum_name}: {enum.__name__} has no {enum_name!r}; "
+            f"known: {', '.join(enum.__members__)}"
+        )
     return enum[enum_name]
 
 
@@ -105,12 +117,15 @@ def _torchvision_model(arch: str, enum_name: str | None, weights: Path | None, n
 
     enum = _torchvision_weights_enum(arch, enum_name) if enum_name else None
     if enum is None and weights is None:
-        raise UserInputError(f"torchvision:{arch} needs --weights PATH (a local state_dict), or a weights enum in "
-                             f"the name (torchvision:{arch}.IMAGENET1K_V1) whose file is in torch.hub's cache; "
-                             "nothing is downloaded at run time.")
+        raise UserInputError(
+            f"torchvision:{arch} needs --weights PATH (a local state_dict), or a weights enum in "
+            f"the name (torchvision:{arch}.IMAGENET1K_V1) whose file is in torch.hub's cache; "
+            "nothing is downloaded at run time."
+        )
     expected = str(torchvision_cache_path(enum)) if enum else "a weights file"
-    weights = _weights_or_cache(weights, torchvision_cache_path(enum) if enum else None,
-                                f"torchvision:{arch}.{enum_name}", expected)
+    weights = _weights_or_cache(
+        weights, torchvision_cache_path(enum) if enum else None, f"torchvision:{arch}.{enum_name}", expected
+    )
     resolved = reference_sources.from_torchvision(enum.transforms(), f"torchvision {enum}") if enum else None
     if (task := _dense_task(arch)) is not None:
         return _torchvision_dense(task, arch, weights, resolved)
@@ -121,27 +136,40 @@ def _torchvision_model(arch: str, enum_name: str | None, weights: Path | None, n
     except ValueError as err:
         raise UserInputError(f"torchvision has no model {arch!r}: {err}") from None
     load_into(module, state, weights)
-    names = list(enum.meta["categories"]) if enum and len(enum.meta.get("categories", ())) == classes else (
-        imagenet_names() if classes == 1000 else None)
+    names = (
+        list(enum.meta["categories"])
+        if enum and len(enum.meta.get("categories", ())) == classes
+        else (imagenet_names() if classes == 1000 else None)
+    )
     resolved = resolved or reference_sources.ResolvedReference(Pipeline(), {})
-    return LoadedModel(name=f"torchvision:{arch}" + (f".{enum_name}" if enum_name else ""), module=module.eval(),
-                       reference=resolved.pipeline, reference_provenance=dict(resolved.provenance),
-                       num_classes=classes, class_names=names, source=str(weights),
-                       weights_sha256=sha256_file(weights))
+    return LoadedModel(
+        name=f"torchvision:{arch}" + (f".{enum_name}" if enum_name else ""),
+        module=module.eval(),
+        reference=resolved.pipeline,
+        reference_provenance=dict(resolved.provenance),
+        num_classes=classes,
+        class_names=names,
+        source=str(weights),
+        weights_sha256=sha256_file(weights),
+    )
 
 
 def _dense_task(arch: str) -> str | None:
     """'detection' / 'segmentation' for torchvision's detection and segmentation architectures."""
     import torchvision
 
-    for task, module in (("detection", torchvision.models.detection), ("segmentation", torchvision.models.segmentation)):
+    for task, module in (
+        ("detection", torchvision.models.detection),
+        ("segmentation", torchvision.models.segmentation),
+    ):
         if arch in torchvision.models.list_models(module=module):
             return task
     return None
 
 
-def _torchvision_dense(task: str, arch: str, weights: Path,
-                       resolved: reference_sources.ResolvedReference | None) -> LoadedModel:
+def _torchvision_dense(
+    task: str, arch: str, weights: Path, resolved: reference_sources.ResolvedReference | None
+) -> LoadedModel:
     """A torchvision detector or segmenter; its reference is its weights enum's transforms() where
     they resize (segmentation), else what its own transform does (tasks/detection_heads.reference_pipeline,
     tasks/segmentation.reference_pipeline)."""
@@ -154,12 +182,19 @@ def _torchvision_dense(task: str, arch: str, weights: Path,
         names = list(torchvision.models.get_model_weights(arch).DEFAULT.meta["categories"])
     except Exception:
         names = None
-    resolved = resolved or reference_sources.attributed(loader.reference_pipeline(module),
-                                                        f"{arch}'s own {task} transform")
-    return LoadedModel(name=f"torchvision:{arch}", module=module, reference=resolved.pipeline,
-                       reference_provenance=dict(resolved.provenance), num_classes=classes,
-                       class_names=names if names and len(names) == classes else None,
-                       source=str(weights), weights_sha256=sha256_file(weights))
+    resolved = resolved or reference_sources.attributed(
+        loader.reference_pipeline(module), f"{arch}'s own {task} transform"
+    )
+    return LoadedModel(
+        name=f"torchvision:{arch}",
+        module=module,
+        reference=resolved.pipeline,
+        reference_provenance=dict(resolved.provenance),
+        num_classes=classes,
+        class_names=names if names and len(names) == classes else None,
+        source=str(weights),
+        weights_sha256=sha256_file(weights),
+    )
 
 
 def _deployed_model(library: str, path: str) -> LoadedModel:
@@ -167,8 +202,10 @@ def _deployed_model(library: str, path: str) -> LoadedModel:
     test. The file does not say how its inputs were made: the reference is sysnoise's default
     pipeline, at the file's input size when it fixes one; --reference names the pipeline it was
     trained with."""
-    extra, engine, load_file = {"onnx": ("onnx", "ONNX Runtime", load_onnx_file),
-                                "openvino": ("openvino", "OpenVINO", load_ir_file)}[library]
+    extra, engine, load_file = {
+        "onnx": ("onnx", "ONNX Runtime", load_onnx_file),
+        "openvino": ("openvino", "OpenVINO", load_ir_file),
+    }[library]
     extras.require(extra, f"--model {library}:{path}")
     try:
         module = load_file(path)
@@ -178,15 +215,22 @@ def _deployed_model(library: str, path: str) -> LoadedModel:
         raise UserInputError(f"{path}: {engine} cannot run it as a model of one image batch ({err})") from None
     height, width = (fixed_size(d) for d in (module.input_shape + [None] * 4)[2:4])
     if height and width and height != width:
-        raise UserInputError(f"{path}: a fixed input of {height}x{width} pixels; sysnoise inputs are square: "
-                             "export it with a square (or dynamic) input size")
+        raise UserInputError(
+            f"{path}: a fixed input of {height}x{width} pixels; sysnoise inputs are square: "
+            "export it with a square (or dynamic) input size"
+        )
     resolved = ResolvedReference(Pipeline(), {})
     if height:
         resolved = resolved.overridden(Pipeline(input_size=height), f"{path}'s fixed input shape")
-    return LoadedModel(name=f"{library}:{path}", module=module.eval(), reference=resolved.pipeline,
-                       reference_provenance=dict(resolved.provenance),
-                       num_classes=classes_from_output(module, resolved.pipeline.input_size),
-                       source=str(path), weights_sha256=module.sysnoise_info["sha256"])
+    return LoadedModel(
+        name=f"{library}:{path}",
+        module=module.eval(),
+        reference=resolved.pipeline,
+        reference_provenance=dict(resolved.provenance),
+        num_classes=classes_from_output(module, resolved.pipeline.input_size),
+        source=str(path),
+        weights_sha256=module.sysnoise_info["sha256"],
+    )
 
 
 def _infer_num_classes(state: dict) -> int | None:
@@ -222,8 +266,10 @@ def load_model(
         base, _, enum_name = arch.partition(".")
         loaded = _torchvision_model(base, enum_name or None, weights, num_classes)
     elif arch:
-        raise UserInputError(f"unknown model library {library!r} in {name!r}; use torchvision:ARCH[.WEIGHTS], "
-                             "timm:ARCH[.TAG], hf:FOLDER, onnx:FILE.onnx or openvino:FILE.xml")
+        raise UserInputError(
+            f"unknown model library {library!r} in {name!r}; use torchvision:ARCH[.WEIGHTS], "
+            "timm:ARCH[.TAG], hf:FOLDER, onnx:FILE.onnx or openvino:FILE.xml"
+        )
     else:
         loader: Callable[..., LoadedModel] = MODELS(name)
         loaded = loader(weights)
@@ -257,15 +303,21 @@ def load(model, weights=None, reference: Pipeline | str | Path | None = None) ->
     return wrap_module(model, reference=reference)
 
 
-def wrap_module(module, *, name: str = "model", reference: Pipeline | None = None,
-                num_classes: int | None = None, class_names: list[str] | None = None) -> LoadedModel:
+def wrap_module(
+    module,
+    *,
+    name: str = "model",
+    reference: Pipeline | None = None,
+    num_classes: int | None = None,
+    class_names: list[str] | None = None,
+) -> LoadedModel:
     """Any torch.nn.Module as a LoadedModel, for the Python API. Without `reference`, the pipeline
     is sysnoise's default (ImageNet 224, Pillow bilinear): pass the one the model was trained with."""
-    loaded = LoadedModel(name=name, module=module.eval(), reference=Pipeline(), num_classes=0,
-                         class_names=class_names)
+    loaded = LoadedModel(name=name, module=module.eval(), reference=Pipeline(), num_classes=0, class_names=class_names)
     loaded = with_reference(loaded, reference)
-    loaded.num_classes = num_classes or (len(class_names) if class_names else classes_from_output(
-        loaded.module, loaded.reference.input_size))
+    loaded.num_classes = num_classes or (
+        len(class_names) if class_names else classes_from_output(loaded.module, loaded.reference.input_size)
+    )
     return loaded
 
 

@@ -138,8 +138,6 @@ class Noise:
         return out
 
 
-
-
 NOISES: Registry = Registry("noise")
 VISION = (("classification", None), ("detection", None), ("segmentation", None))  # every image task, default options
 
@@ -148,23 +146,73 @@ def _add(noise: Noise) -> None:
     NOISES.register(noise.name, noise.description, stage=noise.stage)(noise)
 
 
-_add(Noise("decoder", "pre-processing", "JPEG/PNG decoder library and its settings",
-           DECODERS, SetField("decoder"), defaults=VISION))
-_add(Noise("resize", "pre-processing", "resize interpolation kernel (library + filter)",
-           RESIZES, SetField("resize"), defaults=VISION))
-_add(Noise("crop", "pre-processing", "resize-and-crop policy",
-           CROPS, SetField("crop"),  # keep-ratio policies (detection, segmentation) on request: inputs not square
-           default_options=lambda: [n for n in CROPS.names() if CROPS.get(n).meta.get("square", True)],
-           defaults=(("classification", None), ("detection", ("keep-ratio-max-size", "letterbox", "squash")),
-                     ("segmentation", ("shorter-side", "letterbox", "squash")))))
-_add(Noise("colour", "pre-processing", "colour conversion path (YUV round trips, range and matrix mix-ups)",
-           COLOURS, SetField("colour"),
-           default_options=lambda: [n for n in COLOURS.names() if not is_misconfiguration(n)], defaults=VISION))
-_add(Noise("channel-order", "misconfiguration", "RGB fed as BGR: a configuration error, reported apart from noise",
-           COLOURS, SetField("colour"), only=("bgr",), defaults=VISION))
-_add(Noise("stored", "pre-processing", "pixels made elsewhere (sysnoise generate, a device), read from a folder",
-           DECODERS, SetField("decoder", stored.decoder_name),
-           free_form="DIR: a folder of .npy/.png named by sample id, as `sysnoise generate` writes or a device dumps"))
+_add(
+    Noise(
+        "decoder",
+        "pre-processing",
+        "JPEG/PNG decoder library and its settings",
+        DECODERS,
+        SetField("decoder"),
+        defaults=VISION,
+    )
+)
+_add(
+    Noise(
+        "resize",
+        "pre-processing",
+        "resize interpolation kernel (library + filter)",
+        RESIZES,
+        SetField("resize"),
+        defaults=VISION,
+    )
+)
+_add(
+    Noise(
+        "crop",
+        "pre-processing",
+        "resize-and-crop policy",
+        CROPS,
+        SetField("crop"),  # keep-ratio policies (detection, segmentation) on request: inputs not square
+        default_options=lambda: [n for n in CROPS.names() if CROPS.get(n).meta.get("square", True)],
+        defaults=(
+            ("classification", None),
+            ("detection", ("keep-ratio-max-size", "letterbox", "squash")),
+            ("segmentation", ("shorter-side", "letterbox", "squash")),
+        ),
+    )
+)
+_add(
+    Noise(
+        "colour",
+        "pre-processing",
+        "colour conversion path (YUV round trips, range and matrix mix-ups)",
+        COLOURS,
+        SetField("colour"),
+        default_options=lambda: [n for n in COLOURS.names() if not is_misconfiguration(n)],
+        defaults=VISION,
+    )
+)
+_add(
+    Noise(
+        "channel-order",
+        "misconfiguration",
+        "RGB fed as BGR: a configuration error, reported apart from noise",
+        COLOURS,
+        SetField("colour"),
+        only=("bgr",),
+        defaults=VISION,
+    )
+)
+_add(
+    Noise(
+        "stored",
+        "pre-processing",
+        "pixels made elsewhere (sysnoise generate, a device), read from a folder",
+        DECODERS,
+        SetField("decoder", stored.decoder_name),
+        free_form="DIR: a folder of .npy/.png named by sample id, as `sysnoise generate` writes or a device dumps",
+    )
+)
 
 
 def _in_torch(model) -> bool:
@@ -172,50 +220,102 @@ def _in_torch(model) -> bool:
     return not runtimes.runs_outside_torch(model)
 
 
-_add(Noise("precision", "inference", "numeric precision of weights and activations (INT8 PTQ: the int8 noise)",
-           PRECISIONS, SetField("precision"), only=lambda: [n for n in PRECISIONS.names() if family(n) != "int8"],
-           applies=_in_torch,
-           # native half precision is exact but 10-30x slower on a CPU: opt-in there
-           default_options=lambda: [n for n in PRECISIONS.names() if family(n) != "int8" and not is_native(n)],
-           # a causal LM: neither native half (slow on a CPU) nor calibrated INT8 (it calibrates on images)
-           defaults=VISION + (("language", lambda: [n for n in PRECISIONS.names() if family(n) != "int8"
-                                                    and not is_native(n)
-                                                    and not PRECISIONS.get(n).meta.get("calibrated")]),)))
-_add(Noise("int8", "inference", "INT8 post-training quantization, simulated (calibrated on held-out data)",
-           PRECISIONS, SetField("precision"), only=lambda: [n for n in PRECISIONS.names() if family(n) == "int8"],
-           applies=_in_torch,
-           # the calibrators and per-tensor weights by default; weight/activation symmetry variants on request
-           default_options=lambda: [n for n in PRECISIONS.names() if family(n) == "int8"
-                                    and n not in ("int8-asym", "int8-symact")], defaults=VISION))
+_add(
+    Noise(
+        "precision",
+        "inference",
+        "numeric precision of weights and activations (INT8 PTQ: the int8 noise)",
+        PRECISIONS,
+        SetField("precision"),
+        only=lambda: [n for n in PRECISIONS.names() if family(n) != "int8"],
+        applies=_in_torch,
+        # native half precision is exact but 10-30x slower on a CPU: opt-in there
+        default_options=lambda: [n for n in PRECISIONS.names() if family(n) != "int8" and not is_native(n)],
+        # a causal LM: neither native half (slow on a CPU) nor calibrated INT8 (it calibrates on images)
+        defaults=VISION
+        + (
+            (
+                "language",
+                lambda: [
+                    n
+                    for n in PRECISIONS.names()
+                    if family(n) != "int8" and not is_native(n) and not PRECISIONS.get(n).meta.get("calibrated")
+                ],
+            ),
+        ),
+    )
+)
+_add(
+    Noise(
+        "int8",
+        "inference",
+        "INT8 post-training quantization, simulated (calibrated on held-out data)",
+        PRECISIONS,
+        SetField("precision"),
+        only=lambda: [n for n in PRECISIONS.names() if family(n) == "int8"],
+        applies=_in_torch,
+        # the calibrators and per-tensor weights by default; weight/activation symmetry variants on request
+        default_options=lambda: [
+            n for n in PRECISIONS.names() if family(n) == "int8" and n not in ("int8-asym", "int8-symact")
+        ],
+        defaults=VISION,
+    )
+)
 
 
 def _operator_noise(name: str, description: str, **more) -> Noise:
     """A noise over the operator rewrites registered for it (operators.py, meta `noise`); each
     option's own `applies` (registry meta) says where it fits."""
-    return Noise(name, "inference", description, ops.OPERATORS, AppendTo("operators"),
-                 only=lambda: ops.options_of(name),
-                 applies=lambda model: any(ops.applies(o, model) for o in ops.options_of(name)), **more)
+    return Noise(
+        name,
+        "inference",
+        description,
+        ops.OPERATORS,
+        AppendTo("operators"),
+        only=lambda: ops.options_of(name),
+        applies=lambda model: any(ops.applies(o, model) for o in ops.options_of(name)),
+        **more,
+    )
 
 
 def _trained_upsampling(model, reference: Pipeline, options: list[str]) -> set[str]:
     return ops.trained_upsampling(model, default_example(reference), options)
 
 
-_add(_operator_noise("ceil-mode", "strided max-pool ceil_mode (trained with floor)",
-                     # anchors moved with the grid are torchvision eager's artefact, not the pool's: on request
-                     default_options=lambda: ["maxpool-ceil"], defaults=VISION))
+_add(
+    _operator_noise(
+        "ceil-mode",
+        "strided max-pool ceil_mode (trained with floor)",
+        # anchors moved with the grid are torchvision eager's artefact, not the pool's: on request
+        default_options=lambda: ["maxpool-ceil"],
+        defaults=VISION,
+    )
+)
 _add(_operator_noise("avgpool-ceil", "strided average-pool ceil_mode (trained with floor)"))
 _add(_operator_noise("avgpool-pad", "average-pool count_include_pad flipped"))
-_add(_operator_noise("upsample", "upsampling mode / align_corners wherever the model interpolates, against the "
-                                 "mode it was trained with", model_reference=_trained_upsampling, defaults=VISION))
+_add(
+    _operator_noise(
+        "upsample",
+        "upsampling mode / align_corners wherever the model interpolates, against the mode it was trained with",
+        model_reference=_trained_upsampling,
+        defaults=VISION,
+    )
+)
 _add(_operator_noise("gelu-tanh", "GELU erf <-> tanh approximation"))
 _add(_operator_noise("norm-eps", "normalisation epsilon of another framework's default"))
 _add(_operator_noise("bn-fold", "batch-norm folded into the preceding convolution"))
-_add(Noise("runtime", "inference", "the engine that runs the model (same weights, another runtime)",
-           runtimes.RUNTIMES, SetField("runtime"),
-           # runtimes whose build takes minutes on a CPU (torch.ao INT8, ExecuTorch) are opt-in
-           default_options=lambda: [e.name for e in runtimes.RUNTIMES if not e.meta.get("opt_in")],
-           defaults=(("classification", None), ("segmentation", None))))
+_add(
+    Noise(
+        "runtime",
+        "inference",
+        "the engine that runs the model (same weights, another runtime)",
+        runtimes.RUNTIMES,
+        SetField("runtime"),
+        # runtimes whose build takes minutes on a CPU (torch.ao INT8, ExecuTorch) are opt-in
+        default_options=lambda: [e.name for e in runtimes.RUNTIMES if not e.meta.get("opt_in")],
+        defaults=(("classification", None), ("segmentation", None)),
+    )
+)
 
 
 def _is_detector(model) -> bool:
@@ -225,21 +325,46 @@ def _is_detector(model) -> bool:
 def _post_noise(name: str, description: str, applies: Callable[[object], bool], task: str = "detection") -> Noise:
     """A noise over post-processing options (postprocess/): the raw outputs are shared, so its
     variants cost no forward pass."""
-    return Noise(name, "post-processing", description, POSTPROCESS, AppendTo("postprocess"), only=lambda: options_of(name),
-                 applies=applies, defaults=((task, None),))
+    return Noise(
+        name,
+        "post-processing",
+        description,
+        POSTPROCESS,
+        AppendTo("postprocess"),
+        only=lambda: options_of(name),
+        applies=applies,
+        defaults=((task, None),),
+    )
 
 
-_add(_post_noise("box-decoding", "box decoding convention: +1 pixel x2/y2 (ALIGNED_FLAG), legacy +1 widths, "
-                                 "exp in float16", _is_detector))
-_add(_post_noise("box-rounding", "integer box coordinates in the output (round, floor, truncate after clipping)",
-                 _is_detector))
-_add(_post_noise("nms", "NMS: greedy loop vs torchvision's kernel, +1 pixel IoU, class-agnostic, IoU threshold",
-                 _is_detector))
+_add(
+    _post_noise(
+        "box-decoding",
+        "box decoding convention: +1 pixel x2/y2 (ALIGNED_FLAG), legacy +1 widths, exp in float16",
+        _is_detector,
+    )
+)
+_add(
+    _post_noise(
+        "box-rounding", "integer box coordinates in the output (round, floor, truncate after clipping)", _is_detector
+    )
+)
+_add(
+    _post_noise(
+        "nms", "NMS: greedy loop vs torchvision's kernel, +1 pixel IoU, class-agnostic, IoU threshold", _is_detector
+    )
+)
 _add(_post_noise("score-threshold", "score threshold before NMS", _is_detector))
 _add(_post_noise("top-k", "candidates per level before NMS, detections per image after", _is_detector))
 _add(_post_noise("box-clip", "boxes clipped to the input before NMS (torchvision), after it, or never", _is_detector))
-_add(_post_noise("mask-resize", "segmentation: how predictions return to the label map's size (bilinear logits, "
-                                "align_corners, nearest labels)", lambda model: not _is_detector(model), "segmentation"))
+_add(
+    _post_noise(
+        "mask-resize",
+        "segmentation: how predictions return to the label map's size (bilinear logits, align_corners, nearest labels)",
+        lambda model: not _is_detector(model),
+        "segmentation",
+    )
+)
 
 
 def get_noise(name: str) -> Noise:
@@ -263,8 +388,11 @@ def field_noises(stage: str | None = None) -> dict[str, Noise]:
     """Pipeline field -> the noise of the same name that sets it outright (decoder, resize, crop,
     colour, precision): the fields a train-by-test matrix, a mix and a device match vary. stage:
     only that stage's."""
-    return {n.fn.field: n.fn for n in NOISES if n.fn.exclusive and n.name == n.fn.field and not n.fn.free_form
-            and (stage is None or n.fn.stage == stage)}
+    return {
+        n.fn.field: n.fn
+        for n in NOISES
+        if n.fn.exclusive and n.name == n.fn.field and not n.fn.free_form and (stage is None or n.fn.stage == stage)
+    }
 
 
 def default_noises(task: str) -> tuple[str, ...]:

@@ -40,8 +40,9 @@ class ProgressBar:
             def render(self, task) -> Text:
                 return Text(eta_text(time.perf_counter() - started, int(task.completed), int(task.total or 0)))
 
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Eta(),
-                            console=Console(stderr=True))
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Eta(), console=Console(stderr=True)
+        )
         self.bar.start()
         task = self.bar.add_task(self.label, total=self.total)
         return lambda n: self.bar.advance(task, n)

@@ -48,8 +48,10 @@ class ResolvedReference:
 
     def describe(self) -> list[dict[str, Any]]:
         """One row per field: name, value, source (for the run's first lines and results.json)."""
-        return [{"field": name, "value": value, "source": self.provenance[name]}
-                for name, value in self.pipeline.to_dict().items()]
+        return [
+            {"field": name, "value": value, "source": self.provenance[name]}
+            for name, value in self.pipeline.to_dict().items()
+        ]
 
 
 def attributed(pipeline: Pipeline, source: str) -> ResolvedReference:
@@ -100,11 +102,19 @@ def from_timm(data_config: Mapping[str, Any], source: str) -> ResolvedReference:
     crop_pct = float(data_config.get("crop_pct") or 0.875)
     crop_mode = data_config.get("crop_mode") or "center"
     if crop_mode not in TIMM_CROP_MODES:
-        raise _refuse(source, f"crop_mode {crop_mode!r}", "timm pads with the mean colour; sysnoise's letterbox "
-                      "pads grey 114 around a longer side of exactly size")
-    pipeline = Pipeline(resize=_resize_option(data_config.get("interpolation", "bilinear"), source, "interpolation"),
-                        crop=TIMM_CROP_MODES[crop_mode], input_size=size, crop_pct=crop_pct,
-                        mean=_pixels(data_config["mean"], 255), std=_pixels(data_config["std"], 255))
+        raise _refuse(
+            source,
+            f"crop_mode {crop_mode!r}",
+            "timm pads with the mean colour; sysnoise's letterbox pads grey 114 around a longer side of exactly size",
+        )
+    pipeline = Pipeline(
+        resize=_resize_option(data_config.get("interpolation", "bilinear"), source, "interpolation"),
+        crop=TIMM_CROP_MODES[crop_mode],
+        input_size=size,
+        crop_pct=crop_pct,
+        mean=_pixels(data_config["mean"], 255),
+        std=_pixels(data_config["std"], 255),
+    )
     where = f"{source} (timm data config)"
     provenance = {name: where for name in ("resize", "crop", "input_size", "crop_pct", "mean", "std")}
     return ResolvedReference(pipeline, provenance)
@@ -128,20 +138,45 @@ def from_torchvision(transforms, source: str) -> ResolvedReference | None:
     interpolation = transforms.interpolation.value
     mean, std = _pixels(transforms.mean, 255), _pixels(transforms.std, 255)
     if kind == "SemanticSegmentation":
-        pipeline = Pipeline(resize=_resize_option(interpolation, source, "interpolation"), crop="shorter-side",
-                            input_size=resize, crop_pct=1.0, mean=mean, std=std)
+        pipeline = Pipeline(
+            resize=_resize_option(interpolation, source, "interpolation"),
+            crop="shorter-side",
+            input_size=resize,
+            crop_pct=1.0,
+            mean=mean,
+            std=std,
+        )
     else:
         size = _square(transforms.crop_size, source, "crop_size")
-        pipeline = Pipeline(resize=_resize_option(interpolation, source, "interpolation"), crop="shorter-centre-crop",
-                            input_size=size, crop_pct=crop_pct_for(size, resize), mean=mean, std=std)
+        pipeline = Pipeline(
+            resize=_resize_option(interpolation, source, "interpolation"),
+            crop="shorter-centre-crop",
+            input_size=size,
+            crop_pct=crop_pct_for(size, resize),
+            mean=mean,
+            std=std,
+        )
     where = f"{source}.transforms()"
-    return ResolvedReference(pipeline, {name: where for name in ("resize", "crop", "input_size", "crop_pct",
-                                                                  "mean", "std")})
+    return ResolvedReference(
+        pipeline, {name: where for name in ("resize", "crop", "input_size", "crop_pct", "mean", "std")}
+    )
 
 
 HF_KNOWN_KEYS = {
-    "do_resize", "size", "resample", "do_center_crop", "crop_size", "crop_pct", "do_rescale", "rescale_factor",
-    "do_normalize", "image_mean", "image_std", "do_convert_rgb", "image_processor_type", "processor_class",
+    "do_resize",
+    "size",
+    "resample",
+    "do_center_crop",
+    "crop_size",
+    "crop_pct",
+    "do_rescale",
+    "rescale_factor",
+    "do_normalize",
+    "image_mean",
+    "image_std",
+    "do_convert_rgb",
+    "image_processor_type",
+    "processor_class",
     "feature_extractor_type",
 }
 
@@ -168,8 +203,11 @@ def from_hf_processor(config: Mapping[str, Any], source: str) -> ResolvedReferen
             if short >= 384:
                 geometry = {"crop": "squash", "input_size": short, "crop_pct": 1.0}
             else:
-                geometry = {"crop": "shorter-centre-crop-floor", "input_size": short,
-                            "crop_pct": crop_pct_for(short, int(short / float(config["crop_pct"])))}
+                geometry = {
+                    "crop": "shorter-centre-crop-floor",
+                    "input_size": short,
+                    "crop_pct": crop_pct_for(short, int(short / float(config["crop_pct"]))),
+                }
         elif crop_size:
             side = _hf_side(crop_size, source, "crop_size")
             geometry = {"crop": "shorter-centre-crop-floor", "input_size": side, "crop_pct": crop_pct_for(side, short)}
@@ -193,5 +231,6 @@ def from_hf_processor(config: Mapping[str, Any], source: str) -> ResolvedReferen
         mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     # (x * scale - m) / s  ==  (x - m / scale) / (s / scale) in 0-255 pixel units
     pipeline = Pipeline(resize=resize, mean=_pixels(mean, 1 / scale), std=_pixels(std, 1 / scale), **geometry)
-    return ResolvedReference(pipeline, {name: source for name in ("resize", "crop", "input_size", "crop_pct",
-                                                                  "mean", "std")})
+    return ResolvedReference(
+        pipeline, {name: source for name in ("resize", "crop", "input_size", "crop_pct", "mean", "std")}
+    )

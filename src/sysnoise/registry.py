@@ -49,9 +49,7 @@ class Registry(Generic[F]):
         except KeyError:
             close = difflib.get_close_matches(name, self._entries, n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise UnknownNameError(
-                f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(self._entries)}."
-            ) from None
+            raise UnknownNameError(f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(self._entries)}.") from None
 
     def __call__(self, name: str) -> F:
         return self.get(name).fn

@@ -39,8 +39,14 @@ from sysnoise.registry import Registry
 
 # Pipeline fields that hold registry names (one name, or a tuple of names).
 OPTION_FIELDS: dict[str, Registry] = {
-    "decoder": DECODERS, "colour": COLOURS, "resize": RESIZES, "crop": CROPS, "precision": PRECISIONS,
-    "runtime": RUNTIMES, "operators": OPERATORS, "postprocess": POSTPROCESS,
+    "decoder": DECODERS,
+    "colour": COLOURS,
+    "resize": RESIZES,
+    "crop": CROPS,
+    "precision": PRECISIONS,
+    "runtime": RUNTIMES,
+    "operators": OPERATORS,
+    "postprocess": POSTPROCESS,
 }
 # Other tools' keys that have no one-to-one translation, with the sysnoise spelling to use instead.
 FOREIGN_HINTS = {
@@ -67,16 +73,19 @@ def nearest(value: str, names: list[str]) -> str:
 def _option_error(field: str, value: Any, registry: Registry) -> FieldError:
     kind = {"operators": "operator", "postprocess": "post-processing"}.get(field, field)
     article = "an" if kind[0] in "aeiou" else "a"
-    return FieldError(field, f"{value!r} is not {article} {kind} option; {nearest(str(value), registry.names())} "
-                             "(`sysnoise list` describes each)")
+    return FieldError(
+        field,
+        f"{value!r} is not {article} {kind} option; {nearest(str(value), registry.names())} "
+        "(`sysnoise list` describes each)",
+    )
 
 
 def _check_name(field: str, value: str) -> None:
     """One registry name of `field`; decoder stored:DIR and runtime onnx:FILE name a folder or file."""
     if field == "decoder" and stored.is_stored(value):
-        stored.manifest(value[len(stored.PREFIX):])  # refuses a folder that is not there
+        stored.manifest(value[len(stored.PREFIX) :])  # refuses a folder that is not there
     elif field == "runtime" and value.startswith(ONNX_FILE_PREFIX):
-        if not Path(value[len(ONNX_FILE_PREFIX):]).is_file():
+        if not Path(value[len(ONNX_FILE_PREFIX) :]).is_file():
             raise FieldError(field, f"{value!r}: the ONNX file is not there")
     elif value not in OPTION_FIELDS[field]:
         raise _option_error(field, value, OPTION_FIELDS[field])
@@ -87,7 +96,7 @@ def check_fields(data: dict) -> None:
     for field, value in data.items():
         if field not in OPTION_FIELDS:
             continue
-        for name in (value if isinstance(value, (list, tuple)) else [value]):
+        for name in value if isinstance(value, (list, tuple)) else [value]:
             _check_name(field, name if isinstance(name, str) else repr(name))
 
 
@@ -103,8 +112,11 @@ def validate_pipeline(pipeline: Pipeline, source: str) -> Pipeline:
 def _resize_from(key: str, name: Any) -> str:
     option = INTERPOLATIONS.get(str(name).lower())
     if option is None:
-        raise FieldError(key, f"{name!r} is not an interpolation sysnoise knows ({', '.join(INTERPOLATIONS)}); "
-                              "write resize: one of the resize options (see `sysnoise list`)")
+        raise FieldError(
+            key,
+            f"{name!r} is not an interpolation sysnoise knows ({', '.join(INTERPOLATIONS)}); "
+            "write resize: one of the resize options (see `sysnoise list`)",
+        )
     return option
 
 
@@ -139,8 +151,11 @@ def user_spellings(data: dict) -> dict:
     if "crop_mode" in out:
         mode = out["crop_mode"]
         if not isinstance(mode, str) or mode not in TIMM_CROP_MODES:
-            raise FieldError("crop_mode", f"timm's crop_mode {mode!r} has no catalogue crop (known: "
-                                          f"{', '.join(TIMM_CROP_MODES)}); write crop: one of the crop options")
+            raise FieldError(
+                "crop_mode",
+                f"timm's crop_mode {mode!r} has no catalogue crop (known: "
+                f"{', '.join(TIMM_CROP_MODES)}); write crop: one of the crop options",
+            )
         take("crop_mode", "crop", TIMM_CROP_MODES[mode])
     size = out.get("input_size")
     if isinstance(size, (list, tuple)):  # timm's (channels, height, width)
@@ -152,8 +167,11 @@ def user_spellings(data: dict) -> dict:
         if foreign in out:
             values = out[foreign]
             if not _numbers(values) or not all(0 <= v <= 1 for v in values):
-                raise FieldError(foreign, f"{values!r}: Hugging Face's {foreign} is three values in 0-1 units; "
-                                          f"for 0-255 pixel units write {native}")
+                raise FieldError(
+                    foreign,
+                    f"{values!r}: Hugging Face's {foreign} is three values in 0-1 units; "
+                    f"for 0-255 pixel units write {native}",
+                )
             take(foreign, native, _scaled(values))
             scaled.append(f"{foreign} {list(values)} as {native} {out[native]}")
     if scaled:
@@ -171,9 +189,12 @@ def _refuse_zero_to_one(data: dict, out: dict) -> None:
     if fractions or (_numbers(std) and std and all(0 < v < 1 for v in std)):
         field = "mean" if fractions else "std"
         fixed = "; ".join(f"{k}: {_scaled(out[k])}" for k in ("mean", "std") if _numbers(data.get(k)))
-        raise FieldError(field, f"{data[field]} looks like 0-1 units (timm, torchvision); sysnoise's mean and std "
-                                f"are in 0-255 pixel units: write {fixed} (x255), or give the 0-1 values as "
-                                "image_mean / image_std")
+        raise FieldError(
+            field,
+            f"{data[field]} looks like 0-1 units (timm, torchvision); sysnoise's mean and std "
+            f"are in 0-255 pixel units: write {fixed} (x255), or give the 0-1 values as "
+            "image_mean / image_std",
+        )
 
 
 def load_pipeline(path: str | Path, *, base: Pipeline | None = None) -> Pipeline:
@@ -190,8 +211,10 @@ def check_noise_specs(specs: Iterable[str]) -> None:
         noise, options = parse_noise_spec(spec)
         for option in options or []:
             if not noise.free_form and option not in noise.options():
-                raise UserInputError(f"--noise {spec}: {option!r} is not an option of noise {noise.name!r}; "
-                                     f"{nearest(option, noise.options())}")
+                raise UserInputError(
+                    f"--noise {spec}: {option!r} is not an option of noise {noise.name!r}; "
+                    f"{nearest(option, noise.options())}"
+                )
         for option in noise.chosen(options):
             validate_pipeline(noise.apply(Pipeline(), option), f"--noise {spec}")
 
@@ -214,15 +237,19 @@ def check_device(device: str) -> None:
     if kind.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise UserInputError(f"--device {device}: no CUDA GPU is visible here (torch {torch.__version__}, "
-                                 f"built for CUDA {torch.version.cuda}); use --device cpu")
+            raise UserInputError(
+                f"--device {device}: no CUDA GPU is visible here (torch {torch.__version__}, "
+                f"built for CUDA {torch.version.cuda}); use --device cpu"
+            )
         if kind.index is not None and kind.index >= count:
             raise UserInputError(f"--device {device}: this machine has {count} CUDA GPU(s), cuda:0..cuda:{count - 1}")
         return
     if kind.type == "mps" and torch.backends.mps.is_available():
         return
-    raise UserInputError(f"--device {device}: not available here; use one of {', '.join(DEVICE_TYPES)} that this "
-                         "machine has (cpu always)")
+    raise UserInputError(
+        f"--device {device}: not available here; use one of {', '.join(DEVICE_TYPES)} that this "
+        "machine has (cpu always)"
+    )
 
 
 def check_out(out: str | Path) -> None:
@@ -240,13 +267,21 @@ def check_out(out: str | Path) -> None:
             pass
     except OSError as err:
         where = "" if existing == out else f" (its parent {existing} exists)"
-        raise UserInputError(f"--out {out}: cannot write there{where}: {err.strerror or err}; "
-                             "give a folder you can write") from None
+        raise UserInputError(
+            f"--out {out}: cannot write there{where}: {err.strerror or err}; give a folder you can write"
+        ) from None
 
 
-def check_run(*, model: Any = None, reference: Pipeline | None = None, deploy: Any = None,
-              noises: Iterable[str] = (), stepwise: Any = None, device: str = "cpu",
-              out: str | Path | None = None) -> None:
+def check_run(
+    *,
+    model: Any = None,
+    reference: Pipeline | None = None,
+    deploy: Any = None,
+    noises: Iterable[str] = (),
+    stepwise: Any = None,
+    device: str = "cpu",
+    out: str | Path | None = None,
+) -> None:
     """Everything a run is given that can be checked before the model loads and the data is read:
     the reference (given, or a wrapped model's own), the deployment pipeline, every noise and
     stepwise name, the device and the results folder."""

@@ -30,8 +30,9 @@ def load_state_dict(path: str | Path) -> dict:
         try:
             return load_file(str(path))
         except Exception as err:  # safetensors raises its own error type, and OSError
-            raise UserInputError(f"{path}: not a readable .safetensors file ({err}); "
-                                 "save it again with safetensors.torch.save_file") from None
+            raise UserInputError(
+                f"{path}: not a readable .safetensors file ({err}); save it again with safetensors.torch.save_file"
+            ) from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
@@ -50,8 +51,11 @@ def load_state_dict(path: str | Path) -> dict:
 def load_into(module, state: dict, source: Path) -> None:
     """Load `state` into `module`, refusing tensors of another shape and missing or unexpected names."""
     own = module.state_dict()
-    wrong = [f"{name} {tuple(value.shape)} where the model has {tuple(own[name].shape)}"
-             for name, value in state.items() if name in own and tuple(getattr(value, "shape", ())) != own[name].shape]
+    wrong = [
+        f"{name} {tuple(value.shape)} where the model has {tuple(own[name].shape)}"
+        for name, value in state.items()
+        if name in own and tuple(getattr(value, "shape", ())) != own[name].shape
+    ]
     if wrong:
         raise UserInputError(
             f"{source}: weights do not fit the architecture: {len(wrong)} tensor(s) of another shape, e.g. "

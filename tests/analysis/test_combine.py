@@ -57,50 +57,75 @@ def single_results() -> dict:
     variants = [v for name, options in SINGLE.items() for v in get_noise(name).variants(REFERENCE, options)]
     plan = Plan(REFERENCE, tuple(variants))
     noises = [{"name": n, "stage": get_noise(n).stage, "description": "", "applies": True} for n in SINGLE]
-    return build_results(task="classification", analysis=ClassificationAnalysis(), model={"name": "toy"}, dataset={"path": "toy"}, plan=plan,
-                         outputs=toy_outputs(plan), noises=noises, environment={}, run={}, problems=[])
+    return build_results(
+        task="classification",
+        analysis=ClassificationAnalysis(),
+        model={"name": "toy"},
+        dataset={"path": "toy"},
+        plan=plan,
+        outputs=toy_outputs(plan),
+        noises=noises,
+        environment={},
+        run={},
+        problems=[],
+    )
 
 
 def run_stepwise(results: dict, stepwise) -> dict:
     steps = combine.choose_steps(results, stepwise)
     plan = Plan(REFERENCE, tuple(combine.stepwise_variants(REFERENCE, steps)))
     order = "greedy" if stepwise == "greedy" else "given"
-    return add_combined(results, plan, toy_outputs(plan), ClassificationAnalysis(), steps=steps, order=order)["stepwise"]
+    return add_combined(results, plan, toy_outputs(plan), ClassificationAnalysis(), steps=steps, order=order)[
+        "stepwise"
+    ]
 
 
 def test_single_noise_deltas_are_the_broken_counts():
     results = single_results()
     assert {v["id"]: v["delta"] for v in results["variants"]} == pytest.approx(
-        {"decoder/opencv": 2, "resize/pillow-box": 1, "resize/opencv-nearest": 5, "precision/fp16": 3})
+        {"decoder/opencv": 2, "resize/pillow-box": 1, "resize/opencv-nearest": 5, "precision/fp16": 3}
+    )
 
 
 def test_greedy_adds_the_worst_single_noises_first_and_reports_cumulative_deltas():
     stepwise = run_stepwise(single_results(), "greedy")
     assert stepwise["order"] == "greedy"
     assert [(s["added_noise"], s["added_option"]) for s in stepwise["steps"]] == [
-        ("resize", "opencv-nearest"), ("precision", "fp16"), ("decoder", "opencv")]
+        ("resize", "opencv-nearest"),
+        ("precision", "fp16"),
+        ("decoder", "opencv"),
+    ]
     # {2..6} -> 5; + {5,6,7} and the resize x precision interaction {10,11,12} -> 9; + {0,1} -> 11
     assert [s["delta"] for s in stepwise["steps"]] == pytest.approx([5, 9, 11])
     assert [s["correct_to_wrong"] for s in stepwise["steps"]] == [5, 9, 11]
     last = stepwise["steps"][-1]
-    assert last["changed"] == {"decoder": ["pillow", "opencv"], "resize": ["pillow-bilinear", "opencv-nearest"],
-                               "precision": ["fp32", "fp16"]}
+    assert last["changed"] == {
+        "decoder": ["pillow", "opencv"],
+        "resize": ["pillow-bilinear", "opencv-nearest"],
+        "precision": ["fp32", "fp16"],
+    }
     assert last["distinguishable_from_zero"]  # 11 discordant pairs, all one way: p = 2 / 2**11
 
 
 def test_user_order_and_named_options():
     stepwise = run_stepwise(single_results(), ["decoder", "resize=pillow-box", "precision"])
     assert [(s["added_noise"], s["added_option"]) for s in stepwise["steps"]] == [
-        ("decoder", "opencv"), ("resize", "pillow-box"), ("precision", "fp16")]
+        ("decoder", "opencv"),
+        ("resize", "pillow-box"),
+        ("precision", "fp16"),
+    ]
     # {0,1} -> 2; + {2} -> 3; + {5,6,7} + interaction {10,11,12} -> 9
     assert [s["delta"] for s in stepwise["steps"]] == pytest.approx([2, 3, 9])
 
 
-@pytest.mark.parametrize("specs, message", [
-    (["resize=no-such-kernel"], "has no option"),
-    (["colour"], "not measured on its own"),
-    (["resize", "resize=pillow-box"], "named twice"),
-])
+@pytest.mark.parametrize(
+    "specs, message",
+    [
+        (["resize=no-such-kernel"], "has no option"),
+        (["colour"], "not measured on its own"),
+        (["resize", "resize=pillow-box"], "named twice"),
+    ],
+)
 def test_bad_stepwise_requests_say_what_is_wrong(specs, message):
     with pytest.raises(UserInputError, match=message):
         combine.choose_steps(single_results(), specs)
@@ -109,18 +134,27 @@ def test_bad_stepwise_requests_say_what_is_wrong(specs, message):
 def test_deployment_attribution_alone_last_and_interaction():
     deploy = REFERENCE.replace(decoder="opencv", resize="opencv-nearest", precision="fp16")
     variants = combine.deploy_variants(REFERENCE, deploy)
-    assert [v.option for v in variants] == ["full", "only:decoder", "without:decoder", "only:resize",
-                                            "without:resize", "only:precision", "without:precision"]
+    assert [v.option for v in variants] == [
+        "full",
+        "only:decoder",
+        "without:decoder",
+        "only:resize",
+        "without:resize",
+        "only:precision",
+        "without:precision",
+    ]
     plan = Plan(REFERENCE, tuple(variants))
     section = add_combined(single_results(), plan, toy_outputs(plan), ClassificationAnalysis(), deploy=deploy)["deploy"]
     # total: {0,1} | {2..6} | {5,6,7} | {10,11,12} = 11 samples
     assert section["total"]["delta"] == pytest.approx(11)
     by_field = {c["field"]: c for c in section["changes"]}
     assert {f: c["effect_alone"] for f, c in by_field.items()} == pytest.approx(
-        {"decoder": 2, "resize": 5, "precision": 3})
+        {"decoder": 2, "resize": 5, "precision": 3}
+    )
     # last = total - (deployment without the change): 11-9, 11-5, 11-7
     assert {f: c["effect_last"] for f, c in by_field.items()} == pytest.approx(
-        {"decoder": 2, "resize": 6, "precision": 4})
+        {"decoder": 2, "resize": 6, "precision": 4}
+    )
     assert section["interaction"] == pytest.approx(11 - (2 + 5 + 3))
     assert by_field["resize"]["deploy"] == "opencv-nearest" and by_field["resize"]["reference"] == "pillow-bilinear"
 
@@ -152,8 +186,16 @@ def test_configuration_errors_are_measured_but_not_combined():
     # Swapped channels (colour=bgr, the channel-order noise) are reported, never part of the worst case.
     results = single_results()
     for noise, option in (("colour", "bgr"), ("channel-order", "bgr")):
-        results["variants"].append({**results["variants"][0], "id": f"{noise}/{option}", "noise": noise,
-                                    "option": option, "delta": 40.0, "flip_rate": 40.0})
+        results["variants"].append(
+            {
+                **results["variants"][0],
+                "id": f"{noise}/{option}",
+                "noise": noise,
+                "option": option,
+                "delta": 40.0,
+                "flip_rate": 40.0,
+            }
+        )
         results["noises"].append({"name": noise, "stage": get_noise(noise).stage, "description": "", "applies": True})
     assert [s.noise for s in combine.greedy_steps(results)] == ["resize", "precision", "decoder"]
     assert "colour" not in combine.worst_rows(results)
@@ -173,13 +215,23 @@ def test_greedy_with_int8_and_precision_keeps_int8_in_the_combined_pipeline(with
     stepwise = run_stepwise(results, "greedy")
     # int8 and precision both set the `precision` field: one pipeline holds one of them, the worse
     assert [(s["added_noise"], s["added_option"]) for s in stepwise["steps"]] == [
-        ("int8", "int8-percentile"), ("resize", "opencv-nearest"), ("decoder", "opencv")]
+        ("int8", "int8-percentile"),
+        ("resize", "opencv-nearest"),
+        ("decoder", "opencv"),
+    ]
     assert stepwise["steps"][-1]["changed"]["precision"] == ["fp32", "int8-percentile"]
     # 8; + {2..6} and the resize x precision interaction {10,11,12} -> 16; + {0,1} -> 18
     assert [s["delta"] for s in stepwise["steps"]] == pytest.approx([8, 16, 18])
     assert stepwise["combines"] == ["int8", "resize", "decoder"]
-    assert stepwise["left_out"] == [{"noise": "precision", "option": "fp16", "field": "precision",
-                                     "kept_noise": "int8", "kept_option": "int8-percentile"}]
+    assert stepwise["left_out"] == [
+        {
+            "noise": "precision",
+            "option": "fp16",
+            "field": "precision",
+            "kept_noise": "int8",
+            "kept_option": "int8-percentile",
+        }
+    ]
     from sysnoise.report import csv, markdown
 
     said = markdown.combined_what(results)

@@ -30,12 +30,32 @@ def test_stepwise_and_deployment_run_as_a_second_pass(gradient_images, shufflene
     # Fields left out of the deployment file come from the reference (input_size 48 included).
     (tmp_path / "deploy.yaml").write_text(yaml.safe_dump({"resize": "opencv-nearest", "precision": "fp16"}))
     out = tmp_path / "run"
-    code = cli.main([
-        "run", "--model", "torchvision:shufflenet_v2_x0_5", "--weights", str(shufflenet_weights), "--data", str(folder),
-        "--reference", str(tmp_path / "reference.yaml"), "--out", str(out), "--workers", "0", "--no-progress",
-        "--noise", "resize=opencv-nearest,pillow-box", "--noise", "precision=fp16",
-        "--stepwise", "precision,resize=pillow-box", "--deploy", str(tmp_path / "deploy.yaml"),
-    ])
+    code = cli.main(
+        [
+            "run",
+            "--model",
+            "torchvision:shufflenet_v2_x0_5",
+            "--weights",
+            str(shufflenet_weights),
+            "--data",
+            str(folder),
+            "--reference",
+            str(tmp_path / "reference.yaml"),
+            "--out",
+            str(out),
+            "--workers",
+            "0",
+            "--no-progress",
+            "--noise",
+            "resize=opencv-nearest,pillow-box",
+            "--noise",
+            "precision=fp16",
+            "--stepwise",
+            "precision,resize=pillow-box",
+            "--deploy",
+            str(tmp_path / "deploy.yaml"),
+        ]
+    )
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     steps = results["stepwise"]["steps"]
@@ -52,10 +72,12 @@ def test_stepwise_and_deployment_run_as_a_second_pass(gradient_images, shufflene
     combined = RunOutputs.load(out / "combined" / "outputs.npz")
     for name in ("topk", "prob"):
         np.testing.assert_array_equal(single.arrays["reference"][name], combined.arrays["reference"][name])
-        np.testing.assert_array_equal(single.arrays["precision/fp16"][name],
-                                      combined.arrays["combined/step1:+precision"][name])
-        np.testing.assert_array_equal(single.arrays["resize/opencv-nearest"][name],
-                                      combined.arrays["deploy/only:resize"][name])
+        np.testing.assert_array_equal(
+            single.arrays["precision/fp16"][name], combined.arrays["combined/step1:+precision"][name]
+        )
+        np.testing.assert_array_equal(
+            single.arrays["resize/opencv-nearest"][name], combined.arrays["deploy/only:resize"][name]
+        )
     assert not list((out / "combined" / "chunks").glob("*.npz"))  # folded into outputs.npz
     for name in ("report.md", "report.html", "report.csv"):
         assert (out / name).stat().st_size > 0
@@ -64,11 +86,26 @@ def test_stepwise_and_deployment_run_as_a_second_pass(gradient_images, shufflene
 
 def test_a_bad_deployment_file_is_named(gradient_images, shufflenet_weights, tmp_path, capsys):
     (tmp_path / "deploy.yaml").write_text("resize: opencv-nearest\nnot_a_field: 3\n")
-    code = cli.main([
-        "run", "--model", "torchvision:shufflenet_v2_x0_5", "--weights", str(shufflenet_weights),
-        "--data", str(gradient_images[0].parent), "--out", str(tmp_path / "run"), "--workers", "0",
-        "--no-progress", "--noise", "precision=fp16", "--deploy", str(tmp_path / "deploy.yaml"),
-    ])
+    code = cli.main(
+        [
+            "run",
+            "--model",
+            "torchvision:shufflenet_v2_x0_5",
+            "--weights",
+            str(shufflenet_weights),
+            "--data",
+            str(gradient_images[0].parent),
+            "--out",
+            str(tmp_path / "run"),
+            "--workers",
+            "0",
+            "--no-progress",
+            "--noise",
+            "precision=fp16",
+            "--deploy",
+            str(tmp_path / "deploy.yaml"),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "deploy.yaml" in err and "not_a_field" in err
@@ -76,11 +113,26 @@ def test_a_bad_deployment_file_is_named(gradient_images, shufflenet_weights, tmp
 
 
 def test_a_bad_stepwise_request_fails_before_the_model_runs(gradient_images, shufflenet_weights, tmp_path, capsys):
-    code = cli.main([
-        "run", "--model", "torchvision:shufflenet_v2_x0_5", "--weights", str(shufflenet_weights),
-        "--data", str(gradient_images[0].parent), "--out", str(tmp_path / "run"), "--workers", "0",
-        "--no-progress", "--noise", "precision=fp16", "--stepwise", "precision,resize",
-    ])
+    code = cli.main(
+        [
+            "run",
+            "--model",
+            "torchvision:shufflenet_v2_x0_5",
+            "--weights",
+            str(shufflenet_weights),
+            "--data",
+            str(gradient_images[0].parent),
+            "--out",
+            str(tmp_path / "run"),
+            "--workers",
+            "0",
+            "--no-progress",
+            "--noise",
+            "precision=fp16",
+            "--stepwise",
+            "precision,resize",
+        ]
+    )
     assert code == 2
     assert "'resize' is not measured on its own" in capsys.readouterr().err
     assert not (tmp_path / "run" / "outputs.npz").exists()

@@ -54,7 +54,9 @@ def test_generic_bootstrap_covers_a_non_decomposable_metric():
         result = paired_bootstrap_metric(
             lambda i: ref_hit[i].sum() / max(1, attempted[i].sum()),
             lambda i: var_hit[i].sum() / max(1, attempted[i].sum()),
-            n, resamples=300, seed=rep,
+            n,
+            resamples=300,
+            seed=rep,
         )
         covered += result.ci[0] <= true_delta <= result.ci[1]
     assert 0.88 <= covered / reps <= 0.995

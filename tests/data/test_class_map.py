@@ -64,8 +64,15 @@ def test_mapped_folders_score_as_computed_by_hand(tmp_path):
     assert sorted({s.labels for s in mapped.samples}) == [(5,), (7,)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # mapped labels are the model's classes: nothing to warn about
-        results = api.run(_model(), data, out=tmp_path / "out", noises=[], figures=False, options=_options(),
-                          class_map=tmp_path / "map.json")
+        results = api.run(
+            _model(),
+            data,
+            out=tmp_path / "out",
+            noises=[],
+            figures=False,
+            options=_options(),
+            class_map=tmp_path / "map.json",
+        )
     assert results["reference"]["n"] == 7 and results["reference"]["top1"] == pytest.approx(HAND_TOP1)
 
 
@@ -78,17 +85,55 @@ def test_the_class_map_through_the_cli_with_a_yaml_file_and_an_onnx_model(tmp_pa
         warnings.simplefilter("ignore")
         torch.onnx.export(ColourModel().eval(), (torch.zeros(1, 3, 32, 32),), str(model), dynamo=False)
     out = tmp_path / "out"
-    assert cli.main(["run", "--model", f"onnx:{model}", "--data", str(data), "--class-map", str(tmp_path / "map.yaml"),
-                     "--out", str(out), "--noise", "resize=pillow-nearest", "--workers", "0", "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "run",
+                "--model",
+                f"onnx:{model}",
+                "--data",
+                str(data),
+                "--class-map",
+                str(tmp_path / "map.yaml"),
+                "--out",
+                str(out),
+                "--noise",
+                "resize=pillow-nearest",
+                "--workers",
+                "0",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "results.json").read_text())["reference"]["top1"] == pytest.approx(HAND_TOP1)
-    assert cli.main(["run", "--model", f"onnx:{model}", "--data", str(data), "--class-map", str(tmp_path / "map.yaml"),
-                     "--task", "segmentation", "--out", str(tmp_path / "seg")]) == 2
+    assert (
+        cli.main(
+            [
+                "run",
+                "--model",
+                f"onnx:{model}",
+                "--data",
+                str(data),
+                "--class-map",
+                str(tmp_path / "map.yaml"),
+                "--task",
+                "segmentation",
+                "--out",
+                str(tmp_path / "seg"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_labels_that_cannot_be_the_model_s_classes_are_warned_about(tmp_path):
     data = _folders(tmp_path / "val")
-    with pytest.warns(UserWarning, match=r"2 class folders \(n01440764, n01443537\) .* model has 10 classes.*"
-                                         r"--class-map FILE"):
+    with pytest.warns(
+        UserWarning,
+        match=r"2 class folders \(n01440764, n01443537\) .* model has 10 classes.*"
+        r"--class-map FILE",
+    ):
         results = api.run(_model(), data, out=tmp_path / "out", noises=[], figures=False, options=_options())
     assert results["reference"]["top1"] == 0  # folders scored as classes 0 and 1, which the model never says
     listed = tmp_path / "listed"
@@ -96,8 +141,11 @@ def test_labels_that_cannot_be_the_model_s_classes_are_warned_about(tmp_path):
     Image.fromarray(np.full((36, 36, 3), RED, np.uint8)).save(listed / "a.png")
     Image.fromarray(np.full((36, 36, 3), GREEN, np.uint8)).save(listed / "b.png")
     (listed / "labels.txt").write_text("a.png 5\nb.png 12\n")
-    with pytest.warns(UserWarning, match=r"1 of 2 samples have labels outside the model's 10 classes \(e.g. b.png\)"
-                                         r".*--class-map FILE"):
+    with pytest.warns(
+        UserWarning,
+        match=r"1 of 2 samples have labels outside the model's 10 classes \(e.g. b.png\)"
+        r".*--class-map FILE",
+    ):
         api.run(_model(), listed / "labels.txt", out=tmp_path / "out2", noises=[], figures=False, options=_options())
 
 

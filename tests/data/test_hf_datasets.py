@@ -37,8 +37,13 @@ def test_a_saved_dataset_runs_end_to_end_scored_as_a_direct_evaluation(tmp_path)
     assert dataset.kind == "hf-datasets" and dataset.class_names == ["a", "b", "c"]
     assert [s.labels for s in dataset.samples] == [(label,) for label in labels]
     model = tiny_model()
-    results = api.run(model, tmp_path / "saved", out=tmp_path / "out", noises=["colour=matrix-601-as-709"],
-                      options=EngineOptions(progress=False, workers=1, batch_size=5))
+    results = api.run(
+        model,
+        tmp_path / "saved",
+        out=tmp_path / "out",
+        noises=["colour=matrix-601-as-709"],
+        options=EngineOptions(progress=False, workers=1, batch_size=5),
+    )
     expected = direct_top1(model, arrays)
     assert len(set(expected)) > 1
     stored = np.load(tmp_path / "out" / "outputs.npz")

@@ -42,16 +42,22 @@ def test_a_folder_of_shards_runs_end_to_end_scored_as_a_direct_evaluation(tmp_pa
     arrays = images(12)
     labels = [i % 3 for i in range(12)]
     for shard in range(2):  # 6 samples per shard, keys with dots after the first one ("a.b" -> key a)
-        members = [m for i in range(shard * 6, shard * 6 + 6)
-                   for m in _sample_members(f"sample{i:03d}", arrays[i], labels[i])]
+        members = [
+            m for i in range(shard * 6, shard * 6 + 6) for m in _sample_members(f"sample{i:03d}", arrays[i], labels[i])
+        ]
         write_shard(tmp_path / "shards" / f"train-{shard:03d}.tar", members)
     dataset = read_dataset(tmp_path / "shards")
     assert dataset.kind == "webdataset" and not dataset.problems
     assert [s.id for s in dataset.samples] == [f"train-{i // 6:03d}.tar/sample{i:03d}" for i in range(12)]
     assert [s.labels for s in dataset.samples] == [(label,) for label in labels]
     model = tiny_model()
-    results = api.run(model, tmp_path / "shards", out=tmp_path / "out", noises=["colour=matrix-601-as-709"],
-                      options=EngineOptions(progress=False, workers=1, batch_size=5))
+    results = api.run(
+        model,
+        tmp_path / "shards",
+        out=tmp_path / "out",
+        noises=["colour=matrix-601-as-709"],
+        options=EngineOptions(progress=False, workers=1, batch_size=5),
+    )
     expected = direct_top1(model, arrays)
     assert len(set(expected)) > 1  # a constant prediction would not tell samples apart
     stored = np.load(tmp_path / "out" / "outputs.npz")
@@ -64,13 +70,20 @@ def test_a_folder_of_shards_runs_end_to_end_scored_as_a_direct_evaluation(tmp_pa
 
 def test_one_shard_with_an_unlabeled_sample_and_bad_members(tmp_path):
     arrays = images(4, seed=1)
-    members = (_sample_members("a", arrays[0], 2) + _sample_members("dir/b", arrays[1], None)
-               + [("c.png", _png(arrays[2])), ("c.cls", b"cat\n"), ("d.json", b"{}")]
-               + _sample_members("e", arrays[3], 1) + [("e.jpg", _png(arrays[0]))])
+    members = (
+        _sample_members("a", arrays[0], 2)
+        + _sample_members("dir/b", arrays[1], None)
+        + [("c.png", _png(arrays[2])), ("c.cls", b"cat\n"), ("d.json", b"{}")]
+        + _sample_members("e", arrays[3], 1)
+        + [("e.jpg", _png(arrays[0]))]
+    )
     shard = write_shard(tmp_path / "one.tar", members)
     dataset = read_dataset(shard)
-    assert [(s.id, s.labels) for s in dataset.samples] == [("one.tar/a", (2,)), ("one.tar/dir/b", ()),
-                                                           ("one.tar/e", (1,))]
+    assert [(s.id, s.labels) for s in dataset.samples] == [
+        ("one.tar/a", (2,)),
+        ("one.tar/dir/b", ()),
+        ("one.tar/e", (1,)),
+    ]
     reasons = {p["id"]: p["reason"] for p in dataset.problems}
     assert "'cat' is not a class index" in reasons["one.tar/c"]
     assert "no image member (found .json)" in reasons["one.tar/d"]

@@ -26,15 +26,17 @@ def _anchors_per_level(model, x):
     levels, start = [], 0
     for h, w in seen["grids"]:
         n = h * w * (len(seen["anchors"]) // sum(gh * gw for gh, gw in seen["grids"]))
-        levels.append(seen["anchors"][start:start + n].reshape(h, w, -1, 4))
+        levels.append(seen["anchors"][start : start + n].reshape(h, w, -1, 4))
         start += n
     return levels
 
 
 def _spacing(level):
     """(rows, columns) apart of neighbouring anchor centres."""
-    return (int(level[1, 0, 0, 1] - level[0, 0, 0, 1]) if level.shape[0] > 1 else None,
-            int(level[0, 1, 0, 0] - level[0, 0, 0, 0]) if level.shape[1] > 1 else None)
+    return (
+        int(level[1, 0, 0, 1] - level[0, 0, 0, 1]) if level.shape[0] > 1 else None,
+        int(level[0, 1, 0, 0] - level[0, 0, 0, 0]) if level.shape[1] > 1 else None,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -30,9 +30,26 @@ def test_run_detection_from_the_command_line(small_coco, tmp_path, capsys):
     out = tmp_path / "out"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        code = main(["run", "--task", "detection", "--model", "zoo-detector", "--data", str(small_coco),
-                     "--noise", "nms=nms-plus1", "--noise", "box-decoding=decode-offset-1", "--workers", "0",
-                     "--no-progress", "--out", str(out)])
+        code = main(
+            [
+                "run",
+                "--task",
+                "detection",
+                "--model",
+                "zoo-detector",
+                "--data",
+                str(small_coco),
+                "--noise",
+                "nms=nms-plus1",
+                "--noise",
+                "box-decoding=decode-offset-1",
+                "--workers",
+                "0",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
     assert code == 0
     assert any("unknown category id" in str(w.message) for w in caught)
     results = json.loads((out / "results.json").read_text())
@@ -42,10 +59,13 @@ def test_run_detection_from_the_command_line(small_coco, tmp_path, capsys):
     assert "mAP" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--model", "efficientnet_lite0", "--data", "{coco}"], "is not a detector"),
-    (["--model", "zoo-resnet", "--data", "{tmp}/nothing.json"], "dataset not found"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "efficientnet_lite0", "--data", "{coco}"], "is not a detector"),
+        (["--model", "zoo-resnet", "--data", "{tmp}/nothing.json"], "dataset not found"),
+    ],
+)
 def test_bad_detection_requests_are_clear_errors(argv, message, small_coco, tmp_path, capsys):
     argv = [a.replace("{coco}", str(small_coco)).replace("{tmp}", str(tmp_path)) for a in argv]
     assert main(["run", "--task", "detection", *argv, "--out", str(tmp_path / "out"), "--no-progress"]) == 2
@@ -53,8 +73,9 @@ def test_bad_detection_requests_are_clear_errors(argv, message, small_coco, tmp_
     assert err.startswith("sysnoise: error:") and message in err
 
 
-@pytest.mark.parametrize("task, model, metric", [("detection", "zoo-detector", "mAP"),
-                                                 ("segmentation", "zoo-segmenter", "mIoU")])
+@pytest.mark.parametrize(
+    "task, model, metric", [("detection", "zoo-detector", "mAP"), ("segmentation", "zoo-segmenter", "mIoU")]
+)
 def test_the_issue_commands_read_scenes_for_their_task(task, model, metric, tmp_path, monkeypatch, capsys):
     """`sysnoise run --task detection --model zoo-detector --data scenes` (and segmentation): the
     plain name resolves to that task's split, here shrunk to 3 images."""
@@ -63,8 +84,29 @@ def test_the_issue_commands_read_scenes_for_their_task(task, model, metric, tmp_
     monkeypatch.setenv("SYSNOISE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(scenes, "DEFAULT_SIZES", {k: 3 for k in scenes.DEFAULT_SIZES})
     out = tmp_path / "out"
-    assert main(["run", "--task", task, "--model", model, "--data", "scenes", "--noise", "ceil-mode",
-                 "--workers", "0", "--no-progress", "--stepwise", "none", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--task",
+                task,
+                "--model",
+                model,
+                "--data",
+                "scenes",
+                "--noise",
+                "ceil-mode",
+                "--workers",
+                "0",
+                "--no-progress",
+                "--stepwise",
+                "none",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())
     assert results["task"] == task and results["reference"]["n"] == 3
     assert metric in capsys.readouterr().out

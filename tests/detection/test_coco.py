@@ -21,15 +21,19 @@ HAND_AP = 253 / 303
 
 
 def _hand_case():
-    coco = {"images": [{"id": 7, "file_name": "a.jpg", "width": 100, "height": 100}],
-            "annotations": [{"id": 1, "image_id": 7, "category_id": 3, "bbox": [10, 10, 20, 20], "area": 400,
-                             "iscrowd": 0},
-                            {"id": 2, "image_id": 7, "category_id": 3, "bbox": [50, 50, 30, 20], "area": 600,
-                             "iscrowd": 0}],
-            "categories": [{"id": 3, "name": "square"}]}
-    dets = [{"image_id": 7, "category_id": 3, "bbox": [10, 10, 20, 20], "score": 0.9},
-            {"image_id": 7, "category_id": 3, "bbox": [70, 0, 10, 10], "score": 0.8},
-            {"image_id": 7, "category_id": 3, "bbox": [50, 50, 30, 20], "score": 0.7}]
+    coco = {
+        "images": [{"id": 7, "file_name": "a.jpg", "width": 100, "height": 100}],
+        "annotations": [
+            {"id": 1, "image_id": 7, "category_id": 3, "bbox": [10, 10, 20, 20], "area": 400, "iscrowd": 0},
+            {"id": 2, "image_id": 7, "category_id": 3, "bbox": [50, 50, 30, 20], "area": 600, "iscrowd": 0},
+        ],
+        "categories": [{"id": 3, "name": "square"}],
+    }
+    dets = [
+        {"image_id": 7, "category_id": 3, "bbox": [10, 10, 20, 20], "score": 0.9},
+        {"image_id": 7, "category_id": 3, "bbox": [70, 0, 10, 10], "score": 0.8},
+        {"image_id": 7, "category_id": 3, "bbox": [50, 50, 30, 20], "score": 0.7},
+    ]
     return coco, dets
 
 
@@ -58,16 +62,35 @@ def _random_case(seed: int, n_images: int = 25):
             x, y = rng.uniform(0, 70, 2)
             w, h = rng.uniform(3, 60, 2)  # small, medium and large objects
             c = int(rng.integers(1, 4))
-            anns.append({"id": len(anns) + 1, "image_id": image["id"], "category_id": c, "bbox": [x, y, w, h],
-                         "area": w * h, "iscrowd": int(rng.random() < 0.1)})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": image["id"],
+                    "category_id": c,
+                    "bbox": [x, y, w, h],
+                    "area": w * h,
+                    "iscrowd": int(rng.random() < 0.1),
+                }
+            )
             for _ in range(rng.integers(0, 3)):
                 j = rng.normal(0, 3, 4)
-                dets.append({"image_id": image["id"], "category_id": c if rng.random() < 0.8 else int(rng.integers(1, 4)),
-                             "bbox": [x + j[0], y + j[1], max(1, w + j[2]), max(1, h + j[3])],
-                             "score": float(rng.random())})
+                dets.append(
+                    {
+                        "image_id": image["id"],
+                        "category_id": c if rng.random() < 0.8 else int(rng.integers(1, 4)),
+                        "bbox": [x + j[0], y + j[1], max(1, w + j[2]), max(1, h + j[3])],
+                        "score": float(rng.random()),
+                    }
+                )
         for _ in range(rng.integers(0, 2)):  # false positives
-            dets.append({"image_id": image["id"], "category_id": int(rng.integers(1, 4)),
-                         "bbox": list(rng.uniform(0, 50, 2)) + list(rng.uniform(5, 30, 2)), "score": float(rng.random())})
+            dets.append(
+                {
+                    "image_id": image["id"],
+                    "category_id": int(rng.integers(1, 4)),
+                    "bbox": list(rng.uniform(0, 50, 2)) + list(rng.uniform(5, 30, 2)),
+                    "score": float(rng.random()),
+                }
+            )
     coco = {"images": images, "annotations": anns, "categories": [{"id": c, "name": str(c)} for c in (1, 2, 3)]}
     return coco, dets
 
@@ -91,8 +114,10 @@ def test_an_image_drawn_twice_counts_as_a_copy_of_it():
         for copy in range(count):
             new_id = image["id"] if copy == 0 else (next_id := next_id + 1)
             images.append({**image, "id": new_id})
-            anns += [{**a, "id": len(anns) + k + 1, "image_id": new_id}
-                     for k, a in enumerate(x for x in coco["annotations"] if x["image_id"] == image["id"])]
+            anns += [
+                {**a, "id": len(anns) + k + 1, "image_id": new_id}
+                for k, a in enumerate(x for x in coco["annotations"] if x["image_id"] == image["id"])
+            ]
             copies += [{**d, "image_id": new_id} for d in dets if d["image_id"] == image["id"]]
     explicit = {**coco, "images": images, "annotations": anns}
     expected = coco_eval(ground_truth(explicit), copies, [i["id"] for i in images]).stats[0]
@@ -105,29 +130,46 @@ def test_detections_json_is_the_coco_results_format():
     labels = np.array([[3, -1, -1], [-1, -1, -1]])
     scores = np.array([[0.5, 0, 0], [0, 0, 0]], np.float32)
     assert detections_json(boxes, scores, labels, [11, 12]) == [
-        {"image_id": 11, "category_id": 3, "bbox": [10.0, 20.0, 20.0, 40.0], "score": 0.5}]
+        {"image_id": 11, "category_id": 3, "bbox": [10.0, 20.0, 20.0, 40.0], "score": 0.5}
+    ]
 
 
 def _write_dataset(tmp_path, annotations, images=None):
     for name in ("a.jpg", "b.jpg", "c.jpg"):
         write_jpeg(tmp_path / name, np.full((40, 50, 3), 128, np.uint8))
-    coco = {"images": images or [{"id": 1, "file_name": "a.jpg", "width": 50, "height": 40},
-                                 {"id": 2, "file_name": "b.jpg", "width": 50, "height": 40},
-                                 {"id": 3, "file_name": "c.jpg", "width": 50, "height": 40}],
-            "annotations": annotations, "categories": [{"id": 1, "name": "one"}, {"id": 2, "name": "two"}]}
+    coco = {
+        "images": images
+        or [
+            {"id": 1, "file_name": "a.jpg", "width": 50, "height": 40},
+            {"id": 2, "file_name": "b.jpg", "width": 50, "height": 40},
+            {"id": 3, "file_name": "c.jpg", "width": 50, "height": 40},
+        ],
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": "one"}, {"id": 2, "name": "two"}],
+    }
     path = tmp_path / "annotations.json"
     path.write_text(json.dumps(coco))
     return path
 
 
 def test_bad_annotations_warn_and_are_handled_as_cocoeval_does(tmp_path):
-    path = _write_dataset(tmp_path, [
-        {"id": 10, "image_id": 1, "category_id": 1, "bbox": [40, 30, 20, 20], "area": 400, "iscrowd": 0},  # outside
-        {"id": 11, "image_id": 1, "category_id": 9, "bbox": [0, 0, 10, 10], "area": 100, "iscrowd": 0},  # unknown cat
-        {"id": 12, "image_id": 2, "category_id": 2, "bbox": [5, 5, 10, 10]},  # no area, no iscrowd
-        {"id": 13, "image_id": 99, "category_id": 1, "bbox": [0, 0, 5, 5], "area": 25, "iscrowd": 0},  # no image
-        {"id": 14, "image_id": 2, "category_id": 1, "bbox": [1, 2, 3], "area": 6, "iscrowd": 0},  # malformed
-    ])  # image 3 has no objects at all
+    path = _write_dataset(
+        tmp_path,
+        [
+            {"id": 10, "image_id": 1, "category_id": 1, "bbox": [40, 30, 20, 20], "area": 400, "iscrowd": 0},  # outside
+            {
+                "id": 11,
+                "image_id": 1,
+                "category_id": 9,
+                "bbox": [0, 0, 10, 10],
+                "area": 100,
+                "iscrowd": 0,
+            },  # unknown cat
+            {"id": 12, "image_id": 2, "category_id": 2, "bbox": [5, 5, 10, 10]},  # no area, no iscrowd
+            {"id": 13, "image_id": 99, "category_id": 1, "bbox": [0, 0, 5, 5], "area": 25, "iscrowd": 0},  # no image
+            {"id": 14, "image_id": 2, "category_id": 1, "bbox": [1, 2, 3], "area": 6, "iscrowd": 0},  # malformed
+        ],
+    )  # image 3 has no objects at all
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         dataset = read_coco(path)
@@ -139,19 +181,27 @@ def test_bad_annotations_warn_and_are_handled_as_cocoeval_does(tmp_path):
     assert dataset.coco["annotations"][1]["area"] == 100 and dataset.coco["annotations"][1]["iscrowd"] == 0
     assert dataset.describe()["n_images_without_objects"] == 1
     # COCOeval runs on it: the box outside the image is found, image 3's detection is a false positive
-    dets = [{"image_id": 1, "category_id": 1, "bbox": [40, 30, 20, 20], "score": 0.9},
-            {"image_id": 2, "category_id": 2, "bbox": [5, 5, 10, 10], "score": 0.8},
-            {"image_id": 3, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.95}]
+    dets = [
+        {"image_id": 1, "category_id": 1, "bbox": [40, 30, 20, 20], "score": 0.9},
+        {"image_id": 2, "category_id": 2, "bbox": [5, 5, 10, 10], "score": 0.8},
+        {"image_id": 3, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.95},
+    ]
     evaluation = coco_eval(ground_truth(dataset.coco), dets, [1, 2, 3])
     # class 1: FP (0.95) then TP: precision 1/2 at recall 1 -> AP 0.5; class 2: AP 1
     assert evaluation.stats[0] == pytest.approx(0.75)
 
 
 def test_missing_files_and_duplicate_ids_are_dropped_with_reasons(tmp_path):
-    _write_dataset(tmp_path, [], images=[{"id": 1, "file_name": "a.jpg", "width": 50, "height": 40},
-                                                {"id": 1, "file_name": "b.jpg", "width": 50, "height": 40},
-                                                {"id": 2, "file_name": "gone.jpg", "width": 50, "height": 40},
-                                                {"id": 3, "file_name": "../c.jpg", "width": 50, "height": 40}])
+    _write_dataset(
+        tmp_path,
+        [],
+        images=[
+            {"id": 1, "file_name": "a.jpg", "width": 50, "height": 40},
+            {"id": 1, "file_name": "b.jpg", "width": 50, "height": 40},
+            {"id": 2, "file_name": "gone.jpg", "width": 50, "height": 40},
+            {"id": 3, "file_name": "../c.jpg", "width": 50, "height": 40},
+        ],
+    )
     dataset = read_detection_data(tmp_path)
     assert [s.id for s in dataset.samples] == ["a.jpg"]
     reasons = [p["reason"] for p in dataset.problems]
@@ -186,8 +236,10 @@ def test_prefilled_values_are_the_bootstraps_own_draws():
     from sysnoise.analysis.bootstrap import CachedMetric
 
     calls = []
-    metric = CachedMetric(lambda indices: calls.append(1) or float(np.mean(indices)),
-                     batch=lambda w: (w @ np.arange(w.shape[1])) / w.sum(axis=1))
+    metric = CachedMetric(
+        lambda indices: calls.append(1) or float(np.mean(indices)),
+        batch=lambda w: (w @ np.arange(w.shape[1])) / w.sum(axis=1),
+    )
     values = metric.prefill(30, 300)
     expected = [float(np.mean(r)) for block in st.bootstrap_blocks(30, 300) for r in block]
     assert values.tolist() == pytest.approx(expected)

@@ -9,8 +9,15 @@ import pytest
 from sysnoise.pipeline.geometry import CROPS, Geometry, apply_geometry, input_to_source
 from sysnoise.pipeline.resize import RESIZES
 
-POLICIES = ["keep-ratio-max-size", "shorter-side", "letterbox", "squash", "shorter-centre-crop", "square-resize-crop",
-            "tf-crop-resize"]
+POLICIES = [
+    "keep-ratio-max-size",
+    "shorter-side",
+    "letterbox",
+    "squash",
+    "shorter-centre-crop",
+    "square-resize-crop",
+    "tf-crop-resize",
+]
 SIZES = [(640, 480), (480, 640), (301, 50), (128, 128)]
 
 
@@ -20,8 +27,12 @@ def _forward(geometry: Geometry, width: int, height: int, box):
     left, top, right, bottom = geometry.source_box or (0, 0, width, height)
     sx, sy = geometry.resize_to[0] / (right - left), geometry.resize_to[1] / (bottom - top)
     x1, y1, x2, y2 = box
-    return ((x1 - left) * sx - geometry.box[0], (y1 - top) * sy - geometry.box[1],
-            (x2 - left) * sx - geometry.box[0], (y2 - top) * sy - geometry.box[1])
+    return (
+        (x1 - left) * sx - geometry.box[0],
+        (y1 - top) * sy - geometry.box[1],
+        (x2 - left) * sx - geometry.box[0],
+        (y2 - top) * sy - geometry.box[1],
+    )
 
 
 @pytest.mark.parametrize("policy", POLICIES)
@@ -49,7 +60,7 @@ def test_a_drawn_rectangle_comes_back_where_it_was(policy):
     width, height = 300, 200
     image = np.zeros((height, width, 3), np.uint8)
     box = (120, 60, 210, 150)  # pixel edges
-    image[box[1]:box[3], box[0]:box[2]] = 255
+    image[box[1] : box[3], box[0] : box[2]] = 255
     geometry = CROPS(policy)(width, height, 96, 0.875)
     pixels = apply_geometry(image, geometry, RESIZES("opencv-nearest"))
     ys, xs = np.nonzero(pixels[..., 0] == 255)

@@ -68,13 +68,15 @@ def test_dense_detectors_match_torchvision(arch):
 
 
 def test_reference_pipeline_reads_the_models_transform():
-    frcnn = torchvision.models.get_model("fasterrcnn_mobilenet_v3_large_320_fpn", weights=None, weights_backbone=None,
-                                         num_classes=3)
+    frcnn = torchvision.models.get_model(
+        "fasterrcnn_mobilenet_v3_large_320_fpn", weights=None, weights_backbone=None, num_classes=3
+    )
     p = reference_pipeline(frcnn)
     assert (p.crop, p.input_size, round(p.input_size / p.crop_pct)) == ("keep-ratio-max-size", 320, 640)
     assert p.mean == pytest.approx((123.675, 116.28, 103.53)) and p.resize == "torchvision-bilinear-noaa"
-    ssd = torchvision.models.get_model("ssdlite320_mobilenet_v3_large", weights=None, weights_backbone=None,
-                                       num_classes=3)
+    ssd = torchvision.models.get_model(
+        "ssdlite320_mobilenet_v3_large", weights=None, weights_backbone=None, num_classes=3
+    )
     assert (reference_pipeline(ssd).crop, reference_pipeline(ssd).input_size) == ("squash", 320)
     assert reference_pipeline(ssd).std == pytest.approx((127.5, 127.5, 127.5))
 
@@ -99,12 +101,15 @@ def test_a_module_that_is_no_detector_is_refused_with_the_contract():
         raw_detector(torch.nn.Conv2d(3, 3, 1))
 
 
-@pytest.mark.parametrize("arch, kind, suffix", [
-    ("fasterrcnn_mobilenet_v3_large_320_fpn", "two-stage", ".pth"),
-    ("maskrcnn_resnet50_fpn", "two-stage", ".safetensors"),  # its boxes; masks: tests/detection/test_masks.py
-    ("ssd300_vgg16", "ssd", ".safetensors"),
-    ("ssdlite320_mobilenet_v3_large", "ssd", ".safetensors"),  # its predicting conv follows a depthwise block
-])
+@pytest.mark.parametrize(
+    "arch, kind, suffix",
+    [
+        ("fasterrcnn_mobilenet_v3_large_320_fpn", "two-stage", ".pth"),
+        ("maskrcnn_resnet50_fpn", "two-stage", ".safetensors"),  # its boxes; masks: tests/detection/test_masks.py
+        ("ssd300_vgg16", "ssd", ".safetensors"),
+        ("ssdlite320_mobilenet_v3_large", "ssd", ".safetensors"),  # its predicting conv follows a depthwise block
+    ],
+)
 def test_torchvision_detectors_by_name_reproduce_their_own_outputs(arch, kind, suffix, tmp_path):
     from safetensors.torch import save_file
 

@@ -60,21 +60,43 @@ RECTANGLE = _rect(50, 50, 20, 30)
 
 
 def _hand_coco(segmentation: bool = True) -> dict:
-    anns = [{"id": 1, "image_id": 7, "category_id": 3, "bbox": [10, 10, 20, 20], "area": 400, "iscrowd": 0,
-             "segmentation": [SQUARE]},
-            {"id": 2, "image_id": 7, "category_id": 3, "bbox": [50, 50, 30, 20], "area": 600, "iscrowd": 0,
-             "segmentation": _rle(RECTANGLE)}]
+    anns = [
+        {
+            "id": 1,
+            "image_id": 7,
+            "category_id": 3,
+            "bbox": [10, 10, 20, 20],
+            "area": 400,
+            "iscrowd": 0,
+            "segmentation": [SQUARE],
+        },
+        {
+            "id": 2,
+            "image_id": 7,
+            "category_id": 3,
+            "bbox": [50, 50, 30, 20],
+            "area": 600,
+            "iscrowd": 0,
+            "segmentation": _rle(RECTANGLE),
+        },
+    ]
     if not segmentation:
         for ann in anns:
             del ann["segmentation"]
-    return {"images": [{"id": 7, "file_name": "a.jpg", "width": 100, "height": 100}], "annotations": anns,
-            "categories": [{"id": 3, "name": "square"}]}
+    return {
+        "images": [{"id": 7, "file_name": "a.jpg", "width": 100, "height": 100}],
+        "annotations": anns,
+        "categories": [{"id": 3, "name": "square"}],
+    }
 
 
 def _hand_blob() -> bytes:
     square = mask_utils.merge(mask_utils.frPyObjects([SQUARE], 100, 100))  # exactly the ground truth's pixels
-    masks = [square["counts"], mask_utils.encode(np.asfortranarray(_rect(0, 80, 10, 10)))["counts"],
-             mask_utils.encode(np.asfortranarray(_rect(50, 50, 20, 22)))["counts"]]
+    masks = [
+        square["counts"],
+        mask_utils.encode(np.asfortranarray(_rect(0, 80, 10, 10)))["counts"],
+        mask_utils.encode(np.asfortranarray(_rect(50, 50, 20, 22)))["counts"],
+    ]
     return b"\n".join([b"100 100"] + masks)
 
 
@@ -105,17 +127,26 @@ def test_masks_round_trip_and_mismatched_counts_are_refused():
 def _hand_analysis(segmentation: bool):
     """DetectionAnalysis on hand-made outputs: the reference with masks, a post-processing column without."""
     coco = _hand_coco(segmentation)
-    dataset = CocoDataset(root=None, annotation_file="hand.json", samples=[CocoImage("a.jpg", None, 7, 100, 100)],
-                          coco=coco, class_names={3: "square"})
+    dataset = CocoDataset(
+        root=None,
+        annotation_file="hand.json",
+        samples=[CocoImage("a.jpg", None, 7, 100, 100)],
+        coco=coco,
+        class_names={3: "square"},
+    )
     boxes = np.zeros((1, 4, 4), np.float32)
     boxes[0, :3] = [[10, 10, 30, 30], [80, 0, 90, 10], [50, 50, 72, 70]]
     columns = ["reference", "nms/nms-plus1"]
     arrays = {}
     for column, blob in zip(columns, [_hand_blob(), b""]):
-        arrays[column] = {"boxes": boxes, "scores": HAND_SCORES, "labels": HAND_LABELS,
-                          "masks.bytes": np.frombuffer(blob, np.uint8), "masks.lengths": np.asarray([len(blob)])}
-    outputs = RunOutputs(columns, ["a.jpg"], np.full((1, 1), -1), arrays,
-                         {c: np.asarray([""]) for c in columns})
+        arrays[column] = {
+            "boxes": boxes,
+            "scores": HAND_SCORES,
+            "labels": HAND_LABELS,
+            "masks.bytes": np.frombuffer(blob, np.uint8),
+            "masks.lengths": np.asarray([len(blob)]),
+        }
+    outputs = RunOutputs(columns, ["a.jpg"], np.full((1, 1), -1), arrays, {c: np.asarray([""]) for c in columns})
     return DetectionAnalysis(dataset, resamples=20), outputs
 
 
@@ -139,8 +170,9 @@ def test_ground_truth_without_masks_gives_no_segm_and_a_warning():
 
 def _small_mask_rcnn(num_classes: int = 3, size: int = 128):
     torch.manual_seed(0)
-    model = torchvision.models.get_model("maskrcnn_resnet50_fpn", weights=None, weights_backbone=None,
-                                         num_classes=num_classes)
+    model = torchvision.models.get_model(
+        "maskrcnn_resnet50_fpn", weights=None, weights_backbone=None, num_classes=num_classes
+    )
     return _shrink(model, size)
 
 
@@ -179,17 +211,27 @@ def test_mask_rcnn_by_name_end_to_end(tmp_path, one_thread):
     folder = scenes.materialise("detection", "val", n=3)
     path = tmp_path / "maskrcnn.pth"
     torch.manual_seed(0)
-    torch.save(torchvision.models.get_model("maskrcnn_resnet50_fpn", weights=None, weights_backbone=None,
-                                            num_classes=len(scenes.CLASSES) + 1).state_dict(), path)
+    torch.save(
+        torchvision.models.get_model(
+            "maskrcnn_resnet50_fpn", weights=None, weights_backbone=None, num_classes=len(scenes.CLASSES) + 1
+        ).state_dict(),
+        path,
+    )
     loaded = load_model("torchvision:maskrcnn_resnet50_fpn", path)
     loaded.module = _shrink(loaded.module)  # random weights: softmax scores ~1/(classes) pass 0.05
     loaded.reference = reference_pipeline(loaded.module)
     out = tmp_path / "run"
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # scenes has masks: no segm warning
-        results = api.run(loaded, folder / "annotations.json", task="detection", out=out, figures=False,
-                                options=EngineOptions(batch_size=3, workers=0, progress=False),
-                                noises=["resize=opencv-bilinear", "precision=fp16", "nms=nms-plus1"])
+        results = api.run(
+            loaded,
+            folder / "annotations.json",
+            task="detection",
+            out=out,
+            figures=False,
+            options=EngineOptions(batch_size=3, workers=0, progress=False),
+            noises=["resize=opencv-bilinear", "precision=fp16", "nms=nms-plus1"],
+        )
     ref = results["reference"]
     assert all(isinstance(ref[k], float) for k in ("segm_ap", "segm_ap50", "segm_ap75")), ref
     rows = {v["id"]: v for v in results["variants"]}
@@ -204,8 +246,10 @@ def test_mask_rcnn_by_name_end_to_end(tmp_path, one_thread):
     # RLEs beside outputs.npz, one per detection, at the annotated image size, inside their boxes
     assert (out / "outputs.masks.npz").is_file()
     outputs = RunOutputs.load(out / "outputs.npz")
-    sizes = {image["file_name"]: (image["height"], image["width"])
-             for image in json.loads((folder / "annotations.json").read_text())["images"]}
+    sizes = {
+        image["file_name"]: (image["height"], image["width"])
+        for image in json.loads((folder / "annotations.json").read_text())["images"]
+    }
     for column in ("reference", "resize/opencv-bilinear", "precision/fp16"):
         blobs, arrays = outputs.ragged(column, "masks"), outputs.arrays[column]
         for position, (sample, blob) in enumerate(zip(outputs.sample_ids, blobs)):

@@ -100,8 +100,9 @@ def test_greedy_equals_torchvision_on_random_boxes():
     scores = rng.permutation(300).astype(np.float32) / 300  # distinct scores: one right order
     classes = rng.integers(0, 3, 300)
     for iou in (0.3, 0.5, 0.7):
-        assert np.array_equal(batched("greedy", boxes, scores, classes, iou),
-                              batched("torchvision", boxes, scores, classes, iou))
+        assert np.array_equal(
+            batched("greedy", boxes, scores, classes, iou), batched("torchvision", boxes, scores, classes, iou)
+        )
     assert set(NMS_KERNELS.names()) == {"torchvision", "greedy", "greedy-plus1"}
 
 
@@ -114,17 +115,23 @@ def test_roundings_by_hand():
 
 def test_options_change_one_field_and_belong_to_a_task():
     reference = DetectionPost("two-stage", score_thresh=0.05, max_dets=100)
-    assert configure(reference, ("score-0.3", "max-dets-20"), "detection") == \
-        DetectionPost("two-stage", score_thresh=0.3, max_dets=20)
+    assert configure(reference, ("score-0.3", "max-dets-20"), "detection") == DetectionPost(
+        "two-stage", score_thresh=0.3, max_dets=20
+    )
     with pytest.raises(ValueError, match="segmentation"):
         configure(reference, ("labels-nearest",), "detection")
     assert all(entry.meta["task"] in ("detection", "segmentation") for entry in POSTPROCESS)
 
 
 def _dense_raw(scores, labels, anchors, deltas, groups):
-    return {"scores": np.asarray(scores, np.float32), "labels": np.asarray(labels), "groups": np.asarray(groups),
-            "anchors": np.asarray(anchors, np.float32), "deltas": np.asarray(deltas, np.float32),
-            "valid": np.ones(len(scores), bool)}
+    return {
+        "scores": np.asarray(scores, np.float32),
+        "labels": np.asarray(labels),
+        "groups": np.asarray(groups),
+        "anchors": np.asarray(anchors, np.float32),
+        "deltas": np.asarray(deltas, np.float32),
+        "valid": np.ones(len(scores), bool),
+    }
 
 
 def test_dense_chain_threshold_topk_nms_and_mapping_back():
@@ -139,11 +146,17 @@ def test_dense_chain_threshold_topk_nms_and_mapping_back():
     assert out["scores"][kept].tolist() == pytest.approx([0.9, 0.6])
     topk = detect(raw, configure(config, ("pre-nms-100", "score-0.001"), "detection"), (64, 64), (1, 0, 1, 0), (64, 64))
     assert sorted(topk["labels"][topk["labels"] >= 0].tolist()) == [1, 1, 2]  # the 0.04 box now passes
-    clipped = detect(_dense_raw([0.9], [1], [[-5, -5, 70, 30]], np.zeros((1, 4)), [0]), config, (64, 64),
-                     (1, 0, 1, 0), (64, 64))
+    clipped = detect(
+        _dense_raw([0.9], [1], [[-5, -5, 70, 30]], np.zeros((1, 4)), [0]), config, (64, 64), (1, 0, 1, 0), (64, 64)
+    )
     assert clipped["boxes"][0].tolist() == [0, 0, 64, 30]
-    unclipped = detect(_dense_raw([0.9], [1], [[-5, -5, 70, 30]], np.zeros((1, 4)), [0]),
-                       configure(config, ("no-clip",), "detection"), (64, 64), (1, 0, 1, 0), (64, 64))
+    unclipped = detect(
+        _dense_raw([0.9], [1], [[-5, -5, 70, 30]], np.zeros((1, 4)), [0]),
+        configure(config, ("no-clip",), "detection"),
+        (64, 64),
+        (1, 0, 1, 0),
+        (64, 64),
+    )
     assert unclipped["boxes"][0].tolist() == [-5, -5, 70, 30]
 
 
@@ -177,8 +190,10 @@ def test_pre_nms_top_100_drops_a_candidate_the_reference_keeps():
     scores = [0.9 - 0.001 * i for i in range(100)] + [0.5, 0.1]
     anchors = copies + [[20, 20, 30, 30], [40, 40, 50, 50]]
     raw = _dense_raw(scores, [1] * 102, anchors, np.zeros((102, 4)), [0] * 101 + [1])
-    assert _detected(raw, DENSE) == ([[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]],
-                                     pytest.approx([0.9, 0.5, 0.1]))
+    assert _detected(raw, DENSE) == (
+        [[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]],
+        pytest.approx([0.9, 0.5, 0.1]),
+    )
     top100 = configure(DENSE, ("pre-nms-100",), "detection")
     assert _detected(raw, top100) == ([[0, 0, 10, 10], [40, 40, 50, 50]], pytest.approx([0.9, 0.1]))
 
@@ -196,8 +211,9 @@ def test_max_dets_20_keeps_the_20_highest_scores_in_order():
 
 
 def test_score_005_drops_what_a_lower_reference_threshold_keeps():
-    raw = _dense_raw([0.06, 0.04, 0.02], [1, 1, 1], [[0, 0, 8, 8], [10, 0, 18, 8], [20, 0, 28, 8]],
-                     np.zeros((3, 4)), [0, 0, 0])
+    raw = _dense_raw(
+        [0.06, 0.04, 0.02], [1, 1, 1], [[0, 0, 8, 8], [10, 0, 18, 8], [20, 0, 28, 8]], np.zeros((3, 4)), [0, 0, 0]
+    )
     low = replace(DENSE, score_thresh=0.001)  # a YOLO / mmdet-style reference
     assert _detected(raw, low)[1] == pytest.approx([0.06, 0.04, 0.02])
     assert _detected(raw, configure(low, ("score-0.05",), "detection"))[1] == pytest.approx([0.06])

@@ -32,9 +32,21 @@ def run(tmp_path_factory):
     folder = scenes.materialise("detection", "val", n=N)
     options = EngineOptions(batch_size=N, workers=0, progress=False)
     out = tmp_path_factory.mktemp("det")
-    results = api.run(loaded, folder / "annotations.json", task="detection", out=out, options=options, figures=False,
-                            noises=["resize=opencv-bilinear", "ceil-mode", "nms=nms-plus1,nms-class-agnostic",
-                                    "box-decoding=decode-offset-1", "score-threshold=score-0.3"])
+    results = api.run(
+        loaded,
+        folder / "annotations.json",
+        task="detection",
+        out=out,
+        options=options,
+        figures=False,
+        noises=[
+            "resize=opencv-bilinear",
+            "ceil-mode",
+            "nms=nms-plus1,nms-class-agnostic",
+            "box-decoding=decode-offset-1",
+            "score-threshold=score-0.3",
+        ],
+    )
     return results, options, out, folder, module
 
 
@@ -53,7 +65,12 @@ def test_post_processing_variants_share_the_forward(run):
     # model; the four post-processing variants add nothing
     assert options.forward_counter == {("fp32", (), "torch"): 2 * N, ("fp32", ("maxpool-ceil",), "torch"): N}
     ids = [v["id"] for v in results["variants"]]
-    assert {"nms/nms-plus1", "nms/nms-class-agnostic", "box-decoding/decode-offset-1", "score-threshold/score-0.3"} <= set(ids)
+    assert {
+        "nms/nms-plus1",
+        "nms/nms-class-agnostic",
+        "box-decoding/decode-offset-1",
+        "score-threshold/score-0.3",
+    } <= set(ids)
 
 
 def test_results_have_the_classification_shape_and_sensible_numbers(run):
@@ -101,9 +118,16 @@ def inference_run(tmp_path_factory):
     """The FPN's upsampling, emulated FP16 and simulated INT8 (calibrated on 2 held-out images)."""
     options = EngineOptions(batch_size=N, workers=0, progress=False)
     out = tmp_path_factory.mktemp("det-inference")
-    results = api.run(_random_detector(), scenes.materialise("detection", "val", n=N), task="detection",
-                            out=out, options=options, figures=False, calibration_samples=2,
-                            noises=["upsample=upsample-bilinear", "precision=fp16", "int8=int8"])
+    results = api.run(
+        _random_detector(),
+        scenes.materialise("detection", "val", n=N),
+        task="detection",
+        out=out,
+        options=options,
+        figures=False,
+        calibration_samples=2,
+        noises=["upsample=upsample-bilinear", "precision=fp16", "int8=int8"],
+    )
     return results, options, out
 
 
@@ -114,8 +138,12 @@ def test_inference_noises_apply_to_the_raw_detector_stage(inference_run):
     for row in results["noises"]:
         assert row["applies"] and not row["unavailable"] and not row["not_applicable"], row
     # each column ran its own model stage on the N - 2 evaluated images
-    assert options.forward_counter == {("fp32", (), "torch"): N - 2, ("fp32", ("upsample-bilinear",), "torch"): N - 2,
-                                       ("fp16", (), "torch"): N - 2, ("int8", (), "torch"): N - 2}
+    assert options.forward_counter == {
+        ("fp32", (), "torch"): N - 2,
+        ("fp32", ("upsample-bilinear",), "torch"): N - 2,
+        ("fp16", (), "torch"): N - 2,
+        ("int8", (), "torch"): N - 2,
+    }
     assert all(np.isfinite(v["map"]) for v in results["variants"]) and np.isfinite(results["reference"]["map"])
     arrays = RunOutputs.load(out / "outputs.npz").arrays
     # detections are a function of the raw outputs: other scores mean other raw outputs (bilinear

@@ -14,8 +14,22 @@ from sysnoise.engine.outputs import RunOutputs
 from sysnoise.pipeline.preprocess import tensors
 from sysnoise.pipeline.spec import Pipeline
 
-RUN = ["run", "--model", "efficientnet_lite0", "--batch-size", "2", "--chunk-size", "2", "--workers", "0",
-       "--no-progress", "--noise", "resize=opencv-area", "--noise", "precision=bf16"]
+RUN = [
+    "run",
+    "--model",
+    "efficientnet_lite0",
+    "--batch-size",
+    "2",
+    "--chunk-size",
+    "2",
+    "--workers",
+    "0",
+    "--no-progress",
+    "--noise",
+    "resize=opencv-area",
+    "--noise",
+    "precision=bf16",
+]
 
 
 def test_two_gloo_processes_give_the_outputs_of_one(gradient_images, tmp_path):
@@ -26,11 +40,31 @@ def test_two_gloo_processes_give_the_outputs_of_one(gradient_images, tmp_path):
         # CPU kernels may sum in another order with another thread count: bit-identity holds for
         # equal threads per process, which results.json records (environment.torch_threads).
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        subprocess.run([sys.executable, "-m", "sysnoise", *args, "--out", str(single), "--fresh"], check=True,
-                       capture_output=True, env=env)
+        subprocess.run(
+            [sys.executable, "-m", "sysnoise", *args, "--out", str(single), "--fresh"],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
         torchrun = Path(sys.executable).parent / "torchrun"
-        done = subprocess.run([str(torchrun), "--nproc-per-node", "2", "--master-port", "29531", "-m", "sysnoise",
-                               *args, "--out", str(double), "--fresh"], capture_output=True, text=True, env=env)
+        done = subprocess.run(
+            [
+                str(torchrun),
+                "--nproc-per-node",
+                "2",
+                "--master-port",
+                "29531",
+                "-m",
+                "sysnoise",
+                *args,
+                "--out",
+                str(double),
+                "--fresh",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         a, b = RunOutputs.load(single / "outputs.npz"), RunOutputs.load(double / "outputs.npz")
         assert a.column_ids == b.column_ids and a.sample_ids == b.sample_ids
@@ -57,7 +91,9 @@ def test_cache_returns_identical_arrays_and_misses_on_any_change(gradient_images
 
     calls = []
     original = task.inputs_from_bytes
-    task.inputs_from_bytes = lambda data, pipelines, *rest: calls.append(list(pipelines)) or original(data, pipelines, *rest)
+    task.inputs_from_bytes = lambda data, pipelines, *rest: (
+        calls.append(list(pipelines)) or original(data, pipelines, *rest)
+    )
     both = task.load_input(sample, [a, b], cache=cache)
     assert calls == [[b]]  # only the new pipeline is computed
     np.testing.assert_array_equal(both[b.prefix("normalise")], tensors(path.read_bytes(), [b])[b.prefix("normalise")])
@@ -66,4 +102,6 @@ def test_cache_returns_identical_arrays_and_misses_on_any_change(gradient_images
     calls.clear()
     changed = task.load_input(sample, [a], cache=cache)
     assert calls == [[a]]
-    np.testing.assert_array_equal(changed[a.prefix("normalise")], tensors(path.read_bytes(), [a])[a.prefix("normalise")])
+    np.testing.assert_array_equal(
+        changed[a.prefix("normalise")], tensors(path.read_bytes(), [a])[a.prefix("normalise")]
+    )

@@ -19,8 +19,9 @@ def test_shipped_imagenet_names_are_torchvision_s():
     assert imagenet_names() == list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-@pytest.mark.parametrize("module", ["torch", "torchvision", "numpy", "scipy", "onnx", "onnxruntime", "simplejpeg",
-                                    "av"])
+@pytest.mark.parametrize(
+    "module", ["torch", "torchvision", "numpy", "scipy", "onnx", "onnxruntime", "simplejpeg", "av"]
+)
 def test_versions_read_without_import_equal_the_modules_own(module):
     try:
         imported = importlib.import_module(module)

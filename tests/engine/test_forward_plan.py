@@ -36,12 +36,19 @@ def lite0_inputs(demo_list_file):
 
 def tiny_cnn():
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, stride=2),
-                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 5)).eval()
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, stride=2),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 5),
+    ).eval()
 
 
-@pytest.mark.parametrize("plan", [ForwardPlan(4, CHANNELS_LAST), ForwardPlan(8, CONTIGUOUS),
-                                  ForwardPlan(16, CHANNELS_LAST)])
+@pytest.mark.parametrize(
+    "plan", [ForwardPlan(4, CHANNELS_LAST), ForwardPlan(8, CONTIGUOUS), ForwardPlan(16, CHANNELS_LAST)]
+)
 def test_planned_forward_equals_a_plain_nchw_forward_on_demo_photos(lite0_inputs, plan):
     loaded, inputs = lite0_inputs
     model = loaded.module
@@ -67,12 +74,19 @@ def test_the_plan_leaves_deltas_and_top1_unchanged(lite0_inputs, demo_list_file,
     plans = {"nchw-16": ForwardPlan(16, CONTIGUOUS), "channels-last-4": ForwardPlan(4, CHANNELS_LAST)}
     results, outputs = {}, {}
     for name, plan in plans.items():
-        monkeypatch.setattr(forward_plan, "probe", lambda model, inputs, device, batch_size=None, plan=plan: (
-            forward_plan.to_layout(model, plan.layout), plan)[1])
+        monkeypatch.setattr(
+            forward_plan,
+            "probe",
+            lambda model, inputs, device, batch_size=None, plan=plan: (
+                forward_plan.to_layout(model, plan.layout),
+                plan,
+            )[1],
+        )
         monkeypatch.setenv("SYSNOISE_CACHE", str(tmp_path / name))  # no plan cached by the other run
         options = EngineOptions(workers=0, progress=False)
-        results[name] = api.run(loaded, subset, noises=["resize=" + ",".join(RESIZES)], out=tmp_path / name,
-                                options=options, figures=False)
+        results[name] = api.run(
+            loaded, subset, noises=["resize=" + ",".join(RESIZES)], out=tmp_path / name, options=options, figures=False
+        )
         assert options.forward_plans["('fp32', (), 'torch')"]["layout"] == plan.layout
         outputs[name] = RunOutputs.load(tmp_path / name / "outputs.npz")
     forward_plan.to_layout(loaded.module, CONTIGUOUS)
@@ -93,6 +107,7 @@ def test_the_plan_leaves_deltas_and_top1_unchanged(lite0_inputs, demo_list_file,
 
 def fake_costs(table):
     """A `measure` whose seconds per input come from `table[layout][batch]`."""
+
     def measure(model, inputs, layout, batch_size, device):
         return table[layout][batch_size]
 
@@ -123,8 +138,13 @@ def test_probe_picks_the_fastest_batch_and_stops_when_larger_ones_stop_paying(mo
     plan = forward_plan.probe(model, inputs, "cpu")
     assert (plan.layout, plan.batch_size, plan.chosen_by) == (CONTIGUOUS, 16, "probe")  # cl not faster at 8
     assert (CONTIGUOUS, 32) in calls and (CHANNELS_LAST, 32) not in calls
-    assert plan.per_image_ms == {"channels-last/8": 0.15, "contiguous/16": 0.12, "contiguous/32": 0.13,
-                                 "contiguous/4": 0.2, "contiguous/8": 0.15}
+    assert plan.per_image_ms == {
+        "channels-last/8": 0.15,
+        "contiguous/16": 0.12,
+        "contiguous/32": 0.13,
+        "contiguous/4": 0.2,
+        "contiguous/8": 0.15,
+    }
 
 
 def test_planner_caches_the_choice_per_machine_and_stage(tmp_path):
@@ -153,8 +173,14 @@ def test_run_records_the_forward_plan_and_threads(gradient_images, tmp_path, mon
     monkeypatch.delenv("SYSNOISE_THREADS", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     options = EngineOptions(workers=0, progress=False)
-    api.run(wrap_module(tiny_cnn(), reference=Pipeline(input_size=32, crop_pct=0.875)), gradient_images[0].parent,
-            noises=["resize=opencv-area"], out=tmp_path / "run", options=options, figures=False)
+    api.run(
+        wrap_module(tiny_cnn(), reference=Pipeline(input_size=32, crop_pct=0.875)),
+        gradient_images[0].parent,
+        noises=["resize=opencv-area"],
+        out=tmp_path / "run",
+        options=options,
+        figures=False,
+    )
     run = json.loads((tmp_path / "run" / "results.json").read_text())["run"]
     cores = len(__import__("os").sched_getaffinity(0))
     assert run["forward"]["threads"] == cores and run["forward"]["workers"] == 0  # no worker: every core

@@ -38,8 +38,9 @@ class Constant(torch.nn.Module):
 def pixels_model():
     """Logits that depend on every pixel, so a change of resize changes them."""
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=2), torch.nn.AdaptiveAvgPool2d(1),
-                               torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, stride=2), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3)
+    )
 
 
 def options(chunk_size=256, workers=0):
@@ -47,8 +48,15 @@ def options(chunk_size=256, workers=0):
 
 
 def run(module, data, out, reference=REFERENCE, classes=4, **kwargs):
-    return api.run(wrap_module(module, reference=reference, num_classes=classes), data, noises=[], out=out,
-                   figures=False, options=kwargs.pop("options", options()), **kwargs)
+    return api.run(
+        wrap_module(module, reference=reference, num_classes=classes),
+        data,
+        noises=[],
+        out=out,
+        figures=False,
+        options=kwargs.pop("options", options()),
+        **kwargs,
+    )
 
 
 def top1(out):
@@ -128,7 +136,8 @@ def stop_at_first_chunk(monkeypatch):
 
 
 def test_reference_change_is_refused_and_a_fresh_interrupted_run_never_reports_the_old_numbers(
-        images, tmp_path, monkeypatch):
+    images, tmp_path, monkeypatch
+):
     out, direct = tmp_path / "run", tmp_path / "direct"
     run(pixels_model(), images, out, classes=3)  # bilinear, finished
     bilinear = RunOutputs.load(out / "outputs.npz").arrays["reference"]["prob"]
@@ -195,8 +204,12 @@ def test_resume_with_another_chunk_size(five_images, tmp_path, monkeypatch):
     run(pixels_model(), five_images, out, classes=3, options=counted)
     assert sum(counted.forward_counter.values()) == 1  # only sample 4 was left
     assert not list((out / "chunks").glob("*.npz"))  # merged, then dropped
-    np.testing.assert_allclose(RunOutputs.load(out / "outputs.npz").arrays["reference"]["prob"],
-                               expected_outputs(pixels_model(), five_images), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        RunOutputs.load(out / "outputs.npz").arrays["reference"]["prob"],
+        expected_outputs(pixels_model(), five_images),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_a_failed_merge_keeps_its_chunks(five_images, tmp_path, monkeypatch):
@@ -206,12 +219,19 @@ def test_a_failed_merge_keeps_its_chunks(five_images, tmp_path, monkeypatch):
         with pytest.raises(OSError, match="disk full"):
             run(pixels_model(), five_images, out, classes=3, options=options(chunk_size=2))
     assert sorted(p.name for p in (out / "chunks").glob("*.npz")) == [
-        "000000000-000000002.npz", "000000002-000000004.npz", "000000004-000000005.npz"]
+        "000000000-000000002.npz",
+        "000000002-000000004.npz",
+        "000000004-000000005.npz",
+    ]
     counted = options(chunk_size=4)
     run(pixels_model(), five_images, out, classes=3, options=counted)
     assert counted.forward_counter == {}  # everything came from the kept chunks
-    np.testing.assert_allclose(RunOutputs.load(out / "outputs.npz").arrays["reference"]["prob"],
-                               expected_outputs(pixels_model(), five_images), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        RunOutputs.load(out / "outputs.npz").arrays["reference"]["prob"],
+        expected_outputs(pixels_model(), five_images),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 HOLD_LOCK = """
@@ -225,8 +245,12 @@ time.sleep(60)
 
 def test_a_second_run_into_a_locked_folder_is_refused(images, tmp_path):
     out = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out)], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(UserInputError) as refused:
@@ -247,8 +271,19 @@ def test_cli_refuses_another_reference_in_the_folder_and_reports_reuse(gradient_
     own = load_model("efficientnet_lite0").reference.resize
     other = "pillow-bicubic" if own != "pillow-bicubic" else "pillow-lanczos"
     (tmp_path / "ref.yaml").write_text(f"resize: {other}\n")
-    argv = ["run", "--model", "efficientnet_lite0", "--data", str(gradient_images[0].parent), "--out",
-            str(tmp_path / "out"), "--noise", "resize=pillow-nearest", "--workers", "0"]
+    argv = [
+        "run",
+        "--model",
+        "efficientnet_lite0",
+        "--data",
+        str(gradient_images[0].parent),
+        "--out",
+        str(tmp_path / "out"),
+        "--noise",
+        "resize=pillow-nearest",
+        "--workers",
+        "0",
+    ]
     assert cli.main(argv) == 0
     capsys.readouterr()
     assert cli.main(argv + ["--reference", str(tmp_path / "ref.yaml")]) == 2

@@ -78,4 +78,6 @@ def engine_cnn():
 def engine_batches():
     """(calibration batches, evaluation batch) of random 32x32 inputs."""
     generator = torch.Generator().manual_seed(1)
-    return [torch.randn(8, 3, 32, 32, generator=generator) for _ in range(2)], torch.randn(6, 3, 32, 32, generator=generator)
+    return [torch.randn(8, 3, 32, 32, generator=generator) for _ in range(2)], torch.randn(
+        6, 3, 32, 32, generator=generator
+    )

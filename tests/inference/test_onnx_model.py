@@ -46,8 +46,14 @@ def _export_static(model, batch: int, path):
     """torch.onnx.export with no dynamic axes: the file takes exactly `batch` images of SIZE."""
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(batch, 3, SIZE, SIZE),), str(path), dynamo=False,
-                          input_names=["images"], output_names=["logits"])
+        torch.onnx.export(
+            model,
+            (torch.zeros(batch, 3, SIZE, SIZE),),
+            str(path),
+            dynamo=False,
+            input_names=["images"],
+            output_names=["logits"],
+        )
     return path
 
 
@@ -93,9 +99,34 @@ def test_onnx_file_as_the_model_under_test_through_the_cli(tiny, tmp_path, batch
     path = _export_static(tiny, batch, tmp_path / f"b{batch}.onnx")
     (tmp_path / "ref.yaml").write_text("crop_pct: 1.0\n")
     out = tmp_path / "out"
-    code = cli.main(["run", "--model", f"onnx:{path}", "--data", str(data), "--reference", str(tmp_path / "ref.yaml"),
-                     "--out", str(out), "--noise", "resize=pillow-nearest", "--noise", "precision", "--noise", "int8",
-                     "--noise", "runtime", "--noise", "ceil-mode", "--workers", "0", "--batch-size", "3", "--quiet"])
+    code = cli.main(
+        [
+            "run",
+            "--model",
+            f"onnx:{path}",
+            "--data",
+            str(data),
+            "--reference",
+            str(tmp_path / "ref.yaml"),
+            "--out",
+            str(out),
+            "--noise",
+            "resize=pillow-nearest",
+            "--noise",
+            "precision",
+            "--noise",
+            "int8",
+            "--noise",
+            "runtime",
+            "--noise",
+            "ceil-mode",
+            "--workers",
+            "0",
+            "--batch-size",
+            "3",
+            "--quiet",
+        ]
+    )
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert results["reference"]["n"] == 10
@@ -122,8 +153,15 @@ def test_static_batch_file_as_the_deployed_variant(tiny, tmp_path, batch):
     data = _images(tmp_path / "data", 10)
     path = _export_static(tiny, batch, tmp_path / f"b{batch}.onnx")
     model = wrap_module(tiny, reference=REFERENCE, num_classes=CLASSES)
-    results = api.run(model, data, out=tmp_path / "out", noises=[], deployed_onnx=path, figures=False,
-                      options=EngineOptions(progress=False, workers=0, batch_size=3))
+    results = api.run(
+        model,
+        data,
+        out=tmp_path / "out",
+        noises=[],
+        deployed_onnx=path,
+        figures=False,
+        options=EngineOptions(progress=False, workers=0, batch_size=3),
+    )
     variant = results["variants"][0]
     assert variant["id"] == "deployed/onnx-file" and variant["n_failed"] == 0 and variant["flip_rate"] == 0
     built = next(s["built"] for s in results["run"]["model_stages"].values() if "built" in s)

@@ -90,11 +90,14 @@ class TwoBranches(torch.nn.Module):
         return {"plain": y * 2, "functional": up_functional, "module": up_module, "bilinear": up_bilinear}
 
 
-@pytest.mark.parametrize("rule, changed", [
-    ("upsample-bilinear", {"functional", "module"}),
-    ("upsample-nearest-exact", set()),  # 2x integer scale: nearest and nearest-exact pick the same pixels
-    ("upsample-align-corners", {"bilinear"}),
-])
+@pytest.mark.parametrize(
+    "rule, changed",
+    [
+        ("upsample-bilinear", {"functional", "module"}),
+        ("upsample-nearest-exact", set()),  # 2x integer scale: nearest and nearest-exact pick the same pixels
+        ("upsample-align-corners", {"bilinear"}),
+    ],
+)
 def test_upsample_rewrites_change_outputs_only_where_the_model_interpolates(rule, changed):
     torch.manual_seed(0)
     model = TwoBranches().eval()
@@ -247,8 +250,13 @@ def test_no_rewrite_mutates_the_original_model(resnet18):
     before = {name: (state(m), copy.deepcopy(m)) for name, m in models.items()}
     for name in ops.OPERATORS.names():
         for model_name, model in models.items():
-            example = torch.randn(1, 3, 32, 32) if model_name in ("resnet", "branches") else \
-                torch.randn(1, 3, 9, 9) if model_name == "pools" else torch.randn(2, 6)
+            example = (
+                torch.randn(1, 3, 32, 32)
+                if model_name in ("resnet", "branches")
+                else torch.randn(1, 3, 9, 9)
+                if model_name == "pools"
+                else torch.randn(2, 6)
+            )
             if not ops.applies(name, model):
                 continue
             ops.apply_operator(name, model, example)

@@ -77,8 +77,9 @@ def test_calibrators_on_known_histograms():
     laplace(None, (tail,))
     lo_t, hi_t = laplace.range("mse", symmetric=False)
     assert hi_t < laplace.hi and lo_t > laplace.lo
-    assert Q.histogram_mse(laplace.histogram, laplace.lo, laplace.hi, lo_t, hi_t, False) < \
-        Q.histogram_mse(laplace.histogram, laplace.lo, laplace.hi, laplace.lo, laplace.hi, False)
+    assert Q.histogram_mse(laplace.histogram, laplace.lo, laplace.hi, lo_t, hi_t, False) < Q.histogram_mse(
+        laplace.histogram, laplace.lo, laplace.hi, laplace.lo, laplace.hi, False
+    )
 
 
 def test_int8_options_are_registered_calibrated_and_in_the_int8_family():
@@ -136,7 +137,9 @@ def test_simulated_int8_on_efficientnet_lite0_real_weights(lite0, lite0_photos):
         fp32 = lite0.module(photos).argmax(1)
         agreement = {}
         for name in ("int8", "int8-pertensor"):
-            agreement[name] = (apply_precision(name, lite0.module, calibration)(photos).argmax(1) == fp32).float().mean()
+            agreement[name] = (
+                (apply_precision(name, lite0.module, calibration)(photos).argmax(1) == fp32).float().mean()
+            )
     # Measured (docs/inference.md): per-channel INT8 keeps ~93% of top-1 decisions on the demo
     # photos; per-tensor weights on a depthwise network lose far more (~50%).
     assert agreement["int8"] >= 0.8

@@ -38,8 +38,7 @@ def _model():
 
 def _run(data, out, **kwargs):
     kwargs.setdefault("noises", ["int8=int8", "runtime=onnxruntime,onnxruntime-int8-qdq", "ceil-mode", "upsample"])
-    return api.run(_model(), data, out=out, options=EngineOptions(progress=False, workers=0), figures=False,
-                   **kwargs)
+    return api.run(_model(), data, out=out, options=EngineOptions(progress=False, workers=0), figures=False, **kwargs)
 
 
 def test_held_out_calibration_is_excluded_from_every_column_and_recorded(tmp_path):
@@ -109,8 +108,15 @@ def test_deployed_onnx_file_against_the_torch_reference(tmp_path):
     model = _model()
     same = tmp_path / "same.onnx"
     same.write_bytes(onnx_export.export(model.module, torch.zeros(1, 3, 32, 32)))
-    results = api.run(model, data, out=tmp_path / "out", noises=[], deployed_onnx=same, figures=False,
-                      options=EngineOptions(progress=False, workers=0))
+    results = api.run(
+        model,
+        data,
+        out=tmp_path / "out",
+        noises=[],
+        deployed_onnx=same,
+        figures=False,
+        options=EngineOptions(progress=False, workers=0),
+    )
     variant = results["variants"][0]
     assert variant["id"] == "deployed/onnx-file" and variant["flip_rate"] == 0 and variant["n_failed"] == 0
     assert [r["name"] for r in results["noises"]] == ["deployed"]
@@ -119,8 +125,15 @@ def test_deployed_onnx_file_against_the_torch_reference(tmp_path):
     # an ONNX file exported from a ceil-mode rewrite is a different system: its outputs differ
     ceil = tmp_path / "ceil.onnx"
     ceil.write_bytes(onnx_export.export(apply_operator("maxpool-ceil", model.module), torch.zeros(1, 3, 32, 32)))
-    other = api.run(model, data, out=tmp_path / "out2", noises=[], deployed_onnx=ceil, figures=False,
-                    options=EngineOptions(progress=False, workers=0))
+    other = api.run(
+        model,
+        data,
+        out=tmp_path / "out2",
+        noises=[],
+        deployed_onnx=ceil,
+        figures=False,
+        options=EngineOptions(progress=False, workers=0),
+    )
     assert other["variants"][0]["identical"] < 100
 
 
@@ -141,9 +154,14 @@ def test_ort_int8_agrees_with_fp32_on_the_zoo_classifier(tmp_path):
             raise
         pytest.skip(f"zoo-resnet weights have not landed: {err}")
     data = DATASETS("scenes")(n=160)
-    results = api.run(loaded, data, out=tmp_path / "zoo", figures=False,
-                      noises=["runtime=onnxruntime,onnxruntime-int8-qdq", "int8=int8", "ceil-mode", "precision=fp16"],
-                      options=EngineOptions(progress=False, workers=0))
+    results = api.run(
+        loaded,
+        data,
+        out=tmp_path / "zoo",
+        figures=False,
+        noises=["runtime=onnxruntime,onnxruntime-int8-qdq", "int8=int8", "ceil-mode", "precision=fp16"],
+        options=EngineOptions(progress=False, workers=0),
+    )
     ids = {v["id"]: v for v in results["variants"]}
     assert results["dataset"]["calibration"]["n_samples"] == 32
     # Stated threshold: ONNX Runtime INT8 (QDQ, per-channel, min-max on 32 held-out images) keeps at

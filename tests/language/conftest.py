@@ -34,9 +34,19 @@ def bigram_model(log_probs: np.ndarray):
 
     vocab = log_probs.shape[0]
     assert vocab <= HIDDEN
-    config = LlamaConfig(vocab_size=vocab, hidden_size=HIDDEN, intermediate_size=16, num_hidden_layers=1,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
-                         tie_word_embeddings=False, rms_norm_eps=1e-12, bos_token_id=None, eos_token_id=0)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=HIDDEN,
+        intermediate_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=256,
+        tie_word_embeddings=False,
+        rms_norm_eps=1e-12,
+        bos_token_id=None,
+        eos_token_id=0,
+    )
     model = LlamaForCausalLM(config).eval()
     with torch.no_grad():
         layer = model.model.layers[0]
@@ -90,7 +100,14 @@ def tiny_lm(tokenizer):
     from sysnoise.pipeline.spec import Pipeline
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=97, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    config = LlamaConfig(
+        vocab_size=97,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
     module = LlamaForCausalLM(config).eval()
     return LoadedModel("tiny-llama", module, Pipeline(), 97, tokenizer=tokenizer)

@@ -65,7 +65,11 @@ def test_demo_lm_writes_each_set_and_the_table5_summary(tmp_path, make_bigram, t
         ref, places = results["reference"], 1 if name == "lastword" else 2
         cells = _table_row(report, task)
         assert cells[0] == str(folder)
-        fp32 = f"{ref[ref['metric']]:.{places}f}" + (f" [{ref[ref['metric'] + '_ci'][0]:.1f}, {ref[ref['metric'] + '_ci'][1]:.1f}]" if ref[ref["metric"] + "_ci"] else "")
+        fp32 = f"{ref[ref['metric']]:.{places}f}" + (
+            f" [{ref[ref['metric'] + '_ci'][0]:.1f}, {ref[ref['metric'] + '_ci'][1]:.1f}]"
+            if ref[ref["metric"] + "_ci"]
+            else ""
+        )
         assert cells[3] == fp32
         by_option = {v["option"]: v for v in results["variants"]}
         for option, cell in zip(("fp16", "int8-llm", "int8-dynamic"), cells[4:]):

@@ -15,19 +15,31 @@ def _write(tmp_path, rows, name="data.jsonl"):
 
 
 def test_piqa(tmp_path):
-    data = read_jsonl(_write(tmp_path, [{"goal": "Open a jar", "sol1": "twist the lid", "sol2": "eat the lid",
-                                         "label": 0}]))
+    data = read_jsonl(
+        _write(tmp_path, [{"goal": "Open a jar", "sol1": "twist the lid", "sol2": "eat the lid", "label": 0}])
+    )
     assert data.format == "piqa" and data.metric == "acc"
     s = data.samples[0]
-    assert s.requests == (Request("Question: Open a jar\nAnswer:", " twist the lid", " "),
-                          Request("Question: Open a jar\nAnswer:", " eat the lid", " "))
-    assert [r.answer_chars for r in s.requests] == [len("twist the lid"), len("eat the lid")]  # the harness's len(choice)
+    assert s.requests == (
+        Request("Question: Open a jar\nAnswer:", " twist the lid", " "),
+        Request("Question: Open a jar\nAnswer:", " eat the lid", " "),
+    )
+    assert [r.answer_chars for r in s.requests] == [
+        len("twist the lid"),
+        len("eat the lid"),
+    ]  # the harness's len(choice)
     assert s.label == 0 and s.id == "line 1"
 
 
 def test_hellaswag_with_the_harness_clean_up(tmp_path):
-    row = {"activity_label": "Baking", "ctx_a": "She mixes flour.", "ctx_b": "then she", "label": "2",
-           "endings": ["bakes [title] it.", "sings.", "runs  away.", "sleeps."], "ctx": "ignored when a/b exist"}
+    row = {
+        "activity_label": "Baking",
+        "ctx_a": "She mixes flour.",
+        "ctx_b": "then she",
+        "label": "2",
+        "endings": ["bakes [title] it.", "sings.", "runs  away.", "sleeps."],
+        "ctx": "ignored when a/b exist",
+    }
     s = read_jsonl(_write(tmp_path, [row])).samples[0]
     assert s.requests[0].context == "Baking: She mixes flour. Then she"
     assert [r.continuation for r in s.requests] == [" bakes. it.", " sings.", " runs away.", " sleeps."]
@@ -40,11 +52,17 @@ def test_hellaswag_with_the_harness_clean_up(tmp_path):
 
 
 def test_winogrande_partial_scoring(tmp_path):
-    row = {"sentence": "The cup fell off the table because _ was wobbly.", "option1": "the cup",
-           "option2": "the table", "answer": "2"}
+    row = {
+        "sentence": "The cup fell off the table because _ was wobbly.",
+        "option1": "the cup",
+        "option2": "the table",
+        "answer": "2",
+    }
     s = read_jsonl(_write(tmp_path, [row])).samples[0]
-    assert s.requests == (Request("The cup fell off the table because the cup", " was wobbly.", " "),
-                          Request("The cup fell off the table because the table", " was wobbly.", " "))
+    assert s.requests == (
+        Request("The cup fell off the table because the cup", " was wobbly.", " "),
+        Request("The cup fell off the table because the table", " was wobbly.", " "),
+    )
     assert s.label == 1
 
 
@@ -53,21 +71,26 @@ def test_lambada_and_text_need_the_format_named(tmp_path):
     with pytest.raises(UserInputError, match=r":1: records with only 'text' .* --format lambada"):
         read_jsonl(path)
     data = read_jsonl(path, "lambada")
-    assert [s.requests[0] for s in data.samples] == [Request("he opened the", " door", " "),
-                                                     Request("and", " then", " ")]
+    assert [s.requests[0] for s in data.samples] == [
+        Request("he opened the", " door", " "),
+        Request("and", " then", " "),
+    ]
     assert [s.id for s in data.samples] == ["line 1", "line 3"]  # blank lines are skipped, ids are line numbers
     text = read_jsonl(path, "text")
     assert text.samples[0].requests == (Request("", "he opened the door"),) and text.metric == "perplexity"
     assert text.label_matrix().tolist() == [[-1], [-1]]
 
 
-@pytest.mark.parametrize("line, message", [
-    ('{"goal": "g", "sol1": "a", "sol2": "b", "label": 0', "not valid JSON"),
-    ('{"goal": "g", "sol1": "a", "label": 0}', "not a piqa record: missing field 'sol2'"),
-    ('{"goal": "g", "sol1": "a", "sol2": "b", "label": 2}', "not a piqa record: label 2 outside 0..1"),
-    ('{"goal": "g", "sol1": "a", "sol2": 3, "label": 0}', "not a piqa record: field 'sol2' should be str"),
-    ('["a", "b"]', "expected a JSON object"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"goal": "g", "sol1": "a", "sol2": "b", "label": 0', "not valid JSON"),
+        ('{"goal": "g", "sol1": "a", "label": 0}', "not a piqa record: missing field 'sol2'"),
+        ('{"goal": "g", "sol1": "a", "sol2": "b", "label": 2}', "not a piqa record: label 2 outside 0..1"),
+        ('{"goal": "g", "sol1": "a", "sol2": 3, "label": 0}', "not a piqa record: field 'sol2' should be str"),
+        ('["a", "b"]', "expected a JSON object"),
+    ],
+)
 def test_a_malformed_line_is_an_error_naming_file_and_line(tmp_path, line, message):
     path = _write(tmp_path, [{"goal": "g", "sol1": "a", "sol2": "b", "label": 1}, line])
     with pytest.raises(UserInputError) as err:
@@ -81,8 +104,13 @@ def test_unknown_keys_name_the_file_line_and_every_format_with_its_keys(tmp_path
         read_jsonl(path)
     message = str(err.value)
     assert message.startswith(f"{path}:1: cannot tell the format from the keys ['answer', 'question']")
-    for known in ("piqa {goal, sol1, sol2, label}", "hellaswag {ctx (or ctx_a + ctx_b), endings, label}",
-                  "winogrande {sentence, option1, option2, answer}", "lambada {text}", "text {text}"):
+    for known in (
+        "piqa {goal, sol1, sol2, label}",
+        "hellaswag {ctx (or ctx_a + ctx_b), endings, label}",
+        "winogrande {sentence, option1, option2, answer}",
+        "lambada {text}",
+        "text {text}",
+    ):
         assert known in message
 
 

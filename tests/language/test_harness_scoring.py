@@ -17,11 +17,13 @@ def test_rolling_windows_by_hand():
     tokens = list(range(10, 21))  # 11 tokens, window 4, prefix P = 99
     # window 1: P | 10 11 12 13; window 2 (full): 13 | 14 15 16 17;
     # window 3 (3 targets): max_len - n + 1 = 2 earlier tokens: 16 17 | 18 19 20
-    assert rolling_windows(tokens, 99, 4) == (((99,), (10, 11, 12, 13)), ((13,), (14, 15, 16, 17)),
-                                             ((16, 17), (18, 19, 20)))
+    assert rolling_windows(tokens, 99, 4) == (
+        ((99,), (10, 11, 12, 13)),
+        ((13,), (14, 15, 16, 17)),
+        ((16, 17), (18, 19, 20)),
+    )
     # a last window of one token is conditioned on a whole window of earlier tokens
-    assert rolling_windows(list(range(9)), 99, 4) == (((99,), (0, 1, 2, 3)), ((3,), (4, 5, 6, 7)),
-                                                     ((4, 5, 6, 7), (8,)))
+    assert rolling_windows(list(range(9)), 99, 4) == (((99,), (0, 1, 2, 3)), ((3,), (4, 5, 6, 7)), ((4, 5, 6, 7), (8,)))
     assert rolling_windows([5, 6], 99, 4) == (((99,), (5, 6)),)  # shorter than the window: one
 
 
@@ -33,7 +35,10 @@ def test_a_long_text_is_encoded_in_the_harness_windows_and_scored_whole(tokenize
     encoded = encode(tokenizer, text, 4)
     ids = tokenizer("ab" * 5, add_special_tokens=False)["input_ids"]
     assert [len(c) for c, _ in encoded.requests] == [1, 1, 3] and [t for _, t in encoded.requests] == [
-        tuple(ids[0:4]), tuple(ids[4:8]), tuple(ids[8:10])]
+        tuple(ids[0:4]),
+        tuple(ids[4:8]),
+        tuple(ids[8:10]),
+    ]
     assert encoded.requests[2][0] == tuple(ids[5:8])
     out = score(model, [encoded], 4, "cpu")
     # a bigram model only sees the previous token: the sum is the whole text's, by hand
@@ -65,12 +70,16 @@ def test_all_trailing_whitespace_of_the_context_moves_into_the_continuation(toke
 def test_the_window_is_found_as_the_harness_finds_it():
     tokenizer = SimpleNamespace(model_max_length=1000000000000000019884624838656)
     assert harness_window(SimpleNamespace(max_position_embeddings=8192), tokenizer) == (
-        8192, "config.max_position_embeddings")
+        8192,
+        "config.max_position_embeddings",
+    )
     assert harness_window(SimpleNamespace(n_positions=1024, max_position_embeddings=8192), tokenizer)[0] == 1024
     nested = SimpleNamespace(text_config=SimpleNamespace(max_position_embeddings=4096), max_position_embeddings=1200)
     assert harness_window(nested, tokenizer)[0] == 4096
     assert harness_window(SimpleNamespace(), SimpleNamespace(model_max_length=512)) == (
-        512, "tokenizer.model_max_length")
+        512,
+        "tokenizer.model_max_length",
+    )
     assert harness_window(SimpleNamespace(), tokenizer) == (2048, "default")
 
 
@@ -96,10 +105,19 @@ def test_a_text_run_reports_the_window_the_perplexity_forms_and_only_model_field
     texts = ["ab ba " * 40, "a b\nab " * 30]  # 240 and 210 characters: longer than the 128-token window
     data = tmp_path / "text.jsonl"
     data.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    results = api.run(tiny_lm, data, task="language", fmt="text", noises=("precision=fp16",), out=tmp_path / "out",
-                               options=EngineOptions(batch_size=2, workers=0, progress=False))
-    assert results["scoring"]["window_tokens"] == 128 and results["scoring"]["window_from"] == \
-        "config.max_position_embeddings"
+    results = api.run(
+        tiny_lm,
+        data,
+        task="language",
+        fmt="text",
+        noises=("precision=fp16",),
+        out=tmp_path / "out",
+        options=EngineOptions(batch_size=2, workers=0, progress=False),
+    )
+    assert (
+        results["scoring"]["window_tokens"] == 128
+        and results["scoring"]["window_from"] == "config.max_position_embeddings"
+    )
     forms = results["reference"]["perplexities"]
     out = np.load(tmp_path / "out" / "outputs.npz")
     loglik = out["c0.loglik"][:, 0].sum()

@@ -50,7 +50,9 @@ def test_lm_options_change_only_what_they_say(tiny_lm):
         assert torch.equal(changed.model.embed_tokens.weight, model.model.embed_tokens.weight)
         assert not torch.equal(changed.model.layers[0].mlp.up_proj.weight, model.model.layers[0].mlp.up_proj.weight)
     int8 = lm_quant.int8_llm(model)
-    assert isinstance(int8.lm_head, torch.nn.Linear) and not isinstance(int8.model.layers[0].mlp.up_proj, torch.nn.Linear)
+    assert isinstance(int8.lm_head, torch.nn.Linear) and not isinstance(
+        int8.model.layers[0].mlp.up_proj, torch.nn.Linear
+    )
     attention = lm_quant.attention_fp16(model)
     assert attention.config._attn_implementation == "sdpa-float16"
     assert model.config._attn_implementation == "sdpa"  # the original is untouched

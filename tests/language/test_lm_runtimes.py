@@ -23,17 +23,37 @@ from .conftest import CHARS, bigram_model
 
 FP32_TOLERANCE = 1e-4  # summed log-likelihoods, nats: float32 reordering (measured: below 1e-5)
 LM_RUNTIMES = ("onnxruntime-lm", "onnxruntime-lm-int8", "onnxruntime-lm-int8-reduce-range")
-VISION_RUNTIMES = ("onnxruntime", "onnxruntime-int8-qdq", "onnxruntime-int8-qoperator", "openvino", "openvino-fp16",
-                   "openvino-bf16", "openvino-int8-nncf", "ncnn", "ncnn-fp16-storage", "ncnn-fp16")
+VISION_RUNTIMES = (
+    "onnxruntime",
+    "onnxruntime-int8-qdq",
+    "onnxruntime-int8-qoperator",
+    "openvino",
+    "openvino-fp16",
+    "openvino-bf16",
+    "openvino-int8-nncf",
+    "ncnn",
+    "ncnn-fp16-storage",
+    "ncnn-fp16",
+)
 
 
 def _choices():
     """Hand-made multiple-choice items (PIQA prompts) of different lengths, so batches pad."""
-    items = [("q", "ab", "b"), ("what is it", "a cab", "abba"), ("x", "c", "a long answer here"),
-             ("longer question text?", "ba", "ab ab ab")]
-    return [TextItem(f"line {i}", "choice", (Request(f"Question: {g}\nAnswer:", " " + a),
-                                           Request(f"Question: {g}\nAnswer:", " " + b)), 0)
-            for i, (g, a, b) in enumerate(items, 1)]
+    items = [
+        ("q", "ab", "b"),
+        ("what is it", "a cab", "abba"),
+        ("x", "c", "a long answer here"),
+        ("longer question text?", "ba", "ab ab ab"),
+    ]
+    return [
+        TextItem(
+            f"line {i}",
+            "choice",
+            (Request(f"Question: {g}\nAnswer:", " " + a), Request(f"Question: {g}\nAnswer:", " " + b)),
+            0,
+        )
+        for i, (g, a, b) in enumerate(items, 1)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +119,15 @@ def test_ort_int8_changes_logits_but_keeps_the_next_tokens(tokenizer, runtime):
     # the threshold: every float32 top-1 leads by at least `margin` nats and no logit moves by more
     # than `change`; a top-1 can flip only if 2 * change >= margin, so agreement must be complete
     assert 2 * change < margin
-    texts = [TextItem(f"line {i}", "lastword", (Request("".join(CHARS[t] for t in row[:30]),
-                                                      "".join(CHARS[t] for t in row[30:])),), 0)
-             for i, row in enumerate(ids.tolist())]
+    texts = [
+        TextItem(
+            f"line {i}",
+            "lastword",
+            (Request("".join(CHARS[t] for t in row[:30]), "".join(CHARS[t] for t in row[30:])),),
+            0,
+        )
+        for i, row in enumerate(ids.tolist())
+    ]
     encoded = [encode(tokenizer, s, 64) for s in texts]
     reference, variant = score(model, encoded, 4, "cpu"), score(int8, encoded, 4, "cpu")
     assert lang.token_agreement(reference, variant) == 100.0
@@ -117,10 +143,13 @@ def test_reduce_range_int8_is_the_integer_arithmetic_it_describes(tmp_path):
 
     rng = np.random.default_rng(0)
     weight = rng.standard_normal((256, 64)).astype(np.float32)
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "matmul",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 256])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 64])],
-                              [numpy_helper.from_array(weight, "W")])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"])],
+        "matmul",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 64])],
+        [numpy_helper.from_array(weight, "W")],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "f.onnx")
     lm_runtimes._quantize(tmp_path / "f.onnx", tmp_path / "q.onnx", reduce_range=True, external=False)
     stored = {i.name: numpy_helper.to_array(i) for i in onnx.load(tmp_path / "q.onnx").graph.initializer}
@@ -164,8 +193,14 @@ def test_language_run_records_the_runtime_and_leaves_no_files(tmp_path, tiny_lm,
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the exports go
     options = EngineOptions(batch_size=4, workers=0, progress=False)
-    results = api.run(tiny_lm, _piqa_file(tmp_path), task="language", noises=["runtime=onnxruntime-lm,onnxruntime-lm-int8"],
-                               out=tmp_path / "out", options=options)
+    results = api.run(
+        tiny_lm,
+        _piqa_file(tmp_path),
+        task="language",
+        noises=["runtime=onnxruntime-lm,onnxruntime-lm-int8"],
+        out=tmp_path / "out",
+        options=options,
+    )
     assert list(scratch.iterdir()) == []  # the exported files are gone
     by_option = {v["option"]: v for v in results["variants"]}
     assert set(by_option) == {"onnxruntime-lm", "onnxruntime-lm-int8"}
@@ -188,8 +223,14 @@ def test_a_runtime_that_cannot_be_built_is_a_failed_column_with_its_reason(tmp_p
 
     monkeypatch.setattr(onnx_export, "export_causal_lm", refuse)
     options = EngineOptions(batch_size=4, workers=0, progress=False)
-    results = api.run(tiny_lm, _piqa_file(tmp_path), task="language", noises=["runtime=onnxruntime-lm"],
-                               out=tmp_path / "out", options=options)
+    results = api.run(
+        tiny_lm,
+        _piqa_file(tmp_path),
+        task="language",
+        noises=["runtime=onnxruntime-lm"],
+        out=tmp_path / "out",
+        options=options,
+    )
     (variant,) = results["variants"]
     assert variant["n_failed"] == results["reference"]["n"]
     reason = results["variant_failures"]["runtime/onnxruntime-lm"]

@@ -21,8 +21,18 @@ def test_language_run_writes_table5_results(tmp_path, tiny_lm):
     ref = results["reference"]
     assert results["task"] == "language" and ref["metric"] == "acc" and ref["n"] == 12
     by_option = {v["option"]: v for v in results["variants"]}
-    assert {"fp16", "bf16", "int8-dynamic", "int8-llm", "w8-weight-only", "w4-g128-weight-only", "attention-fp16"} <= set(by_option)
-    assert not any(o.startswith("int8-") and o not in ("int8-dynamic", "int8-llm") for o in by_option)  # image-calibrated INT8: not for text
+    assert {
+        "fp16",
+        "bf16",
+        "int8-dynamic",
+        "int8-llm",
+        "w8-weight-only",
+        "w4-g128-weight-only",
+        "attention-fp16",
+    } <= set(by_option)
+    assert not any(
+        o.startswith("int8-") and o not in ("int8-dynamic", "int8-llm") for o in by_option
+    )  # image-calibrated INT8: not for text
     for v in results["variants"]:
         # the delta is the reference's accuracy minus the variant's, the interval contains it
         assert v["delta"] == pytest.approx(ref[ref["metric"]] - v[ref["metric"]])
@@ -35,7 +45,9 @@ def test_language_run_writes_table5_results(tmp_path, tiny_lm):
     # the FP32 cell: the accuracy and its Wilson interval, which contains it
     row = next(line for line in report.splitlines() if line.startswith("| tiny-llama | piqa: piqa | accuracy % |"))
     low, high = ref[ref["metric"] + "_ci"]
-    assert row.split(" | ")[3] == f"{ref[ref['metric']]:.1f} [{low:.1f}, {high:.1f}]" and low <= ref[ref["metric"]] <= high
+    assert (
+        row.split(" | ")[3] == f"{ref[ref['metric']]:.1f} [{low:.1f}, {high:.1f}]" and low <= ref[ref["metric"]] <= high
+    )
 
     # the stored per-item log-likelihoods recompute the reference accuracy independently
     out = np.load(tmp_path / "out" / "outputs.npz")
@@ -85,11 +97,29 @@ def test_cli_runs_a_local_model_folder(tmp_path, tiny_lm, capsys):
     data = tmp_path / "text.jsonl"
     data.write_text("".join(json.dumps({"text": f"ab{i} ba ab"}) + "\n" for i in range(4)))
     out = tmp_path / "out"
-    argv = ["run", "--task", "language", "--model", str(folder), "--data", str(data), "--format", "text",
-            "--out", str(out), "--noise", "precision=fp16", "--workers", "0", "--no-progress"]
+    argv = [
+        "run",
+        "--task",
+        "language",
+        "--model",
+        str(folder),
+        "--data",
+        str(data),
+        "--format",
+        "text",
+        "--out",
+        str(out),
+        "--noise",
+        "precision=fp16",
+        "--workers",
+        "0",
+        "--no-progress",
+    ]
     assert cli.main(argv) == 0
     results = json.loads((out / "results.json").read_text())
-    assert results["reference"]["metric"] == "perplexity" and [v["id"] for v in results["variants"]] == ["precision/fp16"]
+    assert results["reference"]["metric"] == "perplexity" and [v["id"] for v in results["variants"]] == [
+        "precision/fp16"
+    ]
     assert results["model"]["weights_sha256"] == sha256_file(folder / "model.safetensors")
     missing = argv.copy()
     missing[4] = str(tmp_path / "nowhere")
@@ -99,15 +129,20 @@ def test_cli_runs_a_local_model_folder(tmp_path, tiny_lm, capsys):
 
 def test_hellaswag_and_winogrande_runs_store_outputs_that_recompute_the_accuracy(tmp_path, tiny_lm):
     endings = ["ab", "b a b", "ba", "aab ba"]
-    hellaswag = [{"ctx": f"ctx {i}", "endings": endings[i % 2:] + endings[:i % 2], "label": str(i % 4)}
-                 for i in range(8)]
-    winogrande = [{"sentence": f"{i} _ went home.", "option1": "a" * (i % 3 + 1), "option2": "ba",
-                   "answer": str(i % 2 + 1)} for i in range(8)]
+    hellaswag = [
+        {"ctx": f"ctx {i}", "endings": endings[i % 2 :] + endings[: i % 2], "label": str(i % 4)} for i in range(8)
+    ]
+    winogrande = [
+        {"sentence": f"{i} _ went home.", "option1": "a" * (i % 3 + 1), "option2": "ba", "answer": str(i % 2 + 1)}
+        for i in range(8)
+    ]
     options = EngineOptions(batch_size=4, workers=0, progress=False)
     for name, rows in (("hellaswag", hellaswag), ("winogrande", winogrande)):
         data = tmp_path / f"{name}.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        results = api.run(tiny_lm, data, task="language", noises=("precision=fp16",), out=tmp_path / name, options=options)
+        results = api.run(
+            tiny_lm, data, task="language", noises=("precision=fp16",), out=tmp_path / name, options=options
+        )
         assert results["dataset"]["format"] == name
         out = np.load(tmp_path / name / "outputs.npz")
         if name == "hellaswag":  # acc_norm: log-likelihood per character of the ending (the harness's len(choice))
@@ -120,4 +155,6 @@ def test_hellaswag_and_winogrande_runs_store_outputs_that_recompute_the_accuracy
             scores = [out[f"{c}.loglik"][:, :2] for c in ("c0", "c1")]
         reference, fp16 = (100 * np.mean(np.argmax(s, axis=1) == labels) for s in scores)
         assert results["reference"][results["reference"]["metric"]] == pytest.approx(reference)
-        assert results["variants"][0]["option"] == "fp16" and results["variants"][0][results["reference"]["metric"]] == pytest.approx(fp16)
+        assert results["variants"][0]["option"] == "fp16" and results["variants"][0][
+            results["reference"]["metric"]
+        ] == pytest.approx(fp16)

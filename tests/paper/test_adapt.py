@@ -24,9 +24,16 @@ REFERENCE = Pipeline(input_size=32, crop_pct=0.875)
 def bn_model():
     torch.manual_seed(0)
     return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
-        torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 5)).eval()
+        torch.nn.Conv2d(3, 8, 3, stride=2, padding=1),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 5),
+    ).eval()
 
 
 def stream(batches: int, size: int = 16, seed: int = 1):
@@ -83,14 +90,23 @@ def test_each_column_adapts_its_own_copy_from_the_trained_weights(gradient_image
     model = bn_model()
     before = copy.deepcopy(model.state_dict())
     options = EngineOptions(batch_size=2, workers=0, progress=False, adapt="tent")
-    api.run(wrap_module(model, reference=REFERENCE, num_classes=5), gradient_images[0].parent,
-            noises=["resize=opencv-nearest"], out=tmp_path / "run", options=options, figures=False)
+    api.run(
+        wrap_module(model, reference=REFERENCE, num_classes=5),
+        gradient_images[0].parent,
+        noises=["resize=opencv-nearest"],
+        out=tmp_path / "run",
+        options=options,
+        figures=False,
+    )
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the loaded model: untouched
     outputs = RunOutputs.load(tmp_path / "run" / "outputs.npz")
     paths = sorted(gradient_images, key=lambda p: p.name)
     assert outputs.sample_ids == [p.name for p in paths]
     lr = 0.00025 * 2 / 64  # TENT's ImageNet rate at batch 64, scaled to the batch of 2
-    for column, pipeline in (("reference", REFERENCE), ("resize/opencv-nearest", REFERENCE.replace(resize="opencv-nearest"))):
+    for column, pipeline in (
+        ("reference", REFERENCE),
+        ("resize/opencv-nearest", REFERENCE.replace(resize="opencv-nearest")),
+    ):
         inputs = torch.from_numpy(np.stack([stage_values(p.read_bytes(), pipeline)["normalise"] for p in paths]))
         logits = torch.cat(hand_tent(model, [inputs[0:2], inputs[2:3]], lr, 0.9))  # from the trained weights
         expected = logits.softmax(1).sort(1, descending=True).values[:, :5].numpy()
@@ -99,23 +115,37 @@ def test_each_column_adapts_its_own_copy_from_the_trained_weights(gradient_image
 
 def test_a_model_without_batchnorm_is_refused(gradient_images, tmp_path):
     torch.manual_seed(0)
-    plain = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-                                torch.nn.Linear(4, 3))
+    plain = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3)
+    )
     with pytest.raises(UserInputError, match="no BatchNorm layer with affine parameters"):
-        api.run(wrap_module(plain, reference=REFERENCE, num_classes=3), gradient_images[0].parent, noises=[],
-                out=tmp_path / "run", options=EngineOptions(workers=0, progress=False, adapt="tent"), figures=False)
+        api.run(
+            wrap_module(plain, reference=REFERENCE, num_classes=3),
+            gradient_images[0].parent,
+            noises=[],
+            out=tmp_path / "run",
+            options=EngineOptions(workers=0, progress=False, adapt="tent"),
+            figures=False,
+        )
 
 
 def test_a_stage_without_gradients_is_recorded_for_its_column_and_the_run_goes_on(gradient_images, tmp_path):
     model = bn_model()
     model[2], model[5] = torch.nn.ReLU(inplace=True), torch.nn.ReLU(inplace=True)  # as torchvision's ResNets
-    api.run(wrap_module(model, reference=REFERENCE, num_classes=5), gradient_images[0].parent,
-            noises=["precision=fp16"], out=tmp_path / "run", figures=False,
-            options=EngineOptions(batch_size=2, workers=0, progress=False, adapt="tent"))
+    api.run(
+        wrap_module(model, reference=REFERENCE, num_classes=5),
+        gradient_images[0].parent,
+        noises=["precision=fp16"],
+        out=tmp_path / "run",
+        figures=False,
+        options=EngineOptions(batch_size=2, workers=0, progress=False, adapt="tent"),
+    )
     outputs = RunOutputs.load(tmp_path / "run" / "outputs.npz")
     assert (outputs.errors["reference"] == "").all()
-    assert all(e.startswith("--adapt tent: cannot adapt this model stage: RuntimeError")
-               for e in outputs.errors["precision/fp16"])
+    assert all(
+        e.startswith("--adapt tent: cannot adapt this model stage: RuntimeError")
+        for e in outputs.errors["precision/fp16"]
+    )
 
 
 def test_bn_stats_uses_each_batchs_statistics_and_changes_no_parameter():

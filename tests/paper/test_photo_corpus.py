@@ -70,12 +70,15 @@ License: GPL-2+
 """
 
 
-@pytest.mark.parametrize("path, licence", [
-    ("/gcompris/src/activities/erase/resource/alpaca.webp", "CC-BY-SA-4.0"),   # a tail matches the stanza
-    ("/gcompris/src/activities/other/x.webp", "CC-BY-SA-4.0"),                 # second pattern of the list
-    ("/gcompris/src/activities/other/x.png", "GPL-2+"),                        # only Files: * matches
-    ("/usr/share/app/photo.jpg", "GPL-2+"),
-])
+@pytest.mark.parametrize(
+    "path, licence",
+    [
+        ("/gcompris/src/activities/erase/resource/alpaca.webp", "CC-BY-SA-4.0"),  # a tail matches the stanza
+        ("/gcompris/src/activities/other/x.webp", "CC-BY-SA-4.0"),  # second pattern of the list
+        ("/gcompris/src/activities/other/x.png", "GPL-2+"),  # only Files: * matches
+        ("/usr/share/app/photo.jpg", "GPL-2+"),
+    ],
+)
 def test_licence_is_the_last_matching_dep5_stanza(path, licence):
     assert photo_corpus.licence_for(COPYRIGHT, path)[0] == licence
 
@@ -98,8 +101,8 @@ def test_jpeg_keeps_its_bytes_and_transparent_png_is_composited_on_white():
     jpeg, how = photo_corpus.as_corpus_jpeg(buffer.getvalue())
     decoded = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")).astype(int)
     assert jpeg[:3] == b"\xff\xd8\xff" and how.startswith("alpha composited on white; PNG -> JPEG quality 90")
-    assert np.abs(decoded[8, 4] - (200, 20, 20)).max() < 12      # JPEG error only
-    assert np.abs(decoded[8, 28] - 255).max() < 6                  # transparent -> white, not black
+    assert np.abs(decoded[8, 4] - (200, 20, 20)).max() < 12  # JPEG error only
+    assert np.abs(decoded[8, 28] - 255).max() < 6  # transparent -> white, not black
 
 
 def test_missing_package_tools_are_named(monkeypatch, tmp_path):
@@ -117,15 +120,18 @@ def test_shipped_selection_names_at_least_500_distinct_photos():
 def _debian_mirror_answers() -> bool:
     if photo_corpus.missing_tools():
         return False
-    done = subprocess.run(["apt-get", "download", "--print-uris", "palapeli-data"], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        ["apt-get", "download", "--print-uris", "palapeli-data"], capture_output=True, text=True, check=False
+    )
     return done.returncode == 0
 
 
 @pytest.mark.slow
 def test_fetch_small_selection_from_debian(tmp_path):
     if photo_corpus.missing_tools():
-        pytest.skip(f"no Debian package tools here ({', '.join(photo_corpus.missing_tools())}): fetch-photos needs them")
+        pytest.skip(
+            f"no Debian package tools here ({', '.join(photo_corpus.missing_tools())}): fetch-photos needs them"
+        )
     if not _debian_mirror_answers():
         pytest.skip("apt-get cannot reach a Debian mirror with palapeli-data")
     chosen = [p for p in photo_corpus.selection()["photos"] if p["package"] == "palapeli-data"]
@@ -137,8 +143,8 @@ def test_fetch_small_selection_from_debian(tmp_path):
     assert [s["id"] for s in manifest["skipped"]] == ["tampered"]
     for record, photo in zip(manifest["photos"], sorted(chosen[:-1], key=lambda p: p["id"])):
         data = (list_file.parent / "images" / record["file"]).read_bytes()
-        assert hashlib.sha256(data).hexdigest() == photo["sha256"]   # JPEG source: the package's own bytes
-        assert record["licence"] == "GPL-2+"                          # palapeli's copyright: Files: * (read by hand)
+        assert hashlib.sha256(data).hexdigest() == photo["sha256"]  # JPEG source: the package's own bytes
+        assert record["licence"] == "GPL-2+"  # palapeli's copyright: Files: * (read by hand)
         assert record["transformation"] == "none (JPEG bytes kept)"
     assert photo_corpus.fetch({"photos": chosen}, tmp_path, say=None) == list_file  # cached: no second download
 
@@ -154,11 +160,14 @@ License: CC-BY-2.0
 """
 
 
-@pytest.mark.parametrize("path, licence, how", [
-    ("/usr/share/backgrounds/Bridge_by_Sander_Klootwijk.jpg", "CC-BY-SA-4.0", "same file name"),
-    ("/gcompris/src/activities/erase/resource/bear001.webp", "CC-BY-2.0", "same path, other extension"),
-    ("/gcompris/src/activities/other/bear001.webp", "GPL-3", "pattern"),  # another folder, other extension: no
-])
+@pytest.mark.parametrize(
+    "path, licence, how",
+    [
+        ("/usr/share/backgrounds/Bridge_by_Sander_Klootwijk.jpg", "CC-BY-SA-4.0", "same file name"),
+        ("/gcompris/src/activities/erase/resource/bear001.webp", "CC-BY-2.0", "same path, other extension"),
+        ("/gcompris/src/activities/other/bear001.webp", "GPL-3", "pattern"),  # another folder, other extension: no
+    ],
+)
 def test_file_specific_stanzas_match_installed_and_converted_files(path, licence, how):
     found, found_how = photo_corpus.licence_for(LOMIRI, path)
     assert found == licence and found_how.endswith(f"({how})")

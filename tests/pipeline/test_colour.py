@@ -11,20 +11,32 @@ from sysnoise.pipeline.colour import COLOURS, is_misconfiguration
 #   white: Y = round(255 * (0.256788 + 0.504129 + 0.097906)) + 16 = round(219.0) + 16 = 235
 #   red:   Y = round(65.48) + 16 = 81, U = round(-37.80) + 128 = 90, V = round(112.0) + 128 = 240
 #   blue:  Y = round(24.97) + 16 = 41, U = round(112.0) + 128 = 240, V = round(-18.21) + 128 = 110
-HAND_FLOAT = [((0, 0, 0), (16, 128, 128)), ((255, 255, 255), (235, 128, 128)),
-              ((255, 0, 0), (81, 90, 240)), ((0, 255, 0), (145, 54, 34)), ((0, 0, 255), (41, 240, 110))]
+HAND_FLOAT = [
+    ((0, 0, 0), (16, 128, 128)),
+    ((255, 255, 255), (235, 128, 128)),
+    ((255, 0, 0), (81, 90, 240)),
+    ((0, 255, 0), (145, 54, 34)),
+    ((0, 0, 255), (41, 240, 110)),
+]
 # Integer form: red Y = ((66*255 + 128) >> 8) + 16 = (16958 >> 8) + 16 = 66 + 16 = 82;
 #               green Y = ((129*255 + 128) >> 8) + 16 = (33023 >> 8) + 16 = 128 + 16 = 144
-HAND_INT = [((0, 0, 0), (16, 128, 128)), ((255, 255, 255), (235, 128, 128)),
-            ((255, 0, 0), (82, 90, 240)), ((0, 255, 0), (144, 54, 34)), ((0, 0, 255), (41, 240, 110))]
+HAND_INT = [
+    ((0, 0, 0), (16, 128, 128)),
+    ((255, 255, 255), (235, 128, 128)),
+    ((255, 0, 0), (82, 90, 240)),
+    ((0, 255, 0), (144, 54, 34)),
+    ((0, 0, 255), (41, 240, 110)),
+]
 
 
 def pixels(values) -> np.ndarray:
     return np.asarray(values, np.uint8).reshape(1, -1, 3)
 
 
-@pytest.mark.parametrize("forward, hand", [(yuv.rgb_to_yuv_paper_float, HAND_FLOAT), (yuv.rgb_to_yuv_float, HAND_FLOAT),
-                                           (yuv.rgb_to_yuv_int, HAND_INT)])
+@pytest.mark.parametrize(
+    "forward, hand",
+    [(yuv.rgb_to_yuv_paper_float, HAND_FLOAT), (yuv.rgb_to_yuv_float, HAND_FLOAT), (yuv.rgb_to_yuv_int, HAND_INT)],
+)
 def test_forward_on_hand_computed_pixels(forward, hand):
     rgb, expected = zip(*hand)
     np.testing.assert_array_equal(forward(pixels(rgb)), pixels(expected))

@@ -17,7 +17,9 @@ from sysnoise.pipeline.decode import DECODERS, decode, decoder_versions, unavail
 from . import images
 
 AVAILABLE = [name for name in DECODERS.names() if unavailable_reason(name) is None]
-needs_dali = pytest.mark.skipif("dali" not in AVAILABLE, reason="NVIDIA DALI not installed (pip install sysnoise[dali])")
+needs_dali = pytest.mark.skipif(
+    "dali" not in AVAILABLE, reason="NVIDIA DALI not installed (pip install sysnoise[dali])"
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +79,11 @@ def test_ffmpeg_accurate_combines_flags(jpeg420):
 def test_ffmpeg_bicubic_matches_the_ffmpeg_command_line(tmp_path, jpeg420):
     path = tmp_path / "x.jpg"
     path.write_bytes(jpeg420)
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-                         capture_output=True, check=True).stdout
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
     got = decode("ffmpeg-bicubic", jpeg420)
     np.testing.assert_array_equal(got, np.frombuffer(raw, np.uint8).reshape(got.shape))
 
@@ -88,8 +93,10 @@ def test_ffmpeg_really_differs_from_libjpeg_on_420(jpeg420):
     assert 3 <= diff.max() <= 80 and diff.mean() < 8  # chroma upsampling, not a broken decode
 
 
-@pytest.mark.parametrize("name, fastdct, fastupsample", [
-    ("libjpeg-fast-idct", True, False), ("libjpeg-no-fancy-upsampling", False, True), ("libjpeg-fast", True, True)])
+@pytest.mark.parametrize(
+    "name, fastdct, fastupsample",
+    [("libjpeg-fast-idct", True, False), ("libjpeg-no-fancy-upsampling", False, True), ("libjpeg-fast", True, True)],
+)
 def test_libjpeg_shortcuts_are_simplejpeg_flags(jpeg420, name, fastdct, fastupsample):
     import simplejpeg
 
@@ -145,6 +152,7 @@ def test_pillow_draft_scales_in_the_dct_domain():
 
 
 # --- format edge cases: the reference (pillow) behaviour is explicit, the others are measured ---
+
 
 def test_exif_orientation_is_not_applied_by_the_reference_but_by_opencv():
     photo = images.photo(48, 64)
@@ -248,6 +256,7 @@ def test_palette_png_is_expanded(name):
 
 
 # --- bad files: a clear per-file DecodeError from every decoder, never a crash or a silent image ---
+
 
 def _bad_files():
     good = images.jpeg(images.photo())

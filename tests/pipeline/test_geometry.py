@@ -68,7 +68,12 @@ def test_letterbox_odd_padding_puts_the_extra_row_below():
 def test_tf_crop_resize_cuts_the_source_first():
     geometry = CROPS("tf-crop-resize")(641, 480, 224, 224 / 256)
     side = int(224 / 256 * 480)  # 420
-    assert geometry.source_box == (111, 30, 111 + side, 30 + side)  # (641 - 420 + 1) // 2 = 111, (480 - 420 + 1) // 2 = 30
+    assert geometry.source_box == (
+        111,
+        30,
+        111 + side,
+        30 + side,
+    )  # (641 - 420 + 1) // 2 = 111, (480 - 420 + 1) // 2 = 30
     image = np.zeros((480, 641, 3), np.uint8)
     image[30:450, 111:531] = 200  # exactly the square the policy keeps
     out = apply_geometry(image, geometry, RESIZES("pillow-bicubic"))

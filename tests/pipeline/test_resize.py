@@ -25,8 +25,10 @@ def nearest_indices(n_in: int, n_out: int, half_pixel: bool) -> np.ndarray:
 
 
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("name, half_pixel", [
-    ("torchvision-nearest", False), ("torchvision-nearest-exact", True), ("opencv-nearest-exact", True)])
+@pytest.mark.parametrize(
+    "name, half_pixel",
+    [("torchvision-nearest", False), ("torchvision-nearest-exact", True), ("opencv-nearest-exact", True)],
+)
 def test_nearest_options_pick_hand_computed_source_pixels(image, size, name, half_pixel):
     rows = nearest_indices(image.shape[0], size[1], half_pixel)
     cols = nearest_indices(image.shape[1], size[0], half_pixel)
@@ -34,9 +36,12 @@ def test_nearest_options_pick_hand_computed_source_pixels(image, size, name, hal
 
 
 TENSOR_OPTIONS = {
-    "torchvision-bilinear": ("bilinear", True), "torchvision-bilinear-noaa": ("bilinear", False),
-    "torchvision-bicubic": ("bicubic", True), "torchvision-bicubic-noaa": ("bicubic", False),
-    "torchvision-nearest": ("nearest", False), "torchvision-nearest-exact": ("nearest-exact", False),
+    "torchvision-bilinear": ("bilinear", True),
+    "torchvision-bilinear-noaa": ("bilinear", False),
+    "torchvision-bicubic": ("bicubic", True),
+    "torchvision-bicubic-noaa": ("bicubic", False),
+    "torchvision-nearest": ("nearest", False),
+    "torchvision-nearest-exact": ("nearest-exact", False),
 }
 
 
@@ -58,16 +63,18 @@ def smooth_image() -> np.ndarray:
 
 
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("name", ["torchvision-bilinear", "torchvision-bilinear-noaa", "torchvision-bicubic",
-                                  "torchvision-bicubic-noaa"])
+@pytest.mark.parametrize(
+    "name", ["torchvision-bilinear", "torchvision-bilinear-noaa", "torchvision-bicubic", "torchvision-bicubic-noaa"]
+)
 def test_tensor_kernels_match_float_interpolate_on_smooth_images(size, name):
     """The CPU uint8 kernels round in fixed point (and clip between the two separable passes, which
     matters only where bicubic overshoots: random noise), so on smooth content they are within 1."""
     mode, antialias = TENSOR_OPTIONS[name]
     image = smooth_image()
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
-    expected = torch.nn.functional.interpolate(x, size=(size[1], size[0]), mode=mode, align_corners=False,
-                                               antialias=antialias)
+    expected = torch.nn.functional.interpolate(
+        x, size=(size[1], size[0]), mode=mode, align_corners=False, antialias=antialias
+    )
     expected = expected.clamp(0, 255).round()[0].permute(1, 2, 0).numpy()
     assert np.abs(RESIZES(name)(image, size).astype(float) - expected).max() <= 1
 

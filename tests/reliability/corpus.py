@@ -61,6 +61,7 @@ def add_awkward_names(folder: Path) -> tuple[str, str]:
 
 # Hostile and awkward files of issue 18, each made from a clean encoding.
 
+
 def jpeg_bytes(seed: int = 0, size=(96, 128)) -> bytes:
     return _encode(Image.fromarray(photo(seed, size)), "JPEG", quality=90)
 
@@ -128,5 +129,9 @@ def adam7_png(image: np.ndarray, drop_last_row: bool = False) -> bytes:
     if drop_last_row:
         raw = raw[:-1]
     header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 1])
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(b"".join(raw)))
-            + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(b"".join(raw)))
+        + _chunk(b"IEND", b"")
+    )

@@ -24,8 +24,24 @@ def corpus_run(tmp_path_factory):
     (root / "outside.jpg").write_bytes(b"")
     (root / "val.txt").write_text("\n".join(lines) + "\n")
     out = root / "out"
-    code = main(["run", "--model", "efficientnet_lite0", "--data", str(root), "--list-file", str(root / "val.txt"),
-                 "--noise", "decoder=opencv", "--out", str(out), "--no-progress", "--workers", "0"])
+    code = main(
+        [
+            "run",
+            "--model",
+            "efficientnet_lite0",
+            "--data",
+            str(root),
+            "--list-file",
+            str(root / "val.txt"),
+            "--noise",
+            "decoder=opencv",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--workers",
+            "0",
+        ]
+    )
     return code, json.loads((out / "results.json").read_text()), expected
 
 
@@ -57,8 +73,22 @@ def test_awkward_names_and_symlink_loops(tmp_path):
     corpus.build(folder)
     odd_id, loop_id = corpus.add_awkward_names(folder)
     out = tmp_path / "out"
-    code = main(["run", "--model", "efficientnet_lite0", "--data", str(folder), "--noise", "decoder=opencv",
-                 "--out", str(out), "--no-progress", "--workers", "0"])
+    code = main(
+        [
+            "run",
+            "--model",
+            "efficientnet_lite0",
+            "--data",
+            str(folder),
+            "--noise",
+            "decoder=opencv",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--workers",
+            "0",
+        ]
+    )
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     skipped = {s["id"]: s["reason"] for s in results["skipped"]}

@@ -38,8 +38,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def tiny_model():
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=2), torch.nn.AdaptiveAvgPool2d(1),
-                               torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, stride=2), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3)
+    )
 
 
 def _clean_environment() -> dict:
@@ -51,13 +52,20 @@ def _clean_environment() -> dict:
 
 def run_script(body: str, timeout: float = 120) -> dict:
     """Run Python in a fresh process (memory figures of its own); its last stdout line is JSON."""
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(body)], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env=_clean_environment())
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(body)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=_clean_environment(),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # ---------------------------------------------------------------- memory stays bounded
+
 
 def test_a_failure_keeps_its_text_not_the_decoders_buffer():
     """Pillow writes most of a 4000x4000 image, then raises: the exception's traceback holds the
@@ -111,8 +119,9 @@ def test_a_tall_png_is_refused_at_the_resize_with_bounded_memory():
     assert len(data) < 300 and decode("pillow", data).shape == (60_000, 1, 3)
     values = stage_values(data, Pipeline())
     # shorter side 1 -> floor(224 / 0.875) = 256, longer side int(256 * 60000 / 1)
-    assert str(values["geometry"]) == (f"resize target of 256x{256 * 60_000} pixels exceeds the limit of "
-                                       "89478485 (SYSNOISE_MAX_PIXELS)")
+    assert str(values["geometry"]) == (
+        f"resize target of 256x{256 * 60_000} pixels exceeds the limit of 89478485 (SYSNOISE_MAX_PIXELS)"
+    )
     figures = run_script("""
         import json
         from sysnoise.pipeline.preprocess import tensors
@@ -169,8 +178,20 @@ def test_input_size_beyond_the_limit_is_refused_before_work(tmp_path, capsys):
     (tmp_path / "imgs").mkdir()
     (tmp_path / "imgs" / "a.jpg").write_bytes(corpus.jpeg_bytes())
     started = time.perf_counter()
-    code = main(["run", "--model", "efficientnet_lite0", "--data", str(tmp_path / "imgs"), "--reference",
-                 str(reference), "--out", str(tmp_path / "out"), "--no-progress"])
+    code = main(
+        [
+            "run",
+            "--model",
+            "efficientnet_lite0",
+            "--data",
+            str(tmp_path / "imgs"),
+            "--reference",
+            str(reference),
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ]
+    )
     assert code == 2 and time.perf_counter() - started < 30
     assert f"input_size: 20000 exceeds the limit of {limits.MAX_INPUT_SIZE}" in capsys.readouterr().err
 
@@ -198,8 +219,15 @@ def test_only_regular_files_within_the_size_limit_are_read(tmp_path, monkeypatch
     assert limits.read_file(tmp_path / "small.jpg") == b"abc"
 
 
-@pytest.mark.parametrize("variable, value", [("SYSNOISE_SAMPLE_SECONDS", "soon"), ("SYSNOISE_MAX_FILE_MB", "inf"),
-                                             ("SYSNOISE_MAX_PIXELS", "nan"), ("SYSNOISE_MAX_PIXELS", "0")])
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("SYSNOISE_SAMPLE_SECONDS", "soon"),
+        ("SYSNOISE_MAX_FILE_MB", "inf"),
+        ("SYSNOISE_MAX_PIXELS", "nan"),
+        ("SYSNOISE_MAX_PIXELS", "0"),
+    ],
+)
 def test_a_bad_limit_setting_is_a_user_error(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     with pytest.raises(UserInputError, match=f"{variable}='{value}': expected a positive number"):
@@ -239,6 +267,7 @@ def test_outside_the_main_thread_there_is_no_budget(monkeypatch):
 
 
 # ---------------------------------------------------------------- corrupt data
+
 
 def test_the_libraries_disagree_on_corrupt_jpegs_and_the_preflight_sees_it():
     """The issue's finding, checked on the libraries directly: Pillow, OpenCV and torchvision
@@ -299,6 +328,7 @@ def test_torchvision_never_sees_a_png_short_of_image_data():
 
 # ---------------------------------------------------------------- whole runs
 
+
 @pytest.fixture(scope="module")
 def hostile_folder(tmp_path_factory):
     """Good images beside every hostile kind, as one unlabeled folder."""
@@ -325,12 +355,17 @@ def hostile_run(folder, out, monkeypatch, workers=1, include_corrupt=False):
     monkeypatch.setenv("SYSNOISE_MAX_FILE_MB", str(50_000 / 2**20))
     monkeypatch.setenv("SYSNOISE_MAX_PIXELS", "10000000")
     options = EngineOptions(batch_size=4, workers=workers, progress=False, include_corrupt=include_corrupt)
-    return api.run(wrap_module(tiny_model(), reference=REFERENCE), folder, noises=["decoder=ffmpeg,opencv"],
-                   out=out, options=options, figures=False)
+    return api.run(
+        wrap_module(tiny_model(), reference=REFERENCE),
+        folder,
+        noises=["decoder=ffmpeg,opencv"],
+        out=out,
+        options=options,
+        figures=False,
+    )
 
 
-def test_hostile_files_are_skipped_with_reasons_and_corrupt_ones_counted_apart(hostile_folder, tmp_path,
-                                                                               monkeypatch):
+def test_hostile_files_are_skipped_with_reasons_and_corrupt_ones_counted_apart(hostile_folder, tmp_path, monkeypatch):
     started = time.perf_counter()
     results = hostile_run(hostile_folder, tmp_path / "a", monkeypatch)
     assert time.perf_counter() - started < 120  # no hang on the pipe, no endless read of /dev/zero
@@ -339,7 +374,9 @@ def test_hostile_files_are_skipped_with_reasons_and_corrupt_ones_counted_apart(h
     assert skipped["zero.jpg"] == "not a regular file (a character device): only regular files are read"
     assert skipped["big.png"] == "file of 60000 bytes exceeds the limit of 50000 (SYSNOISE_MAX_FILE_MB)"
     # floor(32 / 0.875) = 36, and int(36 * 60000 / 1)
-    assert skipped["tall.png"] == "resize target of 36x2160000 pixels exceeds the limit of 10000000 (SYSNOISE_MAX_PIXELS)"
+    assert (
+        skipped["tall.png"] == "resize target of 36x2160000 pixels exceeds the limit of 10000000 (SYSNOISE_MAX_PIXELS)"
+    )
     assert skipped["random.jpg"].startswith("not a readable image (UnidentifiedImageError")
     assert {name for name, reason in skipped.items() if reason.startswith("corrupt data: ")} == CORRUPT
     assert results["dataset"]["n_corrupt"] == 3 and results["dataset"]["include_corrupt"] is False
@@ -382,21 +419,40 @@ def test_a_sample_over_the_time_budget_is_skipped(gradient_images, tmp_path, mon
             time.sleep(60)
         return entry.fn(data)
 
-    monkeypatch.setitem(decode_module.DECODERS._entries, "opencv",
-                        Entry("opencv", stalls_on_one_file, entry.description, entry.meta))
+    monkeypatch.setitem(
+        decode_module.DECODERS._entries, "opencv", Entry("opencv", stalls_on_one_file, entry.description, entry.meta)
+    )
     monkeypatch.setenv("SYSNOISE_SAMPLE_SECONDS", "2")
     started = time.perf_counter()
-    results = api.run(wrap_module(tiny_model(), reference=REFERENCE), gradient_images[0].parent,
-                      noises=["decoder=opencv"], out=tmp_path / "run", figures=False,
-                      options=EngineOptions(batch_size=2, workers=workers, progress=False))
+    results = api.run(
+        wrap_module(tiny_model(), reference=REFERENCE),
+        gradient_images[0].parent,
+        noises=["decoder=opencv"],
+        out=tmp_path / "run",
+        figures=False,
+        options=EngineOptions(batch_size=2, workers=workers, progress=False),
+    )
     assert time.perf_counter() - started < 50
     skipped = {s["id"]: s["reason"] for s in results["skipped"]}
-    assert skipped == {gradient_images[1].name: "pre-processing took longer than the budget of 2 s "
-                                                "(SYSNOISE_SAMPLE_SECONDS)"}
+    assert skipped == {
+        gradient_images[1].name: "pre-processing took longer than the budget of 2 s (SYSNOISE_SAMPLE_SECONDS)"
+    }
     assert results["reference"]["n"] == 2
 
 
 def test_include_corrupt_is_refused_for_text(tmp_path, capsys):
-    code = main(["run", "--model", "smollm2-135m", "--task", "language", "--data", str(tmp_path / "items.jsonl"),
-                 "--include-corrupt", "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "run",
+            "--model",
+            "smollm2-135m",
+            "--task",
+            "language",
+            "--data",
+            str(tmp_path / "items.jsonl"),
+            "--include-corrupt",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 2 and "--include-corrupt is for image tasks" in capsys.readouterr().err

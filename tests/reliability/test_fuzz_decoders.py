@@ -36,9 +36,7 @@ def _available(entry) -> bool:
 
 
 PIPELINES = [
-    Pipeline(decoder=d.name, colour=c, input_size=16)
-    for d in DECODERS if _available(d)
-    for c in COLOURS.names()
+    Pipeline(decoder=d.name, colour=c, input_size=16) for d in DECODERS if _available(d) for c in COLOURS.names()
 ]
 
 
@@ -59,8 +57,12 @@ def mutated(draw):
     return bytes(data)
 
 
-@settings(max_examples=1500, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=1500,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(mutated())
 def test_mutated_files_give_arrays_or_clean_errors(data):
     with warnings.catch_warnings():

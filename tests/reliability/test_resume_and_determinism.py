@@ -16,9 +16,27 @@ NOISES = ["--noise", "resize=opencv-bilinear,pillow-nearest", "--noise", "precis
 
 
 def command(data, out, *extra):
-    return [sys.executable, "-m", "sysnoise", "run", "--model", "efficientnet_lite0", "--data", str(data),
-            "--out", str(out), "--batch-size", "2", "--chunk-size", "2", "--workers", "0", "--no-progress",
-            *NOISES, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "sysnoise",
+        "run",
+        "--model",
+        "efficientnet_lite0",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--batch-size",
+        "2",
+        "--chunk-size",
+        "2",
+        "--workers",
+        "0",
+        "--no-progress",
+        *NOISES,
+        *extra,
+    ]
 
 
 def without_volatile(results: dict) -> dict:
@@ -47,8 +65,13 @@ def test_sigkill_then_resume_equals_uninterrupted(demo_list_file, tmp_path):
     subprocess.run(command(demo_list_file, whole), check=True, env=env, capture_output=True)
 
     cut = tmp_path / "cut"
-    process = subprocess.Popen(command(demo_list_file, cut), env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        command(demo_list_file, cut),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     while time.time() < deadline and len(list((cut / "chunks").glob("*.npz"))) < 3:
         time.sleep(0.05)

@@ -37,11 +37,30 @@ def slow_run(tmp_path):
     for i in range(24):
         write_jpeg(tmp_path / "data" / f"img{i:02d}.jpg", rng.integers(0, 256, (120, 160, 3), dtype=np.uint8))
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "sysnoise", "run", "--model", "efficientnet_lite0", "--data",
-               str(tmp_path / "data"), "--out", str(out), "--noise", "resize", "--workers", "1", "--batch-size", "1",
-               "--chunk-size", "1", "--no-progress"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)  # its own process group: pgid == pid
+    command = [
+        sys.executable,
+        "-m",
+        "sysnoise",
+        "run",
+        "--model",
+        "efficientnet_lite0",
+        "--data",
+        str(tmp_path / "data"),
+        "--out",
+        str(out),
+        "--noise",
+        "resize",
+        "--workers",
+        "1",
+        "--batch-size",
+        "1",
+        "--chunk-size",
+        "1",
+        "--no-progress",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )  # its own process group: pgid == pid
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None:
         if psutil.Process(process.pid).children() and list((out / "chunks").glob("*.npz")):

@@ -13,10 +13,18 @@ import urllib.request
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
     # nothing may reach the network: the report must render from the file alone
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-default-apps", "--no-first-run", "--metrics-recording-only", "--disable-extensions",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--no-first-run",
+    "--metrics-recording-only",
+    "--disable-extensions",
 ]
 
 
@@ -39,12 +47,16 @@ def _free_port() -> int:
 class Browser:
     def __init__(self, browser: str, driver: str, width: int = 1280, height: int = 1000):
         self.port = _free_port()
-        self.process = subprocess.Popen([driver, f"--port={self.port}"], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [driver, f"--port={self.port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         self.base = f"http://127.0.0.1:{self.port}"
         self._wait_ready()
-        capabilities = {"browserName": "chrome", "goog:loggingPrefs": {"browser": "ALL"},
-                        "goog:chromeOptions": {"binary": browser, "args": ARGS + [f"--window-size={width},{height}"]}}
+        capabilities = {
+            "browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "ALL"},
+            "goog:chromeOptions": {"binary": browser, "args": ARGS + [f"--window-size={width},{height}"]},
+        }
         self.session = self._call("POST", "/session", {"capabilities": {"alwaysMatch": capabilities}})["sessionId"]
 
     def _wait_ready(self, timeout: float = 20) -> None:
@@ -59,8 +71,9 @@ class Browser:
 
     def _call(self, method: str, path: str, body: dict | None = None):
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return json.loads(response.read())["value"]
@@ -81,8 +94,9 @@ class Browser:
 
     def screenshot(self) -> bytes:
         """The whole page: the window is grown to the document's height first."""
-        width, height = self.script("return [document.documentElement.scrollWidth, "
-                                    "document.documentElement.scrollHeight]")
+        width, height = self.script(
+            "return [document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
+        )
         self._session("POST", "/window/rect", {"width": max(width, 800), "height": height + 120})
         return base64.b64decode(self._session("GET", "/screenshot"))
 

@@ -31,8 +31,12 @@ MOVES = {
     ("precision", "fp16"): {6, 26},
     ("colour", "bgr"): {7, 8},  # the channel-order configuration error
 }
-SINGLE = {"decoder": ["opencv"], "resize": ["opencv-nearest", "pillow-box"], "precision": ["fp16"],
-          "channel-order": ["bgr"]}
+SINGLE = {
+    "decoder": ["opencv"],
+    "resize": ["opencv-nearest", "pillow-box"],
+    "precision": ["fp16"],
+    "channel-order": ["bgr"],
+}
 NOISE_ROWS = [
     {"name": "decoder", "stage": "pre-processing", "description": "decoder library", "applies": True},
     {"name": "resize", "stage": "pre-processing", "description": "resize kernel", "applies": True},
@@ -40,8 +44,14 @@ NOISE_ROWS = [
     {"name": "channel-order", "stage": "misconfiguration", "description": "RGB fed as BGR", "applies": True},
     {"name": "ceil-mode", "stage": "inference", "description": "max-pool ceil mode", "applies": False},
 ]
-ENVIRONMENT = {"python": "3.11", "platform": "test", "cpu": "test cpu", "cuda": None,
-               "libraries": {"numpy": np.__version__, "absent": None}, "decoder_libraries": {"Pillow": {"jpg": "9"}}}
+ENVIRONMENT = {
+    "python": "3.11",
+    "platform": "test",
+    "cpu": "test cpu",
+    "cuda": None,
+    "libraries": {"numpy": np.__version__, "absent": None},
+    "decoder_libraries": {"Pillow": {"jpg": "9"}},
+}
 
 
 def toy_outputs(plan: Plan, labeled: int = LABELED) -> RunOutputs:
@@ -76,15 +86,30 @@ def write_images(folder: Path) -> dict[str, Path]:
     return paths
 
 
-def build_run(folder: Path, *, model: str = "toy-net", stepwise=True, deploy=True, figures=True, reports=True,
-              labeled: int = LABELED) -> dict:
+def build_run(
+    folder: Path,
+    *,
+    model: str = "toy-net",
+    stepwise=True,
+    deploy=True,
+    figures=True,
+    reports=True,
+    labeled: int = LABELED,
+) -> dict:
     variants = [v for name, options in SINGLE.items() for v in get_noise(name).variants(REFERENCE, options)]
     plan = Plan(REFERENCE, tuple(variants))
     outputs = toy_outputs(plan, labeled)
     results = build_results(
-        task="classification", analysis=ClassificationAnalysis(), model={"name": model, "weights_sha256": model}, plan=plan, outputs=outputs,
+        task="classification",
+        analysis=ClassificationAnalysis(),
+        model={"name": model, "weights_sha256": model},
+        plan=plan,
+        outputs=outputs,
         dataset={"path": str(folder / "images"), "kind": "listfile", "n_samples": N, "n_labeled": labeled},
-        noises=NOISE_ROWS, environment=ENVIRONMENT, run={}, problems=[],
+        noises=NOISE_ROWS,
+        environment=ENVIRONMENT,
+        run={},
+        problems=[],
     )
     measured = [Measured(c, outputs) for c in plan.columns[1:]]
     steps = combine.choose_steps(results, "greedy") if stepwise else []
@@ -94,7 +119,9 @@ def build_run(folder: Path, *, model: str = "toy-net", stepwise=True, deploy=Tru
     if extra:
         combined_plan = Plan(REFERENCE, tuple(extra))
         combined = toy_outputs(combined_plan, labeled)
-        add_combined(results, combined_plan, combined, ClassificationAnalysis(), steps=steps, order="greedy", deploy=deployment)
+        add_combined(
+            results, combined_plan, combined, ClassificationAnalysis(), steps=steps, order="greedy", deploy=deployment
+        )
         measured += [Measured(c, combined) for c in combined_plan.columns[1:]]
     if figures:
         results["figures"] = make_figures(results, measured, write_images(folder / "images"), CLASS_NAMES, folder)

@@ -47,8 +47,16 @@ def test_report_renders_in_headless_chromium(stored_run, tmp_path):
     assert all(width > 200 and height > 50 for width, height in state["charts"]), state["charts"]
     assert all(name.startswith("data:") for name in state["resources"]), state["resources"]
     assert state["pageWidth"] <= state["viewport"]  # nothing overflows sideways
-    assert {"summary", "noises", "stepwise", "deploy", "differences", "flips", "misconfiguration",
-            "environment"} <= set(state["headings"])
+    assert {
+        "summary",
+        "noises",
+        "stepwise",
+        "deploy",
+        "differences",
+        "flips",
+        "misconfiguration",
+        "environment",
+    } <= set(state["headings"])
 
     assert shot[:8] == b"\x89PNG\r\n\x1a\n"
     image = np.asarray(Image.open(io.BytesIO(shot)).convert("L"))

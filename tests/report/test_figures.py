@@ -28,8 +28,13 @@ def test_identical_pixels_stay_black_at_factor_one():
 def outputs_with(columns: dict[str, list[int]], labels: list[int]) -> RunOutputs:
     """Top-1 per sample for each column (reference first); label -1 means unlabeled."""
     n = len(labels)
-    arrays = {c: {"topk": np.stack([np.array(top1) + k for k in range(5)], 1).astype(np.int32),
-                  "prob": np.zeros((n, 5), np.float32)} for c, top1 in columns.items()}
+    arrays = {
+        c: {
+            "topk": np.stack([np.array(top1) + k for k in range(5)], 1).astype(np.int32),
+            "prob": np.zeros((n, 5), np.float32),
+        }
+        for c, top1 in columns.items()
+    }
     errors = {c: np.full(n, "", dtype=str) for c in columns}
     return RunOutputs(list(columns), [f"s{i}" for i in range(n)], np.array(labels)[:, None], arrays, errors)
 
@@ -37,21 +42,34 @@ def outputs_with(columns: dict[str, list[int]], labels: list[int]) -> RunOutputs
 def test_flips_are_classified_and_the_most_telling_come_first_on_distinct_samples():
     #            s0 s1 s2 s3 s4
     labels = [0, 1, 2, -1, 0]
-    outputs = outputs_with({
-        "reference": [0, 0, 2, 5, 3],
-        "resize/a": [1, 1, 2, 6, 3],  # s0 right->wrong, s1 wrong->right, s3 unlabeled change
-        "decoder/b": [1, 0, 0, 5, 4],  # s0 right->wrong, s2 right->wrong, s4 wrong->wrong change
-    }, labels)
+    outputs = outputs_with(
+        {
+            "reference": [0, 0, 2, 5, 3],
+            "resize/a": [1, 1, 2, 6, 3],  # s0 right->wrong, s1 wrong->right, s3 unlabeled change
+            "decoder/b": [1, 0, 0, 5, 4],  # s0 right->wrong, s2 right->wrong, s4 wrong->wrong change
+        },
+        labels,
+    )
     resize = Measured(Column("resize/a", Pipeline(), "resize", "a"), outputs)
     decoder = Measured(Column("decoder/b", Pipeline(), "decoder", "b"), outputs)
     assert [(f.position, f.kind) for f in flips_of(resize)] == [
-        (0, "correct->wrong"), (1, "wrong->correct"), (3, "changed")]
+        (0, "correct->wrong"),
+        (1, "wrong->correct"),
+        (3, "changed"),
+    ]
     assert [(f.position, f.kind) for f in flips_of(decoder)] == [
-        (0, "correct->wrong"), (2, "correct->wrong"), (4, "changed")]
+        (0, "correct->wrong"),
+        (2, "correct->wrong"),
+        (4, "changed"),
+    ]
     picked = [(f.measured.column.id, f.position, f.kind) for f in pick_flips([resize, decoder], limit=4)]
     # one of each kind first (worst kind first), then an unseen noise, never a sample twice
-    assert picked == [("resize/a", 0, "correct->wrong"), ("resize/a", 1, "wrong->correct"),
-                      ("resize/a", 3, "changed"), ("decoder/b", 2, "correct->wrong")]
+    assert picked == [
+        ("resize/a", 0, "correct->wrong"),
+        ("resize/a", 1, "wrong->correct"),
+        ("resize/a", 3, "changed"),
+        ("decoder/b", 2, "correct->wrong"),
+    ]
 
 
 def test_a_failed_variant_sample_is_no_flip_example():

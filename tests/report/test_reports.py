@@ -25,8 +25,15 @@ def test_decimals_follow_the_one_sample_resolution(n, places):
 
 def test_the_known_deltas_reach_the_results(results):
     deltas = {v["id"]: v["delta"] for v in results["variants"]}
-    assert deltas == pytest.approx({"decoder/opencv": 0, "resize/opencv-nearest": 30, "resize/pillow-box": -5,
-                                    "precision/fp16": 5, "channel-order/bgr": 10})
+    assert deltas == pytest.approx(
+        {
+            "decoder/opencv": 0,
+            "resize/opencv-nearest": 30,
+            "resize/pillow-box": -5,
+            "precision/fp16": 5,
+            "channel-order/bgr": 10,
+        }
+    )
     steps = results["stepwise"]["steps"]
     assert [s["added_noise"] for s in steps] == ["resize", "precision", "decoder"]
     assert [s["delta"] for s in steps] == pytest.approx([30, 35, 35])
@@ -42,8 +49,11 @@ def test_markdown_has_the_paper_table_the_stepwise_table_and_no_spurious_decimal
     assert "| resize | opencv-nearest | 50 | 30* | " in text  # McNemar 6 vs 0: p = 2/64
     assert "| resize | pillow-box | 85 | -5 | " in text
     stepwise = [line for line in text.splitlines() if re.match(r"\| \d \| \+", line)]
-    assert [line.split(" | ")[1] for line in stepwise] == ["+resize = opencv-nearest", "+precision = fp16",
-                                                           "+decoder = opencv"]
+    assert [line.split(" | ")[1] for line in stepwise] == [
+        "+resize = opencv-nearest",
+        "+precision = fp16",
+        "+decoder = opencv",
+    ]
     assert "| resize | pillow-bilinear | opencv-nearest | 30* |" in text  # deployment attribution
     assert not re.search(r"\b\d+\.\d+\*? \|", row)  # nothing finer than the data supports in the summary
     assert "![resize/opencv-nearest on" in text and "figures/difference-1.png" in text

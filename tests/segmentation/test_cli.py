@@ -47,8 +47,23 @@ def _weights(path, constant_class: int | None = None):
 
 def _run(tmp_path, data, weights, *extra):
     out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}"
-    argv = ["run", "--task", "segmentation", "--model", f"torchvision:{ARCH}", "--weights", str(weights),
-            "--data", str(data), "--workers", "0", "--no-progress", "--out", str(out), *extra]
+    argv = [
+        "run",
+        "--task",
+        "segmentation",
+        "--model",
+        f"torchvision:{ARCH}",
+        "--weights",
+        str(weights),
+        "--data",
+        str(data),
+        "--workers",
+        "0",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
+    ]
     assert main(argv) == 0
     return json.loads((out / "results.json").read_text())
 
@@ -72,8 +87,24 @@ def test_ignore_index_from_the_command_line(tmp_path):
 
 
 def test_ignore_index_is_refused_for_other_tasks(tmp_path, capsys):
-    assert main(["run", "--task", "detection", "--model", "zoo-detector", "--data", str(tmp_path),
-                 "--ignore-index", "0", "--out", str(tmp_path / "out")]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--task",
+                "detection",
+                "--model",
+                "zoo-detector",
+                "--data",
+                str(tmp_path),
+                "--ignore-index",
+                "0",
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 2
+    )
     assert "--ignore-index is for --task segmentation" in capsys.readouterr().err
 
 

@@ -16,14 +16,8 @@ IGNORE = 255
 
 
 def test_miou_on_hand_made_masks():
-    target = np.array([[0, 0, 1, 1],
-                       [0, 0, 1, 1],
-                       [2, 2, IGNORE, IGNORE],
-                       [2, 2, 2, 2]])
-    prediction = np.array([[0, 1, 1, 1],
-                           [0, 0, 1, 1],
-                           [2, 2, 0, 0],
-                           [2, 2, 1, 2]])
+    target = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, IGNORE, IGNORE], [2, 2, 2, 2]])
+    prediction = np.array([[0, 1, 1, 1], [0, 0, 1, 1], [2, 2, 0, 0], [2, 2, 1, 2]])
     counts, unknown = confusion(target, prediction, 3, IGNORE)
     assert unknown == 0
     # class 0: 3 right, 1 predicted as 1; class 1: 4 right; class 2: 5 right, 1 as class 1 (ignore pixels skipped)
@@ -63,8 +57,11 @@ def test_bilinear_resize_back_whole_image_is_f_interpolate_and_the_general_path_
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(4, 24, 24)).astype(np.float32)
     to_source = (128 / 24, 0.0, 128 / 24, 0.0)
-    expected = F.interpolate(torch.from_numpy(logits)[None], size=(128, 128), mode="bilinear",
-                             align_corners=False)[0].argmax(0).numpy()
+    expected = (
+        F.interpolate(torch.from_numpy(logits)[None], size=(128, 128), mode="bilinear", align_corners=False)[0]
+        .argmax(0)
+        .numpy()
+    )
     assert np.array_equal(predict(logits, SegmentationPost(), to_source, (128, 128)), expected)
     # the general path (any geometry) samples the same points: a shift of 1e-7 px forces it
     general = predict(logits, SegmentationPost(), (128 / 24, 1e-7, 128 / 24, 0.0), (128, 128))
@@ -89,9 +86,11 @@ def test_segmentation_list_reader(tmp_path):
     (tmp_path / "segmentation.txt").write_text("# image label\na.jpg a.png\nb.jpg missing.png\na.jpg a.png\nc.jpg\n")
     dataset = read_segmentation_list(tmp_path)
     assert [s.id for s in dataset.samples] == ["a.jpg"]
-    assert sorted(p["reason"] for p in dataset.problems) == ["duplicate entry (kept the first)",
-                                                              "expected 'image label-map'",
-                                                              "image or label map not found"]
+    assert sorted(p["reason"] for p in dataset.problems) == [
+        "duplicate entry (kept the first)",
+        "expected 'image label-map'",
+        "image or label map not found",
+    ]
     (tmp_path / "empty.txt").write_text("b.jpg missing.png\n")
     with pytest.raises(UserInputError, match="no usable"):
         read_segmentation_list(tmp_path / "empty.txt")

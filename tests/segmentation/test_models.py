@@ -11,8 +11,15 @@ from sysnoise.models import load_model
 from sysnoise.tasks.segmentation import logits_module
 
 
-@pytest.mark.parametrize("arch, aux", [("lraspp_mobilenet_v3_large", False), ("deeplabv3_mobilenet_v3_large", True),
-                                       ("fcn_resnet50", True), ("fcn_resnet50", False)])
+@pytest.mark.parametrize(
+    "arch, aux",
+    [
+        ("lraspp_mobilenet_v3_large", False),
+        ("deeplabv3_mobilenet_v3_large", True),
+        ("fcn_resnet50", True),
+        ("fcn_resnet50", False),
+    ],
+)
 def test_by_name(arch, aux, tmp_path):
     from safetensors.torch import save_file
 
@@ -24,8 +31,11 @@ def test_by_name(arch, aux, tmp_path):
     state = loaded.module.state_dict()  # the saved weights, auxiliary head included, not a fresh init
     assert state.keys() == model.state_dict().keys()
     assert all(torch.equal(state[name], value) for name, value in model.state_dict().items())
-    assert (loaded.reference.crop, loaded.reference.input_size, loaded.reference.resize) == \
-        ("shorter-side", 520, "pillow-bilinear")
+    assert (loaded.reference.crop, loaded.reference.input_size, loaded.reference.resize) == (
+        "shorter-side",
+        520,
+        "pillow-bilinear",
+    )
     stage = logits_module(loaded.module)
     with torch.no_grad():
         out = stage(torch.randn(1, 3, 64, 80))

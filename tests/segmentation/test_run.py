@@ -21,13 +21,25 @@ N = 5
 def run(tmp_path_factory):
     torch.manual_seed(1)
     module = segmenter.build(len(scenes.CLASSES) + 1).eval()
-    loaded = LoadedModel("random-segmenter", module, segmenter.reference_pipeline(), len(scenes.CLASSES) + 1,
-                         ["background", *scenes.CLASSES])
+    loaded = LoadedModel(
+        "random-segmenter",
+        module,
+        segmenter.reference_pipeline(),
+        len(scenes.CLASSES) + 1,
+        ["background", *scenes.CLASSES],
+    )
     folder = scenes.materialise("detection", "val", n=N)
     options = EngineOptions(batch_size=N, workers=0, progress=False)
     out = tmp_path_factory.mktemp("seg")
-    results = api.run(loaded, folder / "segmentation.txt", task="segmentation", out=out, options=options,
-                            figures=False, noises=["mask-resize", "upsample=upsample-align-corners", "precision=fp16"])
+    results = api.run(
+        loaded,
+        folder / "segmentation.txt",
+        task="segmentation",
+        out=out,
+        options=options,
+        figures=False,
+        noises=["mask-resize", "upsample=upsample-align-corners", "precision=fp16"],
+    )
     return results, options, out, folder, module
 
 
@@ -52,10 +64,15 @@ def test_counts_cover_every_labeled_pixel_and_variants_share_the_forward(run):
     assert options.forward_counter[("fp32", (), "torch")] == N
     assert len(options.forward_counter) == 3
     ids = {v["id"] for v in results["variants"]}
-    assert {"mask-resize/labels-nearest", "mask-resize/labels-nearest-legacy",
-            "mask-resize/logits-bilinear-align-corners"} <= ids
-    assert "mask-resize/logits-bilinear" not in ids or \
-        next(v for v in results["variants"] if v["id"] == "mask-resize/logits-bilinear")["identical"] == 100
+    assert {
+        "mask-resize/labels-nearest",
+        "mask-resize/labels-nearest-legacy",
+        "mask-resize/logits-bilinear-align-corners",
+    } <= ids
+    assert (
+        "mask-resize/logits-bilinear" not in ids
+        or next(v for v in results["variants"] if v["id"] == "mask-resize/logits-bilinear")["identical"] == 100
+    )
 
 
 def test_report_is_table_4_shaped(run):

@@ -15,8 +15,10 @@ def _outputs_by_option(name: str):
     x = torch.randn(1, 3, loaded.reference.input_size, loaded.reference.input_size)
     with torch.no_grad():
         reference = loaded.module(x)
-        built = {option: build_model(loaded.module, noise.apply(loaded.reference, option), example=x)(x)
-                 for option in noise.options()}
+        built = {
+            option: build_model(loaded.module, noise.apply(loaded.reference, option), example=x)(x)
+            for option in noise.options()
+        }
     variants = {v.option for v in noise.variants(loaded.reference, None, loaded.module)}
     return loaded, reference, built, variants
 

@@ -17,4 +17,3 @@ def scene_files(tmp_path_factory) -> list[Path]:
         lines.append(f"{path.name} {i % 10}")
     (folder / "labels.txt").write_text("\n".join(lines) + "\n")
     return paths
-

@@ -24,10 +24,12 @@ def trained(scene_files, tmp_path_factory):
     mix = MixTransform({"resize": ["pillow-bilinear", "opencv-nearest"]}, BASE, seed=0)
     nearest = MixTransform({"resize": ["opencv-nearest"]}, BASE, seed=0)
     records = {
-        "mix": finetune.finetune(mix, out, "mix", init="random", recipe=RECIPE, label="mixed", train=data, val=data,
-                                 log=lambda _: None),
-        "nearest": finetune.finetune(nearest, out, "nearest", init="random", recipe=RECIPE, train=data, val=data,
-                                     log=lambda _: None),
+        "mix": finetune.finetune(
+            mix, out, "mix", init="random", recipe=RECIPE, label="mixed", train=data, val=data, log=lambda _: None
+        ),
+        "nearest": finetune.finetune(
+            nearest, out, "nearest", init="random", recipe=RECIPE, train=data, val=data, log=lambda _: None
+        ),
     }
     return out, data, mix, records
 
@@ -53,8 +55,16 @@ def test_per_batch_choices_share_one_pipeline():
 
 def test_the_same_seed_gives_the_same_weights(trained, tmp_path):
     _, data, _, records = trained
-    again = finetune.finetune(MixTransform({"resize": ["opencv-nearest"]}, BASE, seed=0), tmp_path, "nearest",
-                              init="random", recipe=RECIPE, train=data, val=data, log=lambda _: None)
+    again = finetune.finetune(
+        MixTransform({"resize": ["opencv-nearest"]}, BASE, seed=0),
+        tmp_path,
+        "nearest",
+        init="random",
+        recipe=RECIPE,
+        train=data,
+        val=data,
+        log=lambda _: None,
+    )
     assert again["weights_sha256"] == records["nearest"]["weights_sha256"]
 
 
@@ -85,8 +95,13 @@ def test_matrix_cells_are_top1_under_each_test_pipeline(trained, tmp_path):
 
     out, data, _, _ = trained
     tests = ["pillow-bilinear", "opencv-nearest"]
-    doc = api.matrix([str(out / "nearest.safetensors"), str(out / "mix.safetensors")], data,
-                     "resize=" + ",".join(tests), out=tmp_path / "m", options=EngineOptions(workers=0, progress=False))
+    doc = api.matrix(
+        [str(out / "nearest.safetensors"), str(out / "mix.safetensors")],
+        data,
+        "resize=" + ",".join(tests),
+        out=tmp_path / "m",
+        options=EngineOptions(workers=0, progress=False),
+    )
     assert [r["label"] for r in doc["rows"]] == ["nearest", "mixed"]
     assert doc["rows"][0]["matched"] == "opencv-nearest" and doc["rows"][1]["kind"] == "mix"
     assert {p.name for p in (tmp_path / "m").iterdir()} >= {"matrix.json", "matrix.md", "matrix.csv", "runs"}
@@ -98,9 +113,11 @@ def test_matrix_cells_are_top1_under_each_test_pipeline(trained, tmp_path):
             right = 0
             for path, label in files:
                 decoded = np.asarray(Image.open(path).convert("RGB"))
-                pixels = (np.asarray(Image.fromarray(decoded).resize((64, 64), Image.Resampling.BILINEAR))
-                          if cell["test"] == "pillow-bilinear"
-                          else cv2.resize(decoded, (64, 64), interpolation=cv2.INTER_NEAREST))
+                pixels = (
+                    np.asarray(Image.fromarray(decoded).resize((64, 64), Image.Resampling.BILINEAR))
+                    if cell["test"] == "pillow-bilinear"
+                    else cv2.resize(decoded, (64, 64), interpolation=cv2.INTER_NEAREST)
+                )
                 x = (pixels.astype(np.float32) - np.float32(BASE.mean)) / np.float32(BASE.std)
                 with torch.no_grad():
                     right += int(model(torch.from_numpy(x.transpose(2, 0, 1))[None]).argmax(1).item() == label)

@@ -41,16 +41,22 @@ COUNTS = {"pil": [340, 330, 280], "cvl": [320, 336, 290], "cvn": [300, 310, 330]
 
 
 def rows():
-    return [row("Pillow-bilinear", ["pillow-bilinear"], COUNTS["pil"]),
-            row("OpenCV-bilinear", ["opencv-bilinear"], COUNTS["cvl"]),
-            row("OpenCV-nearest", ["opencv-nearest"], COUNTS["cvn"]),
-            row("mix", TESTS, COUNTS["mix"])]
+    return [
+        row("Pillow-bilinear", ["pillow-bilinear"], COUNTS["pil"]),
+        row("OpenCV-bilinear", ["opencv-bilinear"], COUNTS["cvl"]),
+        row("OpenCV-nearest", ["opencv-nearest"], COUNTS["cvn"]),
+        row("mix", TESTS, COUNTS["mix"]),
+    ]
 
 
 def test_cells_rows_and_matched_columns():
     doc = matrix.compute(rows(), "resize", TESTS)
-    assert doc["n"] == N and [r["label"] for r in doc["rows"]] == ["Pillow-bilinear", "OpenCV-bilinear",
-                                                                   "OpenCV-nearest", "mix"]
+    assert doc["n"] == N and [r["label"] for r in doc["rows"]] == [
+        "Pillow-bilinear",
+        "OpenCV-bilinear",
+        "OpenCV-nearest",
+        "mix",
+    ]
     for described, key in zip(doc["rows"], COUNTS):
         accuracies = [100 * k / N for k in COUNTS[key]]
         assert [c["top1"] for c in described["cells"]] == pytest.approx(accuracies)
@@ -79,7 +85,7 @@ def test_mixed_row_against_fixed_and_matched_rows():
         assert costs[test]["cost"] == pytest.approx(100 * (matched - COUNTS["mix"][c]) / N)
         # first-k structure: the discordant pairs all go one way, |difference| of them
         d = abs(matched - COUNTS["mix"][c])
-        assert costs[test]["p_value"] == pytest.approx(min(1.0, 2 * 0.5 ** d))
+        assert costs[test]["p_value"] == pytest.approx(min(1.0, 2 * 0.5**d))
 
 
 def test_identical_rows_differ_by_exactly_zero_because_resamples_are_shared():

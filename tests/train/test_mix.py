@@ -13,7 +13,10 @@ from sysnoise.registry import UnknownNameError
 from sysnoise.train.mix import MixBatchSampler, MixDataset, MixTransform, RandomResizedCrop, parse_mix
 
 BASE = Pipeline(input_size=64, crop_pct=1.0)  # the zoo classifier's geometry: 80x80 -> 64x64
-WEIGHTED = {"resize": {"pillow-bilinear": 1, "opencv-bilinear": 1, "opencv-nearest": 2}, "decoder": ["pillow", "ffmpeg"]}
+WEIGHTED = {
+    "resize": {"pillow-bilinear": 1, "opencv-bilinear": 1, "opencv-nearest": 2},
+    "decoder": ["pillow", "ffmpeg"],
+}
 
 
 def binomial_ok(count: int, n: int, p: float, z: float = 5.0) -> bool:
@@ -58,8 +61,12 @@ def test_draws_are_a_function_of_seed_epoch_and_index_only():
 def test_reported_pipeline_made_the_pixels(scene_files):
     import cv2
 
-    mix = MixTransform({"resize": ["pillow-bilinear", "opencv-nearest"], "decoder": ["pillow", "ffmpeg"]}, BASE,
-                       seed=0, output="pixels")
+    mix = MixTransform(
+        {"resize": ["pillow-bilinear", "opencv-nearest"], "decoder": ["pillow", "ffmpeg"]},
+        BASE,
+        seed=0,
+        output="pixels",
+    )
     seen = set()
     for index in range(40):
         path = scene_files[index % len(scene_files)]
@@ -70,9 +77,11 @@ def test_reported_pipeline_made_the_pixels(scene_files):
         assert np.array_equal(pixels, engine)
         if pipeline.decoder == "pillow":  # independently: the libraries called directly
             decoded = np.asarray(Image.open(path).convert("RGB"))
-            expected = (np.asarray(Image.fromarray(decoded).resize((64, 64), Image.Resampling.BILINEAR))
-                        if pipeline.resize == "pillow-bilinear"
-                        else cv2.resize(decoded, (64, 64), interpolation=cv2.INTER_NEAREST))
+            expected = (
+                np.asarray(Image.fromarray(decoded).resize((64, 64), Image.Resampling.BILINEAR))
+                if pipeline.resize == "pillow-bilinear"
+                else cv2.resize(decoded, (64, 64), interpolation=cv2.INTER_NEAREST)
+            )
             assert np.array_equal(pixels, expected)
     assert len(seen) == 4  # every combination came up, so every branch above was checked
 
@@ -101,8 +110,13 @@ def test_all_pixels_lists_every_pipeline_in_order(scene_files):
 
 
 def test_a_forced_choice_is_used_and_keeps_the_random_crop_box(scene_files):
-    mix = MixTransform({"resize": ["pillow-bilinear", "opencv-nearest"]}, BASE, seed=0, output="pixels",
-                       random_crop=RandomResizedCrop())
+    mix = MixTransform(
+        {"resize": ["pillow-bilinear", "opencv-nearest"]},
+        BASE,
+        seed=0,
+        output="pixels",
+        random_crop=RandomResizedCrop(),
+    )
     drawn, forced_same = mix(scene_files[2], 9)[1], None
     for choice in range(2):
         pixels, pipeline = mix(scene_files[2], 9, choice=choice)
@@ -126,15 +140,21 @@ def test_random_resized_crop_boxes_follow_scale_and_ratio():
 def test_random_crop_output_is_the_kernel_applied_to_the_box(scene_files):
     import cv2
 
-    mix = MixTransform({"resize": ["opencv-nearest"]}, Pipeline(input_size=32), seed=5, output="pixels",
-                       random_crop=RandomResizedCrop())
+    mix = MixTransform(
+        {"resize": ["opencv-nearest"]},
+        Pipeline(input_size=32),
+        seed=5,
+        output="pixels",
+        random_crop=RandomResizedCrop(),
+    )
     pixels, pipeline = mix(scene_files[3], 4)
     rng = np.random.default_rng([5, 0, 0, 4])  # the sample's stream: one draw for the choice, then the box
     rng.random()
     left, top, right, bottom = RandomResizedCrop().box(80, 80, rng)
     decoded = np.asarray(Image.open(scene_files[3]).convert("RGB"))
-    expected = cv2.resize(np.ascontiguousarray(decoded[top:bottom, left:right]), (32, 32),
-                          interpolation=cv2.INTER_NEAREST)
+    expected = cv2.resize(
+        np.ascontiguousarray(decoded[top:bottom, left:right]), (32, 32), interpolation=cv2.INTER_NEAREST
+    )
     assert pixels.shape == (32, 32, 3) and np.array_equal(pixels, expected)
 
 
@@ -196,7 +216,9 @@ def test_declarations_are_checked():
 
 def test_parse_mix_reads_weights():
     assert parse_mix(["resize=pillow-bilinear,opencv-nearest:3", "decoder=ffmpeg"]) == {
-        "resize": {"pillow-bilinear": 1.0, "opencv-nearest": 3.0}, "decoder": {"ffmpeg": 1.0}}
+        "resize": {"pillow-bilinear": 1.0, "opencv-nearest": 3.0},
+        "decoder": {"ffmpeg": 1.0},
+    }
     with pytest.raises(ValueError, match="not a number"):
         parse_mix(["resize=pillow-bilinear:x"])
     with pytest.raises(ValueError, match="twice"):
@@ -216,8 +238,12 @@ def test_the_documented_imagenet_setup_runs(scene_files):
         return torch.flip(x, dims=(-1,))
 
     files = [(path, i % 10) for i, path in enumerate(scene_files)]
-    mix = MixTransform({"decoder": ["pillow", "ffmpeg"], "resize": ["pillow-bicubic", "opencv-area"]},
-                       base=Pipeline(input_size=32), seed=0, random_crop=RandomResizedCrop())
+    mix = MixTransform(
+        {"decoder": ["pillow", "ffmpeg"], "resize": ["pillow-bicubic", "opencv-area"]},
+        base=Pipeline(input_size=32),
+        seed=0,
+        random_crop=RandomResizedCrop(),
+    )
     data = MixDataset(files, mix, then=flip, with_choice=True)
     torch.manual_seed(0)
     batches = MixBatchSampler(RandomSampler(files), 5, mix, per="sample", drop_last=True)

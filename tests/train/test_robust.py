@@ -41,8 +41,14 @@ def test_augmentation_is_torchvisions_transform_drawn_per_image(name, cls):
 
 def tiny_bn_net():
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
-                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 10)).train()
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 10),
+    ).train()
 
 
 @pytest.mark.parametrize("name", ["fgsm", "pgd"])
@@ -50,8 +56,9 @@ def test_adversarial_batch_stays_in_the_ball_and_the_pixel_range_and_raises_the_
     method = robust.ROBUSTNESS(name)
     net = tiny_bn_net()
     pixels = images(8)
-    x = (torch.from_numpy(pixels).permute(0, 3, 1, 2).float() - torch.tensor(BASE.mean).view(1, 3, 1, 1)) \
-        / torch.tensor(BASE.std).view(1, 3, 1, 1)
+    x = (
+        torch.from_numpy(pixels).permute(0, 3, 1, 2).float() - torch.tensor(BASE.mean).view(1, 3, 1, 1)
+    ) / torch.tensor(BASE.std).view(1, 3, 1, 1)
     y = torch.arange(8) % 10
     stats = net[1].running_mean.clone()
     loss = torch.nn.functional.cross_entropy
@@ -59,7 +66,7 @@ def test_adversarial_batch_stays_in_the_ball_and_the_pixel_range_and_raises_the_
     x_adv = robust.adversarial(method, net, x, y, loss, BASE.mean, BASE.std)
     back = x_adv * torch.tensor(BASE.std).view(1, 3, 1, 1) + torch.tensor(BASE.mean).view(1, 3, 1, 1)  # pixel units
     moved = (back - (x * torch.tensor(BASE.std).view(1, 3, 1, 1) + torch.tensor(BASE.mean).view(1, 3, 1, 1))).abs()
-    assert moved.max() <= 2.0 + 1e-3 and moved.max() > 1.0   # eps = 2/255 of the range = 2 pixel levels
+    assert moved.max() <= 2.0 + 1e-3 and moved.max() > 1.0  # eps = 2/255 of the range = 2 pixel levels
     assert back.min() >= -1e-3 and back.max() <= 255 + 1e-3
     assert net.training and torch.equal(net[1].running_mean, stats)
     net.eval()
@@ -71,16 +78,33 @@ def test_adversarial_batch_stays_in_the_ball_and_the_pixel_range_and_raises_the_
 def plain(scene_files, tmp_path_factory):
     data = scene_files[0].parent / "labels.txt"
     out = tmp_path_factory.mktemp("plain")
-    record = finetune.finetune(MixTransform({}, BASE, seed=0), out, "plain", init="random", recipe=RECIPE, train=data,
-                               val=data, log=lambda _: None)
+    record = finetune.finetune(
+        MixTransform({}, BASE, seed=0),
+        out,
+        "plain",
+        init="random",
+        recipe=RECIPE,
+        train=data,
+        val=data,
+        log=lambda _: None,
+    )
     return data, record
 
 
 @pytest.mark.parametrize("name", ["randaugment", "augmix", "fgsm", "pgd"])
 def test_a_short_run_with_a_method_trains_other_weights_and_records_it(plain, name, tmp_path):
     data, reference_record = plain
-    record = finetune.finetune(MixTransform({}, BASE, seed=0), tmp_path, name, init="random", recipe=RECIPE,
-                               train=data, val=data, log=lambda _: None, robust=name)
+    record = finetune.finetune(
+        MixTransform({}, BASE, seed=0),
+        tmp_path,
+        name,
+        init="random",
+        recipe=RECIPE,
+        train=data,
+        val=data,
+        log=lambda _: None,
+        robust=name,
+    )
     assert record["weights_sha256"] != reference_record["weights_sha256"]
     saved = json.loads((tmp_path / f"{name}.json").read_text())
     assert saved["recipe"]["robustness"]["method"] == name

@@ -15,8 +15,11 @@ from sysnoise.zoo.datasets import DATASETS, resolve_dataset
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_same_bytes_and_prefix_property():
@@ -150,7 +153,8 @@ def test_coco_file_agrees_with_masks_and_label_maps(tmp_path):
 def test_dataset_names_resolve(tmp_path, monkeypatch):
     monkeypatch.setenv("SYSNOISE_CACHE", str(tmp_path))
     assert {"scenes", "scenes-train", "scenes-det", "scenes-det-train", "scenes-seg", "scenes-seg-train"} <= set(
-        DATASETS.names())
+        DATASETS.names()
+    )
     assert resolve_dataset(str(tmp_path)) == str(tmp_path)  # an existing path is left alone
     assert resolve_dataset("not-a-dataset") == "not-a-dataset"
     path = DATASETS("scenes")(n=4)

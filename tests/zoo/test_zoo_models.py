@@ -93,8 +93,14 @@ def test_run_on_scenes_reports_ceil_mode(tmp_path):
     from sysnoise.engine.execute import EngineOptions
 
     list_file = scenes.materialise("classification", "val", n=64) / "labels.txt"
-    results = api.run("zoo-resnet", list_file, noises=["ceil-mode"], out=tmp_path / "run",
-                      options=EngineOptions(batch_size=32, workers=0, progress=False), figures=False)
+    results = api.run(
+        "zoo-resnet",
+        list_file,
+        noises=["ceil-mode"],
+        out=tmp_path / "run",
+        options=EngineOptions(batch_size=32, workers=0, progress=False),
+        figures=False,
+    )
     loaded = load_model("zoo-resnet")
     paths, labels = zt.read_list(list_file)
     top1 = zt.classifier_top1(loaded.module, zt.pipeline_pixels(paths, loaded.reference), labels, loaded.reference)
@@ -111,17 +117,31 @@ def _card_file(tmp_path, card: dict):
 
 
 def _stage(command: str, n_train: int, top1: float) -> dict:
-    return {"command": command, "n_train": n_train, "metrics": {"val_top1": top1}, "history": [],
-            "train_seconds": 1, "weights_sha256": command[-1] * 64}
+    return {
+        "command": command,
+        "n_train": n_train,
+        "metrics": {"val_top1": top1},
+        "history": [],
+        "train_seconds": 1,
+        "weights_sha256": command[-1] * 64,
+    }
 
 
 def test_training_stages_carry_over_from_the_card(tmp_path):
     assert zt.earlier_stages(tmp_path / "missing.md") == []
     # a card written before stages were records: `stage1` plus the card's own (last) stage
-    legacy = {"recipe": {"command": "train b", "stages": ["train a", "train b"],
-                         "stage1": {k: v for k, v in _stage("train a", 0, 0.3).items() if k != "n_train"}},
-              "data": {"n_train": 5000}, "metrics": {"val_top1": 0.5}, "history": [], "train_seconds": 1,
-              "weights_sha256": "b" * 64}
+    legacy = {
+        "recipe": {
+            "command": "train b",
+            "stages": ["train a", "train b"],
+            "stage1": {k: v for k, v in _stage("train a", 0, 0.3).items() if k != "n_train"},
+        },
+        "data": {"n_train": 5000},
+        "metrics": {"val_top1": 0.5},
+        "history": [],
+        "train_seconds": 1,
+        "weights_sha256": "b" * 64,
+    }
     stages = zt.earlier_stages(_card_file(tmp_path, legacy))
     assert [s["command"] for s in stages] == ["train a", "train b"]
     assert [s["n_train"] for s in stages] == [5000, 5000]
@@ -132,6 +152,11 @@ def test_training_stages_carry_over_from_the_card(tmp_path):
     assert [s["command"] for s in again] == ["train a", "train b", "train c"]
     text = zt.describe_stages(again)
     assert text.splitlines()[2] == "3. `train c` (20000 training images): val top-1 80.00 %"
-    assert zt.train_command("zoo-resnet", 0, 12, "zoo-resnet", 20000) == \
-        "sysnoise train-zoo zoo-resnet --seed 0 --epochs 12 --init zoo-resnet --n-train 20000"
-    assert zt.train_command("zoo-detector", 1, 3, None, None) == "sysnoise train-zoo zoo-detector --seed 1 --epochs 3 --init none"
+    assert (
+        zt.train_command("zoo-resnet", 0, 12, "zoo-resnet", 20000)
+        == "sysnoise train-zoo zoo-resnet --seed 0 --epochs 12 --init zoo-resnet --n-train 20000"
+    )
+    assert (
+        zt.train_command("zoo-detector", 1, 3, None, None)
+        == "sysnoise train-zoo zoo-detector --seed 1 --epochs 3 --init none"
+    )

@@ -34,9 +34,11 @@ def _out(side: int, kernel: int, stride: int, padding: int, ceil: bool = False) 
 def _side_from_layers(model, side: int, ceil: bool) -> int:
     """The final map's side, walked through the model's stem conv, max-pool and each stage's first
     (possibly strided) conv: the other convs are 3x3 stride 1 padding 1 and keep the size."""
+
     def one(layer, side, ceil=False):
         def pair(v):
             return v if isinstance(v, int) else v[0]
+
         return _out(side, pair(layer.kernel_size), pair(layer.stride), pair(layer.padding), ceil)
 
     side = one(model.conv1, side)
@@ -103,17 +105,27 @@ def test_ceil_mode_makes_resnet50s_share_of_new_cells(loaded):
     sides = {}
     for mode in (False, True):
         resnet50.maxpool.ceil_mode = mode
-        sides[mode] = resnet50.layer4(resnet50.layer3(resnet50.layer2(resnet50.layer1(resnet50.maxpool(
-            resnet50.relu(resnet50.bn1(resnet50.conv1(torch.empty(1, 3, 224, 224, device="meta"))))))))).shape[-1]
+        sides[mode] = resnet50.layer4(
+            resnet50.layer3(
+                resnet50.layer2(
+                    resnet50.layer1(
+                        resnet50.maxpool(
+                            resnet50.relu(resnet50.bn1(resnet50.conv1(torch.empty(1, 3, 224, 224, device="meta"))))
+                        )
+                    )
+                )
+            )
+        ).shape[-1]
     assert (sides[False], sides[True]) == (7, 8)
 
     def new_share(floor: int, ceil: int) -> float:
-        return (ceil ** 2 - floor ** 2) / ceil ** 2
+        return (ceil**2 - floor**2) / ceil**2
 
     assert new_share(7, ceil[0]) == pytest.approx(new_share(sides[False], sides[True])) == pytest.approx(15 / 64)
     # zoo-resnet, for contrast: 2x2 -> 3x3, 5 of 9 cells new
-    assert new_share(*(_side_from_layers(load_model("zoo-resnet").module, 64, c) for c in (False, True))) \
-        == pytest.approx(5 / 9)
+    assert new_share(
+        *(_side_from_layers(load_model("zoo-resnet").module, 64, c) for c in (False, True))
+    ) == pytest.approx(5 / 9)
 
 
 def test_shipped_weights_reach_80_percent_on_scenes(loaded):

@@ -78,9 +78,21 @@ class ClassificationAnalysis:
             p = st.mcnemar_exact(c2w, w2c)
         flip_low, flip_high = st.wilson_interval(int(flips.sum()), n)
         return VariantStats(
-            id=column_id, noise=noise, option=option, n=n, n_labeled=n_labeled, metric=self.metric.key, value=top1,
-            delta=delta, delta_ci=ci, p_value=p, correct_to_wrong=c2w, wrong_to_correct=w2c,
-            flip_rate=float(100 * flips.mean()) if n else math.nan, flip_ci=(100 * flip_low, 100 * flip_high),
-            n_failed=int(failed.sum()), identical=float(100 * identical.mean()) if n else math.nan,
+            id=column_id,
+            noise=noise,
+            option=option,
+            n=n,
+            n_labeled=n_labeled,
+            metric=self.metric.key,
+            value=top1,
+            delta=delta,
+            delta_ci=ci,
+            p_value=p,
+            correct_to_wrong=c2w,
+            wrong_to_correct=w2c,
+            flip_rate=float(100 * flips.mean()) if n else math.nan,
+            flip_ci=(100 * flip_low, 100 * flip_high),
+            n_failed=int(failed.sum()),
+            identical=float(100 * identical.mean()) if n else math.nan,
             extra={"top5": top5},
         )

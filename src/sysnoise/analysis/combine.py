@@ -107,8 +107,15 @@ def left_out(results: dict, steps: list[Step]) -> list[dict]:
         noise = get_noise(name)
         kept = stepped.get(noise.field) if noise.exclusive else None
         if kept is not None and kept.noise != name:
-            out.append({"noise": name, "option": worst[name]["option"], "field": noise.field,
-                        "kept_noise": kept.noise, "kept_option": kept.option})
+            out.append(
+                {
+                    "noise": name,
+                    "option": worst[name]["option"],
+                    "field": noise.field,
+                    "kept_noise": kept.noise,
+                    "kept_option": kept.option,
+                }
+            )
     return out
 
 
@@ -123,7 +130,9 @@ def _parse(specs: list[str], measured: set[str]) -> list[tuple[str, str | None]]
         option = options[0] if options else None
         noise = get_noise(name)
         if option and option not in noise.options():
-            raise UserInputError(f"stepwise: noise {name!r} has no option {option!r}; options: {', '.join(noise.options())}")
+            raise UserInputError(
+                f"stepwise: noise {name!r} has no option {option!r}; options: {', '.join(noise.options())}"
+            )
         if not option and name not in measured:
             raise UserInputError(
                 f"stepwise: noise {name!r} is not measured on its own (not asked for, not applicable to this model, "
@@ -132,11 +141,16 @@ def _parse(specs: list[str], measured: set[str]) -> list[tuple[str, str | None]]
             )
         if any(seen == name for seen, _ in parsed):
             raise UserInputError(f"stepwise: noise {name!r} is named twice")
-        clash = [seen for seen, _ in parsed if noise.exclusive and get_noise(seen).exclusive
-                 and get_noise(seen).field == noise.field]
+        clash = [
+            seen
+            for seen, _ in parsed
+            if noise.exclusive and get_noise(seen).exclusive and get_noise(seen).field == noise.field
+        ]
         if clash:
-            raise UserInputError(f"stepwise: {clash[0]!r} and {name!r} both set the pipeline's {noise.field!r} field, "
-                                 "and a pipeline holds one value: name one of them")
+            raise UserInputError(
+                f"stepwise: {clash[0]!r} and {name!r} both set the pipeline's {noise.field!r} field, "
+                "and a pipeline holds one value: name one of them"
+            )
         parsed.append((name, option or None))
     return parsed
 
@@ -218,16 +232,18 @@ def attribution(reference: Pipeline, deploy: Pipeline, rows: dict[str, dict]) ->
     for name in changed:
         alone = rows.get(f"{DEPLOY}/only:{name}", full)  # a single change is its own 'alone'
         without = rows.get(f"{DEPLOY}/without:{name}")
-        changes.append({
-            "field": name,
-            "reference": reference.to_dict()[name],
-            "deploy": deploy.to_dict()[name],
-            "alone_id": alone["id"],
-            "effect_alone": effect(alone),
-            "effect_alone_ci": effect_ci(alone),
-            "alone_distinguishable": alone["distinguishable_from_zero"],
-            "effect_last": total - effect(without) if without is not None else total,
-        })
+        changes.append(
+            {
+                "field": name,
+                "reference": reference.to_dict()[name],
+                "deploy": deploy.to_dict()[name],
+                "alone_id": alone["id"],
+                "effect_alone": effect(alone),
+                "effect_alone_ci": effect_ci(alone),
+                "alone_distinguishable": alone["distinguishable_from_zero"],
+                "effect_last": total - effect(without) if without is not None else total,
+            }
+        )
     return {
         "pipeline": deploy.to_dict(),
         "total": full,

@@ -30,14 +30,28 @@ from sysnoise.analysis.metric import MAP
 from sysnoise.analysis.stats import VariantStats
 from sysnoise.postprocess.detection import decode_masks
 
-SEGM_NOT_APPLICABLE = ("post-processing other than the model's own: Mask R-CNN's masks come from its mask head run "
-                       "on the model's own post-processed boxes, so segm AP is computed for the reference, "
-                       "pre-processing and inference columns only")
+SEGM_NOT_APPLICABLE = (
+    "post-processing other than the model's own: Mask R-CNN's masks come from its mask head run "
+    "on the model's own post-processed boxes, so segm AP is computed for the reference, "
+    "pre-processing and inference columns only"
+)
 RESAMPLES = 500  # bootstrap resamples per variant (an accumulate over all categories each; see ResampledAP)
 CONFIDENT = 0.5  # detections at or above this score are what an application shows
 MATCH_IOU = 0.5
-STATS = ("map", "ap50", "ap75", "ap_small", "ap_medium", "ap_large",
-         "ar1", "ar10", "ar100", "ar_small", "ar_medium", "ar_large")  # COCOeval.stats, in order
+STATS = (
+    "map",
+    "ap50",
+    "ap75",
+    "ap_small",
+    "ap_medium",
+    "ap_large",
+    "ar1",
+    "ar10",
+    "ar100",
+    "ar_small",
+    "ar_medium",
+    "ar_large",
+)  # COCOeval.stats, in order
 
 
 def ground_truth(coco: dict):
@@ -57,8 +71,14 @@ def detections_json(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, i
     for image_id, b, s, c in zip(image_ids, boxes, scores, labels):
         for box, score, label in zip(b[c >= 0], s[c >= 0], c[c >= 0]):
             x1, y1, x2, y2 = (float(v) for v in box)
-            out.append({"image_id": int(image_id), "category_id": int(label), "bbox": [x1, y1, x2 - x1, y2 - y1],
-                        "score": float(score)})
+            out.append(
+                {
+                    "image_id": int(image_id),
+                    "category_id": int(label),
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": float(score),
+                }
+            )
     return out
 
 
@@ -71,8 +91,9 @@ def segmentations_json(blobs: list[bytes], scores: np.ndarray, labels: np.ndarra
         if len(rles) != int((c >= 0).sum()):
             raise ValueError(f"image {image_id}: {len(rles)} masks stored for {int((c >= 0).sum())} detections")
         for rle, score, label in zip(rles, s[c >= 0], c[c >= 0]):
-            out.append({"image_id": int(image_id), "category_id": int(label), "segmentation": rle,
-                        "score": float(score)})
+            out.append(
+                {"image_id": int(image_id), "category_id": int(label), "segmentation": rle, "score": float(score)}
+            )
     return out
 
 
@@ -81,8 +102,11 @@ def _has_segmentation(segmentation) -> bool:
     if isinstance(segmentation, dict):
         size = segmentation.get("size")
         return "counts" in segmentation and isinstance(size, list) and len(size) == 2
-    return (isinstance(segmentation, list) and bool(segmentation)
-            and all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 for p in segmentation))
+    return (
+        isinstance(segmentation, list)
+        and bool(segmentation)
+        and all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 for p in segmentation)
+    )
 
 
 def segm_problem(coco: dict) -> str | None:
@@ -91,8 +115,10 @@ def segm_problem(coco: dict) -> str | None:
     annotations = coco["annotations"]
     missing = sum(1 for a in annotations if not _has_segmentation(a.get("segmentation")))
     if missing:
-        return (f"{missing} of {len(annotations)} annotations have no segmentation (polygons or RLE): "
-                "segm AP needs ground-truth masks")
+        return (
+            f"{missing} of {len(annotations)} annotations have no segmentation (polygons or RLE): "
+            "segm AP needs ground-truth masks"
+        )
     sizeless = sum(1 for image in coco["images"] if not (image.get("width") and image.get("height")))
     if sizeless:
         return f"{sizeless} images have no width/height: COCO's masks are decoded at the annotated size"
@@ -109,14 +135,24 @@ def coco_eval(gt, results: list[dict], image_ids: list[int], iou_type: str = "bb
     from pycocotools.cocoeval import COCOeval
 
     if iou_type == "segm":
-        anns = [{**r, "id": i + 1, "area": float(mask_utils.area(r["segmentation"])),
-                 "bbox": [float(v) for v in mask_utils.toBbox(r["segmentation"])], "iscrowd": 0}
-                for i, r in enumerate(results)]
+        anns = [
+            {
+                **r,
+                "id": i + 1,
+                "area": float(mask_utils.area(r["segmentation"])),
+                "bbox": [float(v) for v in mask_utils.toBbox(r["segmentation"])],
+                "iscrowd": 0,
+            }
+            for i, r in enumerate(results)
+        ]
     else:
         anns = [{**r, "id": i + 1, "area": r["bbox"][2] * r["bbox"][3], "iscrowd": 0} for i, r in enumerate(results)]
     dt = COCO()
-    dt.dataset = {"images": list(gt.dataset["images"]), "categories": list(gt.dataset["categories"]),
-                  "annotations": anns}
+    dt.dataset = {
+        "images": list(gt.dataset["images"]),
+        "categories": list(gt.dataset["categories"]),
+        "annotations": anns,
+    }
     with contextlib.redirect_stdout(io.StringIO()):
         dt.createIndex()
         evaluation = COCOeval(gt, dt, iou_type)
@@ -148,8 +184,9 @@ class ResampledAP:
                 continue
             scores = np.concatenate([e["dtScores"][:max_det] for e in entries])
             order = np.argsort(-scores, kind="mergesort")  # COCOeval's order
-            image = np.concatenate([np.full(min(len(e["dtScores"]), max_det), position[e["image_id"]])
-                                    for e in entries])[order]
+            image = np.concatenate(
+                [np.full(min(len(e["dtScores"]), max_det), position[e["image_id"]]) for e in entries]
+            )[order]
             matched = np.concatenate([e["dtMatches"][:, :max_det] for e in entries], axis=1)[:, order]
             ignored = np.concatenate([e["dtIgnore"][:, :max_det] for e in entries], axis=1)[:, order].astype(bool)
             objects = np.zeros(len(image_ids))
@@ -198,7 +235,9 @@ class ResampledAP:
         offsets = (np.arange(batch * rows) * stride)[:, None]
         keys = (tp.reshape(batch * rows, n) + offsets).ravel()
         queries = (np.repeat(needed, rows, axis=0) + offsets).ravel()
-        index = np.searchsorted(keys, queries, side="left").reshape(batch * rows, -1) - np.arange(batch * rows)[:, None] * n
+        index = (
+            np.searchsorted(keys, queries, side="left").reshape(batch * rows, -1) - np.arange(batch * rows)[:, None] * n
+        )
         flat = precision.reshape(batch * rows, n)
         q = np.where(index < n, np.take_along_axis(flat, np.minimum(index, n - 1), axis=1), 0.0)
         return q.reshape(batch, rows, recall_points)
@@ -269,7 +308,9 @@ class DetectionAnalysis:
             evaluation = coco_eval(self.gt, detections_json(boxes, scores, labels, image_ids), image_ids)
             stats = {name: float(100 * v) if v >= 0 else None for name, v in zip(STATS, evaluation.stats)}
             resampled = ResampledAP(evaluation, image_ids)
-            metric = CachedMetric(lambda indices: resampled(np.bincount(indices, minlength=len(image_ids))), resampled.batch)
+            metric = CachedMetric(
+                lambda indices: resampled(np.bincount(indices, minlength=len(image_ids))), resampled.batch
+            )
             self._columns[key] = (stats, resampled, metric, self._per_class(evaluation))
         return self._columns[key]
 
@@ -279,7 +320,9 @@ class DetectionAnalysis:
         for k, category in enumerate(evaluation.params.catIds):
             values = precision[:, :, k]
             values = values[values > -1]
-            out[self.dataset.class_names.get(category, str(category))] = float(100 * values.mean()) if values.size else None
+            out[self.dataset.class_names.get(category, str(category))] = (
+                float(100 * values.mean()) if values.size else None
+            )
         return out
 
     def segm_column(self, outputs, column_id: str):
@@ -302,13 +345,15 @@ class DetectionAnalysis:
                 arrays = outputs.arrays[column_id]
                 scores, labels = arrays["scores"][positions], arrays["labels"][positions]
                 labels = np.where(failed[:, None], -1, labels)
-                evaluation = coco_eval(self.gt, segmentations_json(blobs, scores, labels, image_ids), image_ids,
-                                       "segm")
-                stats = {f"segm_{name}": float(100 * v) if v >= 0 else None
-                         for name, v in zip(("ap", "ap50", "ap75"), evaluation.stats[:3])}
+                evaluation = coco_eval(self.gt, segmentations_json(blobs, scores, labels, image_ids), image_ids, "segm")
+                stats = {
+                    f"segm_{name}": float(100 * v) if v >= 0 else None
+                    for name, v in zip(("ap", "ap50", "ap75"), evaluation.stats[:3])
+                }
                 resampled = ResampledAP(evaluation, image_ids)  # COCOeval's per-image matching, as for boxes
-                metric = CachedMetric(lambda indices: resampled(np.bincount(indices, minlength=len(image_ids))),
-                                 resampled.batch)
+                metric = CachedMetric(
+                    lambda indices: resampled(np.bincount(indices, minlength=len(image_ids))), resampled.batch
+                )
                 self._columns[key] = (stats, metric, None)
         return self._columns[key]
 
@@ -342,16 +387,26 @@ class DetectionAnalysis:
             reference[1].prefill(n, self.resamples)
             metric.prefill(n, self.resamples)
             comparison = st.paired_bootstrap_metric(reference[1], metric, n, resamples=self.resamples)
-        return {**stats, "segm_delta": comparison.delta if comparison else None,
-                "segm_delta_ci": comparison.ci if comparison else None,
-                "segm_p_value": comparison.p_value if comparison else None}
+        return {
+            **stats,
+            "segm_delta": comparison.delta if comparison else None,
+            "segm_delta_ci": comparison.ci if comparison else None,
+            "segm_p_value": comparison.p_value if comparison else None,
+        }
 
     def reference_metrics(self, outputs) -> dict:
         stats, _, metric, per_class = self.column(outputs, outputs.column_ids[0])
         n = int(outputs.valid.sum())
         ci = percentile_interval(metric.prefill(n, self.resamples)) if n else None  # the variants' resamples
-        return {"n": n, "n_labeled": n, **stats, "map_ci": ci, "per_class_ap": per_class,
-                "resamples": self.resamples, **self._segm_reference(outputs)}
+        return {
+            "n": n,
+            "n_labeled": n,
+            **stats,
+            "map_ci": ci,
+            "per_class_ap": per_class,
+            "resamples": self.resamples,
+            **self._segm_reference(outputs),
+        }
 
     def variant_stats(self, outputs, column_id: str, noise: str, option: str) -> VariantStats:
         reference_id = outputs.column_ids[0]
@@ -383,11 +438,25 @@ class DetectionAnalysis:
             more += found_var > found_ref
         low, high = st.wilson_interval(changed, n)
         return VariantStats(
-            id=column_id, noise=noise, option=option, n=n, n_labeled=n, metric=self.metric.key, value=stats["map"],
-            extra={**{k: v for k, v in stats.items() if k != "map"}, "per_class_ap": per_class,
-                   **self._segm_variant(outputs, column_id)},
+            id=column_id,
+            noise=noise,
+            option=option,
+            n=n,
+            n_labeled=n,
+            metric=self.metric.key,
+            value=stats["map"],
+            extra={
+                **{k: v for k, v in stats.items() if k != "map"},
+                "per_class_ap": per_class,
+                **self._segm_variant(outputs, column_id),
+            },
             delta=comparison.delta if comparison else None,
-            delta_ci=comparison.ci if comparison else None, p_value=comparison.p_value if comparison else None,
-            correct_to_wrong=int(fewer), wrong_to_correct=int(more),
-            flip_rate=float(100 * changed / n) if n else math.nan, flip_ci=(100 * low, 100 * high),
-            n_failed=int(failed[positions].sum()), identical=float(100 * identical / n) if n else math.nan)
+            delta_ci=comparison.ci if comparison else None,
+            p_value=comparison.p_value if comparison else None,
+            correct_to_wrong=int(fewer),
+            wrong_to_correct=int(more),
+            flip_rate=float(100 * changed / n) if n else math.nan,
+            flip_ci=(100 * low, 100 * high),
+            n_failed=int(failed[positions].sum()),
+            identical=float(100 * identical / n) if n else math.nan,
+        )

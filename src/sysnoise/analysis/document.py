@@ -57,21 +57,39 @@ def corrupt_count(skipped: list[dict], run: dict) -> dict:
     """Samples skipped because the pre-flight found their data corrupt (a dataset problem, not
     decoder noise): counted apart; null when they were measured (--include-corrupt)."""
     included = bool(run.get("include_corrupt"))
-    return {"n_corrupt": None if included else sum(str(s["reason"]).startswith(CORRUPT) for s in skipped),
-            "include_corrupt": included}
+    return {
+        "n_corrupt": None if included else sum(str(s["reason"]).startswith(CORRUPT) for s in skipped),
+        "include_corrupt": included,
+    }
 
 
 def reference_row(analysis, outputs: RunOutputs, pipeline: dict) -> dict:
     """The reference column's numbers (its metric under the metric's key, its interval under
     KEY_ci) and the metric's metadata for the reports."""
     metric = analysis.metric
-    return {"pipeline": pipeline, **analysis.reference_metrics(outputs), "metric": metric.key,
-            "metric_info": metric.to_dict()}
+    return {
+        "pipeline": pipeline,
+        **analysis.reference_metrics(outputs),
+        "metric": metric.key,
+        "metric_info": metric.to_dict(),
+    }
 
 
-def build_results(*, task: str, analysis, model: dict, dataset: dict, plan: Plan, outputs: RunOutputs,
-                  noises: list[dict], environment: dict, run: dict, problems: list[dict] = (),
-                  view: Callable[[Pipeline], dict] = all_pipeline_fields, more: dict | None = None) -> dict:
+def build_results(
+    *,
+    task: str,
+    analysis,
+    model: dict,
+    dataset: dict,
+    plan: Plan,
+    outputs: RunOutputs,
+    noises: list[dict],
+    environment: dict,
+    run: dict,
+    problems: list[dict] = (),
+    view: Callable[[Pipeline], dict] = all_pipeline_fields,
+    more: dict | None = None,
+) -> dict:
     """noises: [{name, stage, description, applies}] in the order the user asked for them.
     view: the pipeline fields a task's rows show (text has no image pre-processing); more: the
     task's own top-level fields (a language run's scoring window)."""
@@ -86,30 +104,44 @@ def build_results(*, task: str, analysis, model: dict, dataset: dict, plan: Plan
         if not ok
     ] + list(problems)
     failures = {
-        column_id: [{"id": sid, "reason": str(err)} for sid, err, ok in zip(outputs.sample_ids, errs, valid) if ok and err]
+        column_id: [
+            {"id": sid, "reason": str(err)} for sid, err, ok in zip(outputs.sample_ids, errs, valid) if ok and err
+        ]
         for column_id, errs in outputs.errors.items()
         if column_id != "reference" and (errs[valid] != "").any()
     }
-    return clean({
-        "schema": SCHEMA,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "task": task,
-        "model": model,
-        "dataset": {**dataset, "samples_sha256": samples_digest(outputs), **corrupt_count(skipped, run)},
-        **(more or {}),
-        "reference": reference_row(analysis, outputs, view(plan.reference)),
-        "variants": [variant_row(plan, s, view) for s in stats],
-        "noises": [{**noise, "summary": noise_summary(by_noise[noise["name"]]) if noise["name"] in by_noise else None}
-                   for noise in noises],
-        "skipped": skipped,
-        "variant_failures": failures,
-        "environment": environment,
-        "run": {**run, "bootstrap_resamples": analysis.resamples},
-    })
+    return clean(
+        {
+            "schema": SCHEMA,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "task": task,
+            "model": model,
+            "dataset": {**dataset, "samples_sha256": samples_digest(outputs), **corrupt_count(skipped, run)},
+            **(more or {}),
+            "reference": reference_row(analysis, outputs, view(plan.reference)),
+            "variants": [variant_row(plan, s, view) for s in stats],
+            "noises": [
+                {**noise, "summary": noise_summary(by_noise[noise["name"]]) if noise["name"] in by_noise else None}
+                for noise in noises
+            ],
+            "skipped": skipped,
+            "variant_failures": failures,
+            "environment": environment,
+            "run": {**run, "bootstrap_resamples": analysis.resamples},
+        }
+    )
 
 
-def add_combined(results: dict, plan: Plan, outputs: RunOutputs, analysis, *,
-                 steps: list[combine.Step] | None = None, order: str | None = None, deploy=None) -> dict:
+def add_combined(
+    results: dict,
+    plan: Plan,
+    outputs: RunOutputs,
+    analysis,
+    *,
+    steps: list[combine.Step] | None = None,
+    order: str | None = None,
+    deploy=None,
+) -> dict:
     """Fold the second (combined) pass into the results: the stepwise table and/or the deployment
     attribution, each computed against the second pass's own reference column."""
     rows = clean({s.id: variant_row(plan, s) for s in variant_stats_of(plan, outputs, analysis)})
@@ -123,5 +155,8 @@ def add_combined(results: dict, plan: Plan, outputs: RunOutputs, analysis, *,
 
 def all_variant_rows(results: dict) -> list[dict]:
     """Every measured variant: single noises, then stepwise steps, then deployment variants."""
-    return (list(results["variants"]) + list(results.get("stepwise", {}).get("steps", []))
-            + list(results.get("deploy", {}).get("variants", [])))
+    return (
+        list(results["variants"])
+        + list(results.get("stepwise", {}).get("steps", []))
+        + list(results.get("deploy", {}).get("variants", []))
+    )

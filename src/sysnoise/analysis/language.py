@@ -58,11 +58,14 @@ def perplexity_forms(arrays: dict, rows: np.ndarray) -> dict:
     bits per byte (-sum loglik / sum bytes / ln 2). Words are len(re.split(r"\\s+", text))."""
     loglik = float(arrays["loglik"][rows, 0].sum())
     words, nbytes = int(arrays["words"][rows].sum()), int(arrays["bytes"][rows].sum())
-    return {"token_perplexity": perplexity(arrays, rows),
-            "word_perplexity": math.exp(-loglik / words) if words else math.nan,
-            "byte_perplexity": math.exp(-loglik / nbytes) if nbytes else math.nan,
-            "bits_per_byte": -loglik / nbytes / math.log(2) if nbytes else math.nan,
-            "words": words, "bytes": nbytes}
+    return {
+        "token_perplexity": perplexity(arrays, rows),
+        "word_perplexity": math.exp(-loglik / words) if words else math.nan,
+        "byte_perplexity": math.exp(-loglik / nbytes) if nbytes else math.nan,
+        "bits_per_byte": -loglik / nbytes / math.log(2) if nbytes else math.nan,
+        "words": words,
+        "bytes": nbytes,
+    }
 
 
 def changed_answers(reference: dict, variant: dict, kind: str, metric: str) -> np.ndarray:
@@ -93,14 +96,24 @@ class LanguageAnalysis:
         ref = {k: v[valid] for k, v in outputs.arrays[outputs.column_ids[0]].items()}
         out = {"n": int(valid.sum()), "n_labeled": int(valid.sum()) if kind != "text" else 0}
         if kind == "text":
-            out.update({metric: perplexity(ref, np.arange(out["n"])), f"{metric}_ci": None,
-                        "tokens": int(ref["tokens"][:, 0].sum()),
-                        "perplexities": perplexity_forms(ref, np.arange(out["n"]))})
+            out.update(
+                {
+                    metric: perplexity(ref, np.arange(out["n"])),
+                    f"{metric}_ci": None,
+                    "tokens": int(ref["tokens"][:, 0].sum()),
+                    "perplexities": perplexity_forms(ref, np.arange(out["n"])),
+                }
+            )
         else:
             hits = correct(ref, outputs.labels[valid], kind, metric)
             low, high = st.wilson_interval(int(hits.sum()), int(hits.size))
-            out.update({metric: float(100 * hits.mean()) if hits.size else None,
-                        f"{metric}_ci": (100 * low, 100 * high), "tokens": int(ref["tokens"].sum())})
+            out.update(
+                {
+                    metric: float(100 * hits.mean()) if hits.size else None,
+                    f"{metric}_ci": (100 * low, 100 * high),
+                    "tokens": int(ref["tokens"].sum()),
+                }
+            )
         return out
 
     def variant_stats(self, outputs: RunOutputs, column_id: str, noise: str, option: str) -> VariantStats:
@@ -114,8 +127,9 @@ class LanguageAnalysis:
         both = ~np.isnan(ref["loglik"]) & ~np.isnan(var["loglik"])
         tokens = ref["tokens"][both].sum()
         change = float(np.abs(ref["loglik"] - var["loglik"])[both].sum() / tokens) if tokens else math.nan
-        identical = (np.isnan(ref["loglik"]) == np.isnan(var["loglik"])).all(axis=1) & \
-            (np.nan_to_num(ref["loglik"]) == np.nan_to_num(var["loglik"])).all(axis=1)
+        identical = (np.isnan(ref["loglik"]) == np.isnan(var["loglik"])).all(axis=1) & (
+            np.nan_to_num(ref["loglik"]) == np.nan_to_num(var["loglik"])
+        ).all(axis=1)
         agreement = token_agreement(ref, var)
 
         c2w = w2c = 0
@@ -124,8 +138,14 @@ class LanguageAnalysis:
             rows_ok = ~failed
             forms = perplexity_forms(var, np.flatnonzero(rows_ok))
             comparison = st.paired_bootstrap_metric(
-                lambda idx: perplexity(var, idx[rows_ok[idx]]), lambda idx: perplexity(ref, idx[rows_ok[idx]]), n)
-            value, delta, ci, p = perplexity(var, np.flatnonzero(rows_ok)), comparison.delta, comparison.ci, comparison.p_value
+                lambda idx: perplexity(var, idx[rows_ok[idx]]), lambda idx: perplexity(ref, idx[rows_ok[idx]]), n
+            )
+            value, delta, ci, p = (
+                perplexity(var, np.flatnonzero(rows_ok)),
+                comparison.delta,
+                comparison.ci,
+                comparison.p_value,
+            )
             flip_rate = 100 - agreement
             flip_ci = (math.nan, math.nan)
         else:
@@ -142,9 +162,21 @@ class LanguageAnalysis:
             flip_low, flip_high = st.wilson_interval(int(flips.sum()), n)
             flip_ci = (100 * flip_low, 100 * flip_high)
         return VariantStats(
-            id=column_id, noise=noise, option=option, n=n, n_labeled=n if kind != "text" else 0, metric=metric,
-            value=value, delta=delta, delta_ci=ci, p_value=p, correct_to_wrong=c2w, wrong_to_correct=w2c,
-            flip_rate=flip_rate, flip_ci=flip_ci, n_failed=int(failed.sum()),
+            id=column_id,
+            noise=noise,
+            option=option,
+            n=n,
+            n_labeled=n if kind != "text" else 0,
+            metric=metric,
+            value=value,
+            delta=delta,
+            delta_ci=ci,
+            p_value=p,
+            correct_to_wrong=c2w,
+            wrong_to_correct=w2c,
+            flip_rate=flip_rate,
+            flip_ci=flip_ci,
+            n_failed=int(failed.sum()),
             identical=float(100 * identical.mean()) if n else math.nan,
             extra={"token_agreement": agreement, "mean_abs_loglik_change": change, "perplexities": forms},
         )

@@ -24,9 +24,17 @@ SCHEMA = "sysnoise.matrix/1"
 # The paper's test columns, in its order (Table 7: six resizes; Table 8: three decoders), with its
 # column names; `--test paper-resize` stands for the whole FIELD=OPTION,... spec.
 PAPER_LAYOUTS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
-    "paper-resize": ("resize", (("pillow-bilinear", "Pil-bilinear"), ("pillow-nearest", "Pil-nearest"),
-                                ("pillow-bicubic", "Pil-cubic"), ("opencv-nearest", "CV-nearest"),
-                                ("opencv-bilinear", "CV-bilinear"), ("opencv-bicubic", "CV-cubic"))),
+    "paper-resize": (
+        "resize",
+        (
+            ("pillow-bilinear", "Pil-bilinear"),
+            ("pillow-nearest", "Pil-nearest"),
+            ("pillow-bicubic", "Pil-cubic"),
+            ("opencv-nearest", "CV-nearest"),
+            ("opencv-bilinear", "CV-bilinear"),
+            ("opencv-bicubic", "CV-cubic"),
+        ),
+    ),
     "paper-decoder": ("decoder", (("pillow", "Pillow"), ("opencv", "OpenCV"), ("ffmpeg", "FFmpeg"))),
 }
 
@@ -90,8 +98,10 @@ def _usable(rows: list[RowRun]) -> np.ndarray:
     first = rows[0].outputs
     for row in rows[1:]:
         if row.outputs.sample_ids != first.sample_ids or not np.array_equal(row.outputs.labels, first.labels):
-            raise ValueError(f"rows {rows[0].label!r} and {row.label!r} were evaluated on different samples; "
-                             "a train-by-test matrix compares models on the same data")
+            raise ValueError(
+                f"rows {rows[0].label!r} and {row.label!r} were evaluated on different samples; "
+                "a train-by-test matrix compares models on the same data"
+            )
     keep = (first.labels >= 0).any(axis=1)
     for row in rows:  # samples a row's reference pipeline could not read are left out of every row
         keep &= row.outputs.valid
@@ -119,8 +129,15 @@ def _interval(values: np.ndarray, level: float) -> list[float]:
     return [float(low), float(high)]
 
 
-def compute(rows: list[RowRun], field: str, tests: list[str], *, level: float = 0.95,
-            resamples: int = st.DEFAULT_RESAMPLES, seed: int = st.DEFAULT_SEED) -> dict:
+def compute(
+    rows: list[RowRun],
+    field: str,
+    tests: list[str],
+    *,
+    level: float = 0.95,
+    resamples: int = st.DEFAULT_RESAMPLES,
+    seed: int = st.DEFAULT_SEED,
+) -> dict:
     if not rows or not tests:
         raise ValueError("a matrix needs at least one row (model) and one test column")
     keep = _usable(rows)
@@ -140,17 +157,31 @@ def compute(rows: list[RowRun], field: str, tests: list[str], *, level: float = 
         if matched is not None:
             matched_row.setdefault(matched, r)
         spread = st.spread(accuracy[r].tolist())
-        described.append({
-            "label": row.label, "source": row.source, "trained": values,
-            "kind": "mix" if len(values) > 1 else "fixed", "matched": matched,
-            "training_pipelines": [{"pipeline": p.to_dict(), "probability": prob} for p, prob in row.training],
-            "cells": [{"test": t, "top1": float(accuracy[r, c]), "correct": int(hits[r, c].sum()),
-                       "ci": [100 * v for v in st.wilson_interval(int(hits[r, c].sum()), n, level)]}
-                      for c, t in enumerate(tests)],
-            "mean": spread["mean"], "mean_ci": _interval(boot_mean[r], level),
-            "std": spread["std"], "std_ci": _interval(boot_std[r], level),
-            "min": float(accuracy[r].min()), "max": float(accuracy[r].max()),
-        })
+        described.append(
+            {
+                "label": row.label,
+                "source": row.source,
+                "trained": values,
+                "kind": "mix" if len(values) > 1 else "fixed",
+                "matched": matched,
+                "training_pipelines": [{"pipeline": p.to_dict(), "probability": prob} for p, prob in row.training],
+                "cells": [
+                    {
+                        "test": t,
+                        "top1": float(accuracy[r, c]),
+                        "correct": int(hits[r, c].sum()),
+                        "ci": [100 * v for v in st.wilson_interval(int(hits[r, c].sum()), n, level)],
+                    }
+                    for c, t in enumerate(tests)
+                ],
+                "mean": spread["mean"],
+                "mean_ci": _interval(boot_mean[r], level),
+                "std": spread["std"],
+                "std_ci": _interval(boot_std[r], level),
+                "min": float(accuracy[r].min()),
+                "max": float(accuracy[r].max()),
+            }
+        )
 
     comparisons, costs = [], []
     for r, row in enumerate(described):
@@ -158,24 +189,43 @@ def compute(rows: list[RowRun], field: str, tests: list[str], *, level: float = 
             continue
         for f, other in enumerate(described):
             if other["kind"] == "fixed":
-                comparisons.append({
-                    "row": row["label"], "against": other["label"],
-                    "std_difference": row["std"] - other["std"],
-                    "std_difference_ci": _interval(boot_std[r] - boot_std[f], level),
-                    "mean_difference": row["mean"] - other["mean"],
-                    "mean_difference_ci": _interval(boot_mean[r] - boot_mean[f], level)})
+                comparisons.append(
+                    {
+                        "row": row["label"],
+                        "against": other["label"],
+                        "std_difference": row["std"] - other["std"],
+                        "std_difference_ci": _interval(boot_std[r] - boot_std[f], level),
+                        "mean_difference": row["mean"] - other["mean"],
+                        "mean_difference_ci": _interval(boot_mean[r] - boot_mean[f], level),
+                    }
+                )
         for c, t in enumerate(tests):
             m = matched_row.get(t)
             if m is None:
                 continue
             only_matched = int((hits[m, c] & ~hits[r, c]).sum())
             only_mix = int((~hits[m, c] & hits[r, c]).sum())
-            costs.append({
-                "row": row["label"], "test": t, "matched_row": described[m]["label"],
-                "matched_top1": float(accuracy[m, c]), "top1": float(accuracy[r, c]),
-                "cost": float(accuracy[m, c] - accuracy[r, c]),
-                "cost_ci": _interval(boot[m, c] - boot[r, c], level),
-                "p_value": st.mcnemar_exact(only_matched, only_mix)})
-    return {"schema": SCHEMA, "field": field, "tests": list(tests), "n": n, "level": level,
-            "resamples": resamples, "seed": seed, "rows": described, "mix_vs_fixed": comparisons,
-            "mix_cost_vs_matched": costs}
+            costs.append(
+                {
+                    "row": row["label"],
+                    "test": t,
+                    "matched_row": described[m]["label"],
+                    "matched_top1": float(accuracy[m, c]),
+                    "top1": float(accuracy[r, c]),
+                    "cost": float(accuracy[m, c] - accuracy[r, c]),
+                    "cost_ci": _interval(boot[m, c] - boot[r, c], level),
+                    "p_value": st.mcnemar_exact(only_matched, only_mix),
+                }
+            )
+    return {
+        "schema": SCHEMA,
+        "field": field,
+        "tests": list(tests),
+        "n": n,
+        "level": level,
+        "resamples": resamples,
+        "seed": seed,
+        "rows": described,
+        "mix_vs_fixed": comparisons,
+        "mix_cost_vs_matched": costs,
+    }

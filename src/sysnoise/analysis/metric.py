@@ -37,23 +37,59 @@ class Metric:
 MCNEMAR = "McNemar exact test"
 BOOTSTRAP = "paired bootstrap over images (the interval inverted)"
 
-TOP1 = Metric("top1", "top-1", "Table 2", MCNEMAR, "% of samples whose top-1 changed",
-              "samples the variant made wrong / right", breakdown=(("top1", "top-1"), ("top5", "top-5")))
-MAP = Metric("map", "mAP", "Table 3", BOOTSTRAP,
-             "% of images whose confident detections (score >= 0.5) changed: not matched one to one by the same "
-             "class at IoU >= 0.5",
-             "images where the variant's confident detections find fewer / more objects (IoU >= 0.5)", places=2,
-             breakdown=(("map", "AP"), ("ap50", "AP50"), ("ap75", "AP75"), ("ap_small", "APs"), ("ap_medium", "APm"),
-                        ("ap_large", "APl"), ("ar100", "AR100")), per_class=("per_class_ap", "AP"))
-MIOU = Metric("miou", "mIoU", "Table 4", BOOTSTRAP,
-              "% of labeled pixels whose predicted class changed (64 x 64 lattice per image, mean over images)",
-              "images where the variant labels fewer / more pixels correctly", places=2,
-              breakdown=(("miou", "mIoU"), ("pixel_accuracy", "pixel acc.")), per_class=("per_class_iou", "IoU"))
+TOP1 = Metric(
+    "top1",
+    "top-1",
+    "Table 2",
+    MCNEMAR,
+    "% of samples whose top-1 changed",
+    "samples the variant made wrong / right",
+    breakdown=(("top1", "top-1"), ("top5", "top-5")),
+)
+MAP = Metric(
+    "map",
+    "mAP",
+    "Table 3",
+    BOOTSTRAP,
+    "% of images whose confident detections (score >= 0.5) changed: not matched one to one by the same "
+    "class at IoU >= 0.5",
+    "images where the variant's confident detections find fewer / more objects (IoU >= 0.5)",
+    places=2,
+    breakdown=(
+        ("map", "AP"),
+        ("ap50", "AP50"),
+        ("ap75", "AP75"),
+        ("ap_small", "APs"),
+        ("ap_medium", "APm"),
+        ("ap_large", "APl"),
+        ("ar100", "AR100"),
+    ),
+    per_class=("per_class_ap", "AP"),
+)
+MIOU = Metric(
+    "miou",
+    "mIoU",
+    "Table 4",
+    BOOTSTRAP,
+    "% of labeled pixels whose predicted class changed (64 x 64 lattice per image, mean over images)",
+    "images where the variant labels fewer / more pixels correctly",
+    places=2,
+    breakdown=(("miou", "mIoU"), ("pixel_accuracy", "pixel acc.")),
+    per_class=("per_class_iou", "IoU"),
+)
 _ANSWERS = ("% of items whose answer changed", "items the variant made wrong / right")
 ACC = Metric("acc", "accuracy %", "Table 5", MCNEMAR, *_ANSWERS, places=1)
 ACC_NORM = Metric("acc_norm", "length-normalised accuracy %", "Table 5", MCNEMAR, *_ANSWERS, places=1)
-PERPLEXITY = Metric("perplexity", "perplexity", "Table 5", "paired bootstrap over texts",
-                    "% of next-token predictions that changed", "-", places=2, higher_is_better=False)
+PERPLEXITY = Metric(
+    "perplexity",
+    "perplexity",
+    "Table 5",
+    "paired bootstrap over texts",
+    "% of next-token predictions that changed",
+    "-",
+    places=2,
+    higher_is_better=False,
+)
 
 METRICS = {m.key: m for m in (TOP1, MAP, MIOU, ACC, ACC_NORM, PERPLEXITY)}
 

@@ -48,8 +48,10 @@ class SegmentationAnalysis:
     def _per_class(self, counts: np.ndarray) -> dict[str, float | None]:
         values = iou(counts.sum(axis=0))
         names = self.class_names or [str(i) for i in range(len(values))]
-        return {str(names[i]) if i < len(names) else str(i): (None if np.isnan(v) else float(100 * v))
-                for i, v in enumerate(values)}
+        return {
+            str(names[i]) if i < len(names) else str(i): (None if np.isnan(v) else float(100 * v))
+            for i, v in enumerate(values)
+        }
 
     def reference_metrics(self, outputs) -> dict:
         positions = np.flatnonzero(outputs.valid)
@@ -58,20 +60,31 @@ class SegmentationAnalysis:
         n = len(positions)
         ci = percentile_interval(self._metric(counts).prefill(n, self.resamples)) if n else None
         labeled = total.sum()
-        return {"n": n, "n_labeled": n, "miou": miou(total), "miou_ci": ci,
-                "pixel_accuracy": float(100 * np.trace(total[:, :-1]) / labeled) if labeled else None,
-                "per_class_iou": self._per_class(counts),
-                "unknown_label_pixels": int(outputs.arrays[outputs.column_ids[0]]["unknown"][positions].sum())}
+        return {
+            "n": n,
+            "n_labeled": n,
+            "miou": miou(total),
+            "miou_ci": ci,
+            "pixel_accuracy": float(100 * np.trace(total[:, :-1]) / labeled) if labeled else None,
+            "per_class_iou": self._per_class(counts),
+            "unknown_label_pixels": int(outputs.arrays[outputs.column_ids[0]]["unknown"][positions].sum()),
+        }
 
     def variant_stats(self, outputs, column_id: str, noise: str, option: str) -> VariantStats:
         reference_id = outputs.column_ids[0]
         positions = np.flatnonzero(outputs.valid)
         n = len(positions)
         ref_counts, counts = self._counts(outputs, reference_id, positions), self._counts(outputs, column_id, positions)
-        comparison = st.paired_bootstrap_metric(self._metric(ref_counts), self._metric(counts), n,
-                                                resamples=self.resamples) if n else None
+        comparison = (
+            st.paired_bootstrap_metric(self._metric(ref_counts), self._metric(counts), n, resamples=self.resamples)
+            if n
+            else None
+        )
         correct = lambda c: np.trace(c[:, :, :-1], axis1=1, axis2=2)  # noqa: E731  per-image correct pixels
-        fewer, more = int((correct(counts) < correct(ref_counts)).sum()), int((correct(counts) > correct(ref_counts)).sum())
+        fewer, more = (
+            int((correct(counts) < correct(ref_counts)).sum()),
+            int((correct(counts) > correct(ref_counts)).sum()),
+        )
         ref_grid, grid = outputs.arrays[reference_id]["grid"][positions], outputs.arrays[column_id]["grid"][positions]
         failed = outputs.errors[column_id][positions] != ""
         shown = ref_grid != NO_PREDICTION
@@ -82,10 +95,24 @@ class SegmentationAnalysis:
         identical = (ref_counts == counts).all(axis=(1, 2)) & (ref_grid == grid).all(axis=(1, 2)) & ~failed
         total = counts.sum(axis=0)
         return VariantStats(
-            id=column_id, noise=noise, option=option, n=n, n_labeled=n, metric=self.metric.key, value=miou(total),
-            extra={"pixel_accuracy": float(100 * np.trace(total[:, :-1]) / total.sum()) if total.sum() else None,
-                   "per_class_iou": self._per_class(counts)},
-            delta=comparison.delta if comparison else None, delta_ci=comparison.ci if comparison else None,
-            p_value=comparison.p_value if comparison else None, correct_to_wrong=fewer, wrong_to_correct=more,
-            flip_rate=float(pct.mean()) if n else math.nan, flip_ci=(float(low), float(high)),
-            n_failed=int(failed.sum()), identical=float(100 * identical.mean()) if n else math.nan)
+            id=column_id,
+            noise=noise,
+            option=option,
+            n=n,
+            n_labeled=n,
+            metric=self.metric.key,
+            value=miou(total),
+            extra={
+                "pixel_accuracy": float(100 * np.trace(total[:, :-1]) / total.sum()) if total.sum() else None,
+                "per_class_iou": self._per_class(counts),
+            },
+            delta=comparison.delta if comparison else None,
+            delta_ci=comparison.ci if comparison else None,
+            p_value=comparison.p_value if comparison else None,
+            correct_to_wrong=fewer,
+            wrong_to_correct=more,
+            flip_rate=float(pct.mean()) if n else math.nan,
+            flip_ci=(float(low), float(high)),
+            n_failed=int(failed.sum()),
+            identical=float(100 * identical.mean()) if n else math.nan,
+        )

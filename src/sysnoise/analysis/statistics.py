@@ -79,8 +79,13 @@ def paired_bootstrap_metric(
     delta = float(metric_reference(everything) - metric_variant(everything))
     if math.isnan(delta):  # a metric undefined on these samples (no ground truth): nothing to test
         return PairedComparison(math.nan, (math.nan, math.nan), math.nan)
-    deltas = np.asarray([metric_reference(indices) - metric_variant(indices)
-                         for block in bootstrap_blocks(n, resamples, seed) for indices in block])
+    deltas = np.asarray(
+        [
+            metric_reference(indices) - metric_variant(indices)
+            for block in bootstrap_blocks(n, resamples, seed)
+            for indices in block
+        ]
+    )
     alpha = (1 - level) / 2
     low, high = np.quantile(deltas, [alpha, 1 - alpha])
     below, above = int((deltas <= 0).sum()), int((deltas >= 0).sum())

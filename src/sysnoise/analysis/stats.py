@@ -52,5 +52,6 @@ def noise_summary(stats: list[VariantStats]) -> dict:
         "delta": st.spread(deltas) if deltas else None,
         "flip_rate": st.spread([s.flip_rate for s in stats]),
         "worst_option": max(stats, key=lambda s: (s.delta if s.delta is not None else -math.inf, s.flip_rate)).option
-        if stats else None,
+        if stats
+        else None,
     }

@@ -40,8 +40,10 @@ def load(path: str | Path) -> dict[str, int]:
     for name, index in data.items():
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:
             line = lines.get(str(name))
-            raise UserInputError(f"{path}{f':{line}' if line else ''}: {name!r} maps to {index!r}; a model class "
-                                 f"index is an integer >= 0 ({FORMAT})")
+            raise UserInputError(
+                f"{path}{f':{line}' if line else ''}: {name!r} maps to {index!r}; a model class "
+                f"index is an integer >= 0 ({FORMAT})"
+            )
         mapping[str(name)] = index
     return mapping
 
@@ -54,15 +56,21 @@ def apply_class_map(dataset: Dataset, path: str | Path | None) -> Dataset:
     mapping = load(path)
     names = dataset.class_names
     if not names:
-        raise UserInputError(f"{path}: a class map maps class names, and {dataset.root} ({dataset.kind}) has none: "
-                             "it applies to class folders (ImageFolder) and ClassLabel columns; a list file or "
-                             ".cls members give the model's indices themselves")
+        raise UserInputError(
+            f"{path}: a class map maps class names, and {dataset.root} ({dataset.kind}) has none: "
+            "it applies to class folders (ImageFolder) and ClassLabel columns; a list file or "
+            ".cls members give the model's indices themselves"
+        )
     used = sorted({names[label] for sample in dataset.samples for label in sample.labels})
     missing = [name for name in used if name not in mapping]
     if missing:
-        raise UserInputError(f"{path}: no model index for {len(missing)} of the dataset's classes "
-                             f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); add them "
-                             "or leave their images out")
-    samples = [dataclasses.replace(sample, labels=tuple(sorted({mapping[names[label]] for label in sample.labels})))
-               for sample in dataset.samples]
+        raise UserInputError(
+            f"{path}: no model index for {len(missing)} of the dataset's classes "
+            f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); add them "
+            "or leave their images out"
+        )
+    samples = [
+        dataclasses.replace(sample, labels=tuple(sorted({mapping[names[label]] for label in sample.labels})))
+        for sample in dataset.samples
+    ]
     return dataclasses.replace(dataset, samples=samples, class_names=None)

@@ -16,11 +16,18 @@ from sysnoise.registry import Entry, Registry
 
 DATA_FORMATS: Registry = Registry("data format")
 
-DATA_FORMATS.register("webdataset", "WebDataset tar shards: KEY.jpg/KEY.png with KEY.cls (class index as text)",
-                      matches=webdataset.matches, member=webdataset.read_member)(webdataset.read)
-DATA_FORMATS.register("hf-datasets", "Hugging Face datasets: a save_to_disk folder or a parquet file with an "
-                      "image column and a label column", matches=hf_datasets.matches,
-                      member=hf_datasets.read_member)(hf_datasets.read)
+DATA_FORMATS.register(
+    "webdataset",
+    "WebDataset tar shards: KEY.jpg/KEY.png with KEY.cls (class index as text)",
+    matches=webdataset.matches,
+    member=webdataset.read_member,
+)(webdataset.read)
+DATA_FORMATS.register(
+    "hf-datasets",
+    "Hugging Face datasets: a save_to_disk folder or a parquet file with an image column and a label column",
+    matches=hf_datasets.matches,
+    member=hf_datasets.read_member,
+)(hf_datasets.read)
 
 
 def find(path: Path) -> Entry | None:

@@ -53,14 +53,20 @@ def columns(features, where: str) -> tuple[str, str | None]:
     described = ", ".join(f"{name} ({type(feature).__name__})" for name, feature in features.items())
     images = [name for name, feature in features.items() if isinstance(feature, datasets.Image)]
     if len(images) != 1:
-        raise UserInputError(f"{where}: {len(images)} image columns among {described}; sysnoise reads a dataset "
-                             "with exactly one column of the Image feature type")
+        raise UserInputError(
+            f"{where}: {len(images)} image columns among {described}; sysnoise reads a dataset "
+            "with exactly one column of the Image feature type"
+        )
     labels = [name for name, feature in features.items() if isinstance(feature, datasets.ClassLabel)] or [
-        name for name, feature in features.items()
-        if isinstance(feature, datasets.Value) and feature.dtype in INTEGER_TYPES]
+        name
+        for name, feature in features.items()
+        if isinstance(feature, datasets.Value) and feature.dtype in INTEGER_TYPES
+    ]
     if len(labels) > 1:
-        raise UserInputError(f"{where}: {len(labels)} candidate label columns ({', '.join(labels)}); keep one "
-                             "(dataset.select_columns([...]).save_to_disk(...)) or cast it to ClassLabel")
+        raise UserInputError(
+            f"{where}: {len(labels)} candidate label columns ({', '.join(labels)}); keep one "
+            "(dataset.select_columns([...]).save_to_disk(...)) or cast it to ClassLabel"
+        )
     return images[0], (labels[0] if labels else None)
 
 
@@ -70,8 +76,10 @@ def read(path: Path) -> Dataset:
         import json
 
         splits = json.loads((path / SPLITS).read_text()).get("splits", [])
-        raise UserInputError(f"{path}: a dataset with splits ({', '.join(splits)}); pass one split's folder, "
-                             f"e.g. {path / (splits[0] if splits else 'test')}")
+        raise UserInputError(
+            f"{path}: a dataset with splits ({', '.join(splits)}); pass one split's folder, "
+            f"e.g. {path / (splits[0] if splits else 'test')}"
+        )
     try:
         table, features = _table(str(path), _stamp(path))
     except UserInputError:
@@ -80,8 +88,10 @@ def read(path: Path) -> Dataset:
         raise UserInputError(f"{path}: not a readable Hugging Face dataset ({type(err).__name__}: {err})") from None
     image, label = columns(features, str(path))
     values = table.column(label).to_pylist() if label else [None] * table.num_rows
-    samples = [Sample(str(row), member_path(path, str(row)), (value,) if value is not None and value >= 0 else ())
-               for row, value in enumerate(values)]
+    samples = [
+        Sample(str(row), member_path(path, str(row)), (value,) if value is not None and value >= 0 else ())
+        for row, value in enumerate(values)
+    ]
     names = list(features[label].names) if label and hasattr(features[label], "names") else None
     return Dataset(path, samples, "hf-datasets", class_names=names)
 

@@ -33,8 +33,9 @@ def matches(path: Path) -> bool:
         return path.name.endswith((SHARD_SUFFIX,) + COMPRESSED)
     if not path.is_dir() or not _shards(path):
         return False
-    return not any(p.suffix.lower() in IMAGE_EXTENSIONS or (p.is_dir() and not p.name.startswith("."))
-                   for p in path.iterdir())
+    return not any(
+        p.suffix.lower() in IMAGE_EXTENSIONS or (p.is_dir() and not p.name.startswith(".")) for p in path.iterdir()
+    )
 
 
 def split_key(name: str) -> tuple[str, str]:
@@ -49,8 +50,7 @@ def _index(shard: str, stamp: tuple[int, int]) -> dict[str, tuple[int, int]]:
     """member name -> (offset of its data, size) for the regular members of `shard`, from one pass
     over its headers; `stamp` (mtime, size) makes a changed shard indexed again."""
     with tarfile.open(shard, mode="r:") as archive:
-        return {PurePosixPath(info.name).as_posix(): (info.offset_data, info.size)
-                for info in archive if info.isreg()}
+        return {PurePosixPath(info.name).as_posix(): (info.offset_data, info.size) for info in archive if info.isreg()}
 
 
 def index(shard: Path) -> dict[str, tuple[int, int]]:
@@ -98,8 +98,9 @@ def _shard_samples(shard: Path) -> tuple[list[Sample], list[dict]]:
         sample_id = f"{shard.name}/{key}"
         images = [name for extension, name in found.items() if f".{extension}" in IMAGE_EXTENSIONS]
         if not images:
-            problems.append({"id": sample_id, "where": str(shard),
-                             "reason": f"no image member (found .{', .'.join(found)})"})
+            problems.append(
+                {"id": sample_id, "where": str(shard), "reason": f"no image member (found .{', .'.join(found)})"}
+            )
             continue
         labels: tuple[int, ...] | str = ()
         if LABEL_EXTENSION in found:
@@ -108,8 +109,13 @@ def _shard_samples(shard: Path) -> tuple[list[Sample], list[dict]]:
             problems.append({"id": sample_id, "where": str(shard), "reason": labels})
             continue
         if len(images) > 1:
-            problems.append({"id": sample_id, "where": str(shard),
-                             "reason": f"{len(images)} image members; measured the first, {images[0]}"})
+            problems.append(
+                {
+                    "id": sample_id,
+                    "where": str(shard),
+                    "reason": f"{len(images)} image members; measured the first, {images[0]}",
+                }
+            )
         samples.append(Sample(sample_id, member_path(shard, images[0]), labels))
     return samples, problems
 
@@ -119,8 +125,10 @@ def read(path: Path) -> Dataset:
     shards = [path] if path.is_file() else _shards(path)
     compressed = [s.name for s in shards if s.name.endswith(COMPRESSED)]
     if compressed:
-        raise UserInputError(f"{path}: compressed shards ({', '.join(compressed[:3])}): members are read in place "
-                             "by offset, so shards must be plain .tar files; decompress them (e.g. gunzip)")
+        raise UserInputError(
+            f"{path}: compressed shards ({', '.join(compressed[:3])}): members are read in place "
+            "by offset, so shards must be plain .tar files; decompress them (e.g. gunzip)"
+        )
     samples, problems = [], []
     for shard in shards:
         try:

@@ -56,8 +56,12 @@ class EngineOptions:
 
     def forward_record(self) -> dict:
         """How the model stages forwarded, for results.json's run.forward."""
-        return {"threads": self.model_threads(), "workers": self.workers, "loader_batch": self.loader_batch,
-                "stages": dict(self.forward_plans)}
+        return {
+            "threads": self.model_threads(),
+            "workers": self.workers,
+            "loader_batch": self.loader_batch,
+            "stages": dict(self.forward_plans),
+        }
 
 
 class _Source:
@@ -90,8 +94,9 @@ def _worker_init(parent: int, _: int) -> None:
     torch.set_num_threads(1)  # two cores: one worker decodes while the main process runs the model
 
 
-def _spans_to_compute(n: int, chunk_size: int, done: list[tuple[int, int]], rank: int,
-                      world: int) -> list[tuple[int, int]]:
+def _spans_to_compute(
+    n: int, chunk_size: int, done: list[tuple[int, int]], rank: int, world: int
+) -> list[tuple[int, int]]:
     """The chunks (start, stop) this rank computes: its cells of the chunk_size grid (round-robin
     by rank), less the samples that committed chunks `done` (sorted, disjoint, of any size: an
     earlier run's chunk size may differ) already hold. Each new chunk lies inside one cell, so
@@ -144,7 +149,8 @@ def evaluate(
     done = store.spans() if store is not None else []
     # committed chunks that hold samples of this rank's cells (other ranks' new chunks never do)
     results: dict[tuple[int, int], dict[str, np.ndarray]] = {
-        span: store.read(span) for span in done if any(span[0] < stop and span[1] > start for start, stop in cells)}
+        span: store.read(span) for span in done if any(span[0] < stop and span[1] > start for start, stop in cells)
+    }
     spans = _spans_to_compute(n, options.chunk_size, done, rank, world)
     span_of = {position: span for span in spans for position in range(*span)}
     todo = len(span_of)
@@ -154,9 +160,16 @@ def evaluate(
     models = {}
     if todo:
         stages = {c.model_key: c.pipeline for c in columns} if options.adapt else plan.model_pipelines()
-        models = build_models(loaded_model.module, stages, reference=plan.reference,
-                              calibration_samples=calibration, task=task, batch_size=options.loader_batch,
-                              device=options.device, info=options.model_info)
+        models = build_models(
+            loaded_model.module,
+            stages,
+            reference=plan.reference,
+            calibration_samples=calibration,
+            task=task,
+            batch_size=options.loader_batch,
+            device=options.device,
+            info=options.model_info,
+        )
         if options.adapt:
             models = adapt.adapting(models, stages, options.adapt, options.loader_batch)
 
@@ -171,8 +184,12 @@ def evaluate(
         worker_init_fn=functools.partial(_worker_init, os.getpid()) if options.workers else None,
     )
     # an adapting model changes with every forward: no probe, and the batch is part of what it measures
-    planner = Planner(options.loader_batch if options.adapt else options.batch_size, options.device,
-                      options.forward_plans, probe=not options.adapt)
+    planner = Planner(
+        options.loader_batch if options.adapt else options.batch_size,
+        options.device,
+        options.forward_plans,
+        probe=not options.adapt,
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(options.model_threads())
     try:
@@ -197,8 +214,9 @@ def evaluate(
     return _assemble(results, n, columns, dataset)
 
 
-def _run_batch(task: Task, batch, columns: list[Column], models, planner: Planner,
-               options: EngineOptions) -> dict[int, dict]:
+def _run_batch(
+    task: Task, batch, columns: list[Column], models, planner: Planner, options: EngineOptions
+) -> dict[int, dict]:
     """position -> column index -> that sample's outputs under the column, or its error message."""
     positions = [position for position, _ in batch]
     inputs = {position: nodes for position, nodes in batch}
@@ -233,7 +251,9 @@ def _run_batch(task: Task, batch, columns: list[Column], models, planner: Planne
         for position, index, content in wanted:
             row = unique[content]
             raw = {name: values[row] for name, values in outputs.items()}
-            per_column[position][index] = _finish(task, columns[index], raw, inputs[position][columns[index].tensor_key])
+            per_column[position][index] = _finish(
+                task, columns[index], raw, inputs[position][columns[index].tensor_key]
+            )
     return per_column
 
 
@@ -275,7 +295,7 @@ def _assemble(results, n: int, columns: list[Column], dataset) -> RunOutputs:
     chunks = [results[span] for span in spans]
     for index, column in enumerate(columns):
         prefix = f"c{index}."
-        names = [k[len(prefix):] for k in chunks[0] if k.startswith(prefix)] if chunks else []
+        names = [k[len(prefix) :] for k in chunks[0] if k.startswith(prefix)] if chunks else []
         merged = {name: np.concatenate([c[prefix + name] for c in chunks]) for name in names}
         errors[column.id] = merged.pop("error", np.asarray([], dtype=str)).astype(str)
         arrays[column.id] = merged

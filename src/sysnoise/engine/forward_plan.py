@@ -93,8 +93,14 @@ def machine_signature(device: str) -> dict:
     import torch
 
     gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
-    return {"cpu": cpu_name(), "cores": len(os.sched_getaffinity(0)), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "device": device, "gpu": gpu}
+    return {
+        "cpu": cpu_name(),
+        "cores": len(os.sched_getaffinity(0)),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": device,
+        "gpu": gpu,
+    }
 
 
 def model_signature(model) -> str:
@@ -104,8 +110,9 @@ def model_signature(model) -> str:
 
     if not isinstance(model, torch.nn.Module):
         return type(model).__qualname__
-    parts = [type(model).__qualname__] + [f"{name}:{tuple(t.shape)}:{t.dtype}"
-                                          for name, t in model.state_dict().items() if hasattr(t, "shape")]
+    parts = [type(model).__qualname__] + [
+        f"{name}:{tuple(t.shape)}:{t.dtype}" for name, t in model.state_dict().items() if hasattr(t, "shape")
+    ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -130,8 +137,9 @@ def measure(model, inputs: list, layout: str, batch_size: int, device: str) -> f
     return best / batch_size
 
 
-def probe(model, inputs: list, device: str, batch_size: int | None = None,
-          budget_s: float = PROBE_SECONDS) -> ForwardPlan:
+def probe(
+    model, inputs: list, device: str, batch_size: int | None = None, budget_s: float = PROBE_SECONDS
+) -> ForwardPlan:
     """The fastest layout, then (unless given) the fastest batch size, measured on `inputs` (all
     of one shape). Channels-last is tried only on convolutional models and kept only where it is
     LAYOUT_MARGIN faster; larger batches are tried while they keep getting faster."""
@@ -154,8 +162,12 @@ def probe(model, inputs: list, device: str, batch_size: int | None = None,
                 break  # larger batches stopped paying
     chosen = min((b for (lay, b) in times if lay == layout), key=lambda b: times[layout, b])
     to_layout(model, layout)
-    return ForwardPlan(chosen, layout, "probe" if batch_size is None else "--batch-size; layout by probe",
-                       {f"{lay}/{b}": round(1000 * t, 2) for (lay, b), t in sorted(times.items())})
+    return ForwardPlan(
+        chosen,
+        layout,
+        "probe" if batch_size is None else "--batch-size; layout by probe",
+        {f"{lay}/{b}": round(1000 * t, 2) for (lay, b), t in sorted(times.items())},
+    )
 
 
 class Planner:
@@ -163,8 +175,9 @@ class Planner:
     of earlier probes on this machine), and the forwards run by it. `record` receives each stage's
     plan for results.json."""
 
-    def __init__(self, batch_size: int | None, device: str, record: dict, cache_dir: Path | None = None,
-                 probe: bool = True):
+    def __init__(
+        self, batch_size: int | None, device: str, record: dict, cache_dir: Path | None = None, probe: bool = True
+    ):
         self.batch_size, self.device, self.record, self.probe = batch_size, device, record, probe
         self.cache_file = (cache_dir or cache_root()) / CACHE_FILE
         self.plans: dict = {}
@@ -184,9 +197,13 @@ class Planner:
         if not image_batch(inputs):
             return ForwardPlan(self.batch_size or DEFAULT_BATCH)
         shape = np.asarray(inputs[0]).shape
-        same = [i for i in inputs if np.asarray(i).shape == shape][:max(PROBE_BATCHES)]
-        key = hashlib.sha256(json.dumps([machine_signature(self.device), str(stage), model_signature(model), shape,
-                                         self.batch_size], sort_keys=True).encode()).hexdigest()
+        same = [i for i in inputs if np.asarray(i).shape == shape][: max(PROBE_BATCHES)]
+        key = hashlib.sha256(
+            json.dumps(
+                [machine_signature(self.device), str(stage), model_signature(model), shape, self.batch_size],
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()
         cached = self._read_cache().get(key)
         if cached:
             plan = ForwardPlan(cached["batch_size"], cached["layout"], "cache", cached["per_image_ms"])

@@ -42,8 +42,11 @@ def module_digest(module) -> str:
 def task_settings(task) -> dict[str, Any]:
     """The task's name and its plain settings (segmentation's ignore_index, a language window...):
     bound tasks carry what changes their outputs as simple attributes."""
-    plain = {key: value for key, value in sorted(vars(task).items())
-             if isinstance(value, (bool, int, float, str)) or value is None}
+    plain = {
+        key: value
+        for key, value in sorted(vars(task).items())
+        if isinstance(value, (bool, int, float, str)) or value is None
+    }
     return {"name": task.name, **plain}
 
 
@@ -63,8 +66,11 @@ class RunIdentity:
         """What changed from `stored` (a record: {"digests": ..., "details": ...}; details may be
         missing) to this identity, one phrase per differing part."""
         digests, details = stored.get("digests") or {}, stored.get("details") or {}
-        return [_describe(part, details.get(part), self.details.get(part))
-                for part in PARTS if digests.get(part) != self.digests.get(part)]
+        return [
+            _describe(part, details.get(part), self.details.get(part))
+            for part in PARTS
+            if digests.get(part) != self.digests.get(part)
+        ]
 
 
 def identify(loaded, samples: list, plan, task, calibration, device: str, settings: dict) -> RunIdentity:
@@ -74,8 +80,10 @@ def identify(loaded, samples: list, plan, task, calibration, device: str, settin
     weights = loaded.weights_sha256 or module_digest(loaded.module)
     module_class = f"{type(loaded.module).__module__}.{type(loaded.module).__qualname__}"
     reference = plan.reference.to_dict()
-    variants = {column.id: {name: new for name, (_, new) in plan.reference.diff(column.pipeline).items()}
-                for column in plan.columns[1:]}
+    variants = {
+        column.id: {name: new for name, (_, new) in plan.reference.diff(column.pipeline).items()}
+        for column in plan.columns[1:]
+    }
     task_values = task_settings(task)
     calibrated = [s.id for s in calibration] if calibration else []
     device_type = device.split(":")[0]  # cuda:1 under torchrun computes as cuda does
@@ -103,18 +111,27 @@ def identify(loaded, samples: list, plan, task, calibration, device: str, settin
     return RunIdentity({part: digest(values[part]) for part in PARTS}, json.loads(json.dumps(details, default=str)))
 
 
-PHRASES = {"model": "model weights differ", "data": "the sample list differs",
-           "reference": "reference pipeline differs", "task": "the task or its settings differ",
-           "variants": "variants differ", "calibration": "the INT8 calibration samples differ",
-           "device": "the device type differs", "settings": "the reading settings differ"}
+PHRASES = {
+    "model": "model weights differ",
+    "data": "the sample list differs",
+    "reference": "reference pipeline differs",
+    "task": "the task or its settings differ",
+    "variants": "variants differ",
+    "calibration": "the INT8 calibration samples differ",
+    "device": "the device type differs",
+    "settings": "the reading settings differ",
+}
 
 
 def _describe(part: str, old, new) -> str:
     """One differing part in words; `old` is None when the folder recorded digests only."""
     phrase = PHRASES[part]
     if isinstance(old, dict) and isinstance(new, dict):  # the reference, the task settings: field by field
-        changed = [f"{name} {_value(old.get(name))} -> {_value(new.get(name))}"
-                   for name in {**old, **new} if old.get(name) != new.get(name)]
+        changed = [
+            f"{name} {_value(old.get(name))} -> {_value(new.get(name))}"
+            for name in {**old, **new}
+            if old.get(name) != new.get(name)
+        ]
         return phrase + (f": {', '.join(changed)}" if changed else "")
     if isinstance(old, list) and isinstance(new, list):  # the variants, by id
         added, removed = [v for v in new if v not in old], [v for v in old if v not in new]

@@ -34,7 +34,8 @@ class FolderLock:
             os.close(fd)
             raise UserInputError(
                 f"{self.folder}: another sysnoise run (process {holder}) is writing into this folder; wait for "
-                "it to finish, or choose another --out folder") from None
+                "it to finish, or choose another --out folder"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd

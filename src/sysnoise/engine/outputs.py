@@ -49,15 +49,20 @@ class RunOutputs:
     @staticmethod
     def _ragged_files(path: Path) -> dict[str, Path]:
         """The side files beside `path` (outputs.NAME.npz), by field name."""
-        return {side.name[len(path.stem) + 1 : -len(path.suffix)]: side
-                for side in sorted(path.parent.glob(f"{path.stem}.*{path.suffix}"))}
+        return {
+            side.name[len(path.stem) + 1 : -len(path.suffix)]: side
+            for side in sorted(path.parent.glob(f"{path.stem}.*{path.suffix}"))
+        }
 
     def save(self, path: Path) -> None:
         """outputs.npz, and each ragged field in outputs.NAME.npz beside it."""
         ragged = self.ragged_names()
         suffixes = tuple(name + end for name in ragged for end in (RAGGED_BYTES, RAGGED_LENGTHS))
-        flat = {"sample_ids": np.asarray(self.sample_ids, dtype=str), "labels": self.labels,
-                "column_ids": np.asarray(self.column_ids, dtype=str)}
+        flat = {
+            "sample_ids": np.asarray(self.sample_ids, dtype=str),
+            "labels": self.labels,
+            "column_ids": np.asarray(self.column_ids, dtype=str),
+        }
         side = {name: {"sample_ids": flat["sample_ids"], "column_ids": flat["column_ids"]} for name in ragged}
         for index, column in enumerate(self.column_ids):
             for name, array in self.arrays[column].items():
@@ -82,12 +87,15 @@ class RunOutputs:
         arrays, errors = {}, {}
         for index, column in enumerate(column_ids):
             prefix = f"c{index}."
-            arrays[column] = {k[len(prefix):]: v for k, v in flat.items() if k.startswith(prefix) and not k.endswith(".error")}
+            arrays[column] = {
+                k[len(prefix) :]: v for k, v in flat.items() if k.startswith(prefix) and not k.endswith(".error")
+            }
             errors[column] = flat[f"{prefix}error"]
         for name, side_path in cls._ragged_files(path).items():
             side = load_arrays(side_path)
-            if ([str(c) for c in side.get("column_ids", [])] != column_ids
-                    or [str(c) for c in side.get("sample_ids", [])] != [str(c) for c in flat["sample_ids"]]):
+            if [str(c) for c in side.get("column_ids", [])] != column_ids or [
+                str(c) for c in side.get("sample_ids", [])
+            ] != [str(c) for c in flat["sample_ids"]]:
                 continue  # not this run's (a stale file): ignored
             for index, column in enumerate(column_ids):
                 for end in (RAGGED_BYTES, RAGGED_LENGTHS):

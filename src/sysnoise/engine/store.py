@@ -109,18 +109,27 @@ class ChunkStore:
         if found and stored is None:
             raise UserInputError(
                 f"{self.folder}: holds outputs without a recorded run identity (from an earlier sysnoise "
-                "version or another tool). Pass --fresh to replace them, or choose another --out folder.")
+                "version or another tool). Pass --fresh to replace them, or choose another --out folder."
+            )
         if found:
             self._refuse_if_other(stored, RUN_FILE)
             self._check_results_file()
         if stored is None or stored.get("digests") != self.identity.digests:
-            atomic_write_text(self.folder / RUN_FILE, json.dumps({"identity": self.identity.record()}, indent=1,
-                                                                 default=str) + "\n")
+            atomic_write_text(
+                self.folder / RUN_FILE, json.dumps({"identity": self.identity.record()}, indent=1, default=str) + "\n"
+            )
 
     def _outputs(self) -> list[Path]:
         """Every file here that holds results: chunks, merged outputs (with their side files), results.json."""
-        return [p for p in [*self.chunks.glob("*.npz"), *self.folder.glob(f"{self.final.stem}*.npz"),
-                            self.folder / "results.json"] if p.is_file()]
+        return [
+            p
+            for p in [
+                *self.chunks.glob("*.npz"),
+                *self.folder.glob(f"{self.final.stem}*.npz"),
+                self.folder / "results.json",
+            ]
+            if p.is_file()
+        ]
 
     def _record(self) -> dict:
         try:
@@ -135,7 +144,8 @@ class ChunkStore:
         changes = "; ".join(self.identity.differences(stored)) or "its run identity differs"
         raise UserInputError(
             f"{self.folder}: holds the outputs of another run ({where}): {changes}. Pass --fresh to replace "
-            "them, or choose another --out folder.")
+            "them, or choose another --out folder."
+        )
 
     def _check_results_file(self) -> None:
         """results.json names the identity it was computed from (run.identity): it must be this one."""
@@ -147,8 +157,10 @@ class ChunkStore:
         except (OSError, ValueError, AttributeError):
             digests = None
         if not isinstance(digests, dict):
-            raise UserInputError(f"{path}: records no run identity (an earlier sysnoise version). Pass --fresh to "
-                                 "replace this folder's results, or choose another --out folder.")
+            raise UserInputError(
+                f"{path}: records no run identity (an earlier sysnoise version). Pass --fresh to "
+                "replace this folder's results, or choose another --out folder."
+            )
         self._refuse_if_other({"digests": digests}, "results.json")
 
     def spans(self) -> list[tuple[int, int]]:
@@ -170,8 +182,10 @@ class ChunkStore:
         path = self.path(span)
         arrays = load_arrays(path)
         if str(arrays.pop(RUN_KEY, "")) != self.identity.key:
-            raise UserInputError(f"{path}: a chunk of another run. Pass --fresh to replace this folder's outputs, "
-                                 "or choose another --out folder.")
+            raise UserInputError(
+                f"{path}: a chunk of another run. Pass --fresh to replace this folder's outputs, "
+                "or choose another --out folder."
+            )
         return arrays
 
     def complete(self) -> None:

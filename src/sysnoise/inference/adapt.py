@@ -36,12 +36,20 @@ class Recipe:
 
 
 # TENT's ImageNet setting (SGD, momentum 0.9, lr 0.00025 at batch 64) and its CIFAR one (Adam 1e-3 at 128)
-ADAPTATIONS.register("tent", "TENT: BatchNorm affine parameters by entropy minimisation, SGD lr 0.00025 x batch/64, "
-                     "momentum 0.9 (TENT's ImageNet setting)")(Recipe("sgd", 0.00025, 64, 0.9))
-ADAPTATIONS.register("tent-adam", "TENT with Adam lr 0.001 x batch/128 (TENT's CIFAR setting)")(Recipe("adam", 1e-3, 128))
+ADAPTATIONS.register(
+    "tent",
+    "TENT: BatchNorm affine parameters by entropy minimisation, SGD lr 0.00025 x batch/64, "
+    "momentum 0.9 (TENT's ImageNet setting)",
+)(Recipe("sgd", 0.00025, 64, 0.9))
+ADAPTATIONS.register("tent-adam", "TENT with Adam lr 0.001 x batch/128 (TENT's CIFAR setting)")(
+    Recipe("adam", 1e-3, 128)
+)
 # TENT's own baseline ("BN", Schneider et al. 2020): normalise with each test batch's statistics, no step
-ADAPTATIONS.register("bn-stats", "BatchNorm with each test batch's statistics, no parameter update (TENT's BN "
-                     "baseline): separates the statistics from the entropy steps")(Recipe("none", 0.0, 1))
+ADAPTATIONS.register(
+    "bn-stats",
+    "BatchNorm with each test batch's statistics, no parameter update (TENT's BN "
+    "baseline): separates the statistics from the entropy steps",
+)(Recipe("none", 0.0, 1))
 
 
 def _batch_norms(model):
@@ -71,8 +79,11 @@ class Tent:
             bn.requires_grad_(True)
         params = affine_parameters(self.model)
         lr = recipe.lr * batch_size / recipe.lr_batch
-        optimisers = {"sgd": lambda: torch.optim.SGD(params, lr=lr, momentum=recipe.momentum),
-                      "adam": lambda: torch.optim.Adam(params, lr=lr), "none": lambda: None}
+        optimisers = {
+            "sgd": lambda: torch.optim.SGD(params, lr=lr, momentum=recipe.momentum),
+            "adam": lambda: torch.optim.Adam(params, lr=lr),
+            "none": lambda: None,
+        }
         self.optimiser = optimisers[recipe.optimiser]()
         self.entropies: list[float] = []  # mean entropy of each batch, before its step
 
@@ -113,8 +124,9 @@ def _cannot_adapt(model, recipe: Recipe, input_size: int) -> str | None:
     import torch
 
     try:
-        Tent(model, recipe, batch_size=2)(torch.randn(2, 3, input_size, input_size,
-                                                      generator=torch.Generator().manual_seed(0)))
+        Tent(model, recipe, batch_size=2)(
+            torch.randn(2, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
+        )
     except Exception as err:  # noqa: BLE001 - whatever the stage raises, its column records it; the run goes on
         return f"{type(err).__name__}: {err}"[:300]
     return None
@@ -138,6 +150,8 @@ def adapting(models: dict, stages: dict, name: str, batch_size: int) -> dict:
         else:
             out[key] = Tent(model, recipe, batch_size)
     if not any(isinstance(model, Tent) for model in out.values()):
-        raise UserInputError(f"--adapt {name}: the model has no BatchNorm layer with affine parameters; TENT adapts "
-                             "only those (run without --adapt)")
+        raise UserInputError(
+            f"--adapt {name}: the model has no BatchNorm layer with affine parameters; TENT adapts "
+            "only those (run without --adapt)"
+        )
     return out

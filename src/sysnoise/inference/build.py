@@ -38,23 +38,26 @@ def build_model(base, pipeline: Pipeline, calibration=None, *, example=None, inf
     if needs_calibration(pipeline) and not calibration:
         raise ValueError(f"model stage {pipeline.precision}/{pipeline.runtime} needs calibration data; none given")
     record = info if info is not None else {}
-    record.update({"precision": pipeline.precision, "operators": list(pipeline.operators),
-                   "runtime": pipeline.runtime})
+    record.update({"precision": pipeline.precision, "operators": list(pipeline.operators), "runtime": pipeline.runtime})
     if calibration and needs_calibration(pipeline):
         record["calibration_samples"] = int(sum(len(b) for b in calibration))
 
     if runtimes.is_onnx_file(pipeline.runtime):
         if pipeline.operators or pipeline.precision != "fp32":
-            raise ValueError("an ONNX file is a fixed deployed model: operator rewrites and precision "
-                             f"do not apply to it (got operators={pipeline.operators}, precision={pipeline.precision})")
-        model = runtimes.load_onnx_file(pipeline.runtime[len(runtimes.ONNX_FILE_PREFIX):])
+            raise ValueError(
+                "an ONNX file is a fixed deployed model: operator rewrites and precision "
+                f"do not apply to it (got operators={pipeline.operators}, precision={pipeline.precision})"
+            )
+        model = runtimes.load_onnx_file(pipeline.runtime[len(runtimes.ONNX_FILE_PREFIX) :])
         record["built"] = dict(model.sysnoise_info)
         return model.eval()
     runtimes.RUNTIMES.get(pipeline.runtime)  # unknown names fail before any work
     PRECISIONS.get(pipeline.precision)
     if pipeline.runtime != "torch" and is_native(pipeline.precision):
-        raise ValueError(f"precision {pipeline.precision} is a torch cast; runtime {pipeline.runtime} "
-                         "takes the float32 model (use an emulated precision or the runtime's own INT8)")
+        raise ValueError(
+            f"precision {pipeline.precision} is a torch cast; runtime {pipeline.runtime} "
+            "takes the float32 model (use an emulated precision or the runtime's own INT8)"
+        )
     if example is None and (pipeline.operators or pipeline.precision != "fp32" or pipeline.runtime != "torch"):
         example = default_example(pipeline, calibration)
 
@@ -82,8 +85,17 @@ class BuildFailure:
         return self
 
 
-def build_models(base, pipelines: dict, *, reference: Pipeline, calibration_samples=None, task=None,
-                 batch_size: int = 16, device: str = "cpu", info: dict | None = None) -> dict:
+def build_models(
+    base,
+    pipelines: dict,
+    *,
+    reference: Pipeline,
+    calibration_samples=None,
+    task=None,
+    batch_size: int = 16,
+    device: str = "cpu",
+    info: dict | None = None,
+) -> dict:
     """{model key: built model or BuildFailure} for the engine. Calibration batches are made once,
     by the reference pipeline, only when some stage quantizes. The reference stage must build."""
     batches = None

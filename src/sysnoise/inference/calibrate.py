@@ -33,8 +33,13 @@ class CalibrationSplit:
     notes: list[str] = field(default_factory=list)
 
     def describe(self) -> dict:
-        return {"source": self.source, "n_samples": len(self.ids), "ids": self.ids,
-                "pipeline": "reference", "notes": self.notes}
+        return {
+            "source": self.source,
+            "n_samples": len(self.ids),
+            "ids": self.ids,
+            "pipeline": "reference",
+            "notes": self.notes,
+        }
 
 
 def _rank(sample_id: str) -> bytes:
@@ -53,7 +58,8 @@ def hold_out(samples: list, requested: int | None = None) -> tuple[list, list]:
     if requested is None and len(samples) < MIN_DATASET:
         raise UserInputError(
             f"INT8 calibration needs data: the dataset has only {len(samples)} samples, too few to hold "
-            f"some out; pass calibration data (--calibration-data PATH)")
+            f"some out; pass calibration data (--calibration-data PATH)"
+        )
     count = held_out_count(len(samples), requested)
     chosen = {s.id for s in sorted(samples, key=lambda s: _rank(s.id))[:count]}
     return [s for s in samples if s.id not in chosen], [s for s in samples if s.id in chosen]
@@ -84,7 +90,9 @@ def check_disjoint(calibration: list, evaluation: list) -> None:
     if same_path or same_bytes:
         raise UserInputError(
             "calibration data must be disjoint from the evaluation data; shared: "
-            + ", ".join((same_path + same_bytes)[:5]) + (" ..." if len(same_path + same_bytes) > 5 else ""))
+            + ", ".join((same_path + same_bytes)[:5])
+            + (" ..." if len(same_path + same_bytes) > 5 else "")
+        )
 
 
 def batches(samples, pipeline, batch_size: int = 16, task=None) -> list:

@@ -62,8 +62,11 @@ def weight_only(model, bits: int, group_size: int | None):
     return quantised
 
 
-@_register("int8-dynamic", "INT8 dynamic quantization of every nn.Linear (torch quantize_dynamic: per-tensor "
-           "weights, activations quantised per batch at run time)")
+@_register(
+    "int8-dynamic",
+    "INT8 dynamic quantization of every nn.Linear (torch quantize_dynamic: per-tensor "
+    "weights, activations quantised per batch at run time)",
+)
 def int8_dynamic(model):
     import torch
 
@@ -115,8 +118,11 @@ def int8_llm(model, threshold: float = 6.0):
     return quantised
 
 
-@_register("int8-llm", "LLM.int8() as bitsandbytes computes it, simulated: vector-wise INT8 weights and "
-           "activations, input features with |x| > 6 kept in float; the output head in float")
+@_register(
+    "int8-llm",
+    "LLM.int8() as bitsandbytes computes it, simulated: vector-wise INT8 weights and "
+    "activations, input features with |x| > 6 kept in float; the output head in float",
+)
 def int8_llm_default(model):
     return int8_llm(model)
 
@@ -126,8 +132,10 @@ def w8_weight_only(model):
     return weight_only(model, 8, None)
 
 
-@_register("w4-g128-weight-only", "INT4 weight-only, groups of 128 inputs with scale and zero point "
-           "(GPTQ/AWQ layout), simulated")
+@_register(
+    "w4-g128-weight-only",
+    "INT4 weight-only, groups of 128 inputs with scale and zero point (GPTQ/AWQ layout), simulated",
+)
 def w4_g128_weight_only(model):
     return weight_only(model, 4, 128)
 

@@ -79,18 +79,25 @@ def _ort_causal_lm(path: Path, info: dict):
             # no KV cache: every call scores whole sequences, as the language scorer asks
             if attention_mask is None:
                 attention_mask = torch.ones_like(input_ids)
-            feed = {"input_ids": input_ids.detach().cpu().long().numpy(),
-                    "attention_mask": attention_mask.detach().cpu().long().numpy()}
+            feed = {
+                "input_ids": input_ids.detach().cpu().long().numpy(),
+                "attention_mask": attention_mask.detach().cpu().long().numpy(),
+            }
             logits = torch.from_numpy(self.session.run(None, feed)[0]).to(input_ids.device)
             return CausalLMOutputWithPast(logits=logits)
 
         def __deepcopy__(self, memo):  # a session is not copyable; it is stateless for inference
             return self
 
-    info.update({
-        "runtime": "onnxruntime", "onnxruntime": ort.__version__, "providers": session.get_providers(),
-        "graph_optimization_level": "ORT_ENABLE_ALL", "session_seconds": round(time.perf_counter() - started, 2),
-    })
+    info.update(
+        {
+            "runtime": "onnxruntime",
+            "onnxruntime": ort.__version__,
+            "providers": session.get_providers(),
+            "graph_optimization_level": "ORT_ENABLE_ALL",
+            "session_seconds": round(time.perf_counter() - started, 2),
+        }
+    )
     return OnnxRuntimeCausalLM()
 
 
@@ -128,8 +135,13 @@ def _quantize(fp32: Path, out: Path, reduce_range: bool, external: bool) -> None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             quantize_dynamic(
-                fp32, out, op_types_to_quantize=["MatMul"], per_channel=True, reduce_range=reduce_range,
-                weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True},
+                fp32,
+                out,
+                op_types_to_quantize=["MatMul"],
+                per_channel=True,
+                reduce_range=reduce_range,
+                weight_type=QuantType.QInt8,
+                extra_options={"MatMulConstBOnly": True},
                 use_external_data_format=external,
             )
     finally:
@@ -157,27 +169,40 @@ def build_ort_lm(model, int8: bool = False, reduce_range: bool = False):
             _quantize(fp32, source, reduce_range, external=info["export"]["bytes"] > 1_800_000_000)
             ops = _op_counts(source)
             info["quantization"] = {
-                **INT8_SETTINGS, "reduce_range": reduce_range, "weight_bits": 7 if reduce_range else 8,
-                "seconds": round(time.perf_counter() - started, 2), "bytes": _size(source.parent),
-                "int8_matmuls": ops.get("MatMulInteger", 0), "float_matmuls": ops.get("MatMul", 0),
+                **INT8_SETTINGS,
+                "reduce_range": reduce_range,
+                "weight_bits": 7 if reduce_range else 8,
+                "seconds": round(time.perf_counter() - started, 2),
+                "bytes": _size(source.parent),
+                "int8_matmuls": ops.get("MatMulInteger", 0),
+                "float_matmuls": ops.get("MatMul", 0),
                 "cpu_flags": cpu_int8_flags(),
             }
         return _ort_causal_lm(source, info)
 
 
-@_register("onnxruntime-lm", "causal LM exported with torch.onnx.export (ids + mask -> logits, no KV cache), "
-           "run by ONNX Runtime on CPU, float32")
+@_register(
+    "onnxruntime-lm",
+    "causal LM exported with torch.onnx.export (ids + mask -> logits, no KV cache), "
+    "run by ONNX Runtime on CPU, float32",
+)
 def onnxruntime_lm(model, example=None, calibration=None):
     return build_ort_lm(model, int8=False)
 
 
-@_register("onnxruntime-lm-int8", "causal LM on ONNX Runtime CPU, INT8 by quantize_dynamic: MatMul weights "
-           "per-channel INT8, activations UINT8 per tensor at run time (no calibration)")
+@_register(
+    "onnxruntime-lm-int8",
+    "causal LM on ONNX Runtime CPU, INT8 by quantize_dynamic: MatMul weights "
+    "per-channel INT8, activations UINT8 per tensor at run time (no calibration)",
+)
 def onnxruntime_lm_int8(model, example=None, calibration=None):
     return build_ort_lm(model, int8=True)
 
 
-@_register("onnxruntime-lm-int8-reduce-range", "as onnxruntime-lm-int8 with 7-bit weights (reduce_range): ONNX "
-           "Runtime's advice for x86 CPUs without VNNI, where 8-bit weights saturate its int16 sums")
+@_register(
+    "onnxruntime-lm-int8-reduce-range",
+    "as onnxruntime-lm-int8 with 7-bit weights (reduce_range): ONNX "
+    "Runtime's advice for x86 CPUs without VNNI, where 8-bit weights saturate its int16 sums",
+)
 def onnxruntime_lm_int8_reduce_range(model, example=None, calibration=None):
     return build_ort_lm(model, int8=True, reduce_range=True)

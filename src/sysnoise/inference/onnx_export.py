@@ -67,8 +67,14 @@ def export(model, example) -> bytes:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
         torch.onnx.export(
-            _as_tuple(model, names) if several else model.eval(), (example,), buffer, dynamo=False,
-            opset_version=OPSET, do_constant_folding=True, input_names=["input"], output_names=names,
+            _as_tuple(model, names) if several else model.eval(),
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            input_names=["input"],
+            output_names=names,
             dynamic_axes={"input": dynamic, **({} if several else {"output": {0: "batch"}})},
         )
     return buffer.getvalue()
@@ -130,8 +136,13 @@ def export_causal_lm(model, path) -> None:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
         torch.onnx.export(
-            Logits(model).eval(), lm_example(int(model.config.vocab_size)), str(path), dynamo=False,
-            opset_version=OPSET, do_constant_folding=True, input_names=["input_ids", "attention_mask"],
+            Logits(model).eval(),
+            lm_example(int(model.config.vocab_size)),
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            input_names=["input_ids", "attention_mask"],
             output_names=["logits"],
             dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "logits": dynamic},
         )

@@ -34,13 +34,12 @@ def _pair(value):
 
 # --- pooling -----------------------------------------------------------------------------------
 
+
 def _strided_maxpools(model):
     import torch
 
     return [
-        m
-        for m in model.modules()
-        if isinstance(m, torch.nn.MaxPool2d) and max(_pair(m.stride)) > 1 and not m.ceil_mode
+        m for m in model.modules() if isinstance(m, torch.nn.MaxPool2d) and max(_pair(m.stride)) > 1 and not m.ceil_mode
     ]
 
 
@@ -48,9 +47,7 @@ def _strided_avgpools(model):
     import torch
 
     return [
-        m
-        for m in model.modules()
-        if isinstance(m, torch.nn.AvgPool2d) and max(_pair(m.stride)) > 1 and not m.ceil_mode
+        m for m in model.modules() if isinstance(m, torch.nn.AvgPool2d) and max(_pair(m.stride)) > 1 and not m.ceil_mode
     ]
 
 
@@ -130,6 +127,7 @@ def avgpool_count_pad(model):
 
 # --- normalisation ----------------------------------------------------------------------------
 
+
 def other_framework_eps(eps: float) -> float:
     """PyTorch's default 1e-5 <-> TF/Keras' 1e-3 (what a port that forgets the epsilon gets)."""
     return TORCH_EPS if eps >= 1e-4 else KERAS_EPS
@@ -196,7 +194,6 @@ def conv_bn_pairs(model, example) -> list[tuple[str, str]]:
     holds for any code structure (attributes, Sequential, functional glue)."""
     import torch
 
-
     names = {id(m): n for n, m in model.named_modules()}
     produced: dict[int, tuple[str, object]] = {}  # id(output tensor) -> (conv name, tensor)
     calls: dict[str, int] = {}
@@ -237,9 +234,14 @@ def conv_bn_pairs(model, example) -> list[tuple[str, str]]:
     for conv_name, norm_name, tensor_id in candidates:
         conv = model.get_submodule(conv_name)
         norm = model.get_submodule(norm_name)
-        if (calls.get(conv_name) == 1 and calls.get(norm_name) == 1 and not counter.uses.get(tensor_id)
-                and norm.num_features == conv.out_channels and norm.track_running_stats
-                and norm.running_mean is not None):
+        if (
+            calls.get(conv_name) == 1
+            and calls.get(norm_name) == 1
+            and not counter.uses.get(tensor_id)
+            and norm.num_features == conv.out_channels
+            and norm.track_running_stats
+            and norm.running_mean is not None
+        ):
             pairs.append((conv_name, norm_name))
     return pairs
 
@@ -255,8 +257,11 @@ def fold_batchnorm(model, example):
     for conv_name, norm_name in conv_bn_pairs(folded, example):
         conv, norm = folded.get_submodule(conv_name), folded.get_submodule(norm_name)
         with torch.no_grad():
-            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps) if norm.affine else \
-                1 / torch.sqrt(norm.running_var + norm.eps)
+            scale = (
+                norm.weight / torch.sqrt(norm.running_var + norm.eps)
+                if norm.affine
+                else 1 / torch.sqrt(norm.running_var + norm.eps)
+            )
             shift = norm.bias if norm.affine else torch.zeros_like(norm.running_mean)
             bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
             conv.weight.copy_(conv.weight * scale.reshape(-1, *([1] * (conv.weight.dim() - 1))))
@@ -272,6 +277,7 @@ def fold_batchnorm(model, example):
 
 
 # --- functional calls: interpolation and GELU -------------------------------------------------
+
 
 @functools.lru_cache(maxsize=None)
 def _source_mentions(cls: type, needles: tuple[str, ...]) -> bool:
@@ -290,7 +296,6 @@ def _source_mentions(cls: type, needles: tuple[str, ...]) -> bool:
 
 def _calls_functional(model, module_kind: str, needles: tuple[str, ...]) -> bool:
     import torch
-
 
     kind = getattr(torch.nn, module_kind)
     excluded = excluded_types()
@@ -331,13 +336,32 @@ def _functional(rule: str):
 
 
 for _name, _noise, _text, _check in [
-    ("upsample-bilinear", "upsample", "nearest(-exact) upsampling replaced by (bi/tri)linear, align_corners=False "
-                          "(the paper's upsample noise)", interpolates),
-    ("upsample-nearest", "upsample", "(bi/tri)linear and bicubic upsampling replaced by nearest (the paper's upsample noise "
-                         "on a model trained with bilinear)", interpolates),
-    ("upsample-align-corners", "upsample", "linear/bilinear/bicubic upsampling with align_corners flipped", interpolates),
-    ("upsample-nearest-exact", "upsample", "nearest <-> nearest-exact upsampling (PyTorch's legacy nearest vs the "
-                               "half-pixel-centre rule of TF/ONNX/OpenCV)", interpolates),
+    (
+        "upsample-bilinear",
+        "upsample",
+        "nearest(-exact) upsampling replaced by (bi/tri)linear, align_corners=False (the paper's upsample noise)",
+        interpolates,
+    ),
+    (
+        "upsample-nearest",
+        "upsample",
+        "(bi/tri)linear and bicubic upsampling replaced by nearest (the paper's upsample noise "
+        "on a model trained with bilinear)",
+        interpolates,
+    ),
+    (
+        "upsample-align-corners",
+        "upsample",
+        "linear/bilinear/bicubic upsampling with align_corners flipped",
+        interpolates,
+    ),
+    (
+        "upsample-nearest-exact",
+        "upsample",
+        "nearest <-> nearest-exact upsampling (PyTorch's legacy nearest vs the "
+        "half-pixel-centre rule of TF/ONNX/OpenCV)",
+        interpolates,
+    ),
     ("gelu-tanh", "gelu-tanh", "GELU erf form <-> tanh approximation", uses_gelu),
 ]:
     OPERATORS.register(_name, _text, applies=_check, noise=_noise)(_functional(_name))

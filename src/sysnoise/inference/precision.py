@@ -29,7 +29,6 @@ def emulate_dtype(model, dtype):
     inference/scoped.py); float outputs come back float32, as from the original model."""
     import torch
 
-
     rule = next(name for name, narrow in ROUNDING_RULES.items() if narrow == dtype)
     emulated = with_rules(model, (rule,)).to(STAND_IN)
     with torch.no_grad():
@@ -37,16 +36,18 @@ def emulate_dtype(model, dtype):
             if tensor.is_floating_point():
                 tensor.copy_(round_through(tensor, dtype))
     narrowed = lambda t: round_through(t, dtype).to(STAND_IN)  # noqa: E731
-    emulated.register_forward_pre_hook(lambda _m, args, kwargs: (map_tensors(args, narrowed), map_tensors(kwargs, narrowed)),
-                                       with_kwargs=True)
-    emulated.register_forward_hook(lambda _m, _i, out: map_tensors(out, lambda t: t.float() if t.dtype == STAND_IN else t))
+    emulated.register_forward_pre_hook(
+        lambda _m, args, kwargs: (map_tensors(args, narrowed), map_tensors(kwargs, narrowed)), with_kwargs=True
+    )
+    emulated.register_forward_hook(
+        lambda _m, _i, out: map_tensors(out, lambda t: t.float() if t.dtype == STAND_IN else t)
+    )
     return emulated
 
 
 def native_dtype(model, dtype):
     """A copy cast to `dtype`; inputs go in narrow, outputs come back float32 for the task."""
     import torch
-
 
     class NativeCast(torch.nn.Module):
         def __init__(self) -> None:
@@ -73,7 +74,9 @@ def fp16_emulated(model):
     return emulate_dtype(model, torch.float16)
 
 
-@PRECISIONS.register("bf16", "bfloat16 emulated: float64 maths, weights and every operation's result rounded to bfloat16")
+@PRECISIONS.register(
+    "bf16", "bfloat16 emulated: float64 maths, weights and every operation's result rounded to bfloat16"
+)
 def bf16_emulated(model):
     import torch
 

@@ -55,22 +55,30 @@ class Scheme:
 
 
 SCHEMES: dict[str, Scheme] = {
-    "int8": Scheme(description="INT8 simulated: per-channel symmetric weights, per-tensor asymmetric min-max "
-                               "activations (ONNX Runtime's recipe, see runtime onnxruntime-int8-qdq)"),
-    "int8-percentile": Scheme(calibrator="percentile",
-                              description=f"INT8 simulated, activations clipped at the {PERCENTILE} percentile"),
-    "int8-entropy": Scheme(calibrator="entropy",
-                           description="INT8 simulated, activation ranges by KL divergence (TensorRT's entropy calibrator)"),
+    "int8": Scheme(
+        description="INT8 simulated: per-channel symmetric weights, per-tensor asymmetric min-max "
+        "activations (ONNX Runtime's recipe, see runtime onnxruntime-int8-qdq)"
+    ),
+    "int8-percentile": Scheme(
+        calibrator="percentile", description=f"INT8 simulated, activations clipped at the {PERCENTILE} percentile"
+    ),
+    "int8-entropy": Scheme(
+        calibrator="entropy",
+        description="INT8 simulated, activation ranges by KL divergence (TensorRT's entropy calibrator)",
+    ),
     "int8-mse": Scheme(calibrator="mse", description="INT8 simulated, activation ranges minimising quantisation MSE"),
-    "int8-pertensor": Scheme(weights="per-tensor",
-                             description="INT8 simulated with per-tensor (not per-channel) symmetric weights"),
+    "int8-pertensor": Scheme(
+        weights="per-tensor", description="INT8 simulated with per-tensor (not per-channel) symmetric weights"
+    ),
     "int8-asym": Scheme(weight_symmetric=False, description="INT8 simulated with per-channel asymmetric weights"),
-    "int8-symact": Scheme(activation_symmetric=True,
-                          description="INT8 simulated with symmetric activations (z = 0, TensorRT-style)"),
+    "int8-symact": Scheme(
+        activation_symmetric=True, description="INT8 simulated with symmetric activations (z = 0, TensorRT-style)"
+    ),
 }
 
 
 # --- the formula ---------------------------------------------------------------------------------
+
 
 def quantize(x, scale, zero_point, qmin: int = QMIN, qmax: int = QMAX):
     """Xq = clip(round(X / s) + z, qmin, qmax), as float tensors holding integers."""
@@ -118,6 +126,7 @@ def quantize_weight(weight, per_channel: bool, symmetric: bool):
 
 
 # --- calibration -----------------------------------------------------------------------------------
+
 
 class Observer:
     """Forward pre-hook collecting a layer input's range, then (second pass) its histograms."""
@@ -245,16 +254,15 @@ def quantizable_layers(model) -> list:
     import torch
 
     return [
-        m for m in model.modules()
-        if isinstance(m, torch.nn.Linear)
-        or (isinstance(m, torch.nn.modules.conv._ConvNd) and not m.transposed)
+        m
+        for m in model.modules()
+        if isinstance(m, torch.nn.Linear) or (isinstance(m, torch.nn.modules.conv._ConvNd) and not m.transposed)
     ]
 
 
 def simulate(model, calibration, scheme: Scheme | str):
     """A simulated-INT8 copy of `model` calibrated on `calibration` (a list of input batches)."""
     import torch
-
 
     scheme = SCHEMES[scheme] if isinstance(scheme, str) else scheme
     batches = list(calibration or [])

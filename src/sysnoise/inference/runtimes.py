@@ -91,8 +91,16 @@ def runs_outside_torch(model) -> bool:
     return getattr(model, "sysnoise_engine", None) is not None
 
 
-def engine_module(engine: str, run, info: dict, *, batch: int | None = None, outputs: list[str] | None = None,
-                  input_shape: list | None = None, build_seconds: float | None = None):
+def engine_module(
+    engine: str,
+    run,
+    info: dict,
+    *,
+    batch: int | None = None,
+    outputs: list[str] | None = None,
+    input_shape: list | None = None,
+    build_seconds: float | None = None,
+):
     """A torch module over another engine's `run` (one float32 NCHW array in, a list of arrays out):
     the engine treats it as any model stage. It returns one tensor on the input's device, or a dict
     {name: tensor} when the engine's model has several named `outputs` (a raw detector's heads).
@@ -100,8 +108,11 @@ def engine_module(engine: str, run, info: dict, *, batch: int | None = None, out
     engine's own seconds and images, beside the build time, for results.json."""
     import torch
 
-    timing = {"build_seconds": None if build_seconds is None else round(build_seconds, 3),
-              "inference_seconds": 0.0, "images": 0}
+    timing = {
+        "build_seconds": None if build_seconds is None else round(build_seconds, 3),
+        "inference_seconds": 0.0,
+        "images": 0,
+    }
     info["timing"] = timing
 
     class EngineModule(torch.nn.Module):
@@ -137,14 +148,26 @@ def _ort_module(model_bytes_or_path, info: dict, build_seconds: float | None = N
     shape = list(inputs[0].shape or [None])
     batch = fixed_size(shape[0])
     names = [o.name for o in session.get_outputs()]
-    info.update({
-        "runtime": "onnxruntime", "onnxruntime": ort.__version__, "providers": session.get_providers(),
-        "graph_optimization_level": "ORT_ENABLE_ALL",
-        "input_shape": [d if fixed_size(d) else str(d) for d in shape], "batch": batch or "dynamic",
-        "outputs": names,
-    })
-    return engine_module("onnxruntime", lambda array: session.run(None, {inputs[0].name: array}), info,
-                         batch=batch, outputs=names, input_shape=shape, build_seconds=build_seconds)
+    info.update(
+        {
+            "runtime": "onnxruntime",
+            "onnxruntime": ort.__version__,
+            "providers": session.get_providers(),
+            "graph_optimization_level": "ORT_ENABLE_ALL",
+            "input_shape": [d if fixed_size(d) else str(d) for d in shape],
+            "batch": batch or "dynamic",
+            "outputs": names,
+        }
+    )
+    return engine_module(
+        "onnxruntime",
+        lambda array: session.run(None, {inputs[0].name: array}),
+        info,
+        batch=batch,
+        outputs=names,
+        input_shape=shape,
+        build_seconds=build_seconds,
+    )
 
 
 @RUNTIMES.register("torch", "torch eager (the reference runtime)")
@@ -155,8 +178,9 @@ def torch_eager(model, example=None, calibration=None):
 ONNX = {"available": lambda: extras.available("onnx"), "install": extras.install_line("onnx")}
 
 
-@RUNTIMES.register("onnxruntime", "exported with torch.onnx.export, run by ONNX Runtime on CPU, float32",
-                   applies=takes_images, **ONNX)
+@RUNTIMES.register(
+    "onnxruntime", "exported with torch.onnx.export, run by ONNX Runtime on CPU, float32", applies=takes_images, **ONNX
+)
 def onnxruntime_fp32(model, example=None, calibration=None):
     start = time.perf_counter()
     info = {"export": onnx_export.describe(model, example)}
@@ -200,14 +224,21 @@ def _ort_int8(quant_format: str):
         reader_class = type("Reader", (_Reader, CalibrationDataReader), {})
         qdq = quant_format == "QDQ"
         settings = {
-            "quant_format": quant_format, "per_channel": True, "reduce_range": False,
-            "activation_type": "QInt8" if qdq else "QUInt8", "weight_type": "QInt8",
-            "calibrate_method": "MinMax", "weights": "symmetric", "activations": "asymmetric",
+            "quant_format": quant_format,
+            "per_channel": True,
+            "reduce_range": False,
+            "activation_type": "QInt8" if qdq else "QUInt8",
+            "weight_type": "QInt8",
+            "calibrate_method": "MinMax",
+            "weights": "symmetric",
+            "activations": "asymmetric",
             "calibration_samples": int(sum(len(b) for b in batches)),
         }
         start = time.perf_counter()
-        info = {"export": onnx_export.describe(model, example),
-                "quantization": {"tool": "onnxruntime.quantization.quantize_static", **settings}}
+        info = {
+            "export": onnx_export.describe(model, example),
+            "quantization": {"tool": "onnxruntime.quantization.quantize_static", **settings},
+        }
         with tempfile.TemporaryDirectory(prefix="sysnoise-ort-") as tmp:
             fp32, prepared, int8 = Path(tmp, "fp32.onnx"), Path(tmp, "prepared.onnx"), Path(tmp, "int8.onnx")
             fp32.write_bytes(onnx_export.export(model, example))
@@ -220,10 +251,14 @@ def _ort_int8(quant_format: str):
                 prepared = fp32
                 info["quantization"]["pre_process"] = f"skipped: {type(err).__name__}: {err}"[:300]
             quantize_static(
-                str(prepared), str(int8), reader_class(batches, "input"),
+                str(prepared),
+                str(int8),
+                reader_class(batches, "input"),
                 quant_format=QuantFormat.QDQ if qdq else QuantFormat.QOperator,
-                per_channel=True, reduce_range=False,
-                activation_type=QuantType.QInt8 if qdq else QuantType.QUInt8, weight_type=QuantType.QInt8,
+                per_channel=True,
+                reduce_range=False,
+                activation_type=QuantType.QInt8 if qdq else QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax,
             )
             return _ort_module(int8.read_bytes(), info, build_seconds=time.perf_counter() - start)
@@ -234,12 +269,16 @@ def _ort_int8(quant_format: str):
 RUNTIMES.register(
     "onnxruntime-int8-qdq",
     "ONNX Runtime INT8 (quantize_static, QDQ, S8S8, per-channel weights, min-max calibration)",
-    calibrated=True, applies=takes_images, **ONNX,
+    calibrated=True,
+    applies=takes_images,
+    **ONNX,
 )(_ort_int8("QDQ"))
 RUNTIMES.register(
     "onnxruntime-int8-qoperator",
     "ONNX Runtime INT8 (quantize_static, QOperator: QLinearConv etc., U8S8, per-channel weights, min-max)",
-    calibrated=True, applies=takes_images, **ONNX,
+    calibrated=True,
+    applies=takes_images,
+    **ONNX,
 )(_ort_int8("QOperator"))
 
 
@@ -267,7 +306,8 @@ def torch_ao_available() -> bool:
 @RUNTIMES.register(
     "torch-ao-int8",
     "torch.ao FX post-training INT8 (x86 backend defaults: per-channel weights, histogram-observed activations)",
-    calibrated=True, opt_in=True,
+    calibrated=True,
+    opt_in=True,
     applies=lambda model: takes_images(model) and torch_ao_available() and fx_traceable(model),
 )
 def torch_ao_int8(model, example=None, calibration=None):
@@ -285,15 +325,21 @@ def torch_ao_int8(model, example=None, calibration=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
         torch.backends.quantized.engine = engine
-        prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping(engine), example_inputs=(example,))
+        prepared = prepare_fx(
+            copy.deepcopy(model).eval(), get_default_qconfig_mapping(engine), example_inputs=(example,)
+        )
         with torch.no_grad():
             for batch in batches:
                 prepared(batch)
         quantized = convert_fx(prepared)
     wrapper = _CpuOnly(quantized)
-    wrapper.sysnoise_info = {"runtime": "torch.ao quantize_fx", "engine": engine, "torch": torch.__version__,
-                             "qconfig": f"get_default_qconfig_mapping({engine!r})",
-                             "calibration_samples": int(sum(len(b) for b in batches))}
+    wrapper.sysnoise_info = {
+        "runtime": "torch.ao quantize_fx",
+        "engine": engine,
+        "torch": torch.__version__,
+        "qconfig": f"get_default_qconfig_mapping({engine!r})",
+        "calibration_samples": int(sum(len(b) for b in batches)),
+    }
     return wrapper
 
 

@@ -125,7 +125,9 @@ _IN_PLACE_OPERATORS = {f"__i{op}__" for op in ("add", "sub", "mul", "truediv", "
 
 def _in_place(func, kwargs: dict) -> bool:
     name = getattr(func, "__name__", "")
-    return (name.endswith("_") and not name.startswith("__")) or name in _IN_PLACE_OPERATORS or bool(kwargs.get("inplace"))
+    return (
+        (name.endswith("_") and not name.startswith("__")) or name in _IN_PLACE_OPERATORS or bool(kwargs.get("inplace"))
+    )
 
 
 def _stored(result, narrow: torch.dtype, func, args, kwargs):
@@ -228,7 +230,9 @@ def changes_any(rule: str, calls) -> bool:
 def with_rules(model: torch.nn.Module, rules: tuple[str, ...]) -> FunctionalRewrite:
     """A rewritten copy of `model`; rules stack onto an existing wrapper instead of nesting."""
     if isinstance(model, FunctionalRewrite):
-        return FunctionalRewrite(copy_module(model.inner), model.rules + tuple(r for r in rules if r not in model.rules))
+        return FunctionalRewrite(
+            copy_module(model.inner), model.rules + tuple(r for r in rules if r not in model.rules)
+        )
     return FunctionalRewrite(copy_module(model), tuple(rules))
 
 

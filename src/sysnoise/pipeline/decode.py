@@ -88,7 +88,9 @@ def decode(name: str, data: bytes, max_pixels: int | None = None, target: Target
         got = None if image is None else (image.shape, image.dtype)
         raise DecodeError(f"decoder {name!r} returned no RGB image (got {got})")
     allowed = {(height, width)} | ({(width, height)} if entry.meta.get("orientation") else set())
-    if image.shape[:2] not in allowed and not (entry.meta.get("sized") and image.shape[0] <= height and image.shape[1] <= width):
+    if image.shape[:2] not in allowed and not (
+        entry.meta.get("sized") and image.shape[0] <= height and image.shape[1] <= width
+    ):
         raise DecodeError(f"decoder {name!r} returned {image.shape[1]}x{image.shape[0]}, header says {width}x{height}")
     return np.ascontiguousarray(image)
 
@@ -105,8 +107,11 @@ def pillow_rgb(im) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
-@DECODERS.register("pillow", "Pillow (libjpeg-turbo), Image.convert('RGB'); the reference: no EXIF rotation, "
-                             "alpha dropped, 16-bit -> high byte", library="PIL")
+@DECODERS.register(
+    "pillow",
+    "Pillow (libjpeg-turbo), Image.convert('RGB'); the reference: no EXIF rotation, alpha dropped, 16-bit -> high byte",
+    library="PIL",
+)
 def decode_pillow(data: bytes) -> np.ndarray:
     from PIL import Image
 
@@ -117,8 +122,13 @@ def decode_pillow(data: bytes) -> np.ndarray:
         raise DecodeError(f"Pillow cannot decode: {type(err).__name__}: {message(err)}") from None
 
 
-@DECODERS.register("pillow-draft", "Pillow JPEG draft mode: DCT-domain downscale by 1/2, 1/4 or 1/8 to no less than "
-                                   "the resize target, as fast loaders do", library="PIL", sized=True)
+@DECODERS.register(
+    "pillow-draft",
+    "Pillow JPEG draft mode: DCT-domain downscale by 1/2, 1/4 or 1/8 to no less than "
+    "the resize target, as fast loaders do",
+    library="PIL",
+    sized=True,
+)
 def decode_pillow_draft(data: bytes, target: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
@@ -131,8 +141,12 @@ def decode_pillow_draft(data: bytes, target: tuple[int, int]) -> np.ndarray:
         raise DecodeError(f"Pillow cannot decode: {type(err).__name__}: {message(err)}") from None
 
 
-@DECODERS.register("opencv", "OpenCV cv2.imdecode(IMREAD_COLOR) -> RGB; applies EXIF rotation, CMYK off by one",
-                   library="cv2", orientation=True)
+@DECODERS.register(
+    "opencv",
+    "OpenCV cv2.imdecode(IMREAD_COLOR) -> RGB; applies EXIF rotation, CMYK off by one",
+    library="cv2",
+    orientation=True,
+)
 def decode_opencv(data: bytes) -> np.ndarray:
     import cv2
 
@@ -167,9 +181,13 @@ def _preflight_with_pillow(data: bytes) -> None:
         raise DecodeError(f"corrupt image, not handed to torchvision: {type(err).__name__}: {message(err)}") from None
 
 
-@DECODERS.register("torchvision", "torchvision.io.decode_image(mode=RGB) (libjpeg-turbo, libpng); no EXIF rotation; "
-                                  "16-bit -> >>8", library="torchvision", available=_torchvision_available,
-                   install="torchvision.io.decode_image (deprecated in torchvision 0.29 for TorchCodec)")
+@DECODERS.register(
+    "torchvision",
+    "torchvision.io.decode_image(mode=RGB) (libjpeg-turbo, libpng); no EXIF rotation; 16-bit -> >>8",
+    library="torchvision",
+    available=_torchvision_available,
+    install="torchvision.io.decode_image (deprecated in torchvision 0.29 for TorchCodec)",
+)
 def decode_torchvision(data: bytes) -> np.ndarray:
     import torch
     from torchvision.io import ImageReadMode, decode_image
@@ -182,8 +200,9 @@ def decode_torchvision(data: bytes) -> np.ndarray:
         except RuntimeError as err:
             raise DecodeError(f"torchvision cannot decode: {message(str(err).splitlines()[-1])}") from None
     if tensor.ndim != 3:  # an animated GIF comes back as (frames, 3, h, w)
-        raise DecodeError(f"torchvision returned {tensor.ndim}-d frames {tuple(tensor.shape)} (an animated image), "
-                          "not one RGB image")
+        raise DecodeError(
+            f"torchvision returned {tensor.ndim}-d frames {tuple(tensor.shape)} (an animated image), not one RGB image"
+        )
     array = tensor.permute(1, 2, 0).numpy()
     if array.dtype == np.uint16:  # 16-bit PNG: torchvision's to_dtype(uint8, scale=True) shifts
         array = (array >> 8).astype(np.uint8)
@@ -213,11 +232,17 @@ def _ffmpeg(flags: tuple[str, ...]):
 
 
 for _name, _flags, _text in [
-    ("ffmpeg", ("BILINEAR",), "FFmpeg's own JPEG/PNG decoders + swscale to RGB, PyAV's default flags (bilinear); "
-                              "no fancy chroma upsampling"),
+    (
+        "ffmpeg",
+        ("BILINEAR",),
+        "FFmpeg's own JPEG/PNG decoders + swscale to RGB, PyAV's default flags (bilinear); no fancy chroma upsampling",
+    ),
     ("ffmpeg-bicubic", ("BICUBIC",), "as ffmpeg with swscale bicubic: bit-identical to the ffmpeg command line"),
-    ("ffmpeg-accurate", ("BICUBIC", "FULL_CHR_H_INT", "ACCURATE_RND"),
-     "as ffmpeg with swscale +full_chroma_int+accurate_rnd (the quality settings)"),
+    (
+        "ffmpeg-accurate",
+        ("BICUBIC", "FULL_CHR_H_INT", "ACCURATE_RND"),
+        "as ffmpeg with swscale +full_chroma_int+accurate_rnd (the quality settings)",
+    ),
 ]:
     DECODERS.register(_name, _text, library="av", swscale_flags=_flags)(_ffmpeg(_flags))
 
@@ -237,9 +262,18 @@ def _libjpeg(fastdct: bool, fastupsample: bool):
 
 
 for _name, _dct, _up, _text in [
-    ("libjpeg-fast-idct", True, False, "libjpeg-turbo with the fast integer IDCT (JDCT_IFAST), as many hardware decoders"),
-    ("libjpeg-no-fancy-upsampling", False, True, "libjpeg-turbo with chroma replicated, not interpolated "
-                                                 "(do_fancy_upsampling=False), as many GPU decoders"),
+    (
+        "libjpeg-fast-idct",
+        True,
+        False,
+        "libjpeg-turbo with the fast integer IDCT (JDCT_IFAST), as many hardware decoders",
+    ),
+    (
+        "libjpeg-no-fancy-upsampling",
+        False,
+        True,
+        "libjpeg-turbo with chroma replicated, not interpolated (do_fancy_upsampling=False), as many GPU decoders",
+    ),
     ("libjpeg-fast", True, True, "libjpeg-turbo with fast IDCT and no fancy upsampling (both shortcuts)"),
 ]:
     DECODERS.register(_name, _text, library="simplejpeg", fastdct=_dct, fastupsample=_up)(_libjpeg(_dct, _up))
@@ -261,8 +295,10 @@ def _dali_pipeline():
     if _dali_pipe[0] not in (None, os.getpid()):
         # DALI's backend does not survive fork: a child of a process that already decoded with DALI
         # hangs building its own pipeline. Fail the sample clearly instead.
-        raise DecodeError("DALI was started in the parent process before it forked this worker; "
-                          "decode with DALI only in workers (or with --workers 0)")
+        raise DecodeError(
+            "DALI was started in the parent process before it forked this worker; "
+            "decode with DALI only in workers (or with --workers 0)"
+        )
     if _dali_pipe[0] is None:
         import nvidia.dali.fn as fn
         import nvidia.dali.types as types
@@ -279,9 +315,15 @@ def _dali_pipeline():
     return _dali_pipe[1]
 
 
-@DECODERS.register("dali", "NVIDIA DALI fn.decoders.image on the CPU (device_id=None), applies EXIF rotation; optional: pip install "
-                           "sysnoise[dali]", library="nvidia.dali", available=_dali_available, orientation=True,
-                   install="NVIDIA DALI (pip install sysnoise[dali])")
+@DECODERS.register(
+    "dali",
+    "NVIDIA DALI fn.decoders.image on the CPU (device_id=None), applies EXIF rotation; optional: pip install "
+    "sysnoise[dali]",
+    library="nvidia.dali",
+    available=_dali_available,
+    orientation=True,
+    install="NVIDIA DALI (pip install sysnoise[dali])",
+)
 def decode_dali(data: bytes) -> np.ndarray:
     pipe = _dali_pipeline()
     try:

@@ -98,8 +98,10 @@ def squash(width: int, height: int, size: int, crop_pct: float) -> Geometry:
 LETTERBOX_FILL = 114  # YOLOv5's grey
 
 
-@CROPS.register("letterbox", "resize the longer side to size keeping aspect, pad to size x size with grey 114, "
-                             "centred (offset floor), as YOLO")
+@CROPS.register(
+    "letterbox",
+    "resize the longer side to size keeping aspect, pad to size x size with grey 114, centred (offset floor), as YOLO",
+)
 def letterbox(width: int, height: int, size: int, crop_pct: float) -> Geometry:
     scale = size / max(width, height)
     target = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -107,8 +109,11 @@ def letterbox(width: int, height: int, size: int, crop_pct: float) -> Geometry:
     return Geometry(target, (-left, -top, size - left, size - top), pad_value=LETTERBOX_FILL)
 
 
-@CROPS.register("tf-crop-resize", "TF eval (EfficientNet, Inception): cut a centred square of crop_pct x the shorter "
-                                  "side from the source (offset ceil), then resize it to size x size")
+@CROPS.register(
+    "tf-crop-resize",
+    "TF eval (EfficientNet, Inception): cut a centred square of crop_pct x the shorter "
+    "side from the source (offset ceil), then resize it to size x size",
+)
 def tf_crop_resize(width: int, height: int, size: int, crop_pct: float) -> Geometry:
     side = int(crop_pct * min(width, height))
     source_box = centre_box(width, height, side, side, "ceil")
@@ -117,9 +122,13 @@ def tf_crop_resize(width: int, height: int, size: int, crop_pct: float) -> Geome
 
 # Detection and segmentation keep the whole image and its aspect: the input is not square, so
 # these carry square=False (classification's crop noise leaves them out by default).
-@CROPS.register("keep-ratio-max-size", "detection: scale so the shorter side is size unless the longer would pass "
-                                       "size/crop_pct (torchvision's GeneralizedRCNNTransform: 800 and 800/0.6 = 1333), "
-                                       "sizes floored, no crop, no pad", square=False)
+@CROPS.register(
+    "keep-ratio-max-size",
+    "detection: scale so the shorter side is size unless the longer would pass "
+    "size/crop_pct (torchvision's GeneralizedRCNNTransform: 800 and 800/0.6 = 1333), "
+    "sizes floored, no crop, no pad",
+    square=False,
+)
 def keep_ratio_max_size(width: int, height: int, size: int, crop_pct: float) -> Geometry:
     # torchvision: scale = min(min_size / short, max_size / long); interpolate(scale_factor=scale) floors the sizes
     scale = min(size / min(width, height), round(size / crop_pct) / max(width, height))
@@ -127,8 +136,12 @@ def keep_ratio_max_size(width: int, height: int, size: int, crop_pct: float) -> 
     return Geometry(target, (0, 0, *target))
 
 
-@CROPS.register("shorter-side", "segmentation: resize the shorter side to size keeping aspect (torchvision's "
-                                "semantic-segmentation eval), no crop, no pad", square=False)
+@CROPS.register(
+    "shorter-side",
+    "segmentation: resize the shorter side to size keeping aspect (torchvision's "
+    "semantic-segmentation eval), no crop, no pad",
+    square=False,
+)
 def shorter_side(width: int, height: int, size: int, crop_pct: float) -> Geometry:
     target = shorter_side_target(width, height, size)
     return Geometry(target, (0, 0, *target))
@@ -147,8 +160,10 @@ def source_size_needed(geometry: Geometry, width: int, height: int) -> tuple[int
     """The smallest (width, height) the whole source could shrink to before this geometry's resize
     becomes an enlargement: what a draft-mode decoder may scale the source down to."""
     left, top, right, bottom = geometry.source_box or (0, 0, width, height)
-    return (math.ceil(width * geometry.resize_to[0] / (right - left)),
-            math.ceil(height * geometry.resize_to[1] / (bottom - top)))
+    return (
+        math.ceil(width * geometry.resize_to[0] / (right - left)),
+        math.ceil(height * geometry.resize_to[1] / (bottom - top)),
+    )
 
 
 def _cut(image: np.ndarray, box: Box, pad_value: int | None) -> np.ndarray:

@@ -34,8 +34,11 @@ LIBJPEG_CORRUPT = ("Corrupt JPEG data", "Premature end of JPEG file", "Inconsist
 
 def check_intact(data: bytes) -> None:
     """Raise SampleError (its text starting with CORRUPT) when the data is corrupt."""
-    problem = truncation(data) or (jpeg_problem(data) if data.startswith(JPEG_START) else None) or (
-        png_problem(data) if data.startswith(PNG_SIGNATURE) else None)
+    problem = (
+        truncation(data)
+        or (jpeg_problem(data) if data.startswith(JPEG_START) else None)
+        or (png_problem(data) if data.startswith(PNG_SIGNATURE) else None)
+    )
     if problem:
         raise SampleError(CORRUPT + problem)
 

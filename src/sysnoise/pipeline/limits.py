@@ -59,8 +59,10 @@ def current() -> Limits:
         except ValueError:
             value = float("nan")
         if not (math.isfinite(value) and value >= (0 if name == "sample_seconds" else 1)):
-            raise UserInputError(f"{variable}={raw!r}: expected a positive number"
-                                 + (" (0 turns the budget off)" if name == "sample_seconds" else ""))
+            raise UserInputError(
+                f"{variable}={raw!r}: expected a positive number"
+                + (" (0 turns the budget off)" if name == "sample_seconds" else "")
+            )
         values[name] = value if name == "sample_seconds" else int(value)
     return Limits(**values)
 
@@ -72,8 +74,13 @@ def check_pixels(width: int, height: int, what: str, limit: int | None = None, e
         raise error(f"{what} of {width}x{height} pixels exceeds the limit of {limit} (SYSNOISE_MAX_PIXELS)")
 
 
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 @contextmanager
@@ -121,8 +128,10 @@ def read_slice(path, offset: int, size: int) -> bytes:
     check_size(size, "member")
     with _regular_file(path) as (fd, info):
         if offset + size > info.st_size:
-            raise SampleError(f"member at bytes {offset}..{offset + size} lies past the end of the "
-                              f"{info.st_size}-byte file (truncated?)")
+            raise SampleError(
+                f"member at bytes {offset}..{offset + size} lies past the end of the "
+                f"{info.st_size}-byte file (truncated?)"
+            )
         return os.pread(fd, size, offset)
 
 
@@ -132,8 +141,9 @@ class OverBudget(BaseException):
 
 
 def _alarm(signum, frame):
-    raise OverBudget(f"pre-processing took longer than the budget of {current().sample_seconds:g} s "
-                     "(SYSNOISE_SAMPLE_SECONDS)")
+    raise OverBudget(
+        f"pre-processing took longer than the budget of {current().sample_seconds:g} s (SYSNOISE_SAMPLE_SECONDS)"
+    )
 
 
 def budget_available() -> bool:

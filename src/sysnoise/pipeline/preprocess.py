@@ -67,8 +67,9 @@ def stage_values(data: bytes, p: Pipeline, memo: Memo | None = None, sample_id: 
     key = lambda stage: (stage,) + p.prefix(stage) + extra  # noqa: E731
     values: dict[str, object] = {}
     if stored.is_stored(p.decoder):
-        loaded = memo.get(("stored", p.decoder, p.input_size, sample_id),
-                          lambda: stored.load(p.decoder, sample_id, p.input_size))
+        loaded = memo.get(
+            ("stored", p.decoder, p.input_size, sample_id), lambda: stored.load(p.decoder, sample_id, p.input_size)
+        )
         first = PIXEL_STAGES.index(loaded[0]) if isinstance(loaded, tuple) else 0
         values = dict.fromkeys(PIXEL_STAGES[:first])
         values[PIXEL_STAGES[first]] = loaded[1] if isinstance(loaded, tuple) else loaded
@@ -83,13 +84,15 @@ def stage_values(data: bytes, p: Pipeline, memo: Memo | None = None, sample_id: 
     }
     for before, stage in zip(PIXEL_STAGES[first:], PIXEL_STAGES[first + 1 :]):
         upstream = values[before]  # an upstream error passes through to every later stage
-        values[stage] = upstream if isinstance(upstream, SampleError) else memo.get(
-            key(stage), lambda: steps[stage](upstream))
+        values[stage] = (
+            upstream if isinstance(upstream, SampleError) else memo.get(key(stage), lambda: steps[stage](upstream))
+        )
     return values
 
 
-def pixels(data: bytes, pipelines: Iterable[Pipeline], memo: Memo | None = None,
-           sample_id: str | None = None) -> dict[tuple, object]:
+def pixels(
+    data: bytes, pipelines: Iterable[Pipeline], memo: Memo | None = None, sample_id: str | None = None
+) -> dict[tuple, object]:
     """uint8 HxWx3 arrays after decode, colour and geometry, keyed by each pipeline's geometry prefix."""
     memo = memo or Memo()
     return {p.prefix("geometry"): stage_values(data, p, memo, sample_id)["geometry"] for p in pipelines}

@@ -52,7 +52,11 @@ for _flag, _text in [
     RESIZES.register(f"opencv-{_short}", _text, library="cv2", flag=_flag)(_opencv(_flag))
 
 for _flag, _short, _text in [
-    ("INTER_LINEAR_EXACT", "bilinear-exact", "OpenCV INTER_LINEAR_EXACT, bit-exact fixed-point bilinear (no antialiasing)"),
+    (
+        "INTER_LINEAR_EXACT",
+        "bilinear-exact",
+        "OpenCV INTER_LINEAR_EXACT, bit-exact fixed-point bilinear (no antialiasing)",
+    ),
     ("INTER_NEAREST_EXACT", "nearest-exact", "OpenCV INTER_NEAREST_EXACT, nearest with half-pixel centres (as Pillow)"),
 ]:
     RESIZES.register(f"opencv-{_short}", _text, library="cv2", flag=_flag)(_opencv(_flag))

@@ -39,9 +39,18 @@ class FieldError(ValueError):
 # What each field holds when read from a file (from_dict): checked before the value is built, so
 # `input_size: [1, 2]` or `mean: 5` is an error naming the field, never a TypeError from inside.
 _KINDS: dict[str, str] = {
-    "decoder": "a name", "colour": "a name", "resize": "a name", "crop": "a name", "precision": "a name",
-    "runtime": "a name", "input_size": "an integer", "crop_pct": "a number", "mean": "three numbers",
-    "std": "three numbers", "operators": "a list of names", "postprocess": "a list of names",
+    "decoder": "a name",
+    "colour": "a name",
+    "resize": "a name",
+    "crop": "a name",
+    "precision": "a name",
+    "runtime": "a name",
+    "input_size": "an integer",
+    "crop_pct": "a number",
+    "mean": "three numbers",
+    "std": "three numbers",
+    "operators": "a list of names",
+    "postprocess": "a list of names",
 }
 
 
@@ -108,7 +117,9 @@ class Pipeline:
         if self.input_size > MAX_INPUT_SIZE:  # refused before any work, not after gigabytes of it
             raise FieldError("input_size", f"{self.input_size} exceeds the limit of {MAX_INPUT_SIZE} pixels")
         if not 0 < self.crop_pct <= 1:
-            raise FieldError("crop_pct", f"must be in (0, 1] (the crop's share of the resized side), got {self.crop_pct}")
+            raise FieldError(
+                "crop_pct", f"must be in (0, 1] (the crop's share of the resized side), got {self.crop_pct}"
+            )
 
     def replace(self, **changes: Any) -> "Pipeline":
         return replace(self, **changes)
@@ -129,8 +140,9 @@ class Pipeline:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "pipeline",
-                  lines: dict[str, int] | None = None) -> "Pipeline":
+    def from_dict(
+        cls, data: dict[str, Any], *, source: str = "pipeline", lines: dict[str, int] | None = None
+    ) -> "Pipeline":
         """A Pipeline from its fields, each checked; errors start with `source` (and the field's line
         when `lines` has it)."""
         if not isinstance(data, dict):
@@ -140,8 +152,10 @@ class Pipeline:
             if key not in known:
                 close = difflib.get_close_matches(str(key), known, n=2)
                 hint = f"did you mean {', '.join(close)}? " if close else ""
-                raise ValueError(f"{_where(source, lines, key)}: unknown pipeline field {str(key)!r}; {hint}"
-                                 f"known fields: {', '.join(known)}")
+                raise ValueError(
+                    f"{_where(source, lines, key)}: unknown pipeline field {str(key)!r}; {hint}"
+                    f"known fields: {', '.join(known)}"
+                )
         try:
             for key, value in data.items():
                 if not _fits(_KINDS[key], value):
@@ -163,8 +177,9 @@ class Pipeline:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
-    def load(cls, path: str | Path, *, base: "Pipeline | None" = None,
-             prepare: Callable[[dict], dict] | None = None) -> "Pipeline":
+    def load(
+        cls, path: str | Path, *, base: "Pipeline | None" = None, prepare: Callable[[dict], dict] | None = None
+    ) -> "Pipeline":
         """Read a YAML/JSON file; fields it leaves out come from `base` (default: the defaults).
         prepare: the file's own mapping -> the fields to use (e.g. other tools' spellings translated);
         a FieldError it raises is reported at the field's line. Every error is a ValueError that
@@ -183,16 +198,19 @@ class Pipeline:
             mark = getattr(err, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
             problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-            raise ValueError(f"{where}: not a YAML/JSON pipeline ({problem}); write plain `field: value` lines "
-                             "(no tags such as !!python/...)") from None
+            raise ValueError(
+                f"{where}: not a YAML/JSON pipeline ({problem}); write plain `field: value` lines "
+                "(no tags such as !!python/...)"
+            ) from None
         except RecursionError:
             raise ValueError(f"{path}: nested too deeply to read; write plain `field: value` lines") from None
         except ValueError as err:  # an integer beyond Python's digit limit
             raise ValueError(f"{path}: a number too long to read ({str(err).split(';')[0]})") from None
         data = {} if data is None else data
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of pipeline fields (`field: value` lines), "
-                             f"got {type(data).__name__}")
+            raise ValueError(
+                f"{path}: expected a mapping of pipeline fields (`field: value` lines), got {type(data).__name__}"
+            )
         lines = key_lines(text)
         if prepare is not None:
             try:

@@ -97,7 +97,7 @@ def load(decoder: str, sample_id: str | None, input_size: int) -> tuple[str, np.
     """(stage the array was saved after, array) for one sample."""
     if sample_id is None:
         raise SampleError("stored pixels need the sample's id")
-    folder = decoder[len(PREFIX):]
+    folder = decoder[len(PREFIX) :]
     array = read_array(find(folder, sample_id))
     stage = manifest(folder).get("stage") or infer_stage(array, input_size)
     size = input_size

@@ -55,16 +55,20 @@ def yuv_to_rgb_float(yuv: np.ndarray, matrix: str = "bt601", full_range: bool = 
 
 
 # The paper's appendix A, written out with its own rounded coefficients.
-PAPER_FORWARD = np.array([
-    [0.256788, 0.504129, 0.097906],
-    [-0.148223, -0.290993, 0.439216],
-    [0.439216, -0.367788, -0.071427],
-])
-PAPER_INVERSE = np.array([  # columns: C = Y-16, D = U-128, E = V-128
-    [1.164383, 0.0, 1.596027],
-    [1.164383, -0.391762, -0.812968],
-    [1.164383, 2.017232, 0.0],
-])
+PAPER_FORWARD = np.array(
+    [
+        [0.256788, 0.504129, 0.097906],
+        [-0.148223, -0.290993, 0.439216],
+        [0.439216, -0.367788, -0.071427],
+    ]
+)
+PAPER_INVERSE = np.array(
+    [  # columns: C = Y-16, D = U-128, E = V-128
+        [1.164383, 0.0, 1.596027],
+        [1.164383, -0.391762, -0.812968],
+        [1.164383, 2.017232, 0.0],
+    ]
+)
 
 
 def rgb_to_yuv_paper_float(rgb: np.ndarray) -> np.ndarray:
@@ -146,8 +150,9 @@ def from_nv12(buffer: bytes, width: int, height: int, upsampling: str = "nearest
     """NV12 buffer -> HxWx3 4:4:4 YUV with chroma upsampled."""
     y = np.frombuffer(buffer, np.uint8, width * height).reshape(height, width)
     uv = np.frombuffer(buffer, np.uint8, offset=width * height).reshape(height // 2, width // 2, 2)
-    return np.stack([y, upsample(uv[..., 0], (height, width), upsampling),
-                     upsample(uv[..., 1], (height, width), upsampling)], -1)
+    return np.stack(
+        [y, upsample(uv[..., 0], (height, width), upsampling), upsample(uv[..., 1], (height, width), upsampling)], -1
+    )
 
 
 def chroma_420(yuv: np.ndarray, subsampling: str = "average", upsampling: str = "nearest") -> np.ndarray:

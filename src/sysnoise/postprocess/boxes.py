@@ -30,8 +30,9 @@ class Coder:
     normalize_by_size: bool = True  # linear coder: distances are in units of the anchor's size
 
 
-def decode(deltas, reference, coder: Coder, *, decode_offset: float = 0.0, legacy: bool = False,
-           exp_dtype: str = "float32"):
+def decode(
+    deltas, reference, coder: Coder, *, decode_offset: float = 0.0, legacy: bool = False, exp_dtype: str = "float32"
+):
     """(K, 4) boxes x1, y1, x2, y2 from (K, 4) deltas and (K, 4) reference boxes (torch tensors)."""
     import torch
 
@@ -45,7 +46,9 @@ def decode(deltas, reference, coder: Coder, *, decode_offset: float = 0.0, legac
             w = reference[:, 2] - reference[:, 0] + plus
             h = reference[:, 3] - reference[:, 1] + plus
             deltas = deltas * torch.stack((w, h, w, h), dim=-1)
-        boxes = torch.stack((ctr_x - deltas[:, 0], ctr_y - deltas[:, 1], ctr_x + deltas[:, 2], ctr_y + deltas[:, 3]), -1)
+        boxes = torch.stack(
+            (ctr_x - deltas[:, 0], ctr_y - deltas[:, 1], ctr_x + deltas[:, 2], ctr_y + deltas[:, 3]), -1
+        )
     elif coder.kind == "delta":
         widths = reference[:, 2] - reference[:, 0] + plus
         heights = reference[:, 3] - reference[:, 1] + plus

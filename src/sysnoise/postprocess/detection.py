@@ -56,15 +56,28 @@ def _option(name: str, noise: str, description: str, **changes) -> None:
 
 
 # noise "box-decoding"
-_option("decode-offset-1", "box-decoding", "x2/y2 decoded as centre + w/2 - 1 (integer-pixel convention, ALIGNED_FLAG off)",
-        decode_offset=1.0)
-_option("legacy-offset-1", "box-decoding", "Detectron v1 / mmdet v1 legacy: reference widths x2 - x1 + 1 and x2 = "
-        "centre + w/2 - 1", legacy=True)
+_option(
+    "decode-offset-1",
+    "box-decoding",
+    "x2/y2 decoded as centre + w/2 - 1 (integer-pixel convention, ALIGNED_FLAG off)",
+    decode_offset=1.0,
+)
+_option(
+    "legacy-offset-1",
+    "box-decoding",
+    "Detectron v1 / mmdet v1 legacy: reference widths x2 - x1 + 1 and x2 = centre + w/2 - 1",
+    legacy=True,
+)
 _option("exp-fp16", "box-decoding", "exp(dw), exp(dh) computed in float16", exp_dtype="float16")
 # noise "box-rounding"
 _option("round", "box-rounding", "final boxes rounded to integer pixels (halves up)", rounding="round")
 _option("floor", "box-rounding", "final boxes floored to integer pixels", rounding="floor")
-_option("trunc-after-clip", "box-rounding", "final boxes clipped to the image, then cast to int", rounding="trunc-after-clip")
+_option(
+    "trunc-after-clip",
+    "box-rounding",
+    "final boxes clipped to the image, then cast to int",
+    rounding="trunc-after-clip",
+)
 # noise "nms"
 _option("nms-greedy", "nms", "a plain greedy NMS loop instead of torchvision's kernel", nms="greedy")
 _option("nms-plus1", "nms", "greedy NMS with +1 pixel areas in the IoU (legacy)", nms="greedy-plus1")
@@ -72,10 +85,18 @@ _option("nms-class-agnostic", "nms", "one NMS over all classes instead of one pe
 _option("nms-iou-0.45", "nms", "NMS IoU threshold 0.45 (YOLO's default)", nms_iou=0.45)
 _option("nms-iou-0.6", "nms", "NMS IoU threshold 0.6", nms_iou=0.6)
 # noise "score-threshold"
-_option("score-0.001", "score-threshold", "keep candidates scoring above 0.001 (YOLO / mmdet test setting)",
-        score_thresh=0.001)
-_option("score-0.05", "score-threshold", "keep candidates scoring above 0.05 (torchvision / Detectron2 default)",
-        score_thresh=0.05)
+_option(
+    "score-0.001",
+    "score-threshold",
+    "keep candidates scoring above 0.001 (YOLO / mmdet test setting)",
+    score_thresh=0.001,
+)
+_option(
+    "score-0.05",
+    "score-threshold",
+    "keep candidates scoring above 0.05 (torchvision / Detectron2 default)",
+    score_thresh=0.05,
+)
 _option("score-0.3", "score-threshold", "keep candidates scoring above 0.3 (a display threshold)", score_thresh=0.3)
 # noise "top-k"
 _option("pre-nms-100", "top-k", "at most 100 candidates per level (per class for SSD) enter NMS", pre_nms_topk=100)
@@ -99,8 +120,13 @@ class Candidates:
 def candidates(raw: dict, config: DetectionPost) -> Candidates:
     if config.family == "dense":
         valid = raw["valid"].astype(bool)
-        return Candidates(raw["scores"][valid], raw["labels"][valid].astype(np.int64), raw["anchors"][valid],
-                          raw["deltas"][valid], raw["groups"][valid])
+        return Candidates(
+            raw["scores"][valid],
+            raw["labels"][valid].astype(np.int64),
+            raw["anchors"][valid],
+            raw["deltas"][valid],
+            raw["groups"][valid],
+        )
     import torch
 
     valid = raw["proposal_valid"].astype(bool)
@@ -109,9 +135,13 @@ def candidates(raw: dict, config: DetectionPost) -> Candidates:
     first = 1 if config.background else 0
     n, classes = scores.shape
     labels = np.broadcast_to(np.arange(first, classes), (n, classes - first))
-    return Candidates(scores[:, first:].reshape(-1), labels.reshape(-1).astype(np.int64),
-                      np.repeat(proposals, classes - first, axis=0), regression[:, first:].reshape(-1, 4),
-                      np.zeros(n * (classes - first), np.int64))
+    return Candidates(
+        scores[:, first:].reshape(-1),
+        labels.reshape(-1).astype(np.int64),
+        np.repeat(proposals, classes - first, axis=0),
+        regression[:, first:].reshape(-1, 4),
+        np.zeros(n * (classes - first), np.int64),
+    )
 
 
 def _top_per_group(scores: np.ndarray, groups: np.ndarray, k: int | None) -> np.ndarray:
@@ -126,8 +156,13 @@ def _top_per_group(scores: np.ndarray, groups: np.ndarray, k: int | None) -> np.
     return np.concatenate(picked) if picked else np.zeros(0, np.int64)
 
 
-def detect(raw: dict, config: DetectionPost, input_size: tuple[int, int], to_source: tuple[float, float, float, float],
-           source_size: tuple[int, int]) -> dict[str, np.ndarray]:
+def detect(
+    raw: dict,
+    config: DetectionPost,
+    input_size: tuple[int, int],
+    to_source: tuple[float, float, float, float],
+    source_size: tuple[int, int],
+) -> dict[str, np.ndarray]:
     """Detections of one image: boxes (MAX_DETECTIONS, 4) x1 y1 x2 y2 in source pixels, scores,
     labels (the model's label index, -1 padding), highest score first.
 
@@ -140,9 +175,14 @@ def detect(raw: dict, config: DetectionPost, input_size: tuple[int, int], to_sou
     kept = np.flatnonzero(found.scores > config.score_thresh)
     kept = kept[_top_per_group(found.scores[kept], found.groups[kept], config.pre_nms_topk)]
     scores, labels = found.scores[kept], found.labels[kept]
-    boxes = box_ops.decode(torch.from_numpy(np.ascontiguousarray(found.deltas[kept])),
-                           torch.from_numpy(np.ascontiguousarray(found.reference[kept])), config.coder,
-                           decode_offset=config.decode_offset, legacy=config.legacy, exp_dtype=config.exp_dtype)
+    boxes = box_ops.decode(
+        torch.from_numpy(np.ascontiguousarray(found.deltas[kept])),
+        torch.from_numpy(np.ascontiguousarray(found.reference[kept])),
+        config.coder,
+        decode_offset=config.decode_offset,
+        legacy=config.legacy,
+        exp_dtype=config.exp_dtype,
+    )
     height, width = input_size
     if config.clip == "before-nms":
         boxes = box_ops.clip(boxes, height, width)
@@ -173,8 +213,11 @@ def padded(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> dict[st
 
 def empty(n: int) -> dict[str, np.ndarray]:
     """n images without detections (a failed sample detects nothing)."""
-    return {"boxes": np.zeros((n, MAX_DETECTIONS, 4), np.float32), "scores": np.zeros((n, MAX_DETECTIONS), np.float32),
-            "labels": np.full((n, MAX_DETECTIONS), -1, np.int32)}
+    return {
+        "boxes": np.zeros((n, MAX_DETECTIONS, 4), np.float32),
+        "scores": np.zeros((n, MAX_DETECTIONS), np.float32),
+        "labels": np.full((n, MAX_DETECTIONS), -1, np.int32),
+    }
 
 
 MASK_THRESHOLD = 0.5  # torchvision's Mask R-CNN evaluation: pasted probability > 0.5
@@ -199,8 +242,9 @@ def encode_masks(mask_probs: np.ndarray, boxes: np.ndarray, source_size: tuple[i
     probs = torch.from_numpy(np.ascontiguousarray(mask_probs, np.float32))[:, None]
     boxes = torch.from_numpy(np.ascontiguousarray(boxes, np.float32))
     for start in range(0, len(probs), PASTE_CHUNK):
-        pasted = paste_masks_in_image(probs[start : start + PASTE_CHUNK], boxes[start : start + PASTE_CHUNK],
-                                      (height, width))
+        pasted = paste_masks_in_image(
+            probs[start : start + PASTE_CHUNK], boxes[start : start + PASTE_CHUNK], (height, width)
+        )
         binary = (pasted[:, 0] > MASK_THRESHOLD).numpy().astype(np.uint8)  # (k, h, w)
         encoded = mask_utils.encode(np.asfortranarray(binary.transpose(1, 2, 0)))
         lines += [e["counts"] for e in encoded]

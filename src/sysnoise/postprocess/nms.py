@@ -33,8 +33,12 @@ def _greedy(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, plus: f
     while order.size:
         best, rest = order[0], order[1:]
         keep.append(best)
-        w = np.maximum(0.0, np.minimum(boxes[best, 2], boxes[rest, 2]) - np.maximum(boxes[best, 0], boxes[rest, 0]) + plus)
-        h = np.maximum(0.0, np.minimum(boxes[best, 3], boxes[rest, 3]) - np.maximum(boxes[best, 1], boxes[rest, 1]) + plus)
+        w = np.maximum(
+            0.0, np.minimum(boxes[best, 2], boxes[rest, 2]) - np.maximum(boxes[best, 0], boxes[rest, 0]) + plus
+        )
+        h = np.maximum(
+            0.0, np.minimum(boxes[best, 3], boxes[rest, 3]) - np.maximum(boxes[best, 1], boxes[rest, 1]) + plus
+        )
         inter = w * h
         union = areas[best] + areas[rest] - inter
         iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
@@ -52,8 +56,14 @@ def greedy_plus1(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) ->
     return _greedy(boxes, scores, iou_threshold, 1.0)
 
 
-def batched(kernel: str, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float,
-            class_aware: bool = True) -> np.ndarray:
+def batched(
+    kernel: str,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    classes: np.ndarray,
+    iou_threshold: float,
+    class_aware: bool = True,
+) -> np.ndarray:
     """Kept indices, highest score first (ties: lower index first, except torchvision's own batched
     call, kept verbatim). class_aware: boxes of different classes never suppress each other."""
     fn = NMS_KERNELS(kernel)
@@ -63,11 +73,16 @@ def batched(kernel: str, boxes: np.ndarray, scores: np.ndarray, classes: np.ndar
         import torch
         from torchvision.ops import batched_nms
 
-        return batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(classes),
-                           float(iou_threshold)).numpy()
+        return batched_nms(
+            torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(classes), float(iou_threshold)
+        ).numpy()
     if not class_aware:
         keep = fn(boxes, scores, iou_threshold)
     else:
-        keep = np.concatenate([np.flatnonzero(classes == c)[fn(boxes[classes == c], scores[classes == c], iou_threshold)]
-                               for c in np.unique(classes)])
+        keep = np.concatenate(
+            [
+                np.flatnonzero(classes == c)[fn(boxes[classes == c], scores[classes == c], iou_threshold)]
+                for c in np.unique(classes)
+            ]
+        )
     return keep[np.lexsort((keep, -scores[keep]))]

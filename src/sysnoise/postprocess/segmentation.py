@@ -36,17 +36,31 @@ class SegmentationPost:
 
 def _option(name: str, description: str, **changes) -> None:
     POSTPROCESS.register(name, description, noise="mask-resize", task="segmentation")(
-        lambda config: replace(config, **changes))
+        lambda config: replace(config, **changes)
+    )
 
 
-_option("logits-bilinear", "logits resized bilinearly (align_corners=False) to the label map, then argmax",
-        resize="logits-bilinear")
-_option("logits-bilinear-align-corners", "logits resized bilinearly with align_corners=True, then argmax",
-        resize="logits-bilinear-align-corners")
-_option("labels-nearest", "argmax at the input resolution, labels resized by nearest neighbour (half-pixel centres)",
-        resize="labels-nearest")
-_option("labels-nearest-legacy", "argmax at the input resolution, labels resized by PyTorch's legacy nearest "
-        "(source index floor(i * scale): half a pixel off)", resize="labels-nearest-legacy")
+_option(
+    "logits-bilinear",
+    "logits resized bilinearly (align_corners=False) to the label map, then argmax",
+    resize="logits-bilinear",
+)
+_option(
+    "logits-bilinear-align-corners",
+    "logits resized bilinearly with align_corners=True, then argmax",
+    resize="logits-bilinear-align-corners",
+)
+_option(
+    "labels-nearest",
+    "argmax at the input resolution, labels resized by nearest neighbour (half-pixel centres)",
+    resize="labels-nearest",
+)
+_option(
+    "labels-nearest-legacy",
+    "argmax at the input resolution, labels resized by PyTorch's legacy nearest "
+    "(source index floor(i * scale): half a pixel off)",
+    resize="labels-nearest-legacy",
+)
 
 
 def _source_coordinates(size: int, scale: float, offset: float, input_size: int, centres: bool):
@@ -56,8 +70,12 @@ def _source_coordinates(size: int, scale: float, offset: float, input_size: int,
     return (position - offset) / scale
 
 
-def predict(logits: np.ndarray, config: SegmentationPost, to_source: tuple[float, float, float, float],
-            label_size: tuple[int, int]) -> np.ndarray:
+def predict(
+    logits: np.ndarray,
+    config: SegmentationPost,
+    to_source: tuple[float, float, float, float],
+    label_size: tuple[int, int],
+) -> np.ndarray:
     """(H, W) uint8/int labels for a label map of label_size (height, width); NO_PREDICTION where the
     input does not reach. logits: (C, h, w) at the model input's resolution."""
     import torch
@@ -113,7 +131,9 @@ def _covered(to_source, input_hw, label_size) -> np.ndarray:
     return ((rows >= 0) & (rows <= h))[:, None] & ((cols >= 0) & (cols <= w))[None, :]
 
 
-def confusion(target: np.ndarray, prediction: np.ndarray, num_classes: int, ignore_index: int) -> tuple[np.ndarray, int]:
+def confusion(
+    target: np.ndarray, prediction: np.ndarray, num_classes: int, ignore_index: int
+) -> tuple[np.ndarray, int]:
     """(num_classes x num_classes counts, rows = true class, columns = predicted; label pixels outside
     0..num_classes-1 that are not ignore_index): the first is all mIoU needs; the second is reported.
     A pixel without a prediction counts in no column (missed, nobody's false positive)."""

@@ -62,20 +62,39 @@ class Column:
 VARIANT_COLUMNS = (
     Column("noise", "noise", lambda r, p, m: r["noise"]),
     Column("option", "option", lambda r, p, m: r["option"]),
-    Column("value", "", lambda r, p, m: fmt(value_of(r, m), p),
-           csv=lambda r, m: {"metric": m.key, "value": _blank(value_of(r, m))}, csv_keys=("metric", "value")),
+    Column(
+        "value",
+        "",
+        lambda r, p, m: fmt(value_of(r, m), p),
+        csv=lambda r, m: {"metric": m.key, "value": _blank(value_of(r, m))},
+        csv_keys=("metric", "value"),
+    ),
     Column("delta", "delta", lambda r, p, m: fmt(r["delta"], p) + star(r)),
-    Column("delta_ci", "95% CI", lambda r, p, m: fmt_ci(r["delta_ci"], p),
-           csv=lambda r, m: {"delta_ci_low": _pair(r["delta_ci"], 0), "delta_ci_high": _pair(r["delta_ci"], 1)},
-           csv_keys=("delta_ci_low", "delta_ci_high")),
-    Column("p_value", "p", lambda r, p, m: fmt_p(r["p_value"]),
-           csv=lambda r, m: {"p_value": _blank(r["p_value"]),
-                             "distinguishable_from_zero": r["distinguishable_from_zero"]},
-           csv_keys=("p_value", "distinguishable_from_zero")),
-    Column("flip_rate", "flips %", lambda r, p, m: fmt(r["flip_rate"], p),
-           csv=lambda r, m: {"flip_rate": _blank(r["flip_rate"]), "flip_ci_low": _pair(r["flip_ci"], 0),
-                             "flip_ci_high": _pair(r["flip_ci"], 1)},
-           csv_keys=("flip_rate", "flip_ci_low", "flip_ci_high")),
+    Column(
+        "delta_ci",
+        "95% CI",
+        lambda r, p, m: fmt_ci(r["delta_ci"], p),
+        csv=lambda r, m: {"delta_ci_low": _pair(r["delta_ci"], 0), "delta_ci_high": _pair(r["delta_ci"], 1)},
+        csv_keys=("delta_ci_low", "delta_ci_high"),
+    ),
+    Column(
+        "p_value",
+        "p",
+        lambda r, p, m: fmt_p(r["p_value"]),
+        csv=lambda r, m: {"p_value": _blank(r["p_value"]), "distinguishable_from_zero": r["distinguishable_from_zero"]},
+        csv_keys=("p_value", "distinguishable_from_zero"),
+    ),
+    Column(
+        "flip_rate",
+        "flips %",
+        lambda r, p, m: fmt(r["flip_rate"], p),
+        csv=lambda r, m: {
+            "flip_rate": _blank(r["flip_rate"]),
+            "flip_ci_low": _pair(r["flip_ci"], 0),
+            "flip_ci_high": _pair(r["flip_ci"], 1),
+        },
+        csv_keys=("flip_rate", "flip_ci_low", "flip_ci_high"),
+    ),
     Column("correct_to_wrong", "c->w", lambda r, p, m: str(r["correct_to_wrong"])),
     Column("wrong_to_correct", "w->c", lambda r, p, m: str(r["wrong_to_correct"])),
     Column("token_agreement", "agreement %", lambda r, p, m: fmt(r["token_agreement"], 2), optional=True),
@@ -98,5 +117,8 @@ def columns_for(rows: list[dict], keys: tuple[str, ...] | None = None) -> list[C
 
 def breakdown_columns(metric: Metric) -> list[Column]:
     """The metric's breakdown (top-5; AP50, APs...; pixel accuracy) as columns beside the metric."""
-    return [Column(key, header, lambda r, p, m, key=key: fmt(r.get(key), p)) for key, header in metric.breakdown
-            if key != metric.key]
+    return [
+        Column(key, header, lambda r, p, m, key=key: fmt(r.get(key), p))
+        for key, header in metric.breakdown
+        if key != metric.key
+    ]

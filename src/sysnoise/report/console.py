@@ -18,8 +18,11 @@ def reference_lines(model_name: str, resolved) -> list[str]:
     by_source: dict[str, list[str]] = {}
     for row in resolved.describe():
         value = row["value"]
-        shown = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) if isinstance(value, list) else (
-            f"{value:g}" if isinstance(value, float) else str(value))
+        shown = (
+            ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+            if isinstance(value, list)
+            else (f"{value:g}" if isinstance(value, float) else str(value))
+        )
         by_source.setdefault(row["source"], []).append(f"{row['field']}={shown or '()'}")
     lines = [f"sysnoise: {model_name}: reference pipeline (the baseline every delta is measured against):"]
     lines += [f"  {'; '.join(fields)}  [from {source}]" for source, fields in by_source.items()]
@@ -39,8 +42,10 @@ def summary_table(results: dict, width: int):
     # each column costs its content, one space of padding either side and one border
     while columns and 1 + 2 * (NAME_MIN_WIDTH + 3) + sum(w + 3 for w in widths) > width:
         columns, widths = columns[:-1], widths[:-1]
-    table = Table(title=f"{results['model']['name']}: reference {metric.label} {fmt(value_of(ref, metric), places)} "
-                        f"on {ref['n_labeled']} labeled / {ref['n']} samples")
+    table = Table(
+        title=f"{results['model']['name']}: reference {metric.label} {fmt(value_of(ref, metric), places)} "
+        f"on {ref['n_labeled']} labeled / {ref['n']} samples"
+    )
     for header in ("noise", "option"):
         table.add_column(header, overflow="fold", min_width=NAME_MIN_WIDTH)
     for column, column_width in zip(columns, widths):
@@ -71,16 +76,25 @@ def combined_lines(results: dict, places: int) -> list[str]:
     steps = results.get("stepwise", {}).get("steps", [])
     if steps:
         lines.append(f"stepwise ({results['stepwise']['order']}), cumulative:")
-        lines += [f"  ({o['noise']}={o['option']} left out: same pipeline field {o['field']} as "
-                  f"{o['kept_noise']}={o['kept_option']}, worse alone)" for o in results["stepwise"].get("left_out", [])]
+        lines += [
+            f"  ({o['noise']}={o['option']} left out: same pipeline field {o['field']} as "
+            f"{o['kept_noise']}={o['kept_option']}, worse alone)"
+            for o in results["stepwise"].get("left_out", [])
+        ]
     for s in steps:
-        lines.append(f"  {s['step']}. +{s['added_noise']}={s['added_option']}: {fmt(effect(s), places)}"
-                     f"{'*' if s['distinguishable_from_zero'] else ''} {fmt_ci(effect_ci(s), places)}")
+        lines.append(
+            f"  {s['step']}. +{s['added_noise']}={s['added_option']}: {fmt(effect(s), places)}"
+            f"{'*' if s['distinguishable_from_zero'] else ''} {fmt_ci(effect_ci(s), places)}"
+        )
     deploy = results.get("deploy")
     if deploy:
         total = deploy["total"]
-        parts = ", ".join(f"{c['field']} alone {fmt(c['effect_alone'], places)} / last {fmt(c['effect_last'], places)}"
-                          for c in deploy["changes"])
-        lines.append(f"deployment: {fmt(effect(total), places)}{'*' if total['distinguishable_from_zero'] else ''} "
-                     f"{fmt_ci(effect_ci(total), places)} ({parts})")
+        parts = ", ".join(
+            f"{c['field']} alone {fmt(c['effect_alone'], places)} / last {fmt(c['effect_last'], places)}"
+            for c in deploy["changes"]
+        )
+        lines.append(
+            f"deployment: {fmt(effect(total), places)}{'*' if total['distinguishable_from_zero'] else ''} "
+            f"{fmt_ci(effect_ci(total), places)} ({parts})"
+        )
     return lines

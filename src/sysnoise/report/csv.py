@@ -22,8 +22,10 @@ def _changes(row: dict) -> str:
 
 
 def _left_out(results: dict) -> str:
-    return "; ".join(f"{o['noise']}={o['option']} (same field {o['field']} as {o['kept_noise']})"
-                     for o in results.get("stepwise", {}).get("left_out", []))
+    return "; ".join(
+        f"{o['noise']}={o['option']} (same field {o['field']} as {o['kept_noise']})"
+        for o in results.get("stepwise", {}).get("left_out", [])
+    )
 
 
 def render(results: dict) -> str:
@@ -38,12 +40,27 @@ def render(results: dict) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
-    writer.writerow({"kind": "reference", "id": "reference", "n": reference["n"], "n_labeled": reference["n_labeled"],
-                     "metric": metric.key, "value": value_of(reference, metric),
-                     **{c.key: reference.get(c.key, "") for c in breakdown_columns(metric)}})
+    writer.writerow(
+        {
+            "kind": "reference",
+            "id": "reference",
+            "n": reference["n"],
+            "n_labeled": reference["n_labeled"],
+            "metric": metric.key,
+            "value": value_of(reference, metric),
+            **{c.key: reference.get(c.key, "") for c in breakdown_columns(metric)},
+        }
+    )
     for row in rows:
-        writer.writerow({"kind": _kind(row), "id": row["id"], "n": row["n"], "n_labeled": row.get("n_labeled", ""),
-                         **cells(row), "changed": _changes(row),
-                         "left_out": _left_out(results) if _kind(row) == "stepwise" else ""})
+        writer.writerow(
+            {
+                "kind": _kind(row),
+                "id": row["id"],
+                "n": row["n"],
+                "n_labeled": row.get("n_labeled", ""),
+                **cells(row),
+                "changed": _changes(row),
+                "left_out": _left_out(results) if _kind(row) == "stepwise" else "",
+            }
+        )
     return buffer.getvalue()
-

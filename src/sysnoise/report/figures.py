@@ -159,8 +159,9 @@ def _prediction(outputs: RunOutputs, column_id: str, position: int, class_names)
     }
 
 
-def make_figures(results: dict, measured: list[Measured], sample_paths: dict[str, Path], class_names,
-                 folder: Path) -> dict:
+def make_figures(
+    results: dict, measured: list[Measured], sample_paths: dict[str, Path], class_names, folder: Path
+) -> dict:
     """Write figures/*.png under `folder` and return what the report needs to show them
     (paths relative to `folder`, captions' numbers, predictions with class names)."""
     target = folder / FOLDER
@@ -185,8 +186,9 @@ def make_figures(results: dict, measured: list[Measured], sample_paths: dict[str
             continue  # bit-identical pixels: nothing to see
         name = f"{FOLDER}/difference-{len(figures['differences']) + 1}.png"
         _save_png(_panel([a, b, diff]), folder / name)
-        figures["differences"].append({"variant": m.column.id, "sample": sample, "file": name,
-                                       "amplification": factor, **stats})
+        figures["differences"].append(
+            {"variant": m.column.id, "sample": sample, "file": name, "amplification": factor, **stats}
+        )
 
     class_names = list(class_names) if class_names else None
     for flip in pick_flips(measured):
@@ -201,11 +203,18 @@ def make_figures(results: dict, measured: list[Measured], sample_paths: dict[str
         name = f"{FOLDER}/flip-{len(figures['flips']) + 1}.png"
         _save_png(node, folder / name)
         labels = [int(v) for v in out.labels[flip.position] if v >= 0]
-        figures["flips"].append({
-            "variant": column.id, "sample": sample, "file": name, "kind": flip.kind,
-            "labels": [{"class": v, "name": class_names[v] if class_names and v < len(class_names) else f"class {v}"}
-                       for v in labels],
-            "reference": _prediction(out, out.column_ids[0], flip.position, class_names),
-            "prediction": _prediction(out, column.id, flip.position, class_names),
-        })
+        figures["flips"].append(
+            {
+                "variant": column.id,
+                "sample": sample,
+                "file": name,
+                "kind": flip.kind,
+                "labels": [
+                    {"class": v, "name": class_names[v] if class_names and v < len(class_names) else f"class {v}"}
+                    for v in labels
+                ],
+                "reference": _prediction(out, out.column_ids[0], flip.position, class_names),
+                "prediction": _prediction(out, column.id, flip.position, class_names),
+            }
+        )
     return figures

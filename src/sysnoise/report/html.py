@@ -70,11 +70,19 @@ def _svg(fig) -> str:
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "sysnoise"}):
         fig.savefig(buffer, format="svg", metadata={key: None for key in ("Date", "Creator", "Format", "Type")})
     text = buffer.getvalue()
-    return text[text.index("<svg"):]  # drop the XML prologue and doctype: inline SVG starts at <svg
+    return text[text.index("<svg") :]  # drop the XML prologue and doctype: inline SVG starts at <svg
 
 
-def _figure(width: float, height: float, *, labels: list[str], bottom: float = 0.5, top: float = 0.1,
-            panels: int = 1, ylabel: bool = False):
+def _figure(
+    width: float,
+    height: float,
+    *,
+    labels: list[str],
+    bottom: float = 0.5,
+    top: float = 0.1,
+    panels: int = 1,
+    ylabel: bool = False,
+):
     """A figure with margins (inches) set from its tick labels' length: a fixed layout draws once,
     where tight/constrained layouts draw twice and make the report several times slower."""
     from matplotlib.figure import Figure
@@ -83,8 +91,9 @@ def _figure(width: float, height: float, *, labels: list[str], bottom: float = 0
     fig.patch.set_alpha(0)
     axes = fig.subplots(1, panels, sharey=True, squeeze=False)[0]
     left = 0.15 + 0.066 * max([len(label) for label in labels] + [1]) + (0.3 if ylabel else 0)  # ~9 pt chars
-    fig.subplots_adjust(left=min(0.5, left / width), right=1 - 0.15 / width, bottom=bottom / height,
-                        top=1 - top / height, wspace=0.08)
+    fig.subplots_adjust(
+        left=min(0.5, left / width), right=1 - 0.15 / width, bottom=bottom / height, top=1 - top / height, wspace=0.08
+    )
     return fig, axes
 
 
@@ -100,8 +109,17 @@ def _errors(value: float, ci) -> list[list[float]]:
     return [[max(0.0, value - ci[0])], [max(0.0, ci[1] - value)]]
 
 
-def _bars(ax, names: list[str], values: list[float], cis: list, colours: list[str], xlabel: str, places: int,
-          resolution: float, signed: bool) -> None:
+def _bars(
+    ax,
+    names: list[str],
+    values: list[float],
+    cis: list,
+    colours: list[str],
+    xlabel: str,
+    places: int,
+    resolution: float,
+    signed: bool,
+) -> None:
     """Horizontal bars with 95% interval whiskers; the axis spans at least one sample's worth on
     each side of 0, so an all-zero noise is not drawn at a meaningless scale."""
     top = len(names) - 1  # first row on top; no invert_yaxis, which shared axes would apply twice
@@ -110,8 +128,15 @@ def _bars(ax, names: list[str], values: list[float], cis: list, colours: list[st
         ax.barh(y, value, color=colour, height=0.62)
         if ci:
             ax.errorbar(value, y, xerr=_errors(value, ci), fmt="none", ecolor="#1d2430", capsize=3, linewidth=1)
-        ax.annotate(f"{value:.{places}f}", (max(value, ci[1] if ci else value), y), xytext=(4, 0),
-                    textcoords="offset points", va="center", fontsize=8.5, color="#3c4553")
+        ax.annotate(
+            f"{value:.{places}f}",
+            (max(value, ci[1] if ci else value), y),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8.5,
+            color="#3c4553",
+        )
     ends = [v for value, ci in zip(values, cis) for v in ([value] + (list(ci) if ci else []))]
     low, high = min(ends + [-resolution if signed else 0.0]), max(ends + [resolution])
     pad = 0.18 * (high - low)  # room for the value labels
@@ -128,14 +153,31 @@ def noise_chart(rows: list[dict], title: str, places: int, resolution: float, wi
     distinguishable from zero) beside the flip rate with its Wilson interval."""
     panels = 2 if with_delta else 1
     names = [r["option"] for r in rows]
-    fig, axes = _figure(6.6 if with_delta else 4.6, 1.05 + 0.3 * len(rows), labels=names, top=0.35,
-                        panels=panels)
+    fig, axes = _figure(6.6 if with_delta else 4.6, 1.05 + 0.3 * len(rows), labels=names, top=0.35, panels=panels)
     if with_delta:
         colours = [SIGNIFICANT if r.get("distinguishable_from_zero") else NOT_SIGNIFICANT for r in rows]
-        _bars(axes[0], names, [r["delta"] for r in rows], [r["delta_ci"] for r in rows], colours,
-              "delta, points", places, resolution, signed=True)
-    _bars(axes[-1], names, [r["flip_rate"] for r in rows], [r["flip_ci"] for r in rows],
-          [FLIPS] * len(rows), "flips, % of samples", places, resolution, signed=False)
+        _bars(
+            axes[0],
+            names,
+            [r["delta"] for r in rows],
+            [r["delta_ci"] for r in rows],
+            colours,
+            "delta, points",
+            places,
+            resolution,
+            signed=True,
+        )
+    _bars(
+        axes[-1],
+        names,
+        [r["flip_rate"] for r in rows],
+        [r["flip_ci"] for r in rows],
+        [FLIPS] * len(rows),
+        "flips, % of samples",
+        places,
+        resolution,
+        signed=False,
+    )
     fig.suptitle(title, fontsize=10.5, x=0.02, y=1 - 0.06 / fig.get_figheight(), ha="left", va="top")
     return _svg(fig)
 
@@ -149,8 +191,9 @@ def stepwise_chart(steps: list[dict], ylabel: str, places: int) -> str:
     if all(cis):
         ax.fill_between(xs, [c[0] for c in cis], [c[1] for c in cis], color=SIGNIFICANT, alpha=0.13, linewidth=0)
     for x, value in zip(xs, values):
-        ax.annotate(f"{value:.{places}f}", (x, value), xytext=(0, 7), textcoords="offset points", ha="center",
-                    fontsize=8.5)
+        ax.annotate(
+            f"{value:.{places}f}", (x, value), xytext=(0, 7), textcoords="offset points", ha="center", fontsize=8.5
+        )
     ax.axhline(0, color="#1d2430", linewidth=0.8)
     ax.set_xticks(xs, [f"+{s['added_noise']}\n{s['added_option']}" for s in steps], fontsize=8)
     ax.set_ylabel(ylabel, fontsize=9)
@@ -165,10 +208,20 @@ def stepwise_chart(steps: list[dict], ylabel: str, places: int) -> str:
 def attribution_chart(changes: list[dict], xlabel: str) -> str:
     fig, (ax,) = _figure(6.4, 0.9 + 0.55 * len(changes), labels=[c["field"] for c in changes])
     ys = range(len(changes))
-    ax.barh([y - 0.18 for y in ys], [c["effect_alone"] for c in changes], height=0.34, color=NOT_SIGNIFICANT,
-            label="alone (on the reference)")
-    ax.barh([y + 0.18 for y in ys], [c["effect_last"] for c in changes], height=0.34, color=SIGNIFICANT,
-            label="last (on top of all other changes)")
+    ax.barh(
+        [y - 0.18 for y in ys],
+        [c["effect_alone"] for c in changes],
+        height=0.34,
+        color=NOT_SIGNIFICANT,
+        label="alone (on the reference)",
+    )
+    ax.barh(
+        [y + 0.18 for y in ys],
+        [c["effect_last"] for c in changes],
+        height=0.34,
+        color=SIGNIFICANT,
+        label="last (on top of all other changes)",
+    )
     ax.axvline(0, color="#1d2430", linewidth=0.8)
     ax.set_yticks(list(ys), [c["field"] for c in changes], fontsize=9)
     ax.invert_yaxis()
@@ -197,31 +250,62 @@ def _table(headers: list[str], rows: list[str]) -> str:
 
 def summary_cards(results: dict, places: int) -> str:
     ref, metric = results["reference"], metric_of(results)
-    cards = [(f"reference {metric.label}", fmt(value_of(ref, metric), places),
-              f"95% CI {fmt_ci(ref.get(metric.key + '_ci'), places)} on {ref['n_labeled']} labeled"
-              if labeled(results) else f"{ref['n']} unlabeled samples: agreement only")]
+    cards = [
+        (
+            f"reference {metric.label}",
+            fmt(value_of(ref, metric), places),
+            f"95% CI {fmt_ci(ref.get(metric.key + '_ci'), places)} on {ref['n_labeled']} labeled"
+            if labeled(results)
+            else f"{ref['n']} unlabeled samples: agreement only",
+        )
+    ]
     worst = worst_rows(results) if ref["n"] else {}  # no sample: no effect to rank
     if worst:
         row = max(worst.values(), key=lambda r: (effect(r), r["flip_rate"]))
         what = "delta" if row["delta"] is not None else "flip rate"
-        cards.append((f"worst single noise ({what})", fmt(effect(row), places) + star(row),
-                      f"{row['id']}, 95% CI {fmt_ci(effect_ci(row), places)}"))
+        cards.append(
+            (
+                f"worst single noise ({what})",
+                fmt(effect(row), places) + star(row),
+                f"{row['id']}, 95% CI {fmt_ci(effect_ci(row), places)}",
+            )
+        )
     steps = results.get("stepwise", {}).get("steps")
     if steps:
         last = steps[-1]
-        cards.append((f"{len(steps)} noises combined", fmt(effect(last), places) + star(last),
-                      f"{combined_what(results)}; 95% CI {fmt_ci(effect_ci(last), places)}"))
+        cards.append(
+            (
+                f"{len(steps)} noises combined",
+                fmt(effect(last), places) + star(last),
+                f"{combined_what(results)}; 95% CI {fmt_ci(effect_ci(last), places)}",
+            )
+        )
     if results.get("deploy"):
         total = results["deploy"]["total"]
-        cards.append(("deployment pipeline", fmt(effect(total), places) + star(total),
-                      f"95% CI {fmt_ci(effect_ci(total), places)}"))
+        cards.append(
+            (
+                "deployment pipeline",
+                fmt(effect(total), places) + star(total),
+                f"95% CI {fmt_ci(effect_ci(total), places)}",
+            )
+        )
     variants = [v for v in results["variants"] if v["noise"] not in misconfigured(results)]
     if labeled(results):
-        cards.append(("distinguishable from zero", f"{sum(v['distinguishable_from_zero'] for v in variants)} "
-                      f"of {len(variants)}", f"variants with p < 0.05 ({metric.test})"))
-    return '<div class="cards">' + "".join(
-        f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div><div class="d">{esc(d)}</div></div>'
-        for k, v, d in cards) + "</div>"
+        cards.append(
+            (
+                "distinguishable from zero",
+                f"{sum(v['distinguishable_from_zero'] for v in variants)} of {len(variants)}",
+                f"variants with p < 0.05 ({metric.test})",
+            )
+        )
+    return (
+        '<div class="cards">'
+        + "".join(
+            f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div><div class="d">{esc(d)}</div></div>'
+            for k, v, d in cards
+        )
+        + "</div>"
+    )
 
 
 def summary_table(results: dict, places: int) -> str:
@@ -258,8 +342,10 @@ def noise_charts(results: dict, noises: list[dict], places: int) -> str:
             body = '<p class="na">No option other than the reference itself: nothing to measure.</p>'
         else:
             body = noise_chart(by_noise[name], f"{name} ({noise['stage']})", places, resolution, with_delta)
-        parts.append(f'<figure class="noise" data-noise="{esc(name)}">{body}'
-                     f"<figcaption>{esc(noise['description'])}</figcaption></figure>")
+        parts.append(
+            f'<figure class="noise" data-noise="{esc(name)}">{body}'
+            f"<figcaption>{esc(noise['description'])}</figcaption></figure>"
+        )
     return '<div class="grid">' + "".join(parts) + "</div>"
 
 
@@ -270,16 +356,18 @@ def _cells(row: dict, columns, places: int, metric) -> str:
         kind = "" if column.key in ("noise", "option") else "n"
         if column.key == "delta" and star(row):
             kind += " sig"
-        out.append(f'<td class="{kind}">{esc(column.text(row, places, metric))}</td>' if kind
-                   else f"<td>{esc(column.text(row, places, metric))}</td>")
+        out.append(
+            f'<td class="{kind}">{esc(column.text(row, places, metric))}</td>'
+            if kind
+            else f"<td>{esc(column.text(row, places, metric))}</td>"
+        )
     return "".join(out)
 
 
 def option_table(rows: list[dict], results: dict, places: int) -> str:
     metric = metric_of(results)
     columns = columns_for(rows)
-    return _table([c.title(metric) for c in columns],
-                  [f"<tr>{_cells(v, columns, places, metric)}</tr>" for v in rows])
+    return _table([c.title(metric) for c in columns], [f"<tr>{_cells(v, columns, places, metric)}</tr>" for v in rows])
 
 
 def stepwise_section(results: dict, places: int) -> str:
@@ -291,13 +379,18 @@ def stepwise_section(results: dict, places: int) -> str:
     how = "greedily, worst single noise first" if stepwise["order"] == "greedy" else "in the order given"
     metric = metric_of(results)
     columns = columns_for(steps, STEPWISE)
-    rows = [f"<tr><td class=\"n\">{s['step']}</td><td>+{esc(s['added_noise'])} = {esc(s['added_option'])}</td>"
-            f"{_cells(s, columns, places, metric)}</tr>" for s in steps]
+    rows = [
+        f'<tr><td class="n">{s["step"]}</td><td>+{esc(s["added_noise"])} = {esc(s["added_option"])}</td>'
+        f"{_cells(s, columns, places, metric)}</tr>"
+        for s in steps
+    ]
     table = _table(["step", "added", metric.label, "cumulative delta", "95% CI", "p", "flips %"], rows)
-    return (f'<h2 id="stepwise">Combined noise, step by step</h2><p class="note">Noises added one at a time '
-            f"({esc(how)}); each step is the reference with every option so far applied (the paper's Fig. 3). "
-            f'The band is the 95% interval.</p><figure class="stepwise">{stepwise_chart(steps, ylabel, places)}'
-            f"</figure>{table}")
+    return (
+        f'<h2 id="stepwise">Combined noise, step by step</h2><p class="note">Noises added one at a time '
+        f"({esc(how)}); each step is the reference with every option so far applied (the paper's Fig. 3). "
+        f'The band is the 95% interval.</p><figure class="stepwise">{stepwise_chart(steps, ylabel, places)}'
+        f"</figure>{table}"
+    )
 
 
 def deploy_section(results: dict, places: int) -> str:
@@ -308,7 +401,7 @@ def deploy_section(results: dict, places: int) -> str:
     rows = [
         f"<tr><td>{esc(c['field'])}</td><td><code>{esc(c['reference'])}</code></td><td><code>{esc(c['deploy'])}"
         f"</code></td>{_num(c['effect_alone'], places, c['alone_distinguishable'])}"
-        f"<td class=\"n\">{esc(fmt_ci(c['effect_alone_ci'], places))}</td>{_num(c['effect_last'], places)}</tr>"
+        f'<td class="n">{esc(fmt_ci(c["effect_alone_ci"], places))}</td>{_num(c["effect_last"], places)}</tr>'
         for c in deploy["changes"]
     ]
     total = deploy["total"]
@@ -338,9 +431,10 @@ def differences_section(results: dict, folder: Path) -> str:
         )
     if not parts:
         return ""
-    return ('<h2 id="differences">Pixel differences</h2><p class="note">What the model receives under the '
-            "reference and under a variant, and their difference amplified (as the paper's Fig. 5).</p>"
-            + "".join(parts))
+    return (
+        '<h2 id="differences">Pixel differences</h2><p class="note">What the model receives under the '
+        "reference and under a variant, and their difference amplified (as the paper's Fig. 5).</p>" + "".join(parts)
+    )
 
 
 def flips_section(results: dict, folder: Path) -> str:
@@ -354,16 +448,18 @@ def flips_section(results: dict, folder: Path) -> str:
         kind_class = re.sub(r"[^a-z]+", "-", f["kind"]).strip("-")
         cards.append(
             f'<figure class="flip"><img alt="{esc(shown(f["sample"]))} under {esc(f["variant"])}" src="{uri}">'
-            f"<figcaption><code>{esc(shown(f['sample']))}</code> <span class=\"kind {kind_class}\">{esc(f['kind'])}</span><br>"
+            f'<figcaption><code>{esc(shown(f["sample"]))}</code> <span class="kind {kind_class}">{esc(f["kind"])}</span><br>'
             f"label: {esc(labels)}<br>reference: <b>{esc(f['reference']['name'])}</b> "
             f"({f['reference']['prob']:.2f})<br>{esc(f['variant'])}: <b>{esc(f['prediction']['name'])}</b> "
             f"({f['prediction']['prob']:.2f})</figcaption></figure>"
         )
     if not cards:
         return ""
-    return ('<h2 id="flips">Flipped predictions</h2><p class="note">Samples whose top-1 a variant changed, '
-            "shown as the variant's model input; the most telling first (correct → wrong).</p>"
-            f'<div class="flips">{"".join(cards)}</div>')
+    return (
+        '<h2 id="flips">Flipped predictions</h2><p class="note">Samples whose top-1 a variant changed, '
+        "shown as the variant's model input; the most telling first (correct → wrong).</p>"
+        f'<div class="flips">{"".join(cards)}</div>'
+    )
 
 
 def environment_section(results: dict) -> str:
@@ -371,15 +467,21 @@ def environment_section(results: dict) -> str:
     rows = [f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in env["libraries"].items() if v]
     decoders = env["decoder_libraries"]
     rows += [f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in decoders.items() if v and k != "decoders"]
-    rows += [f"<tr><td>decoder <code>{esc(k)}</code></td><td>{esc(v)}</td></tr>"
-             for k, v in decoders.get("decoders", {}).items()]
-    pipeline = "".join(f"<tr><td>{esc(k)}</td><td><code>{esc(v)}</code></td></tr>"
-                       for k, v in results["reference"]["pipeline"].items())
+    rows += [
+        f"<tr><td>decoder <code>{esc(k)}</code></td><td>{esc(v)}</td></tr>"
+        for k, v in decoders.get("decoders", {}).items()
+    ]
+    pipeline = "".join(
+        f"<tr><td>{esc(k)}</td><td><code>{esc(v)}</code></td></tr>" for k, v in results["reference"]["pipeline"].items()
+    )
     return (
         f'<h2 id="environment">Environment</h2><p class="note">Python {esc(env["python"])} on {esc(env["platform"])}; '
         f"CPU {esc(env['cpu'])}; GPU {esc(env.get('cuda') or 'none')}. Library versions are part of the system "
-        "under test.</p><div class=\"grid\"><div>" + _table(["library", "version"], rows)
-        + "</div><div>" + _table(["reference pipeline", "value"], [pipeline]) + "</div></div>"
+        'under test.</p><div class="grid"><div>'
+        + _table(["library", "version"], rows)
+        + "</div><div>"
+        + _table(["reference pipeline", "value"], [pipeline])
+        + "</div></div>"
     )
 
 
@@ -388,24 +490,36 @@ def misconfiguration_section(results: dict, places: int) -> str:
     rows = [v for v in results["variants"] if v["noise"] in names]
     if not rows:
         return ""
-    return ('<h2 id="misconfiguration">Configuration errors (not noise)</h2><p class="note">What a wrong setting '
-            "costs, shown apart from the noises and left out of the summary and the combined worst case.</p>"
-            + noise_charts(results, [n for n in results["noises"] if n["name"] in names], places)
-            + option_table(rows, results, places))
+    return (
+        '<h2 id="misconfiguration">Configuration errors (not noise)</h2><p class="note">What a wrong setting '
+        "costs, shown apart from the noises and left out of the summary and the combined worst case.</p>"
+        + noise_charts(results, [n for n in results["noises"] if n["name"] in names], places)
+        + option_table(rows, results, places)
+    )
 
 
 def unavailable_note(results: dict) -> str:
-    missing = [f"{n['name']}/{option} ({why})" for n in results["noises"] for option, why in n.get("unavailable", {}).items()]
-    return (f'<p class="note">Not measured here, an optional library is missing: {esc("; ".join(missing))}.</p>'
-            if missing else "")
+    missing = [
+        f"{n['name']}/{option} ({why})" for n in results["noises"] for option, why in n.get("unavailable", {}).items()
+    ]
+    return (
+        f'<p class="note">Not measured here, an optional library is missing: {esc("; ".join(missing))}.</p>'
+        if missing
+        else ""
+    )
 
 
 def problems_section(results: dict) -> str:
-    rows = [f"<tr><td><code>{esc(shown(s['id']))}</code></td><td>skipped</td><td>{esc(s['reason'])}</td></tr>"
-            for s in results["skipped"]]
+    rows = [
+        f"<tr><td><code>{esc(shown(s['id']))}</code></td><td>skipped</td><td>{esc(s['reason'])}</td></tr>"
+        for s in results["skipped"]
+    ]
     for column, failures in results.get("variant_failures", {}).items():
-        rows += [f"<tr><td><code>{esc(shown(f['id']))}</code></td><td>failed under {esc(column)}</td>"
-                 f"<td>{esc(f['reason'])}</td></tr>" for f in failures]
+        rows += [
+            f"<tr><td><code>{esc(shown(f['id']))}</code></td><td>failed under {esc(column)}</td>"
+            f"<td>{esc(f['reason'])}</td></tr>"
+            for f in failures
+        ]
     return f'<h2 id="problems">Problems</h2>{_table(["sample", "what", "reason"], rows)}' if rows else ""
 
 
@@ -413,10 +527,11 @@ def render(results: dict, folder: str | Path) -> str:
     folder = Path(folder)
     places, metric = places_of(results), metric_of(results)
     ref = results["reference"]
-    what = ("delta: reference minus variant in points; * and red: distinguishable from zero "
-            f"({metric.test}, p < 0.05)"
-            if labeled(results) else "no labels: the flip rate (how often the top-1 changed) is all that can be "
-                                      "measured")
+    what = (
+        f"delta: reference minus variant in points; * and red: distinguishable from zero ({metric.test}, p < 0.05)"
+        if labeled(results)
+        else "no labels: the flip rate (how often the top-1 changed) is all that can be measured"
+    )
     title = f"sysnoise: {results['model']['name']} on {data_title(results)}"
     noises = [n for n in results["noises"] if n["name"] not in misconfigured(results)]
     body = [
@@ -446,5 +561,6 @@ def render(results: dict, folder: str | Path) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{STYLE}</style></head>\n<body><main>\n"
-        + "\n".join(part for part in body if part) + "\n</main></body></html>\n"
+        + "\n".join(part for part in body if part)
+        + "\n</main></body></html>\n"
     )

@@ -18,12 +18,28 @@ from sysnoise.report.columns import TERMINAL, columns_for, fmt, fmt_ci, value_of
 
 # Table 5's columns: the paper's FP16 and INT8, then the other reduced precisions measured here
 # and the runtimes (ONNX Runtime float32 and INT8) when the run measured them
-TABLE_OPTIONS = ("fp16", "int8-llm", "int8-dynamic", "bf16", "w8-weight-only", "w4-g128-weight-only", "attention-fp16",
-                 "attention-bf16", "fp16-native", "bf16-native", "onnxruntime-lm", "onnxruntime-lm-int8",
-                 "onnxruntime-lm-int8-reduce-range")
+TABLE_OPTIONS = (
+    "fp16",
+    "int8-llm",
+    "int8-dynamic",
+    "bf16",
+    "w8-weight-only",
+    "w4-g128-weight-only",
+    "attention-fp16",
+    "attention-bf16",
+    "fp16-native",
+    "bf16-native",
+    "onnxruntime-lm",
+    "onnxruntime-lm-int8",
+    "onnxruntime-lm-int8-reduce-range",
+)
 TABLE_NOISES = ("precision", "runtime")
-PERPLEXITY_FORMS = (("token_perplexity", "token perplexity"), ("word_perplexity", "word perplexity"),
-                    ("byte_perplexity", "byte perplexity"), ("bits_per_byte", "bits per byte"))
+PERPLEXITY_FORMS = (
+    ("token_perplexity", "token perplexity"),
+    ("word_perplexity", "word perplexity"),
+    ("byte_perplexity", "byte perplexity"),
+    ("bits_per_byte", "bits per byte"),
+)
 
 
 def _all_failed(variant: dict) -> bool:
@@ -59,9 +75,12 @@ def table5(runs: list[dict]) -> list[str]:
         ci = ref.get(f"{metric.key}_ci", ref.get("ci"))
         fp32 = fmt(value_of(ref, metric), places) + (f" {fmt_ci(ci, places)}" if ci else "")
         task = f"{results['dataset']['format']}: {Path(results['dataset']['path']).stem}"  # format and data set
-        lines.append(f"| {results['model']['name']} | {task} | "
-                     f"{metric_of(results).label} | {fp32} | "
-                     + " | ".join(_delta_cell(options.get(o), places) for o in columns) + " |")
+        lines.append(
+            f"| {results['model']['name']} | {task} | "
+            f"{metric_of(results).label} | {fp32} | "
+            + " | ".join(_delta_cell(options.get(o), places) for o in columns)
+            + " |"
+        )
     return lines
 
 
@@ -100,12 +119,17 @@ def render(results: dict) -> str:
     lines += ["| " + " | ".join(c.title(metric) for c in columns) + " |", "|" + "---|" * len(columns)]
     for v in results["variants"]:
         if _all_failed(v):
-            lines.append(f"| {v['noise']} | {v['option']} | failed |" + " - |" * (len(columns) - 4) + f" {v['n_failed']} |")
+            lines.append(
+                f"| {v['noise']} | {v['option']} | failed |" + " - |" * (len(columns) - 4) + f" {v['n_failed']} |"
+            )
             continue
         lines.append("| " + " | ".join(c.text(v, places, metric) for c in columns) + " |")
     lines += _perplexity_table(results)
-    not_applicable = [f"{n['name']}" if not n["applies"] else f"{n['name']}={','.join(n['not_applicable'])}"
-                      for n in results["noises"] if not n["applies"] or n.get("not_applicable")]
+    not_applicable = [
+        f"{n['name']}" if not n["applies"] else f"{n['name']}={','.join(n['not_applicable'])}"
+        for n in results["noises"]
+        if not n["applies"] or n.get("not_applicable")
+    ]
     if not_applicable:
         lines += ["", "Not applicable to this model or to text: " + "; ".join(not_applicable) + "."]
     lines += ["", "## Model", ""] + [f"- {k}: {v}" for k, v in results["model"].get("card", {}).items()]
@@ -116,7 +140,9 @@ def render(results: dict) -> str:
         reasons: dict[str, int] = {}
         for failure in failures:
             reasons[failure["reason"]] = reasons.get(failure["reason"], 0) + 1
-        lines += [f"## Failures under {column}", ""] + [f"- {n} items: {reason}" for reason, n in reasons.items()] + [""]
+        lines += (
+            [f"## Failures under {column}", ""] + [f"- {n} items: {reason}" for reason, n in reasons.items()] + [""]
+        )
     env = results["environment"]
     lines += ["## Environment", "", f"- Python {env['python']} on {env['platform']}, CPU: {env['cpu']}"]
     lines += [f"- {name} {version}" for name, version in env["libraries"].items() if version]
@@ -127,8 +153,11 @@ def _scoring_lines(results: dict) -> list[str]:
     scoring = results.get("scoring")
     if not scoring:
         return []
-    return ["", f"Scored in windows of {scoring['window_tokens']} tokens ({scoring['window_from']}); texts longer "
-                f"than a window in rolling windows as {scoring['rolling_windows']}."]
+    return [
+        "",
+        f"Scored in windows of {scoring['window_tokens']} tokens ({scoring['window_from']}); texts longer "
+        f"than a window in rolling windows as {scoring['rolling_windows']}.",
+    ]
 
 
 def _perplexity_table(results: dict) -> list[str]:
@@ -138,15 +167,22 @@ def _perplexity_table(results: dict) -> list[str]:
     if rows[0][2] is None:
         return []
     forms = rows[0][2]
-    lines = ["", "## Perplexity forms", "",
-             f"The same summed log-likelihood per scored token, per word ({forms['words']} words: whitespace-separated, "
-             f"as the harness counts them) and per UTF-8 byte ({forms['bytes']} bytes), as lm-evaluation-harness "
-             "reports them for rolling log-likelihood tasks.", "",
-             "| noise | option | " + " | ".join(label for _, label in PERPLEXITY_FORMS) + " |",
-             "|---|---|" + "---|" * len(PERPLEXITY_FORMS)]
+    lines = [
+        "",
+        "## Perplexity forms",
+        "",
+        f"The same summed log-likelihood per scored token, per word ({forms['words']} words: whitespace-separated, "
+        f"as the harness counts them) and per UTF-8 byte ({forms['bytes']} bytes), as lm-evaluation-harness "
+        "reports them for rolling log-likelihood tasks.",
+        "",
+        "| noise | option | " + " | ".join(label for _, label in PERPLEXITY_FORMS) + " |",
+        "|---|---|" + "---|" * len(PERPLEXITY_FORMS),
+    ]
     for noise, option, values in rows:
         if values:
-            lines.append(f"| {noise} | {option} | " + " | ".join(fmt(values[key], 4) for key, _ in PERPLEXITY_FORMS) + " |")
+            lines.append(
+                f"| {noise} | {option} | " + " | ".join(fmt(values[key], 4) for key, _ in PERPLEXITY_FORMS) + " |"
+            )
     return lines
 
 
@@ -156,8 +192,10 @@ def print_summary(results: dict, console=None) -> None:
         console.width = max(console.width, 130)
     ref, metric, places = results["reference"], metric_of(results), places_of(results)
     columns = columns_for(results["variants"], TERMINAL + ("token_agreement", "mean_abs_loglik_change"))
-    table = Table(title=f"{results['model']['name']} on {results['dataset']['format']}: FP32 "
-                        f"{metric.label} {fmt(value_of(ref, metric), places)} ({ref['n']} items)")
+    table = Table(
+        title=f"{results['model']['name']} on {results['dataset']['format']}: FP32 "
+        f"{metric.label} {fmt(value_of(ref, metric), places)} ({ref['n']} items)"
+    )
     for header in ["noise", "option"] + [c.title(metric) for c in columns]:
         table.add_column(header, justify="left" if header in ("noise", "option") else "right", no_wrap=True)
     for v in results["variants"]:

@@ -40,8 +40,15 @@ def dataset_key(results: dict) -> str:
 
 def run_key(results: dict) -> str:
     model = results["model"]
-    return digest({"task": results["task"], "model": model["name"], "weights": model.get("weights_sha256"),
-                   "dataset": dataset_key(results), "reference": results["reference"]["pipeline"]})
+    return digest(
+        {
+            "task": results["task"],
+            "model": model["name"],
+            "weights": model.get("weights_sha256"),
+            "dataset": dataset_key(results),
+            "reference": results["reference"]["pipeline"],
+        }
+    )
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -62,8 +69,16 @@ def add(conn: sqlite3.Connection, results: dict, source: str = "") -> str:
         conn.execute(
             "INSERT OR REPLACE INTO runs (key, task, dataset, dataset_name, model, created, source, results) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (key, results["task"], dataset_key(results), Path(results["dataset"]["path"]).name,
-             results["model"]["name"], results["created"], source, json.dumps(results)),
+            (
+                key,
+                results["task"],
+                dataset_key(results),
+                Path(results["dataset"]["path"]).name,
+                results["model"]["name"],
+                results["created"],
+                source,
+                json.dumps(results),
+            ),
         )
     return key
 
@@ -81,7 +96,8 @@ def boards(conn: sqlite3.Connection, dataset: str | None = None) -> list[Board]:
     grouped: dict[tuple[str, str], list] = {}
     names: dict[tuple[str, str], str] = {}
     for task, key, name, text in conn.execute(
-            "SELECT task, dataset, dataset_name, results FROM runs ORDER BY task, dataset, model"):
+        "SELECT task, dataset, dataset_name, results FROM runs ORDER BY task, dataset, model"
+    ):
         if dataset and dataset != name and not key.startswith(dataset):
             continue
         grouped.setdefault((task, key), []).append(json.loads(text))
@@ -110,8 +126,12 @@ def table(board: Board) -> tuple[list[str], list[list[str]], int]:
         if combined:
             steps = r.get("stepwise", {}).get("steps")
             last = steps[-1] if steps else None
-            row.append("" if last is None else fmt(last["delta"] if last["delta"] is not None else last["flip_rate"],
-                                                   places) + ("*" if last["distinguishable_from_zero"] else ""))
+            row.append(
+                ""
+                if last is None
+                else fmt(last["delta"] if last["delta"] is not None else last["flip_rate"], places)
+                + ("*" if last["distinguishable_from_zero"] else "")
+            )
         rows.append(row)
     return headers, rows, places
 
@@ -119,17 +139,25 @@ def table(board: Board) -> tuple[list[str], list[list[str]], int]:
 def _legend(board: Board) -> str:
     ref = board.runs[0]["reference"]
     what = "delta in points (reference minus variant)" if ref["n_labeled"] else "flip rate in % (no labels)"
-    return (f"{board.task} on {board.name} ({ref['n']} samples, {ref['n_labeled']} labeled; data "
-            f"{board.dataset[:12]}). Cells: {what}; mean ± std (max) over a noise's options; blank: not measured; "
-            "n/a: does not apply; * distinguishable from zero.")
+    return (
+        f"{board.task} on {board.name} ({ref['n']} samples, {ref['n_labeled']} labeled; data "
+        f"{board.dataset[:12]}). Cells: {what}; mean ± std (max) over a noise's options; blank: not measured; "
+        "n/a: does not apply; * distinguishable from zero."
+    )
 
 
 def render_markdown(all_boards: list[Board]) -> str:
     lines = ["# sysnoise leaderboard", ""]
     for board in all_boards:
         headers, rows, _ = table(board)
-        lines += [f"## {board.task}: {board.name}", "", _legend(board), "",
-                  "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += [
+            f"## {board.task}: {board.name}",
+            "",
+            _legend(board),
+            "",
+            "| " + " | ".join(headers) + " |",
+            "|" + "---|" * len(headers),
+        ]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         lines.append("")
     return "\n".join(lines)
@@ -141,10 +169,17 @@ def render_html(all_boards: list[Board]) -> str:
         headers, rows, _ = table(board)
         head = "".join(f"<th>{esc(h)}</th>" for h in headers)
         body = "".join(
-            "<tr>" + "".join(f"<td{'' if i == 0 else ' class=n'}>{esc(cell)}</td>" for i, cell in enumerate(row))
-            + "</tr>" for row in rows)
-        parts.append(f"<h2>{esc(board.task)}: {esc(board.name)}</h2><p class=\"note\">{esc(_legend(board))}</p>"
-                     f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>sysnoise leaderboard</title>'
-            f"<style>{STYLE}</style></head><body><main><h1>sysnoise leaderboard</h1>{''.join(parts)}"
-            "</main></body></html>\n")
+            "<tr>"
+            + "".join(f"<td{'' if i == 0 else ' class=n'}>{esc(cell)}</td>" for i, cell in enumerate(row))
+            + "</tr>"
+            for row in rows
+        )
+        parts.append(
+            f'<h2>{esc(board.task)}: {esc(board.name)}</h2><p class="note">{esc(_legend(board))}</p>'
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>sysnoise leaderboard</title>'
+        f"<style>{STYLE}</style></head><body><main><h1>sysnoise leaderboard</h1>{''.join(parts)}"
+        "</main></body></html>\n"
+    )

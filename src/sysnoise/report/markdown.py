@@ -27,21 +27,29 @@ def nothing_measured(results: dict) -> str:
     """Why the run has no metric, said first in every report; "" when it has one."""
     ref = results["reference"]
     if not ref["n"]:
-        return (f"No evaluable samples: all {len(results['skipped'])} samples were skipped (the reasons are listed "
-                "under the skipped samples); nothing was measured.")
+        return (
+            f"No evaluable samples: all {len(results['skipped'])} samples were skipped (the reasons are listed "
+            "under the skipped samples); nothing was measured."
+        )
     if ref["n_labeled"] and value_of(ref, metric_of(results)) is None:
-        return (f"No evaluable samples for {metric_of(results).label}: the ground truth holds no objects, so the metric "
-                "is undefined; only the agreement with the reference (flips) is measured.")
+        return (
+            f"No evaluable samples for {metric_of(results).label}: the ground truth holds no objects, so the metric "
+            "is undefined; only the agreement with the reference (flips) is measured."
+        )
     return ""
 
 
 def precision_note(results: dict, places: int) -> str:
     ref = results["reference"]
     if metric_of(results).places is not None:
-        return (f"Numbers are printed to {places} decimals, as the paper's tables; intervals from "
-                f"{results['run'].get('bootstrap_resamples', 2000)} paired bootstrap resamples of the images.")
-    return (f"Numbers are printed to {places} decimal(s): one sample moves a percentage by "
-            f"{100 / max(1, ref['n_labeled'] or ref['n']):.2g} points here.")
+        return (
+            f"Numbers are printed to {places} decimals, as the paper's tables; intervals from "
+            f"{results['run'].get('bootstrap_resamples', 2000)} paired bootstrap resamples of the images."
+        )
+    return (
+        f"Numbers are printed to {places} decimal(s): one sample moves a percentage by "
+        f"{100 / max(1, ref['n_labeled'] or ref['n']):.2g} points here."
+    )
 
 
 def labeled(results: dict) -> bool:
@@ -92,11 +100,14 @@ def calibration_note(results: dict) -> str:
     if not record:
         return ""
     ids = record["ids"]
-    shown = ", ".join(ids[:12]) + (f", ... ({len(ids) - 12} more; results.json dataset.calibration.ids)"
-                                  if len(ids) > 12 else "")
+    shown = ", ".join(ids[:12]) + (
+        f", ... ({len(ids) - 12} more; results.json dataset.calibration.ids)" if len(ids) > 12 else ""
+    )
     if record["source"] == "held-out":
-        return (f"INT8 calibration: {len(ids)} samples held out of the dataset and left out of every column's "
-                f"evaluation: {shown}.")
+        return (
+            f"INT8 calibration: {len(ids)} samples held out of the dataset and left out of every column's "
+            f"evaluation: {shown}."
+        )
     return f"INT8 calibration: {len(ids)} samples of the calibration data given (--calibration-data): {shown}."
 
 
@@ -105,8 +116,10 @@ def combined_what(results: dict) -> str:
     stepwise = results["stepwise"]
     text = "+".join(f"{s['added_noise']}={s['added_option']}" for s in stepwise["steps"])
     for o in stepwise.get("left_out", []):
-        text += (f"; {o['noise']}={o['option']} left out: it sets the same pipeline field ({o['field']}) as "
-                 f"{o['kept_noise']}={o['kept_option']}, which did worse alone")
+        text += (
+            f"; {o['noise']}={o['option']} left out: it sets the same pipeline field ({o['field']}) as "
+            f"{o['kept_noise']}={o['kept_option']}, which did worse alone"
+        )
     return text
 
 
@@ -148,16 +161,27 @@ def breakdown_section(results: dict, places: int) -> list[str]:
     if metric.per_class is None:
         return []
     columns = [("reference", results["reference"])] + [(v["id"], v) for v in results["variants"]]
-    lines = ["## Breakdown", "", "| column | " + " | ".join(h for _, h in metric.breakdown) + " |",
-             "|---|" + "---|" * len(metric.breakdown)]
-    lines += [f"| {name} | " + " | ".join(fmt(row.get(key), places) for key, _ in metric.breakdown) + " |"
-              for name, row in columns]
+    lines = [
+        "## Breakdown",
+        "",
+        "| column | " + " | ".join(h for _, h in metric.breakdown) + " |",
+        "|---|" + "---|" * len(metric.breakdown),
+    ]
+    lines += [
+        f"| {name} | " + " | ".join(fmt(row.get(key), places) for key, _ in metric.breakdown) + " |"
+        for name, row in columns
+    ]
     key, header = metric.per_class
     per_class = results["reference"].get(key) or {}
     if per_class:
-        lines += ["", f"Reference {header} per class:", "", "| class | " + " | ".join(per_class) + " |",
-                  "|---|" + "---|" * len(per_class),
-                  f"| {header} | " + " | ".join(fmt(v, places) for v in per_class.values()) + " |"]
+        lines += [
+            "",
+            f"Reference {header} per class:",
+            "",
+            "| class | " + " | ".join(per_class) + " |",
+            "|---|" + "---|" * len(per_class),
+            f"| {header} | " + " | ".join(fmt(v, places) for v in per_class.values()) + " |",
+        ]
     return lines + [""]
 
 
@@ -170,20 +194,26 @@ def segm_section(results: dict, places: int) -> list[str]:
     lines = ["## Mask AP (segm)", ""]
     if "segm_ap" not in ref:
         return lines + [f"Not computed: {ref['segm_not_computed']}.", ""]
-    lines += [f"pycocotools COCOeval(segm) on the RLE masks stored in outputs.masks.npz (mask head on each "
-              f"column's final boxes, pasted into the annotated image, threshold 0.5). Reference mask AP "
-              f"{fmt(ref['segm_ap'], places)} (95% CI {fmt_ci(ref.get('segm_ap_ci'), places)}); delta: reference "
-              "minus variant, paired bootstrap over images.", "",
-              "| column | mask AP | AP50 | AP75 | delta | 95% CI | p |", "|---|---|---|---|---|---|---|",
-              f"| reference | {fmt(ref['segm_ap'], places)} | {fmt(ref.get('segm_ap50'), places)} | "
-              f"{fmt(ref.get('segm_ap75'), places)} | - | - | - |"]
+    lines += [
+        f"pycocotools COCOeval(segm) on the RLE masks stored in outputs.masks.npz (mask head on each "
+        f"column's final boxes, pasted into the annotated image, threshold 0.5). Reference mask AP "
+        f"{fmt(ref['segm_ap'], places)} (95% CI {fmt_ci(ref.get('segm_ap_ci'), places)}); delta: reference "
+        "minus variant, paired bootstrap over images.",
+        "",
+        "| column | mask AP | AP50 | AP75 | delta | 95% CI | p |",
+        "|---|---|---|---|---|---|---|",
+        f"| reference | {fmt(ref['segm_ap'], places)} | {fmt(ref.get('segm_ap50'), places)} | "
+        f"{fmt(ref.get('segm_ap75'), places)} | - | - | - |",
+    ]
     reasons = {}
     for v in results["variants"]:
         if "segm_ap" in v:
             mark = "*" if v.get("segm_p_value") is not None and v["segm_p_value"] < 0.05 else ""
-            lines.append(f"| {v['id']} | {fmt(v['segm_ap'], places)} | {fmt(v.get('segm_ap50'), places)} | "
-                         f"{fmt(v.get('segm_ap75'), places)} | {fmt(v.get('segm_delta'), places)}{mark} | "
-                         f"{fmt_ci(v.get('segm_delta_ci'), places)} | {fmt_p(v.get('segm_p_value'))} |")
+            lines.append(
+                f"| {v['id']} | {fmt(v['segm_ap'], places)} | {fmt(v.get('segm_ap50'), places)} | "
+                f"{fmt(v.get('segm_ap75'), places)} | {fmt(v.get('segm_delta'), places)}{mark} | "
+                f"{fmt_ci(v.get('segm_delta_ci'), places)} | {fmt_p(v.get('segm_p_value'))} |"
+            )
         elif "segm_not_computed" in v:
             lines.append(f"| {v['id']} | n/a | n/a | n/a | - | - | - |")
             reasons.setdefault(v["segm_not_computed"], []).append(v["id"])
@@ -196,13 +226,14 @@ def stepwise_section(results: dict, places: int, metric) -> list[str]:
     stepwise = results.get("stepwise")
     if not stepwise:
         return []
-    how = ("greedily, the worst single noise first" if stepwise["order"] == "greedy"
-           else "in the order given")
+    how = "greedily, the worst single noise first" if stepwise["order"] == "greedy" else "in the order given"
     lines = [
-        "## Combined noise, step by step (paper Fig. 3)", "",
+        "## Combined noise, step by step (paper Fig. 3)",
+        "",
         f"Noises added one at a time ({how}), each at its chosen option; every row is measured on the "
         "reference with all options so far applied, so the delta is cumulative. The last row holds "
-        f"{combined_what(results)}.", "",
+        f"{combined_what(results)}.",
+        "",
         f"| step | added | {metric.label} | cumulative delta | 95% CI | p | flips % |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -222,11 +253,13 @@ def deploy_section(results: dict, places: int) -> list[str]:
     value = total["delta"] if total["delta"] is not None else total["flip_rate"]
     ci = total["delta_ci"] if total["delta"] is not None else total["flip_ci"]
     lines = [
-        "## Deployment pipeline", "",
+        "## Deployment pipeline",
+        "",
         f"Total {what}: {fmt(value, places)}{star(total)} {fmt_ci(ci, places)}. Attribution to the fields it "
         "changes: *alone* applies one change to the reference; *last* is the total minus the deployment "
         "with that change undone (what the change adds when everything else is deployed). "
-        f"Interaction (total minus the sum of 'alone'): {fmt(deploy['interaction'], places)}.", "",
+        f"Interaction (total minus the sum of 'alone'): {fmt(deploy['interaction'], places)}.",
+        "",
         "| field | reference | deployed | alone | 95% CI | last |",
         "|---|---|---|---|---|---|",
     ]
@@ -243,15 +276,27 @@ def figures_section(results: dict) -> list[str]:
     figures = results.get("figures") or {}
     lines = []
     if figures.get("differences"):
-        lines += ["## Pixel differences (paper Fig. 5)", "",
-                  "Each picture: reference input | variant input | |difference| amplified.", ""]
+        lines += [
+            "## Pixel differences (paper Fig. 5)",
+            "",
+            "Each picture: reference input | variant input | |difference| amplified.",
+            "",
+        ]
         for d in figures["differences"]:
-            lines += [f"![{d['variant']} on {shown(d['sample'])}]({d['file']})", "",
-                      f"{d['variant']} on `{shown(d['sample'])}`: max |diff| {d['max_abs']}, mean {d['mean_abs']:.2f}, "
-                      f"{d['changed_pct']:.0f}% of values differ; shown x{d['amplification']}.", ""]
+            lines += [
+                f"![{d['variant']} on {shown(d['sample'])}]({d['file']})",
+                "",
+                f"{d['variant']} on `{shown(d['sample'])}`: max |diff| {d['max_abs']}, mean {d['mean_abs']:.2f}, "
+                f"{d['changed_pct']:.0f}% of values differ; shown x{d['amplification']}.",
+                "",
+            ]
     if figures.get("flips"):
-        lines += ["## Flipped predictions", "", "| sample | variant | kind | labels | reference | variant |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "## Flipped predictions",
+            "",
+            "| sample | variant | kind | labels | reference | variant |",
+            "|---|---|---|---|---|---|",
+        ]
         for f in figures["flips"]:
             labels = ", ".join(item["name"] for item in f["labels"]) or "(unlabeled)"
             lines.append(
@@ -268,8 +313,11 @@ def render(results: dict) -> str:
     label = metric.label
     places = places_of(results)
     misconfigured_noises = misconfigured(results)
-    what = (f"{label} delta in points (reference minus variant)" if labeled(results)
-            else f"{label} flip rate in % (no labels)")
+    what = (
+        f"{label} delta in points (reference minus variant)"
+        if labeled(results)
+        else f"{label} flip rate in % (no labels)"
+    )
     lines = [
         f"# sysnoise report: {results['model']['name']} on {data_title(results)}",
         "",
@@ -283,9 +331,9 @@ def render(results: dict) -> str:
         "",
         f"## Summary (paper {metric.table} shape)",
         "",
-        f"Cells: {what}; several options show mean ± std (max) over the options. \"n/a\": the noise does "
-        "not apply to this model." + (f" combined: the last stepwise step, {combined_what(results)}." if
-                                      results.get("stepwise") else ""),
+        f'Cells: {what}; several options show mean ± std (max) over the options. "n/a": the noise does '
+        "not apply to this model."
+        + (f" combined: the last stepwise step, {combined_what(results)}." if results.get("stepwise") else ""),
         "",
         *summary_table(results, places),
         "",
@@ -301,17 +349,26 @@ def render(results: dict) -> str:
     identical = [v["id"] for v in results["variants"] if v["identical"] == 100]
     if identical:
         lines += ["", "Bit-identical to the reference on every sample: " + ", ".join(identical) + "."]
-    differing = [v["id"] for v in results["variants"] if v["identical"] != 100 and v["noise"] not in misconfigured_noises]
+    differing = [
+        v["id"] for v in results["variants"] if v["identical"] != 100 and v["noise"] not in misconfigured_noises
+    ]
     if identical and differing:
         lines += ["", "Not bit-identical (outputs differ on at least one sample): " + ", ".join(differing) + "."]
-    unavailable = [f"{n['name']}/{option} ({why})" for n in results["noises"] for option, why in n.get("unavailable", {}).items()]
+    unavailable = [
+        f"{n['name']}/{option} ({why})" for n in results["noises"] for option, why in n.get("unavailable", {}).items()
+    ]
     if unavailable:
         lines += ["", "Not measured here, an optional library is missing: " + "; ".join(unavailable) + "."]
     misconfigurations = [v for v in results["variants"] if v["noise"] in misconfigured_noises]
     if misconfigurations:
-        lines += ["", "## Configuration errors (not noise)", "",
-                  "What a wrong setting costs, shown apart from the noises above and left out of the summary.", "",
-                  *option_table(misconfigurations, places, metric)]
+        lines += [
+            "",
+            "## Configuration errors (not noise)",
+            "",
+            "What a wrong setting costs, shown apart from the noises above and left out of the summary.",
+            "",
+            *option_table(misconfigurations, places, metric),
+        ]
     lines += [""]
     lines += breakdown_section(results, places)
     lines += segm_section(results, places)
@@ -322,7 +379,9 @@ def render(results: dict) -> str:
     lines += [f"{k}: {v}" for k, v in results["reference"]["pipeline"].items()]
     lines += ["```", ""]
     if results["skipped"]:
-        lines += ["## Skipped samples", ""] + [f"- `{shown(s['id'])}`: {s['reason']}" for s in results["skipped"]] + [""]
+        lines += (
+            ["## Skipped samples", ""] + [f"- `{shown(s['id'])}`: {s['reason']}" for s in results["skipped"]] + [""]
+        )
     for column, failures in results.get("variant_failures", {}).items():
         lines += [f"## Failures under {column}", ""] + [f"- `{shown(f['id'])}`: {f['reason']}" for f in failures] + [""]
     env = results["environment"]
@@ -330,6 +389,8 @@ def render(results: dict) -> str:
     lines += [f"- {name} {version}" for name, version in env["libraries"].items() if version]
     libraries = {k: v for k, v in env["decoder_libraries"].items() if k != "decoders"}
     lines += [f"- decoder libraries: {libraries}"]
-    lines += [f"- decoder `{name}`: {version}" for name, version in env["decoder_libraries"].get("decoders", {}).items()]
+    lines += [
+        f"- decoder `{name}`: {version}" for name, version in env["decoder_libraries"].get("decoders", {}).items()
+    ]
     lines += [""]
     return "\n".join(lines)

@@ -23,8 +23,11 @@ def write_reports(results: dict, folder: Path) -> list[Path]:
         atomic_write_text(folder / "report.md", encodable(language.render(results)))
         return [folder / "report.md"]
     written = []
-    for name, text in (("report.md", markdown.render(results)), ("report.html", html.render(results, folder)),
-                       ("report.csv", csv.render(results))):
+    for name, text in (
+        ("report.md", markdown.render(results)),
+        ("report.html", html.render(results, folder)),
+        ("report.csv", csv.render(results)),
+    ):
         atomic_write_text(folder / name, encodable(text))
         written.append(folder / name)
     return written

@@ -7,8 +7,19 @@ from __future__ import annotations
 from sysnoise.analysis.metric import metric_of
 from sysnoise.report.columns import value_of
 
-VARIANT_KEYS = ("id", "noise", "option", "delta", "delta_ci", "p_value", "distinguishable_from_zero", "flip_rate",
-                "flip_ci", "n", "n_failed")
+VARIANT_KEYS = (
+    "id",
+    "noise",
+    "option",
+    "delta",
+    "delta_ci",
+    "p_value",
+    "distinguishable_from_zero",
+    "flip_rate",
+    "flip_ci",
+    "n",
+    "n_failed",
+)
 
 
 def summary(results: dict, failed_gates: list[dict] | None = None) -> dict:
@@ -19,10 +30,17 @@ def summary(results: dict, failed_gates: list[dict] | None = None) -> dict:
         "task": results["task"],
         "model": results["model"]["name"],
         "data": results["dataset"].get("name", results["dataset"]["path"]),
-        "reference": {"metric": metric.key, "value": value_of(reference, metric), "ci": reference.get(f"{metric.key}_ci"),
-                      "n": reference.get("n"), "n_labeled": reference.get("n_labeled")},
-        "noises": [{"name": n["name"], "stage": n["stage"], "applies": n["applies"], "summary": n.get("summary")}
-                   for n in results["noises"]],
+        "reference": {
+            "metric": metric.key,
+            "value": value_of(reference, metric),
+            "ci": reference.get(f"{metric.key}_ci"),
+            "n": reference.get("n"),
+            "n_labeled": reference.get("n_labeled"),
+        },
+        "noises": [
+            {"name": n["name"], "stage": n["stage"], "applies": n["applies"], "summary": n.get("summary")}
+            for n in results["noises"]
+        ],
         "variants": [{k: v.get(k) for k in VARIANT_KEYS} for v in results["variants"]],
         "gates": {"failed": failed_gates or []},
     }

@@ -42,8 +42,10 @@ def forward_by_shape(model, inputs: list, batch_size: int, device: str) -> dict[
             chunk = indices[start : start + batch_size]
             out = model(torch.from_numpy(np.stack([arrays[i] for i in chunk])).to(device))
             out = {"logits": out} if isinstance(out, torch.Tensor) else out
-            out = {name: value.detach().float().cpu().numpy() if value.is_floating_point() else value.cpu().numpy()
-                   for name, value in out.items()}
+            out = {
+                name: value.detach().float().cpu().numpy() if value.is_floating_point() else value.cpu().numpy()
+                for name, value in out.items()
+            }
             for row, index in enumerate(chunk):
                 rows[index] = {name: value[row] for name, value in out.items()}
     out = {}
@@ -72,8 +74,12 @@ class Task:
         if cache is None:
             return self.inputs_from_bytes(data, pipelines, sample_id)
         content = cache.content_hash(data)
-        found = {p.prefix("normalise"): None if p.decoder.startswith("stored:") else cache.get(content, p.prefix("normalise"))
-                 for p in pipelines}
+        found = {
+            p.prefix("normalise"): None
+            if p.decoder.startswith("stored:")
+            else cache.get(content, p.prefix("normalise"))
+            for p in pipelines
+        }
         missing = [p for p in pipelines if found[p.prefix("normalise")] is None]
         computed = self.inputs_from_bytes(data, missing, sample_id) if missing else {}
         for key, value in computed.items():

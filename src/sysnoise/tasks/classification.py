@@ -56,8 +56,10 @@ def read_unlabeled_folder(root: Path) -> Dataset:
     return Dataset(root, [Sample(_relative_id(p, root), p) for p in _walk_images(root)], "unlabeled")
 
 
-LIST_FORMAT = ("one sample per line: PATH, or PATH LABELS, or PATH<TAB>LABELS when PATH has spaces; LABELS are "
-               "class indices joined by commas; a line starting with # is a comment")
+LIST_FORMAT = (
+    "one sample per line: PATH, or PATH LABELS, or PATH<TAB>LABELS when PATH has spaces; LABELS are "
+    "class indices joined by commas; a line starting with # is a comment"
+)
 
 
 def parse_list_line(line: str, where: str) -> tuple[str, tuple[int, ...]] | None:
@@ -74,8 +76,9 @@ def parse_list_line(line: str, where: str) -> tuple[str, tuple[int, ...]] | None
     try:
         return path, tuple(int(v) for v in labels.split(",")) if labels else ()
     except ValueError:
-        raise UserInputError(f"{where}: labels {labels!r} are not class indices joined by commas "
-                             f"({LIST_FORMAT})") from None
+        raise UserInputError(
+            f"{where}: labels {labels!r} are not class indices joined by commas ({LIST_FORMAT})"
+        ) from None
 
 
 def list_line(path: str, labels: tuple[int, ...]) -> str:
@@ -100,7 +103,9 @@ def read_list_file(list_file: Path, root: Path | None = None, *, allow_outside_r
         rel, labels = parsed
         path = (root / rel).resolve()
         if not allow_outside_root and not path.is_relative_to(root):
-            problems.append({"id": rel, "where": where, "reason": "path escapes the dataset root (use --allow-outside-root)"})
+            problems.append(
+                {"id": rel, "where": where, "reason": "path escapes the dataset root (use --allow-outside-root)"}
+            )
             continue
         if any(label < 0 for label in labels):
             problems.append({"id": rel, "where": where, "reason": f"negative label {labels}"})
@@ -135,7 +140,8 @@ def read_dataset(path: str | Path, list_file: str | Path | None = None, **option
     if not dataset.samples:
         raise UserInputError(
             f"{path}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}); "
-            f"{len(dataset.problems)} entries were dropped" + (f", first: {dataset.problems[0]}" if dataset.problems else "")
+            f"{len(dataset.problems)} entries were dropped"
+            + (f", first: {dataset.problems[0]}" if dataset.problems else "")
         )
     return dataset
 
@@ -145,27 +151,37 @@ def check_labels(dataset: Dataset, num_classes: int) -> None:
     cannot be the model's classes: named classes (folders, a ClassLabel column) counted otherwise
     than the model's classes, or labels past its last class."""
     names = dataset.class_names
-    remedy = ("Map the dataset's class names to the model's indices with --class-map FILE (JSON/YAML "
-              "`name: index`), give a list file with the model's class indices (PATH<TAB>INDEX lines), or the "
-              "images in one folder (unlabeled: agreement with the reference only)")
+    remedy = (
+        "Map the dataset's class names to the model's indices with --class-map FILE (JSON/YAML "
+        "`name: index`), give a list file with the model's class indices (PATH<TAB>INDEX lines), or the "
+        "images in one folder (unlabeled: agreement with the reference only)"
+    )
     if names and len(names) != num_classes:
         shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
         what, order = ("class folders", "sorted") if dataset.kind == "imagefolder" else ("classes", "their")
-        warnings.warn(f"{dataset.root}: {len(names)} {what} ({shown}) are scored as the model's classes "
-                      f"0..{len(names) - 1} in {order} order, but the model has {num_classes} classes: unless they "
-                      f"are its first classes in its order, the accuracy means nothing. {remedy}", stacklevel=2)
+        warnings.warn(
+            f"{dataset.root}: {len(names)} {what} ({shown}) are scored as the model's classes "
+            f"0..{len(names) - 1} in {order} order, but the model has {num_classes} classes: unless they "
+            f"are its first classes in its order, the accuracy means nothing. {remedy}",
+            stacklevel=2,
+        )
     kept, outside = [], []
     for sample in dataset.samples:
         bad = [label for label in sample.labels if label >= num_classes]
         if bad:
-            dataset.problems.append({"id": sample.id, "reason": f"label {bad} outside the model's {num_classes} classes"})
+            dataset.problems.append(
+                {"id": sample.id, "reason": f"label {bad} outside the model's {num_classes} classes"}
+            )
             outside.append(sample.id)
         else:
             kept.append(sample)
     if outside:
-        warnings.warn(f"{dataset.root}: {len(outside)} of {len(dataset.samples)} samples have labels outside the "
-                      f"model's {num_classes} classes (e.g. {outside[0]}) and are left out: are the labels the "
-                      f"model's class indices? {remedy}", stacklevel=2)
+        warnings.warn(
+            f"{dataset.root}: {len(outside)} of {len(dataset.samples)} samples have labels outside the "
+            f"model's {num_classes} classes (e.g. {outside[0]}) and are left out: are the labels the "
+            f"model's class indices? {remedy}",
+            stacklevel=2,
+        )
     dataset.samples = kept
 
 
@@ -206,8 +222,9 @@ class Classification(TaskDefinition):
     settings = ("list_file", "class_map")
 
     def read(self, data, *, allow_outside_root: bool = False, list_file=None, class_map=None) -> Dataset:
-        dataset = data if isinstance(data, Dataset) else read_dataset(data, list_file,
-                                                                      allow_outside_root=allow_outside_root)
+        dataset = (
+            data if isinstance(data, Dataset) else read_dataset(data, list_file, allow_outside_root=allow_outside_root)
+        )
         return apply_class_map(dataset, class_map)
 
     def prepare(self, loaded, dataset) -> Prepared:

@@ -36,8 +36,10 @@ def coco_detections(out: str | Path, column: str = "reference", *, masks: bool =
         blobs = outputs.ragged(column, "masks") if "masks" in outputs.ragged_names() else []
         blobs = [b for b, ok in zip(blobs, keep) if ok]
         if not any(blobs):
-            raise UserInputError(f"{out}: column {column!r} has no masks (a model without a mask head, or "
-                                 "post-processing other than the model's own)")
+            raise UserInputError(
+                f"{out}: column {column!r} has no masks (a model without a mask head, or "
+                "post-processing other than the model's own)"
+            )
         return segmentations_json(blobs, arrays["scores"][keep], arrays["labels"][keep], image_ids)
     return detections_json(arrays["boxes"][keep], arrays["scores"][keep], arrays["labels"][keep], image_ids)
 

@@ -78,9 +78,10 @@ class TaskDefinition:
         for setting in [k for k, v in settings.items() if v is not None and k not in self.settings]:
             owners = [t.name for t in TASKS if setting in t.fn.settings]
             where = f"is for --task {' / '.join(owners)}" if owners else "is no task's setting"
-            raise UserInputError(f"{flag(setting)} {where}, not a setting of --task {self.name}"
-                                 + (f" (its settings: {', '.join(flag(k) for k in self.settings)})"
-                                    if self.settings else ""))
+            raise UserInputError(
+                f"{flag(setting)} {where}, not a setting of --task {self.name}"
+                + (f" (its settings: {', '.join(flag(k) for k in self.settings)})" if self.settings else "")
+            )
 
 
 def flag(setting: str) -> str:

@@ -64,11 +64,17 @@ class CocoDataset:
 
     def describe(self) -> dict:
         with_objects = {a["image_id"] for a in self.coco["annotations"]}
-        return {"path": str(self.annotation_file), "kind": self.kind, "n_samples": len(self.samples),
-                "n_labeled": len(self.samples), "n_dropped_while_reading": len(self.problems),
-                "n_annotations": len(self.coco["annotations"]),
-                "n_images_without_objects": sum(1 for s in self.samples if s.image_id not in with_objects),
-                "categories": {str(k): v for k, v in self.class_names.items()}, "warnings": self.warnings}
+        return {
+            "path": str(self.annotation_file),
+            "kind": self.kind,
+            "n_samples": len(self.samples),
+            "n_labeled": len(self.samples),
+            "n_dropped_while_reading": len(self.problems),
+            "n_annotations": len(self.coco["annotations"]),
+            "n_images_without_objects": sum(1 for s in self.samples if s.image_id not in with_objects),
+            "categories": {str(k): v for k, v in self.class_names.items()},
+            "warnings": self.warnings,
+        }
 
 
 class _Warnings:
@@ -85,8 +91,9 @@ class _Warnings:
 
     def emit(self) -> list[dict]:
         for entry in self.kinds.values():
-            warnings.warn(f"{self.source}: {entry['count']} x {entry['kind']} (e.g. {'; '.join(entry['examples'])})",
-                          stacklevel=3)
+            warnings.warn(
+                f"{self.source}: {entry['count']} x {entry['kind']} (e.g. {'; '.join(entry['examples'])})", stacklevel=3
+            )
         return list(self.kinds.values())
 
 
@@ -96,7 +103,7 @@ def _number(value) -> bool:
 
 def _is_id(value) -> bool:
     """An id COCOeval and the outputs' int64 arrays can hold."""
-    return isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
 
 
 def _categories(entries: list, source: Path) -> dict[int, str]:
@@ -105,19 +112,23 @@ def _categories(entries: list, source: Path) -> dict[int, str]:
     for index, category in enumerate(entries):
         where = f"{source}: categories[{index}]"
         if not isinstance(category, dict):
-            raise UserInputError(f'{where}: a category is an object {{"id": INTEGER, "name": TEXT}}, '
-                                 f"got {type(category).__name__}")
+            raise UserInputError(
+                f'{where}: a category is an object {{"id": INTEGER, "name": TEXT}}, got {type(category).__name__}'
+            )
         if "id" not in category:
             raise UserInputError(f'{where}: no "id"; give each category an integer id (the model\'s label for it)')
         if not _is_id(category["id"]):
-            raise UserInputError(f"{where}: id {category['id']!r} is not an integer; give each category an integer id "
-                                 "(the model's label for it)")
+            raise UserInputError(
+                f"{where}: id {category['id']!r} is not an integer; give each category an integer id "
+                "(the model's label for it)"
+            )
         out[category["id"]] = str(category.get("name", category["id"]))
     return out
 
 
-def read_coco(annotation_file: str | Path, root: str | Path | None = None, *, allow_outside_root: bool = False
-              ) -> CocoDataset:
+def read_coco(
+    annotation_file: str | Path, root: str | Path | None = None, *, allow_outside_root: bool = False
+) -> CocoDataset:
     """A COCO detection dataset; image paths are relative to `root` (default: the JSON's folder)."""
     annotation_file = Path(annotation_file)
     root = Path(root or annotation_file.parent).resolve()
@@ -138,15 +149,19 @@ def read_coco(annotation_file: str | Path, root: str | Path | None = None, *, al
     problems, images = [], []
     for index, image in enumerate(data["images"]):
         if not isinstance(image, dict):
-            raise UserInputError(f'{annotation_file}: images[{index}]: an image is an object {{"id", "file_name", '
-                                 f'"width", "height"}}, got {type(image).__name__}')
+            raise UserInputError(
+                f'{annotation_file}: images[{index}]: an image is an object {{"id", "file_name", '
+                f'"width", "height"}}, got {type(image).__name__}'
+            )
         name, image_id = image.get("file_name"), image.get("id")
         if not isinstance(name, str) or not _is_id(image_id):
             problems.append({"id": str(name), "reason": "image entry without file_name or integer id"})
             continue
         if "\0" in name:
-            raise UserInputError(f"{annotation_file}: images[{index}]: NUL byte in file_name {name!r}; a file_name "
-                                 "is a path relative to the annotation file's folder")
+            raise UserInputError(
+                f"{annotation_file}: images[{index}]: NUL byte in file_name {name!r}; a file_name "
+                "is a path relative to the annotation file's folder"
+            )
         path = (root / name).resolve()
         if image_id in samples:
             problems.append({"id": name, "reason": f"duplicate image id {image_id} (kept the first)"})
@@ -160,17 +175,24 @@ def read_coco(annotation_file: str | Path, root: str | Path | None = None, *, al
                 notes.add("image without width/height (taken from the decoded file)", name)
                 width = height = None
             elif width * height > limits.current().max_pixels:
-                raise UserInputError(f"{annotation_file}: images[{index}] ({name}): width x height {width} x {height} "
-                                     f"is beyond any image sysnoise decodes ({limits.current().max_pixels} pixels, "
-                                     "SYSNOISE_MAX_PIXELS); correct it, or leave width/height out to take the size "
-                                     "from the file")
+                raise UserInputError(
+                    f"{annotation_file}: images[{index}] ({name}): width x height {width} x {height} "
+                    f"is beyond any image sysnoise decodes ({limits.current().max_pixels} pixels, "
+                    "SYSNOISE_MAX_PIXELS); correct it, or leave width/height out to take the size "
+                    "from the file"
+                )
             samples[image_id] = CocoImage(name, path, image_id, width and int(width), height and int(height))
             images.append(image)
-    annotations = [a for number, ann in enumerate(data.get("annotations") or [])
-                   if (a := _checked(ann, number, samples, categories, notes)) is not None]
+    annotations = [
+        a
+        for number, ann in enumerate(data.get("annotations") or [])
+        if (a := _checked(ann, number, samples, categories, notes)) is not None
+    ]
     if not samples:
-        raise UserInputError(f"{annotation_file}: no usable images; {len(problems)} dropped"
-                             + (f", first: {problems[0]}" if problems else ""))
+        raise UserInputError(
+            f"{annotation_file}: no usable images; {len(problems)} dropped"
+            + (f", first: {problems[0]}" if problems else "")
+        )
     labels: dict[int, list[int]] = {}
     for ann in annotations:
         labels.setdefault(ann["image_id"], []).append(int(ann["category_id"]))
@@ -187,8 +209,10 @@ def _checked(ann, number: int, samples: dict[int, CocoImage], categories: dict, 
     where = f"annotation {ann.get('id', f'#{number}')}"
     for key in ("image_id", "category_id"):
         if not _is_id(ann.get(key)):
-            raise UserInputError(f"{notes.source}: annotations[{number}]: {key} {ann.get(key)!r} is not an integer; "
-                                 f"give each annotation the integer {key} it belongs to")
+            raise UserInputError(
+                f"{notes.source}: annotations[{number}]: {key} {ann.get(key)!r} is not an integer; "
+                f"give each annotation the integer {key} it belongs to"
+            )
     if ann.get("iscrowd", 0) not in (0, 1):
         raise UserInputError(f"{notes.source}: annotations[{number}]: iscrowd {ann['iscrowd']!r} is not 0 or 1")
     sample, bbox = samples.get(ann["image_id"]), ann.get("bbox")
@@ -260,15 +284,17 @@ def geometric_inputs(data: bytes, pipelines, sample, target=None) -> dict[tuple,
         else:  # pixels stored after decoding: the annotated size is all there is
             decoded_size = annotated if annotated[0] else None
         if decoded_size is None:
-            out[p.prefix("normalise")] = SampleError("stored pixels of an image without width/height: "
-                                                     "nothing to map the results back to")
+            out[p.prefix("normalise")] = SampleError(
+                "stored pixels of an image without width/height: nothing to map the results back to"
+            )
             continue
         width, height = annotated if annotated[0] else decoded_size
         geometry = CROPS(p.crop)(*decoded_size, p.input_size, p.crop_pct)
         ax, bx, ay, by = input_to_source(geometry, *decoded_size)
         sx, sy = width / decoded_size[0], height / decoded_size[1]
-        out[p.prefix("normalise")] = GeometricInput(tensor, (ax * sx, bx * sx, ay * sy, by * sy), (width, height),
-                                                    target)
+        out[p.prefix("normalise")] = GeometricInput(
+            tensor, (ax * sx, bx * sx, ay * sy, by * sy), (width, height), target
+        )
     return out
 
 
@@ -325,7 +351,9 @@ class Detection(TaskDefinition):
     requires = ("coco", "detection (COCO box and mask mAP)")
 
     def read(self, data, *, allow_outside_root: bool = False) -> CocoDataset:
-        return data if isinstance(data, CocoDataset) else read_detection_data(data, allow_outside_root=allow_outside_root)
+        return (
+            data if isinstance(data, CocoDataset) else read_detection_data(data, allow_outside_root=allow_outside_root)
+        )
 
     def prepare(self, loaded, dataset) -> Prepared:
         try:
@@ -338,5 +366,8 @@ class Detection(TaskDefinition):
         return coco_results.write_reference(out, results)
 
 
-TASKS.register("detection", "object detection: COCO box mAP (pycocotools; mask AP for Mask R-CNN), raw outputs "
-                            "shared by post-processing variants")(Detection())
+TASKS.register(
+    "detection",
+    "object detection: COCO box mAP (pycocotools; mask AP for Mask R-CNN), raw outputs "
+    "shared by post-processing variants",
+)(Detection())

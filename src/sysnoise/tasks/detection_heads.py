@@ -72,8 +72,14 @@ class TwoStageRaw(torch.nn.Module):
         self.size_divisible = int(detector.transform.size_divisible)
         heads = detector.roi_heads
         self.post_reference = DetectionPost(
-            "two-stage", coder=_coder(heads.box_coder), score_thresh=float(heads.score_thresh),
-            nms_iou=float(heads.nms_thresh), max_dets=int(heads.detections_per_img), min_size=1e-2, background=True)
+            "two-stage",
+            coder=_coder(heads.box_coder),
+            score_thresh=float(heads.score_thresh),
+            nms_iou=float(heads.nms_thresh),
+            max_dets=int(heads.detections_per_img),
+            min_size=1e-2,
+            background=True,
+        )
         self.has_masks = bool(heads.has_mask())
 
     def forward(self, x):
@@ -84,8 +90,12 @@ class TwoStageRaw(torch.nn.Module):
         pooled = heads.box_roi_pool(features, proposals, images.image_sizes)
         class_logits, box_regression = heads.box_predictor(heads.box_head(pooled))
         n, classes, width = x.shape[0], class_logits.shape[-1], int(self.rpn._post_nms_top_n["testing"])
-        out = {"proposals": x.new_zeros(n, width, 4), "proposal_valid": torch.zeros(n, width, dtype=torch.bool),
-               "class_logits": x.new_zeros(n, width, classes), "box_regression": x.new_zeros(n, width, classes, 4)}
+        out = {
+            "proposals": x.new_zeros(n, width, 4),
+            "proposal_valid": torch.zeros(n, width, dtype=torch.bool),
+            "class_logits": x.new_zeros(n, width, classes),
+            "box_regression": x.new_zeros(n, width, classes, 4),
+        }
         counts = [len(p) for p in proposals]
         parts = zip(proposals, class_logits.split(counts), box_regression.split(counts))
         for i, (boxes, logits, deltas) in enumerate(parts):
@@ -103,12 +113,19 @@ class TwoStageRaw(torch.nn.Module):
         same raw outputs, as float32 arrays): (n, MAX_DETECTIONS, M, M), zeros past the last one."""
         heads, (h, w) = self.roi_heads, x.shape[-2:]
         dtype = next(iter(features.values())).dtype  # roi_align wants boxes of the features' type
-        raw = {name: value.detach().float().cpu().numpy() if value.is_floating_point() else value.cpu().numpy()
-               for name, value in out.items()}
+        raw = {
+            name: value.detach().float().cpu().numpy() if value.is_floating_point() else value.cpu().numpy()
+            for name, value in out.items()
+        }
         boxes, labels = [], []
         for i in range(x.shape[0]):
-            found = detect({name: value[i] for name, value in raw.items()}, self.post_reference, (int(h), int(w)),
-                           (1.0, 0.0, 1.0, 0.0), (int(w), int(h)))
+            found = detect(
+                {name: value[i] for name, value in raw.items()},
+                self.post_reference,
+                (int(h), int(w)),
+                (1.0, 0.0, 1.0, 0.0),
+                (int(w), int(h)),
+            )
             k = int((found["labels"] >= 0).sum())
             boxes.append(torch.from_numpy(found["boxes"][:k]).to(device=x.device, dtype=dtype))
             labels.append(torch.from_numpy(found["labels"][:k].astype("int64")).to(x.device))
@@ -137,9 +154,14 @@ class DenseRaw(torch.nn.Module):
         self.size_divisible = int(detector.transform.size_divisible)
         self.keep = int(detector.topk_candidates)
         self.post_reference = DetectionPost(
-            "dense", coder=_coder(detector.box_coder), score_thresh=float(detector.score_thresh),
-            nms_iou=float(detector.nms_thresh), max_dets=int(detector.detections_per_img),
-            pre_nms_topk=int(detector.topk_candidates), background=kind == "ssd")
+            "dense",
+            coder=_coder(detector.box_coder),
+            score_thresh=float(detector.score_thresh),
+            nms_iou=float(detector.nms_thresh),
+            max_dets=int(detector.detections_per_img),
+            pre_nms_topk=int(detector.topk_candidates),
+            background=kind == "ssd",
+        )
 
     def forward(self, x):
         images = _image_list(x, self.size_divisible)
@@ -148,8 +170,13 @@ class DenseRaw(torch.nn.Module):
         anchors = self.anchor_generator(images, features)
         if self.kind == "ssd":
             probabilities = torch.softmax(head["cls_logits"], -1)
-            groups = [[(probabilities[i, :, c:c + 1], head["bbox_regression"][i], anchors[i], c)
-                       for c in range(1, probabilities.shape[-1])] for i in range(x.shape[0])]
+            groups = [
+                [
+                    (probabilities[i, :, c : c + 1], head["bbox_regression"][i], anchors[i], c)
+                    for c in range(1, probabilities.shape[-1])
+                ]
+                for i in range(x.shape[0])
+            ]
         else:
             per_level = [f.shape[-2] * f.shape[-1] for f in features]
             per_anchor = head["cls_logits"].shape[1] // sum(per_level)
@@ -157,15 +184,29 @@ class DenseRaw(torch.nn.Module):
             scores = torch.sigmoid(head["cls_logits"])
             if self.kind == "fcos":
                 scores = torch.sqrt(scores * torch.sigmoid(head["bbox_ctrness"]))
-            groups = [list(zip(scores[i].split(sizes), head["bbox_regression"][i].split(sizes), anchors[i].split(sizes),
-                               range(len(sizes)))) for i in range(x.shape[0])]
+            groups = [
+                list(
+                    zip(
+                        scores[i].split(sizes),
+                        head["bbox_regression"][i].split(sizes),
+                        anchors[i].split(sizes),
+                        range(len(sizes)),
+                    )
+                )
+                for i in range(x.shape[0])
+            ]
         return self._ranked(x, groups)
 
     def _ranked(self, x, groups):
         n, width = x.shape[0], self.keep * len(groups[0])
-        out = {"scores": x.new_zeros(n, width), "labels": torch.zeros(n, width, dtype=torch.int64),
-               "anchors": x.new_zeros(n, width, 4), "deltas": x.new_zeros(n, width, 4),
-               "groups": torch.zeros(n, width, dtype=torch.int64), "valid": torch.zeros(n, width, dtype=torch.bool)}
+        out = {
+            "scores": x.new_zeros(n, width),
+            "labels": torch.zeros(n, width, dtype=torch.int64),
+            "anchors": x.new_zeros(n, width, 4),
+            "deltas": x.new_zeros(n, width, 4),
+            "groups": torch.zeros(n, width, dtype=torch.int64),
+            "valid": torch.zeros(n, width, dtype=torch.bool),
+        }
         for i, image_groups in enumerate(groups):
             start = 0
             for scores, deltas, anchors, group in image_groups:
@@ -174,12 +215,12 @@ class DenseRaw(torch.nn.Module):
                 anchor = torch.div(index, classes, rounding_mode="floor")
                 label = index % classes if self.kind != "ssd" else torch.full_like(index, group)
                 k = len(values)
-                out["scores"][i, start:start + k] = values
-                out["labels"][i, start:start + k] = label
-                out["anchors"][i, start:start + k] = anchors[anchor]
-                out["deltas"][i, start:start + k] = deltas[anchor]
-                out["groups"][i, start:start + k] = group
-                out["valid"][i, start:start + k] = True
+                out["scores"][i, start : start + k] = values
+                out["labels"][i, start : start + k] = label
+                out["anchors"][i, start : start + k] = anchors[anchor]
+                out["deltas"][i, start : start + k] = deltas[anchor]
+                out["groups"][i, start : start + k] = group
+                out["valid"][i, start : start + k] = True
                 start += self.keep
         return out
 
@@ -201,8 +242,10 @@ class TrainedStrideAnchors(torch.nn.Module):
     def forward(self, image_list, feature_maps):
         grid_sizes = [feature_map.shape[-2:] for feature_map in feature_maps]
         dtype, device = feature_maps[0].dtype, feature_maps[0].device
-        strides = [[torch.tensor(h, dtype=torch.int64, device=device), torch.tensor(w, dtype=torch.int64, device=device)]
-                   for h, w in self.strides]
+        strides = [
+            [torch.tensor(h, dtype=torch.int64, device=device), torch.tensor(w, dtype=torch.int64, device=device)]
+            for h, w in self.strides
+        ]
         self.generator.set_cell_anchors(dtype, device)
         per_level = self.generator.grid_anchors(grid_sizes, strides)
         return [torch.cat(per_level) for _ in image_list.image_sizes]
@@ -228,7 +271,10 @@ def anchor_strides(model, example) -> dict[str, tuple[tuple[int, int], ...]]:
         def hook(_module, inputs):
             image_list, feature_maps = inputs
             size = image_list.tensors.shape[-2:]
-            found[name] = tuple((int(size[0]) // int(f.shape[-2]), int(size[1]) // int(f.shape[-1])) for f in feature_maps)
+            found[name] = tuple(
+                (int(size[0]) // int(f.shape[-2]), int(size[1]) // int(f.shape[-1])) for f in feature_maps
+            )
+
         return hook
 
     handles = [generator.register_forward_pre_hook(record(name)) for name, generator in generators.items()]
@@ -269,9 +315,11 @@ def raw_detector(module):
     """The module as a raw-output detector; a module that already is one is returned as it is."""
     kind = family(module)
     if kind is None:
-        raise ValueError(f"{type(module).__name__} is not a detector sysnoise knows (torchvision Faster/Mask R-CNN, "
-                         "RetinaNet, FCOS, SSD); wrap it so that forward(batch) returns the raw outputs and "
-                         "`post_reference` is a DetectionPost (see tasks/detection_heads.py)")
+        raise ValueError(
+            f"{type(module).__name__} is not a detector sysnoise knows (torchvision Faster/Mask R-CNN, "
+            "RetinaNet, FCOS, SSD); wrap it so that forward(batch) returns the raw outputs and "
+            "`post_reference` is a DetectionPost (see tasks/detection_heads.py)"
+        )
     if kind == "raw":
         return module
     return (TwoStageRaw(module) if kind == "two-stage" else DenseRaw(module, kind)).eval()
@@ -286,11 +334,23 @@ def reference_pipeline(detector):
     mean = tuple(round(255 * float(v), 6) for v in t.image_mean)
     std = tuple(round(255 * float(v), 6) for v in t.image_std)
     if t.fixed_size:
-        return Pipeline(resize="torchvision-bilinear-noaa", crop="squash", input_size=int(t.fixed_size[0]),
-                        crop_pct=1.0, mean=mean, std=std)
+        return Pipeline(
+            resize="torchvision-bilinear-noaa",
+            crop="squash",
+            input_size=int(t.fixed_size[0]),
+            crop_pct=1.0,
+            mean=mean,
+            std=std,
+        )
     size = int(t.min_size[-1])
-    return Pipeline(resize="torchvision-bilinear-noaa", crop="keep-ratio-max-size", input_size=size,
-                    crop_pct=size / float(t.max_size), mean=mean, std=std)
+    return Pipeline(
+        resize="torchvision-bilinear-noaa",
+        crop="keep-ratio-max-size",
+        input_size=size,
+        crop_pct=size / float(t.max_size),
+        mean=mean,
+        std=std,
+    )
 
 
 HEAD_KEYS = (  # (classification, box regression) weights: first dimensions anchors x classes, anchors x 4
@@ -310,8 +370,10 @@ def load_torchvision(arch: str, weights, state: dict):
 
     found = next(((c, r) for c, r in HEAD_KEYS if c in state and (r is None or r in state)), None)
     if found is None:
-        raise UserInputError(f"{weights}: not a state dict of torchvision's {arch} (no detection head: none of "
-                             f"{', '.join(c for c, _ in HEAD_KEYS)})")
+        raise UserInputError(
+            f"{weights}: not a state dict of torchvision's {arch} (no detection head: none of "
+            f"{', '.join(c for c, _ in HEAD_KEYS)})"
+        )
     classification, regression = found
     per_location = 1 if regression is None else int(state[regression].shape[0]) // 4
     num_classes = int(state[classification].shape[0]) // per_location

@@ -86,6 +86,7 @@ def _format(name: str, description: str, kind: str, metric: str, keys: str):
     def add(parse):
         FORMATS.register(name, description, kind=kind, metric=metric, keys=keys)(Format(kind, metric, parse))
         return parse
+
     return add
 
 
@@ -106,8 +107,9 @@ def _label(value: int, n: int) -> int:
     return value
 
 
-@_format("piqa", "PIQA: goal, sol1, sol2, label; acc over summed log-likelihood", "choice", "acc",
-         "goal, sol1, sol2, label")
+@_format(
+    "piqa", "PIQA: goal, sol1, sol2, label; acc over summed log-likelihood", "choice", "acc", "goal, sol1, sol2, label"
+)
 def parse_piqa(record):
     context = f"Question: {_field(record, 'goal')}\nAnswer:"
     choices = (_field(record, "sol1"), _field(record, "sol2"))
@@ -121,8 +123,13 @@ def _hellaswag_clean(text: str) -> str:
     return text.replace("  ", " ")
 
 
-@_format("hellaswag", "HellaSwag: ctx, endings, label; acc_norm (log-likelihood per character)",
-         "choice", "acc_norm", "ctx (or ctx_a + ctx_b), endings, label")
+@_format(
+    "hellaswag",
+    "HellaSwag: ctx, endings, label; acc_norm (log-likelihood per character)",
+    "choice",
+    "acc_norm",
+    "ctx (or ctx_a + ctx_b), endings, label",
+)
 def parse_hellaswag(record):
     if "ctx_a" in record and "ctx_b" in record:
         ctx = _field(record, "ctx_a") + " " + _field(record, "ctx_b").capitalize()
@@ -138,8 +145,13 @@ def parse_hellaswag(record):
     return requests, _label(_field(record, "label", int), len(endings))
 
 
-@_format("winogrande", "WinoGrande: sentence with '_', option1, option2, answer; partial scoring",
-         "choice", "acc", "sentence, option1, option2, answer")
+@_format(
+    "winogrande",
+    "WinoGrande: sentence with '_', option1, option2, answer; partial scoring",
+    "choice",
+    "acc",
+    "sentence, option1, option2, answer",
+)
 def parse_winogrande(record):
     sentence = _field(record, "sentence")
     if sentence.count("_") != 1:
@@ -160,8 +172,9 @@ def parse_lambada(record):
     return (Request(context, " " + word, " "),), 0
 
 
-@_format("text", "plain text: perplexity (tokens scored in windows of the model's length)", "text", "perplexity",
-         "text")
+@_format(
+    "text", "plain text: perplexity (tokens scored in windows of the model's length)", "text", "perplexity", "text"
+)
 def parse_text(record):
     text = _field(record, "text")
     if not text.strip():
@@ -172,16 +185,23 @@ def parse_text(record):
 def detect_format(record: dict, where: str) -> str:
     """The format a record's keys identify; `where` (path:line) starts the error when none does."""
     keys = set(record)
-    for name, needed in (("piqa", {"goal", "sol1", "sol2"}), ("hellaswag", {"endings"}),
-                         ("winogrande", {"sentence", "option1", "option2"})):
+    for name, needed in (
+        ("piqa", {"goal", "sol1", "sol2"}),
+        ("hellaswag", {"endings"}),
+        ("winogrande", {"sentence", "option1", "option2"}),
+    ):
         if needed <= keys:
             return name
     if "text" in keys:
-        raise UserInputError(f"{where}: records with only 'text' can be read as --format lambada (last word) "
-                             "or --format text (perplexity): say which")
+        raise UserInputError(
+            f"{where}: records with only 'text' can be read as --format lambada (last word) "
+            "or --format text (perplexity): say which"
+        )
     known = "; ".join(f"{entry.name} {{{entry.meta['keys']}}}" for entry in FORMATS)
-    raise UserInputError(f"{where}: cannot tell the format from the keys {sorted(keys)}; give --format, one of "
-                         f"(with their keys): {known}")
+    raise UserInputError(
+        f"{where}: cannot tell the format from the keys {sorted(keys)}; give --format, one of "
+        f"(with their keys): {known}"
+    )
 
 
 @dataclass
@@ -203,9 +223,15 @@ class Dataset:
         return np.asarray([[s.label] for s in self.samples], np.int64).reshape(len(self.samples), 1)
 
     def describe(self) -> dict:
-        return {"path": str(self.root), "kind": self.kind, "format": self.format, "metric": self.metric,
-                "n_samples": len(self.samples), "n_labeled": sum(1 for s in self.samples if s.labels),
-                "n_dropped_while_reading": len(self.problems)}
+        return {
+            "path": str(self.root),
+            "kind": self.kind,
+            "format": self.format,
+            "metric": self.metric,
+            "n_samples": len(self.samples),
+            "n_labeled": sum(1 for s in self.samples if s.labels),
+            "n_dropped_while_reading": len(self.problems),
+        }
 
 
 def read_jsonl(path: str | Path, fmt: str | None = None) -> Dataset:
@@ -271,8 +297,8 @@ def rolling_windows(tokens: list[int], prefix: int, max_length: int) -> tuple:
     window of n targets. Returns ((context ids, target ids), ...)."""
     windows = []
     for start in range(0, len(tokens), max_length):
-        target = tokens[start:start + max_length]
-        context = [prefix] if start == 0 else tokens[start - (max_length + 1 - len(target)):start]
+        target = tokens[start : start + max_length]
+        context = [prefix] if start == 0 else tokens[start - (max_length + 1 - len(target)) : start]
         windows.append((tuple(context), tuple(target)))
     return tuple(windows)
 
@@ -285,8 +311,13 @@ def encode(tokenizer, sample: TextItem, max_length: int) -> Encoded:
 
     if sample.kind == "text":
         text = sample.requests[0].continuation
-        return Encoded(rolling_windows(ids(text), prefix, max_length), (len(text),), summed=True,
-                       words=len(re.split(r"\s+", text)), utf8_bytes=len(text.encode("utf-8")))
+        return Encoded(
+            rolling_windows(ids(text), prefix, max_length),
+            (len(text),),
+            summed=True,
+            words=len(re.split(r"\s+", text)),
+            utf8_bytes=len(text.encode("utf-8")),
+        )
     out = []
     for request in sample.requests:
         context, continuation = request.context, request.continuation
@@ -295,7 +326,7 @@ def encode(tokenizer, sample: TextItem, max_length: int) -> Encoded:
             if trailing:  # the context's trailing whitespace belongs to the continuation's first token
                 context, continuation = context[:-trailing], context[-trailing:] + continuation
             context_ids = ids(context)
-            target = ids(context + continuation)[len(context_ids):]
+            target = ids(context + continuation)[len(context_ids) :]
             context_ids = context_ids or [prefix]  # a context of whitespace only
         else:  # the harness: the prefix token as context, or the continuation's first token if it is the prefix
             target = ids(continuation)
@@ -358,7 +389,7 @@ def score(model, encoded: list[Encoded], batch_size: int, device: str, pad_id: i
         for row, i in enumerate(batch):
             n, stop = flat[i][1], lengths[i]
             # logits at position j predict token j + 1: the last n positions score the continuation
-            scores = torch.log_softmax(logits[row, stop - n: stop].float().cpu(), dim=-1)
+            scores = torch.log_softmax(logits[row, stop - n : stop].float().cpu(), dim=-1)
             target = torch.tensor(flat[i][0][-n:])
             loglik[i] = scores.gather(1, target[:, None]).sum().item()
             top = scores.argmax(-1)
@@ -403,9 +434,12 @@ class LanguageTask(Task):
 
     def describe(self) -> dict:
         """How requests are scored, for results.json: the window and where its length came from."""
-        return {"window_tokens": self.max_length, "window_from": self.window_from,
-                "rolling_windows": "lm-evaluation-harness 0.4.13 (get_rolling_token_windows, context_len 1, "
-                                   "make_disjoint_window)"}
+        return {
+            "window_tokens": self.max_length,
+            "window_from": self.window_from,
+            "rolling_windows": "lm-evaluation-harness 0.4.13 (get_rolling_token_windows, context_len 1, "
+            "make_disjoint_window)",
+        }
 
     def load_input(self, sample, pipelines):
         # text has no pre-processing stages: every pipeline gets the same tokens
@@ -420,7 +454,13 @@ class LanguageTask(Task):
         return {p.prefix("normalise"): value for p in pipelines}
 
     def content_key(self, model_input) -> bytes:
-        fields = (model_input.requests, model_input.summed, model_input.chars, model_input.words, model_input.utf8_bytes)
+        fields = (
+            model_input.requests,
+            model_input.summed,
+            model_input.chars,
+            model_input.words,
+            model_input.utf8_bytes,
+        )
         return hashlib.blake2b(repr(fields).encode(), digest_size=16).digest()
 
     def forward(self, model, inputs, batch_size, device):
@@ -446,8 +486,10 @@ class Language(TaskDefinition):
 
     def load(self, model, weights=None, reference=None) -> LoadedModel:
         if weights is not None or reference is not None:
-            raise UserInputError("--weights and --reference are for vision models: a language model is a folder, "
-                                 "a cache name or a zoo name")
+            raise UserInputError(
+                "--weights and --reference are for vision models: a language model is a folder, "
+                "a cache name or a zoo name"
+            )
         return model if isinstance(model, LoadedModel) else load_language_model(model)
 
     def prepare(self, loaded, dataset) -> Prepared:

@@ -66,17 +66,25 @@ class SegmentationDataset:
         return np.full((len(self.samples), 1), -1, np.int64)
 
     def describe(self) -> dict:
-        return {"path": str(self.list_file), "kind": self.kind, "n_samples": len(self.samples),
-                "n_labeled": len(self.samples), "n_dropped_while_reading": len(self.problems),
-                "ignore_index": self.ignore_index}
+        return {
+            "path": str(self.list_file),
+            "kind": self.kind,
+            "n_samples": len(self.samples),
+            "n_labeled": len(self.samples),
+            "n_dropped_while_reading": len(self.problems),
+            "ignore_index": self.ignore_index,
+        }
 
 
-LIST_FORMAT = ("one pair per line: IMAGE LABEL-MAP, or IMAGE<TAB>LABEL-MAP when a path has spaces; a line "
-               "starting with # is a comment")
+LIST_FORMAT = (
+    "one pair per line: IMAGE LABEL-MAP, or IMAGE<TAB>LABEL-MAP when a path has spaces; a line "
+    "starting with # is a comment"
+)
 
 
-def read_segmentation_list(path: str | Path, *, allow_outside_root: bool = False,
-                           ignore_index: int = IGNORE_INDEX) -> SegmentationDataset:
+def read_segmentation_list(
+    path: str | Path, *, allow_outside_root: bool = False, ignore_index: int = IGNORE_INDEX
+) -> SegmentationDataset:
     path = Path(path)
     if path.is_dir():
         path = path / "segmentation.txt"
@@ -107,8 +115,10 @@ def read_segmentation_list(path: str | Path, *, allow_outside_root: bool = False
             seen.add(parts[0])
             samples.append(LabelMapSample(parts[0], image, label))
     if not samples:
-        raise UserInputError(f"{path}: no usable image/label pairs; {len(problems)} dropped"
-                             + (f", first: {problems[0]}" if problems else ""))
+        raise UserInputError(
+            f"{path}: no usable image/label pairs; {len(problems)} dropped"
+            + (f", first: {problems[0]}" if problems else "")
+        )
     return SegmentationDataset(root, path, samples, problems, ignore_index)
 
 
@@ -126,8 +136,12 @@ class SegmentationTask(Task):
 
     name = "segmentation"
 
-    def __init__(self, num_classes: int | None = None, ignore_index: int = IGNORE_INDEX,
-                 reference: SegmentationPost | None = None):
+    def __init__(
+        self,
+        num_classes: int | None = None,
+        ignore_index: int = IGNORE_INDEX,
+        reference: SegmentationPost | None = None,
+    ):
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.reference = reference or SegmentationPost(ignore_index=ignore_index)
 
@@ -161,13 +175,19 @@ class SegmentationTask(Task):
         rows, cols = grid_sample_positions(*target.shape)
         shown = target[rows][:, cols] != self.ignore_index
         grid = np.where(shown, prediction[rows][:, cols], NO_PREDICTION)
-        return {"confusion": counts.astype(np.int64), "unknown": np.int64(unknown),
-                "grid": np.clip(grid, 0, NO_PREDICTION).astype(np.uint8)}
+        return {
+            "confusion": counts.astype(np.int64),
+            "unknown": np.int64(unknown),
+            "grid": np.clip(grid, 0, NO_PREDICTION).astype(np.uint8),
+        }
 
     def failed_outputs(self, n):
         c = self.num_classes or 1
-        return {"confusion": np.zeros((n, c, c + 1), np.int64), "unknown": np.zeros(n, np.int64),
-                "grid": np.full((n, GRID, GRID), NO_PREDICTION, np.uint8)}
+        return {
+            "confusion": np.zeros((n, c, c + 1), np.int64),
+            "unknown": np.zeros(n, np.int64),
+            "grid": np.full((n, GRID, GRID), NO_PREDICTION, np.uint8),
+        }
 
 
 class Segmentation(TaskDefinition):
@@ -183,14 +203,20 @@ class Segmentation(TaskDefinition):
 
     def prepare(self, loaded, dataset) -> Prepared:
         loaded.module = logits_module(loaded.module)
-        return Prepared(SegmentationTask(loaded.num_classes, dataset.ignore_index),
-                        SegmentationAnalysis(loaded.class_names))
+        return Prepared(
+            SegmentationTask(loaded.num_classes, dataset.ignore_index), SegmentationAnalysis(loaded.class_names)
+        )
 
     def fingerprint(self, dataset) -> list:
         # the confusion counts depend on the label maps too
-        return [(s.id, s.label_path.name, s.label_path.stat().st_size, s.label_path.stat().st_mtime_ns)
-                for s in dataset.samples]
+        return [
+            (s.id, s.label_path.name, s.label_path.stat().st_size, s.label_path.stat().st_mtime_ns)
+            for s in dataset.samples
+        ]
 
 
-TASKS.register("segmentation", "semantic segmentation: mIoU and per-class IoU from per-image confusion counts, "
-                               "logits shared by post-processing variants")(Segmentation())
+TASKS.register(
+    "segmentation",
+    "semantic segmentation: mIoU and per-class IoU from per-image confusion counts, "
+    "logits shared by post-processing variants",
+)(Segmentation())

@@ -36,6 +36,7 @@ def load_torchvision(arch: str, weights, state: dict):
     """A torchvision segmentation architecture with the classes (and auxiliary head, if any) its
     state dict has; nothing downloaded, no pretrained backbone either."""
     import torchvision
+
     head = next((k for k in ("classifier.4.weight", "classifier.low_classifier.weight") if k in state), None)
     if head is None:  # DeepLabV3 / FCN end in classifier.4, LRASPP in its low/high classifiers
         raise UserInputError(f"{weights}: not a state dict of torchvision's {arch} (no classifier.4 / low_classifier)")

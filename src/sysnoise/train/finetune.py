@@ -77,8 +77,7 @@ def initial_state(init: str, seed: int) -> tuple[dict | None, dict]:
         return None, {"init": "random", "seed": seed}
     path = resnet.weights_path() if init in MODELS else Path(init)
     if not path.is_file():
-        hint = (" (the zoo classifier is not trained yet: sysnoise train-zoo zoo-resnet)" if init in MODELS
-                else "")
+        hint = " (the zoo classifier is not trained yet: sysnoise train-zoo zoo-resnet)" if init in MODELS else ""
         raise UserInputError(f"initial weights not found: {path}{hint}")
     return load_state_dict(path), {"init": init, "path": str(path), "sha256": sha256_file(path)}
 
@@ -97,10 +96,20 @@ def choices_for(transform: MixTransform, indices: np.ndarray, epoch: int, batch:
     return np.array([transform.choose(int(i), epoch) for i in indices])
 
 
-def finetune(transform: MixTransform, out: str | Path, name: str, *, model: str = "zoo-resnet",
-             init: str = "zoo-resnet", recipe: Recipe = Recipe(), label: str | None = None,
-             train: Path | None = None, val: Path | None = None, log: Callable[[str], None] = print,
-             robust: str | None = None) -> dict:
+def finetune(
+    transform: MixTransform,
+    out: str | Path,
+    name: str,
+    *,
+    model: str = "zoo-resnet",
+    init: str = "zoo-resnet",
+    recipe: Recipe = Recipe(),
+    label: str | None = None,
+    train: Path | None = None,
+    val: Path | None = None,
+    log: Callable[[str], None] = print,
+    robust: str | None = None,
+) -> dict:
     """Train `model` from `init` ("zoo-resnet": its trained weights; "random"; or a weights path)
     on `train` (a list file; default scenes-train) through `transform`; write OUT/NAME.safetensors
     and OUT/NAME.json. Returns the JSON record. The top-1 on `val` (default scenes) is measured
@@ -112,8 +121,10 @@ def finetune(transform: MixTransform, out: str | Path, name: str, *, model: str 
     if model not in MODELS:
         raise UserInputError(f"sysnoise train supports {', '.join(MODELS)}, not {model!r}")
     if transform.random_crop is not None:
-        raise UserInputError("the zoo recipe trains on the eval geometry (80 -> 64 px scenes) with exact "
-                             "flips/rotations; random_crop is for ImageNet-style scripts")
+        raise UserInputError(
+            "the zoo recipe trains on the eval geometry (80 -> 64 px scenes) with exact "
+            "flips/rotations; random_crop is for ImageNet-style scripts"
+        )
     method = ROBUSTNESS(robust) if robust else None
     set_threads()
     started = time.perf_counter()
@@ -127,8 +138,10 @@ def finetune(transform: MixTransform, out: str | Path, name: str, *, model: str 
     banks = _banks(paths, transform)
     reference = transform.reference
     val_images = pipeline_pixels(val_paths, reference)
-    log(f"{name}: {len(paths)} training files through {len(transform.pipelines)} pipeline(s), "
-        f"{len(val_paths)} val files ({time.perf_counter() - started:.0f} s)")
+    log(
+        f"{name}: {len(paths)} training files through {len(transform.pipelines)} pipeline(s), "
+        f"{len(val_paths)} val files ({time.perf_counter() - started:.0f} s)"
+    )
 
     torch.manual_seed(recipe.seed)
     net = resnet.build(len(scenes.CLASSES))
@@ -160,24 +173,48 @@ def finetune(transform: MixTransform, out: str | Path, name: str, *, model: str 
             x = adversarial(method, net, x, y, loss, reference.mean, reference.std)
         return loss(net(x), y)
 
-    history = fit(net, batches, loss_fn, epochs=recipe.epochs, steps_per_epoch=steps, lr=recipe.lr,
-                  weight_decay=recipe.weight_decay, seed=recipe.seed, log=log)
+    history = fit(
+        net,
+        batches,
+        loss_fn,
+        epochs=recipe.epochs,
+        steps_per_epoch=steps,
+        lr=recipe.lr,
+        weight_decay=recipe.weight_decay,
+        seed=recipe.seed,
+        log=log,
+    )
     top1 = classifier_top1(net, val_images, val_labels, reference)
     out = Path(out)
     weights = out / f"{name}.safetensors"
     record = {
-        "schema": SCHEMA, "name": name, "label": label or name, "model": model,
+        "schema": SCHEMA,
+        "name": name,
+        "label": label or name,
+        "model": model,
         "reference_pipeline": reference.to_dict(),
-        "training": {**transform.describe(), "per": recipe.per,
-                     "drawn": {"counts": counts.tolist(), "total": int(counts.sum())}},
-        "recipe": {**asdict(recipe), "optimiser": "AdamW, one-cycle (zoo_training.fit)",
-                   "augmentation": "random flip / 90-degree rotation of the pipeline output (exact)",
-                   "robustness": {"method": robust, **method.describe()} if method else None,
-                   "data": {"train": str(train or "scenes-train"), "n_train": len(paths), "val": str(val or "scenes"),
-                            "n_val": len(val_paths)},
-                   **init_record},
+        "training": {
+            **transform.describe(),
+            "per": recipe.per,
+            "drawn": {"counts": counts.tolist(), "total": int(counts.sum())},
+        },
+        "recipe": {
+            **asdict(recipe),
+            "optimiser": "AdamW, one-cycle (zoo_training.fit)",
+            "augmentation": "random flip / 90-degree rotation of the pipeline output (exact)",
+            "robustness": {"method": robust, **method.describe()} if method else None,
+            "data": {
+                "train": str(train or "scenes-train"),
+                "n_train": len(paths),
+                "val": str(val or "scenes"),
+                "n_val": len(val_paths),
+            },
+            **init_record,
+        },
         "metrics": {"val_top1_reference_pipeline": round(top1, 4)},
-        "history": history, "train_seconds": round(time.perf_counter() - started), "environment": environment(),
+        "history": history,
+        "train_seconds": round(time.perf_counter() - started),
+        "environment": environment(),
         "weights_sha256": save_weights(net, weights),
     }
     atomic_write_text(weights.with_suffix(".json"), json.dumps(record, indent=1) + "\n")

@@ -156,8 +156,15 @@ class MixTransform:
     random_crop: a RandomResizedCrop replacing the eval crop policy (ImageNet-style training).
     """
 
-    def __init__(self, options: Mapping | None = None, base: Pipeline | None = None, *, seed: int = 0,
-                 output: str = "normalised", random_crop: RandomResizedCrop | None = None):
+    def __init__(
+        self,
+        options: Mapping | None = None,
+        base: Pipeline | None = None,
+        *,
+        seed: int = 0,
+        output: str = "normalised",
+        random_crop: RandomResizedCrop | None = None,
+    ):
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
         if not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -167,15 +174,18 @@ class MixTransform:
         self.seed, self.output, self.random_crop, self.epoch = int(seed), output, random_crop, 0
         fields = list(self.weights)
         combos = list(itertools.product(*(self.weights[f].items() for f in fields)))
-        self.pipelines = tuple(self.base.replace(**{f: name for f, (name, _) in zip(fields, combo)})
-                               for combo in combos)
+        self.pipelines = tuple(
+            self.base.replace(**{f: name for f, (name, _) in zip(fields, combo)}) for combo in combos
+        )
         self.probabilities = np.array([math.prod(p for _, p in combo) for combo in combos])
         self._cumulative = np.cumsum(self.probabilities)
         if random_crop is not None:
             sized = sorted({p.decoder for p in self.pipelines if DECODERS.get(p.decoder).meta.get("sized")})
             if sized:  # they scale while decoding to fit the eval crop, which a random box replaces
-                raise ValueError(f"decoder(s) {sized} scale to the eval crop while decoding; they cannot be "
-                                 "combined with random_crop")
+                raise ValueError(
+                    f"decoder(s) {sized} scale to the eval crop while decoding; they cannot be "
+                    "combined with random_crop"
+                )
         self._unindexed_calls = 0
 
     # ----------------------------------------------------------------------------- drawing
@@ -210,8 +220,7 @@ class MixTransform:
         return self._choice(rng)
 
     # ----------------------------------------------------------------------------- pixels
-    def __call__(self, source, index: int | None = None, *, epoch: int | None = None,
-                 choice: int | None = None):
+    def __call__(self, source, index: int | None = None, *, epoch: int | None = None, choice: int | None = None):
         """(model input, Pipeline). choice: force a pipeline (per-batch mixing) instead of drawing."""
         data, name = _read(source)
         rng = self._sample_rng(index, self.epoch if epoch is None else epoch)
@@ -232,8 +241,9 @@ class MixTransform:
         image = COLOURS(pipeline.colour)(decode(pipeline.decoder, data))
         size = pipeline.input_size
         box = self.random_crop.box(image.shape[1], image.shape[0], rng)
-        return apply_geometry(image, Geometry((size, size), (0, 0, size, size), source_box=box),
-                              RESIZES(pipeline.resize))
+        return apply_geometry(
+            image, Geometry((size, size), (0, 0, size, size), source_box=box), RESIZES(pipeline.resize)
+        )
 
     def _format(self, image: np.ndarray, pipeline: Pipeline):
         if self.output == "pixels":
@@ -258,11 +268,16 @@ class MixTransform:
         return out
 
     def describe(self) -> dict:
-        return {"options": self.weights, "base": self.base.to_dict(), "seed": self.seed,
-                "random_crop": None if self.random_crop is None else
-                {"scale": list(self.random_crop.scale), "ratio": list(self.random_crop.ratio)},
-                "pipelines": [p.to_dict() for p in self.pipelines],
-                "probabilities": [float(p) for p in self.probabilities]}
+        return {
+            "options": self.weights,
+            "base": self.base.to_dict(),
+            "seed": self.seed,
+            "random_crop": None
+            if self.random_crop is None
+            else {"scale": list(self.random_crop.scale), "ratio": list(self.random_crop.ratio)},
+            "pipelines": [p.to_dict() for p in self.pipelines],
+            "probabilities": [float(p) for p in self.probabilities],
+        }
 
 
 def _worker_seed() -> int:
@@ -283,8 +298,14 @@ class MixDataset:
     transform.pipelines; an int collates where a Pipeline would not). then: a transform applied to
     each input afterwards (e.g. torchvision's RandomHorizontalFlip)."""
 
-    def __init__(self, samples: Sequence[tuple], transform: MixTransform, *, with_choice: bool = False,
-                 then: Callable | None = None):
+    def __init__(
+        self,
+        samples: Sequence[tuple],
+        transform: MixTransform,
+        *,
+        with_choice: bool = False,
+        then: Callable | None = None,
+    ):
         self.samples, self.transform, self.with_choice, self.then = list(samples), transform, with_choice, then
 
     def __len__(self) -> int:
@@ -311,8 +332,9 @@ class MixBatchSampler:
     any iterable of indices), whose own epoch the caller sets as usual. Use as
     DataLoader(dataset, batch_sampler=MixBatchSampler(...)); call set_epoch(e) every epoch."""
 
-    def __init__(self, sampler, batch_size: int, transform: MixTransform, *, per: str = "batch",
-                 drop_last: bool = False):
+    def __init__(
+        self, sampler, batch_size: int, transform: MixTransform, *, per: str = "batch", drop_last: bool = False
+    ):
         if per not in ("batch", "sample"):
             raise ValueError(f"per must be 'batch' or 'sample', got {per!r}")
         if batch_size < 1:

@@ -33,13 +33,17 @@ class Method:
 
 EPSILON = 2 / 255
 ROBUSTNESS.register("randaugment", "RandAugment (torchvision v2 defaults: 2 ops, magnitude 9) per image")(
-    Method("augment", "RandAugment"))
+    Method("augment", "RandAugment")
+)
 ROBUSTNESS.register("augmix", "AugMix (torchvision v2 defaults: severity 3, width 3, alpha 1) per image")(
-    Method("augment", "AugMix"))
+    Method("augment", "AugMix")
+)
 ROBUSTNESS.register("fgsm", "FGSM adversarial training, eps 2/255, random start, step 1.25 eps (Wong et al. 2020)")(
-    Method("adversarial", epsilon=EPSILON, steps=1, step_size=1.25 * EPSILON))
+    Method("adversarial", epsilon=EPSILON, steps=1, step_size=1.25 * EPSILON)
+)
 ROBUSTNESS.register("pgd", "PGD adversarial training, eps 2/255, 3 steps of 2.5 eps / 3, random start (Madry et al.)")(
-    Method("adversarial", epsilon=EPSILON, steps=3, step_size=2.5 * EPSILON / 3))
+    Method("adversarial", epsilon=EPSILON, steps=3, step_size=2.5 * EPSILON / 3)
+)
 
 
 def augment(method: Method, images):

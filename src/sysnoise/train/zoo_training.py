@@ -56,8 +56,9 @@ def set_threads(n: int | None = None) -> None:
 
 
 # --------------------------------------------------------------------------- pipeline pixels
-def pipeline_pixels(paths: Sequence[Path], pipeline: Pipeline | Sequence[Pipeline], *, threads: int = 2,
-                    seed: int = 0) -> np.ndarray:
+def pipeline_pixels(
+    paths: Sequence[Path], pipeline: Pipeline | Sequence[Pipeline], *, threads: int = 2, seed: int = 0
+) -> np.ndarray:
     """uint8 (N, H, W, 3): each file through the pipeline's decode, colour and geometry stages.
 
     With several pipelines (mix training) each image goes through one of them, drawn with `seed`."""
@@ -95,10 +96,22 @@ def dihedral(x, k: int):
 
 
 # --------------------------------------------------------------------------- the loop
-def fit(model, batches: Callable[[int, np.random.Generator], Iterable], loss_fn, *, epochs: int, steps_per_epoch: int,
-        lr: float, weight_decay: float = 0.05, seed: int = 0, log: Callable[[str], None] = print,
-        evaluate: Callable[[object, int], dict] | None = None, eval_every: int = 0, clip: float | None = 5.0,
-        optimiser: str = "adamw") -> list:
+def fit(
+    model,
+    batches: Callable[[int, np.random.Generator], Iterable],
+    loss_fn,
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    lr: float,
+    weight_decay: float = 0.05,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+    evaluate: Callable[[object, int], dict] | None = None,
+    eval_every: int = 0,
+    clip: float | None = 5.0,
+    optimiser: str = "adamw",
+) -> list:
     """AdamW (or SGD with Nesterov momentum) + one-cycle over `epochs` x `steps_per_epoch` batches
     from `batches(epoch, rng)`; `loss_fn(model, batch)` returns a scalar loss. Returns the
     per-epoch history."""
@@ -132,8 +145,11 @@ def fit(model, batches: Callable[[int, np.random.Generator], Iterable], loss_fn,
             schedule.step()
             step += 1
             losses.append(float(loss.detach()))
-        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else math.nan,
-               "seconds": round(time.perf_counter() - started, 1)}
+        row = {
+            "epoch": epoch + 1,
+            "loss": float(np.mean(losses)) if losses else math.nan,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
         if evaluate and eval_every and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs):
             model.eval()
             row.update(evaluate(model, epoch + 1))
@@ -158,16 +174,24 @@ def environment() -> dict:
     import torch
     import torchvision
 
-    return {"torch": torch.__version__, "torchvision": torchvision.__version__, "pillow": PIL.__version__,
-            "numpy": np.__version__, "python": platform.python_version(), "machine": platform.machine(),
-            "threads": torch.get_num_threads()}
+    return {
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "pillow": PIL.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def write_card(name: str, card: dict, prose: str, folder: Path) -> Path:
     path = folder / f"{name}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = (f"# {name}\n\n{prose.strip()}\n\n## Record\n\nMachine-readable: `sysnoise.zoo.resnet.read_card` "
-            f"parses this block into `LoadedModel.card`.\n\n```json\n{json.dumps(card, indent=1)}\n```\n")
+    text = (
+        f"# {name}\n\n{prose.strip()}\n\n## Record\n\nMachine-readable: `sysnoise.zoo.resnet.read_card` "
+        f"parses this block into `LoadedModel.card`.\n\n```json\n{json.dumps(card, indent=1)}\n```\n"
+    )
     path.write_text(text)
     return path
 
@@ -191,16 +215,30 @@ def classifier_top1(model, images: np.ndarray, labels: np.ndarray, pipeline: Pip
     import torch
 
     with torch.no_grad():
-        topk = np.concatenate([outputs_from_logits(model(to_tensor(images[i : i + batch_size], pipeline)))["topk"]
-                               for i in range(0, len(images), batch_size)])
+        topk = np.concatenate(
+            [
+                outputs_from_logits(model(to_tensor(images[i : i + batch_size], pipeline)))["topk"]
+                for i in range(0, len(images), batch_size)
+            ]
+        )
     return float(correct(topk, labels[:, None]).mean())
 
 
 @recipe("zoo-resnet")
-def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = None, *,
-                 pipeline: Pipeline | Sequence[Pipeline] | None = None, n_train: int | None = None,
-                 batch_size: int = 32, lr: float = 2e-3, log: Callable[[str], None] = print,
-                 model: str = "zoo-resnet", name: str | None = None, init: str | None = None) -> dict:
+def train_resnet(
+    seed: int = 0,
+    epochs: int | None = None,
+    out: Path | None = None,
+    *,
+    pipeline: Pipeline | Sequence[Pipeline] | None = None,
+    n_train: int | None = None,
+    batch_size: int = 32,
+    lr: float = 2e-3,
+    log: Callable[[str], None] = print,
+    model: str = "zoo-resnet",
+    name: str | None = None,
+    init: str | None = None,
+) -> dict:
     """Train a scenes classifier of geometry `model` (zoo-resnet, zoo-resnet7), saved as `name`
     (default: the model's). `pipeline` is the training system (default: the model's declared
     reference); the val metric is always measured under the reference pipeline."""
@@ -218,8 +256,10 @@ def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = No
     val_paths, val_labels = read_list(val_list)
     train_images = pipeline_pixels(train_paths, train_system, seed=seed)
     val_images = pipeline_pixels(val_paths, reference)
-    log(f"data: {len(train_paths)} train, {len(val_paths)} val images through the pipeline "
-        f"({time.perf_counter() - started:.0f} s)")
+    log(
+        f"data: {len(train_paths)} train, {len(val_paths)} val images through the pipeline "
+        f"({time.perf_counter() - started:.0f} s)"
+    )
     norm = train_system if isinstance(train_system, Pipeline) else train_system[0]
 
     torch.manual_seed(seed)
@@ -245,8 +285,18 @@ def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = No
     def evaluate(module, epoch):
         return {"val_top1": round(classifier_top1(module, val_images, val_labels, reference), 4)}
 
-    history = fit(net, batches, loss_fn, epochs=epochs, steps_per_epoch=steps, lr=lr, seed=seed, log=log,
-                  evaluate=evaluate, eval_every=4)
+    history = fit(
+        net,
+        batches,
+        loss_fn,
+        epochs=epochs,
+        steps_per_epoch=steps,
+        lr=lr,
+        seed=seed,
+        log=log,
+        evaluate=evaluate,
+        eval_every=4,
+    )
     top1 = classifier_top1(net, val_images, val_labels, reference)
     subset = classifier_top1(net, val_images[:REFERENCE_SUBSET], val_labels[:REFERENCE_SUBSET], reference)
     net.maxpool.ceil_mode = True
@@ -258,27 +308,52 @@ def train_resnet(seed: int = 0, epochs: int | None = None, out: Path | None = No
     command = train_command(name, seed, epochs, init, n_train)
     sha = save_weights(net, weights)
     card = {
-        "name": name, "task": "classification", "architecture": shape.describe(),
+        "name": name,
+        "task": "classification",
+        "architecture": shape.describe(),
         "feature_maps": {"floor": list(shape.map_sizes()), "ceil": list(shape.map_sizes(ceil_mode=True))},
         "parameters": sum(p.numel() for p in net.parameters()),
         "classes": list(scenes.CLASSES),
-        "training_system": train_system.to_dict() if isinstance(train_system, Pipeline)
+        "training_system": train_system.to_dict()
+        if isinstance(train_system, Pipeline)
         else [p.to_dict() for p in train_system],
         "reference_pipeline": reference.to_dict(),
-        "data": {"train": "scenes-train", "val": "scenes", "seed": 0, "n_train": len(train_paths),
-                 "n_val": len(val_paths), "train_fingerprint": json.loads((train_list.parent / "dataset.json").read_text()),
-                 "val_fingerprint": json.loads((val_list.parent / "dataset.json").read_text())},
-        "recipe": {"command": command,
-                   "seed": seed,
-                   "epochs": epochs, "batch_size": batch_size, "optimiser": "AdamW, one-cycle", "max_lr": lr,
-                   "weight_decay": 0.05, "label_smoothing": 0.05,
-                   "init": init_record(init, backbone, fresh),
-                   "augmentation": "random flip / 90-degree rotation of the pipeline output (exact pixel permutation)"},
-        "metrics": {"val_top1": round(top1, 4), f"val_top1_first{REFERENCE_SUBSET}": round(subset, 4),
-                    "val_top1_maxpool_ceil": round(top1_ceil, 4)},
-        "reference_metric": {"metric": "top1", "split": "scenes (val)", "subset": REFERENCE_SUBSET,
-                             "value": round(subset, 4), "tolerance": 0.005},
-        "history": history, "train_seconds": round(time.perf_counter() - started), "environment": environment(),
+        "data": {
+            "train": "scenes-train",
+            "val": "scenes",
+            "seed": 0,
+            "n_train": len(train_paths),
+            "n_val": len(val_paths),
+            "train_fingerprint": json.loads((train_list.parent / "dataset.json").read_text()),
+            "val_fingerprint": json.loads((val_list.parent / "dataset.json").read_text()),
+        },
+        "recipe": {
+            "command": command,
+            "seed": seed,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "optimiser": "AdamW, one-cycle",
+            "max_lr": lr,
+            "weight_decay": 0.05,
+            "label_smoothing": 0.05,
+            "init": init_record(init, backbone, fresh),
+            "augmentation": "random flip / 90-degree rotation of the pipeline output (exact pixel permutation)",
+        },
+        "metrics": {
+            "val_top1": round(top1, 4),
+            f"val_top1_first{REFERENCE_SUBSET}": round(subset, 4),
+            "val_top1_maxpool_ceil": round(top1_ceil, 4),
+        },
+        "reference_metric": {
+            "metric": "top1",
+            "split": "scenes (val)",
+            "subset": REFERENCE_SUBSET,
+            "value": round(subset, 4),
+            "tolerance": 0.005,
+        },
+        "history": history,
+        "train_seconds": round(time.perf_counter() - started),
+        "environment": environment(),
         "weights_sha256": sha,
     }
     card["recipe"]["stages"] = earlier + [stage_record(card)]
@@ -298,9 +373,14 @@ def train_command(name: str, seed: int, epochs: int, init: str | None, n_train: 
 
 def stage_record(card: dict) -> dict:
     """One training stage as the card's `recipe.stages` keeps it."""
-    return {"command": card["recipe"]["command"], "n_train": card["data"]["n_train"], "metrics": card["metrics"],
-            "history": card["history"], "train_seconds": card["train_seconds"],
-            "weights_sha256": card["weights_sha256"]}
+    return {
+        "command": card["recipe"]["command"],
+        "n_train": card["data"]["n_train"],
+        "metrics": card["metrics"],
+        "history": card["history"],
+        "train_seconds": card["train_seconds"],
+        "weights_sha256": card["weights_sha256"],
+    }
 
 
 def earlier_stages(card_path: Path) -> list[dict]:
@@ -320,12 +400,16 @@ def earlier_stages(card_path: Path) -> list[dict]:
 
 
 def describe_stages(stages: list[dict]) -> str:
-    return "\n".join(f"{i}. `{stage['command']}` ({stage['n_train']} training images): val top-1 "
-                     f"{100 * stage['metrics']['val_top1']:.2f} %" for i, stage in enumerate(stages, 1))
+    return "\n".join(
+        f"{i}. `{stage['command']}` ({stage['n_train']} training images): val top-1 "
+        f"{100 * stage['metrics']['val_top1']:.2f} %"
+        for i, stage in enumerate(stages, 1)
+    )
 
 
 REFERENCE_SUBSET = 500  # classifier: the test re-measures top-1 on the first 500 val images
 DENSE_REFERENCE_SUBSET = 200  # detector, segmenter: first 200 val images
+
 
 def classifier_prose(card: dict, shape, model: str) -> str:
     """The card's prose for a zoo classifier: its stages, training system, geometry and result."""
@@ -333,23 +417,42 @@ def classifier_prose(card: dict, shape, model: str) -> str:
     stem = f"{shape.stem_kernel}x{shape.stem_kernel} stride-{shape.stem_stride} conv"
     new_cells = ceil[-1] ** 2 - floor[-1] ** 2
     metrics = card["metrics"]
-    role = ("Its body is the starting point of zoo-detector and zoo-segmenter, so train it first."
-            if model == "zoo-resnet" else _GEOMETRY_WHY.get(model, ""))
+    role = (
+        "Its body is the starting point of zoo-detector and zoo-segmenter, so train it first."
+        if model == "zoo-resnet"
+        else _GEOMETRY_WHY.get(model, "")
+    )
     return _CLASSIFIER_PROSE.format(
-        stages=describe_stages(card["recipe"]["stages"]), role=role, size=shape.input_size, stem=stem,
-        floor=" / ".join(map(str, floor)), ceil=" / ".join(map(str, ceil)), last=floor[-1], last_ceil=ceil[-1],
-        new=new_cells, cells=ceil[-1] ** 2, top1=100 * metrics["val_top1"], epochs=card["recipe"]["epochs"],
-        minutes=card["train_seconds"] / 60, threads=card["environment"]["threads"],
+        stages=describe_stages(card["recipe"]["stages"]),
+        role=role,
+        size=shape.input_size,
+        stem=stem,
+        floor=" / ".join(map(str, floor)),
+        ceil=" / ".join(map(str, ceil)),
+        last=floor[-1],
+        last_ceil=ceil[-1],
+        new=new_cells,
+        cells=ceil[-1] ** 2,
+        top1=100 * metrics["val_top1"],
+        epochs=card["recipe"]["epochs"],
+        minutes=card["train_seconds"] / 60,
+        threads=card["environment"]["threads"],
         all_minutes=sum(stage["train_seconds"] for stage in card["recipe"]["stages"]) / 60,
-        top1_ceil=100 * metrics["val_top1_maxpool_ceil"], nv=card["data"]["n_val"], name=card["name"])
+        top1_ceil=100 * metrics["val_top1_maxpool_ceil"],
+        nv=card["data"]["n_val"],
+        name=card["name"],
+    )
 
 
-_GEOMETRY_WHY = {"zoo-resnet7": (
-    "Its geometry is ResNet-50's at 224 px where the ceil-mode noise acts: a final 7x7 map that ceil "
-    "mode makes 8x8, so 15 of the 64 globally pooled cells are new (zoo-resnet: 2x2 -> 3x3, 5 of 9). "
-    "To afford a 7x7 final map on 80 px scenes with a CPU budget it has a stride-1 3x3 stem and a "
-    "stride-1 last stage (total stride 8, ResNet-50's 32); the max-pool is ResNet's (3x3, stride 2, "
-    "padding 1, floor mode).")}
+_GEOMETRY_WHY = {
+    "zoo-resnet7": (
+        "Its geometry is ResNet-50's at 224 px where the ceil-mode noise acts: a final 7x7 map that ceil "
+        "mode makes 8x8, so 15 of the 64 globally pooled cells are new (zoo-resnet: 2x2 -> 3x3, 5 of 9). "
+        "To afford a 7x7 final map on 80 px scenes with a CPU budget it has a stride-1 3x3 stem and a "
+        "stride-1 last stage (total stride 8, ResNet-50's 32); the max-pool is ResNet's (3x3, stride 2, "
+        "padding 1, floor mode)."
+    )
+}
 
 _CLASSIFIER_PROSE = """
 A small ResNet-style classifier for the `scenes` data set (10 shape classes pasted on real
@@ -375,7 +478,6 @@ schedule starting from the weights named in its command:
 """
 
 
-
 # --------------------------------------------------------------------------- detection / segmentation data
 def detection_split(folder: Path) -> tuple[list[Path], list[dict], dict]:
     """(image paths, per-image {'boxes': xyxy float32 (n, 4) in file pixels, 'labels'}, the ground
@@ -387,8 +489,13 @@ def detection_split(folder: Path) -> tuple[list[Path], list[dict], dict]:
         boxes, labels = per_image[ann["image_id"]]
         boxes.append([x, y, x + w, y + h])
         labels.append(ann["category_id"])
-    targets = [{"boxes": np.array(per_image[s.image_id][0], np.float32).reshape(-1, 4),
-                "labels": np.array(per_image[s.image_id][1], np.int64)} for s in data.samples]
+    targets = [
+        {
+            "boxes": np.array(per_image[s.image_id][0], np.float32).reshape(-1, 4),
+            "labels": np.array(per_image[s.image_id][1], np.int64),
+        }
+        for s in data.samples
+    ]
     return [s.path for s in data.samples], targets, data.coco
 
 
@@ -421,11 +528,17 @@ def coco_map(coco: dict, dets: list[dict], scale: float, image_ids: Sequence[int
     """COCO box mAP of detections in input pixels, scaled by `scale` to file pixels, as a run
     scores it (sysnoise.analysis.detection.coco_eval)."""
     ids = list(image_ids) if image_ids is not None else [img["id"] for img in coco["images"]]
-    results = detections_json([d["boxes"] * scale for d in dets], [d["scores"] for d in dets],
-                              [d["labels"] for d in dets], ids)
+    results = detections_json(
+        [d["boxes"] * scale for d in dets], [d["scores"] for d in dets], [d["labels"] for d in dets], ids
+    )
     stats = coco_eval(ground_truth(coco), results, ids).stats
-    return {"mAP": round(float(stats[0]), 4), "AP50": round(float(stats[1]), 4), "AP75": round(float(stats[2]), 4),
-            "AP_small": round(float(stats[3]), 4), "AP_medium": round(float(stats[4]), 4)}
+    return {
+        "mAP": round(float(stats[0]), 4),
+        "AP50": round(float(stats[1]), 4),
+        "AP75": round(float(stats[2]), 4),
+        "AP_small": round(float(stats[3]), 4),
+        "AP_medium": round(float(stats[4]), 4),
+    }
 
 
 def encoder_state(source: str | None = "zoo-resnet", keep_fc: bool = False) -> dict | None:
@@ -438,9 +551,9 @@ def encoder_state(source: str | None = "zoo-resnet", keep_fc: bool = False) -> d
         return None
     state = load_state_dict(path)
     if any(k.startswith("backbone.body.") for k in state):  # a zoo-detector
-        state = {k[len("backbone.body."):]: v for k, v in state.items() if k.startswith("backbone.body.")}
+        state = {k[len("backbone.body.") :]: v for k, v in state.items() if k.startswith("backbone.body.")}
     elif any(k.startswith("backbone.") for k in state):  # a zoo-segmenter
-        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+        state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
     return {k: v for k, v in state.items() if keep_fc or not k.startswith("fc.")}
 
 
@@ -479,10 +592,19 @@ def matching_state(module, state: dict) -> tuple[dict, list[str]]:
 
 
 @recipe("zoo-detector")
-def train_detector(seed: int = 0, epochs: int | None = None, out: Path | None = None, *,
-                   pipeline: Pipeline | Sequence[Pipeline] | None = None, n_train: int | None = None,
-                   batch_size: int = 8, lr: float = 2e-3, log: Callable[[str], None] = print,
-                   name: str = "zoo-detector", init: str | None = "zoo-resnet") -> dict:
+def train_detector(
+    seed: int = 0,
+    epochs: int | None = None,
+    out: Path | None = None,
+    *,
+    pipeline: Pipeline | Sequence[Pipeline] | None = None,
+    n_train: int | None = None,
+    batch_size: int = 8,
+    lr: float = 2e-3,
+    log: Callable[[str], None] = print,
+    name: str = "zoo-detector",
+    init: str | None = "zoo-resnet",
+) -> dict:
     import torch
 
     set_threads()
@@ -535,8 +657,18 @@ def train_detector(seed: int = 0, epochs: int | None = None, out: Path | None = 
         dets = detections(model, val_images[:subset], reference)
         return {"val_subset_mAP": coco_map(val_coco, dets, file_size / size, ids[:subset])["mAP"]}
 
-    history = fit(model, batches, loss_fn, epochs=epochs, steps_per_epoch=steps, lr=lr, seed=seed, log=log,
-                  evaluate=evaluate, eval_every=2)
+    history = fit(
+        model,
+        batches,
+        loss_fn,
+        epochs=epochs,
+        steps_per_epoch=steps,
+        lr=lr,
+        seed=seed,
+        log=log,
+        evaluate=evaluate,
+        eval_every=2,
+    )
     dets = detections(model, val_images, reference)
     metrics = coco_map(val_coco, dets, file_size / size)
     sub = coco_map(val_coco, dets[:subset], file_size / size, ids[:subset])
@@ -549,34 +681,67 @@ def train_detector(seed: int = 0, epochs: int | None = None, out: Path | None = 
     command = train_command(name, seed, epochs, init, n_train)
     sha = save_weights(model, weights)
     card = {
-        "name": name, "task": "detection",
+        "name": name,
+        "task": "detection",
         "architecture": "torchvision FasterRCNN; BackboneWithFPN over the zoo ResNet body (layer1-4, FPN 48 ch, "
         "nearest top-down upsampling, LastLevelMaxPool); anchors 16-96 px x (0.5, 1, 2); RoIAlign 7x7 sampling 1; TwoMLPHead 128",
         "parameters": sum(p.numel() for p in model.parameters()),
-        "classes": ["background", *scenes.CLASSES], "label_ids": "label = COCO category_id (1..10); 0 background",
+        "classes": ["background", *scenes.CLASSES],
+        "label_ids": "label = COCO category_id (1..10); 0 background",
         "box_coordinates": f"xyxy in the {size}x{size} model input; x {file_size}/{size} for file pixels",
-        "training_system": train_system.to_dict() if isinstance(train_system, Pipeline)
+        "training_system": train_system.to_dict()
+        if isinstance(train_system, Pipeline)
         else [p.to_dict() for p in train_system],
         "reference_pipeline": reference.to_dict(),
-        "data": {"train": "scenes-det-train", "val": "scenes-det", "seed": 0, "n_train": len(train_paths),
-                 "n_val": len(val_paths),
-                 "val_fingerprint": json.loads((val_folder / "dataset.json").read_text())},
-        "recipe": {"command": command,
-                   "seed": seed,
-                   "epochs": epochs, "batch_size": batch_size, "optimiser": "AdamW, one-cycle", "max_lr": lr,
-                   "weight_decay": 0.05, "init": init_record(init, backbone),
-                   "frozen": "conv1, bn1, layer1 of the body" if backbone is not None else "nothing",
-                   "augmentation": "random flip / 90-degree rotation of the pipeline output and the boxes"},
-        "metrics": {"val_mAP": metrics["mAP"], "val_AP50": metrics["AP50"], "val_AP75": metrics["AP75"],
-                    "val_AP_small": metrics["AP_small"], "val_AP_medium": metrics["AP_medium"],
-                    f"val_mAP_first{subset}": sub["mAP"], "val_mAP_maxpool_ceil": metrics_ceil["mAP"]},
-        "reference_metric": {"metric": "COCO box mAP@[.5:.95] (pycocotools)", "split": "scenes-det (val)",
-                             "subset": subset, "value": sub["mAP"], "tolerance": 0.01},
-        "history": history, "train_seconds": round(time.perf_counter() - started), "environment": environment(),
+        "data": {
+            "train": "scenes-det-train",
+            "val": "scenes-det",
+            "seed": 0,
+            "n_train": len(train_paths),
+            "n_val": len(val_paths),
+            "val_fingerprint": json.loads((val_folder / "dataset.json").read_text()),
+        },
+        "recipe": {
+            "command": command,
+            "seed": seed,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "optimiser": "AdamW, one-cycle",
+            "max_lr": lr,
+            "weight_decay": 0.05,
+            "init": init_record(init, backbone),
+            "frozen": "conv1, bn1, layer1 of the body" if backbone is not None else "nothing",
+            "augmentation": "random flip / 90-degree rotation of the pipeline output and the boxes",
+        },
+        "metrics": {
+            "val_mAP": metrics["mAP"],
+            "val_AP50": metrics["AP50"],
+            "val_AP75": metrics["AP75"],
+            "val_AP_small": metrics["AP_small"],
+            "val_AP_medium": metrics["AP_medium"],
+            f"val_mAP_first{subset}": sub["mAP"],
+            "val_mAP_maxpool_ceil": metrics_ceil["mAP"],
+        },
+        "reference_metric": {
+            "metric": "COCO box mAP@[.5:.95] (pycocotools)",
+            "split": "scenes-det (val)",
+            "subset": subset,
+            "value": sub["mAP"],
+            "tolerance": 0.01,
+        },
+        "history": history,
+        "train_seconds": round(time.perf_counter() - started),
+        "environment": environment(),
         "weights_sha256": sha,
     }
-    write_card(name, card, _DETECTOR_PROSE.format(m=metrics, ceil=metrics_ceil["mAP"], epochs=epochs, seed=seed,
-                                                  n=len(train_paths), nv=len(val_paths)), cards)
+    write_card(
+        name,
+        card,
+        _DETECTOR_PROSE.format(
+            m=metrics, ceil=metrics_ceil["mAP"], epochs=epochs, seed=seed, n=len(train_paths), nv=len(val_paths)
+        ),
+        cards,
+    )
     log(f"val mAP {metrics['mAP']:.4f} (ceil mode {metrics_ceil['mAP']:.4f}); wrote {weights}")
     return card
 
@@ -598,8 +763,9 @@ initialised from zoo-resnet's weights, trained on this project's CPU with
 """
 
 
-def segmentation_scores(model, images: np.ndarray, label_maps: np.ndarray, pipeline: Pipeline, num_classes: int,
-                        batch_size: int = 32) -> dict:
+def segmentation_scores(
+    model, images: np.ndarray, label_maps: np.ndarray, pipeline: Pipeline, num_classes: int, batch_size: int = 32
+) -> dict:
     """mIoU (and pixel accuracy) of argmax predictions upsampled to the label maps' size, 255 ignored."""
     import torch
     import torch.nn.functional as F
@@ -612,13 +778,17 @@ def segmentation_scores(model, images: np.ndarray, label_maps: np.ndarray, pipel
             logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
             pred = logits.argmax(1).numpy()
             keep = target != IGNORE
-            confusion += np.bincount(target[keep].astype(np.int64) * num_classes + pred[keep],
-                                     minlength=num_classes ** 2).reshape(num_classes, num_classes)
+            confusion += np.bincount(
+                target[keep].astype(np.int64) * num_classes + pred[keep], minlength=num_classes**2
+            ).reshape(num_classes, num_classes)
     inter = np.diag(confusion)
     union = confusion.sum(0) + confusion.sum(1) - inter
     iou = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
-    return {"mIoU": round(float(np.nanmean(iou)), 4), "pixel_accuracy": round(float(inter.sum() / confusion.sum()), 4),
-            "iou": [round(float(v), 4) for v in iou]}
+    return {
+        "mIoU": round(float(np.nanmean(iou)), 4),
+        "pixel_accuracy": round(float(inter.sum() / confusion.sum()), 4),
+        "iou": [round(float(v), 4) for v in iou],
+    }
 
 
 def read_label_maps(folder: Path) -> tuple[list[Path], np.ndarray]:
@@ -631,10 +801,19 @@ def read_label_maps(folder: Path) -> tuple[list[Path], np.ndarray]:
 
 
 @recipe("zoo-segmenter")
-def train_segmenter(seed: int = 0, epochs: int | None = None, out: Path | None = None, *,
-                    pipeline: Pipeline | Sequence[Pipeline] | None = None, n_train: int | None = None,
-                    batch_size: int = 16, lr: float = 3e-3, log: Callable[[str], None] = print,
-                    name: str = "zoo-segmenter", init: str | None = "zoo-resnet") -> dict:
+def train_segmenter(
+    seed: int = 0,
+    epochs: int | None = None,
+    out: Path | None = None,
+    *,
+    pipeline: Pipeline | Sequence[Pipeline] | None = None,
+    n_train: int | None = None,
+    batch_size: int = 16,
+    lr: float = 3e-3,
+    log: Callable[[str], None] = print,
+    name: str = "zoo-segmenter",
+    init: str | None = "zoo-resnet",
+) -> dict:
     import torch
     import torch.nn.functional as F
 
@@ -677,11 +856,24 @@ def train_segmenter(seed: int = 0, epochs: int | None = None, out: Path | None =
     subset = min(DENSE_REFERENCE_SUBSET, len(val_paths))
 
     def evaluate(model, epoch):
-        return {"val_subset_mIoU": segmentation_scores(model, val_images[:subset], val_maps[:subset], reference,
-                                                       num_classes)["mIoU"]}
+        return {
+            "val_subset_mIoU": segmentation_scores(
+                model, val_images[:subset], val_maps[:subset], reference, num_classes
+            )["mIoU"]
+        }
 
-    history = fit(model, batches, loss_fn, epochs=epochs, steps_per_epoch=steps, lr=lr, seed=seed, log=log,
-                  evaluate=evaluate, eval_every=2)
+    history = fit(
+        model,
+        batches,
+        loss_fn,
+        epochs=epochs,
+        steps_per_epoch=steps,
+        lr=lr,
+        seed=seed,
+        log=log,
+        evaluate=evaluate,
+        eval_every=2,
+    )
     scores = segmentation_scores(model, val_images, val_maps, reference, num_classes)
     sub = segmentation_scores(model, val_images[:subset], val_maps[:subset], reference, num_classes)
     model.backbone.maxpool.ceil_mode = True
@@ -691,33 +883,64 @@ def train_segmenter(seed: int = 0, epochs: int | None = None, out: Path | None =
     command = train_command(name, seed, epochs, init, n_train)
     sha = save_weights(model, weights)
     card = {
-        "name": name, "task": "segmentation",
+        "name": name,
+        "task": "segmentation",
         "architecture": "U-Net-style: zoo ResNet encoder (layer1-4), top-down decoder (48 ch) upsampling to each "
         "skip's size (bilinear), 1x1 classifier at stride 4, bilinear upsampling to the input size",
         "parameters": sum(p.numel() for p in model.parameters()),
-        "classes": ["background", *scenes.CLASSES], "ignore_index": scenes.IGNORE,
-        "training_system": train_system.to_dict() if isinstance(train_system, Pipeline)
+        "classes": ["background", *scenes.CLASSES],
+        "ignore_index": scenes.IGNORE,
+        "training_system": train_system.to_dict()
+        if isinstance(train_system, Pipeline)
         else [p.to_dict() for p in train_system],
         "reference_pipeline": reference.to_dict(),
-        "data": {"train": "scenes-seg-train", "val": "scenes-seg", "seed": 0, "n_train": len(train_paths),
-                 "n_val": len(val_paths),
-                 "val_fingerprint": json.loads((val_folder / "dataset.json").read_text())},
-        "recipe": {"command": command,
-                   "seed": seed,
-                   "epochs": epochs, "batch_size": batch_size, "optimiser": "AdamW, one-cycle", "max_lr": lr,
-                   "weight_decay": 0.05, "init": init_record(init, backbone),
-                   "loss": "cross-entropy on logits upsampled to 128x128, ignore 255",
-                   "augmentation": "random flip / 90-degree rotation of the pipeline output and the label map"},
-        "metrics": {"val_mIoU": scores["mIoU"], "val_pixel_accuracy": scores["pixel_accuracy"],
-                    "val_iou_per_class": scores["iou"], f"val_mIoU_first{subset}": sub["mIoU"],
-                    "val_mIoU_maxpool_ceil": ceil_scores["mIoU"]},
-        "reference_metric": {"metric": "mIoU over 11 classes (background included), 255 ignored, at 128x128",
-                             "split": "scenes-seg (val)", "subset": subset, "value": sub["mIoU"], "tolerance": 0.005},
-        "history": history, "train_seconds": round(time.perf_counter() - started), "environment": environment(),
+        "data": {
+            "train": "scenes-seg-train",
+            "val": "scenes-seg",
+            "seed": 0,
+            "n_train": len(train_paths),
+            "n_val": len(val_paths),
+            "val_fingerprint": json.loads((val_folder / "dataset.json").read_text()),
+        },
+        "recipe": {
+            "command": command,
+            "seed": seed,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "optimiser": "AdamW, one-cycle",
+            "max_lr": lr,
+            "weight_decay": 0.05,
+            "init": init_record(init, backbone),
+            "loss": "cross-entropy on logits upsampled to 128x128, ignore 255",
+            "augmentation": "random flip / 90-degree rotation of the pipeline output and the label map",
+        },
+        "metrics": {
+            "val_mIoU": scores["mIoU"],
+            "val_pixel_accuracy": scores["pixel_accuracy"],
+            "val_iou_per_class": scores["iou"],
+            f"val_mIoU_first{subset}": sub["mIoU"],
+            "val_mIoU_maxpool_ceil": ceil_scores["mIoU"],
+        },
+        "reference_metric": {
+            "metric": "mIoU over 11 classes (background included), 255 ignored, at 128x128",
+            "split": "scenes-seg (val)",
+            "subset": subset,
+            "value": sub["mIoU"],
+            "tolerance": 0.005,
+        },
+        "history": history,
+        "train_seconds": round(time.perf_counter() - started),
+        "environment": environment(),
         "weights_sha256": sha,
     }
-    write_card(name, card, _SEGMENTER_PROSE.format(s=scores, ceil=ceil_scores["mIoU"], epochs=epochs, seed=seed,
-                                                   n=len(train_paths), nv=len(val_paths)), cards)
+    write_card(
+        name,
+        card,
+        _SEGMENTER_PROSE.format(
+            s=scores, ceil=ceil_scores["mIoU"], epochs=epochs, seed=seed, n=len(train_paths), nv=len(val_paths)
+        ),
+        cards,
+    )
     log(f"val mIoU {scores['mIoU']:.4f} (ceil mode {ceil_scores['mIoU']:.4f}); wrote {weights}")
     return card
 

@@ -20,16 +20,43 @@ def _register(name: str, description: str, kind: str, split: str, target: str, t
 
 
 for _split, _suffix in (("val", ""), ("train", "-train")):
-    _register(f"scenes{_suffix}", f"scenes classification {_split} split: list file (10 shape classes on real photos)",
-              "classification", _split, "labels.txt", "classification", f"scenes{_suffix}")
-    _register(f"scenes-det{_suffix}", f"scenes detection {_split} split: COCO annotations.json (boxes + RLE masks)",
-              "detection", _split, "annotations.json", "detection", f"scenes{_suffix}")
-    _register(f"scenes-seg{_suffix}", f"scenes segmentation {_split} split: list of 'image label-map' (255 = ignore)",
-              "detection", _split, "segmentation.txt", "segmentation", f"scenes{_suffix}")
+    _register(
+        f"scenes{_suffix}",
+        f"scenes classification {_split} split: list file (10 shape classes on real photos)",
+        "classification",
+        _split,
+        "labels.txt",
+        "classification",
+        f"scenes{_suffix}",
+    )
+    _register(
+        f"scenes-det{_suffix}",
+        f"scenes detection {_split} split: COCO annotations.json (boxes + RLE masks)",
+        "detection",
+        _split,
+        "annotations.json",
+        "detection",
+        f"scenes{_suffix}",
+    )
+    _register(
+        f"scenes-seg{_suffix}",
+        f"scenes segmentation {_split} split: list of 'image label-map' (255 = ignore)",
+        "detection",
+        _split,
+        "segmentation.txt",
+        "segmentation",
+        f"scenes{_suffix}",
+    )
 
-DATASETS.register("photos-large", "about 500 real photographs from Debian packages, unlabeled (flip rates); fetched "
-                  "once with apt-get download (`sysnoise fetch-photos`)", task="classification", kind="unlabeled",
-                  split="val", family="photos-large")(photo_corpus.materialise)
+DATASETS.register(
+    "photos-large",
+    "about 500 real photographs from Debian packages, unlabeled (flip rates); fetched "
+    "once with apt-get download (`sysnoise fetch-photos`)",
+    task="classification",
+    kind="unlabeled",
+    split="val",
+    family="photos-large",
+)(photo_corpus.materialise)
 
 
 def resolve_dataset(data, task: str | None = None):
@@ -44,7 +71,9 @@ def resolve_dataset(data, task: str | None = None):
         # only the family's plain name stands for all its tasks; scenes-det for classification is a mistake
         same_family = [e for e in DATASETS if e.meta["family"] == data and e.meta["task"] == task]
         if not same_family:
-            raise UserInputError(f"dataset {data!r} is for {entry.meta['task']}, not {task}; "
-                                 f"datasets for {task}: {', '.join(e.name for e in DATASETS if e.meta['task'] == task)}")
+            raise UserInputError(
+                f"dataset {data!r} is for {entry.meta['task']}, not {task}; "
+                f"datasets for {task}: {', '.join(e.name for e in DATASETS if e.meta['task'] == task)}"
+            )
         entry = same_family[0]
     return entry.fn()

@@ -29,8 +29,14 @@ ANCHOR_SIZES = ((16,), (32,), (48,), (72,), (96,))
 
 
 def reference_pipeline() -> Pipeline:
-    return Pipeline(decoder="pillow", colour="rgb", resize="pillow-bilinear", crop="shorter-centre-crop",
-                    input_size=INPUT_SIZE, crop_pct=1.0)
+    return Pipeline(
+        decoder="pillow",
+        colour="rgb",
+        resize="pillow-bilinear",
+        crop="shorter-centre-crop",
+        input_size=INPUT_SIZE,
+        crop_pct=1.0,
+    )
 
 
 def build(num_classes: int = 11, backbone_state: dict | None = None):
@@ -41,35 +47,55 @@ def build(num_classes: int = 11, backbone_state: dict | None = None):
     from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
     from torchvision.ops import MultiScaleRoIAlign
 
-
     body = resnet.build(10)
     if backbone_state is not None:
         missing, unexpected = body.load_state_dict(backbone_state, strict=False)
         if unexpected or any(not k.startswith("fc.") for k in missing):
             raise ValueError(f"backbone weights do not fit: missing {missing}, unexpected {unexpected}")
     widths = body.widths
-    backbone = BackboneWithFPN(body, {"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"},
-                               list(widths), FPN_CHANNELS)
+    backbone = BackboneWithFPN(
+        body, {"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"}, list(widths), FPN_CHANNELS
+    )
     anchors = AnchorGenerator(ANCHOR_SIZES, ((0.5, 1.0, 2.0),) * len(ANCHOR_SIZES))
     roi_pool = MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 1)
     return FasterRCNN(
-        backbone, num_classes=None, min_size=INPUT_SIZE, max_size=INPUT_SIZE,
-        image_mean=[0.0, 0.0, 0.0], image_std=[1.0, 1.0, 1.0],
-        rpn_anchor_generator=anchors, box_roi_pool=roi_pool,
-        box_head=TwoMLPHead(FPN_CHANNELS * 7 * 7, 128), box_predictor=FastRCNNPredictor(128, num_classes),
-        rpn_pre_nms_top_n_train=300, rpn_post_nms_top_n_train=150,
-        rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=100,
-        rpn_batch_size_per_image=128, box_batch_size_per_image=64,
-        box_score_thresh=0.01, box_detections_per_img=50,
+        backbone,
+        num_classes=None,
+        min_size=INPUT_SIZE,
+        max_size=INPUT_SIZE,
+        image_mean=[0.0, 0.0, 0.0],
+        image_std=[1.0, 1.0, 1.0],
+        rpn_anchor_generator=anchors,
+        box_roi_pool=roi_pool,
+        box_head=TwoMLPHead(FPN_CHANNELS * 7 * 7, 128),
+        box_predictor=FastRCNNPredictor(128, num_classes),
+        rpn_pre_nms_top_n_train=300,
+        rpn_post_nms_top_n_train=150,
+        rpn_pre_nms_top_n_test=300,
+        rpn_post_nms_top_n_test=100,
+        rpn_batch_size_per_image=128,
+        box_batch_size_per_image=64,
+        box_score_thresh=0.01,
+        box_detections_per_img=50,
     )
 
 
-@MODELS.register(NAME, "Faster R-CNN + FPN (nearest upsampling) on the zoo ResNet, trained here on scenes-det, "
-                 "96 px", task="detection")
+@MODELS.register(
+    NAME,
+    "Faster R-CNN + FPN (nearest upsampling) on the zoo ResNet, trained here on scenes-det, 96 px",
+    task="detection",
+)
 def load(weights: Path | None = None) -> LoadedModel:
     path = Path(weights) if weights else weights_path(NAME)
     module = build(len(CLASSES) + 1)
     load_into(module, load_state_dict(path), path)
-    return LoadedModel(name=NAME, module=module.eval(), reference=reference_pipeline(),
-                       num_classes=len(CLASSES) + 1, class_names=["background", *CLASSES], source=str(path),
-                       weights_sha256=sha256_file(path), card=read_card(NAME))
+    return LoadedModel(
+        name=NAME,
+        module=module.eval(),
+        reference=reference_pipeline(),
+        num_classes=len(CLASSES) + 1,
+        class_names=["background", *CLASSES],
+        source=str(path),
+        weights_sha256=sha256_file(path),
+        card=read_card(NAME),
+    )

@@ -49,12 +49,15 @@ def missing_tools() -> list[str]:
 def require_tools() -> None:
     missing = missing_tools()
     if missing:
-        raise UserInputError(f"fetch-photos needs Debian's package tools ({', '.join(missing)} not found): run it on a "
-                             "Debian or Ubuntu system (or container) and copy the cached folder, or use --data with "
-                             "your own photos")
+        raise UserInputError(
+            f"fetch-photos needs Debian's package tools ({', '.join(missing)} not found): run it on a "
+            "Debian or Ubuntu system (or container) and copy the cached folder, or use --data with "
+            "your own photos"
+        )
 
 
 # --- licences from a package's copyright file -------------------------------------------------
+
 
 def copyright_stanzas(text: str) -> list[dict[str, str]]:
     """Paragraphs of a copyright file as {field: first line of its value}."""
@@ -107,26 +110,36 @@ def licence_for(copyright_text: str, source_path: str) -> tuple[str, str]:
                 break
     if found:
         return found
-    sentence = next((line.strip() for line in copyright_text.splitlines()
-                     if "licensed under" in line.lower() or "general public license" in line.lower()), "")
+    sentence = next(
+        (
+            line.strip()
+            for line in copyright_text.splitlines()
+            if "licensed under" in line.lower() or "general public license" in line.lower()
+        ),
+        "",
+    )
     return f"package-wide: {sentence or 'see the copyright file'}", "unstructured copyright file"
 
 
 # --- one package: download, unpack, read members -----------------------------------------------
+
 
 def download(package: str, into: Path) -> Path:
     """`apt-get download PACKAGE` into a folder; the .deb's path."""
     done = subprocess.run(["apt-get", "download", package], cwd=into, capture_output=True, text=True, check=False)
     debs = sorted(into.glob(f"{package}_*.deb"))
     if done.returncode or not debs:
-        raise UserInputError(f"apt-get download {package} failed (is a Debian mirror reachable and the package in "
-                             f"the sources list?): {done.stderr.strip()[-400:]}")
+        raise UserInputError(
+            f"apt-get download {package} failed (is a Debian mirror reachable and the package in "
+            f"the sources list?): {done.stderr.strip()[-400:]}"
+        )
     return debs[0]
 
 
 def deb_version(deb: Path) -> str:
-    return subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def unpack(deb: Path, into: Path) -> Path:
@@ -152,6 +165,7 @@ def source_path(member: str) -> str:
 
 # --- encoding ------------------------------------------------------------------------------------
 
+
 def as_corpus_jpeg(data: bytes) -> tuple[bytes, str]:
     """(JPEG bytes, the transformation in words). JPEG keeps its bytes."""
     if data[:3] == b"\xff\xd8\xff":
@@ -165,15 +179,19 @@ def as_corpus_jpeg(data: bytes) -> tuple[bytes, str]:
         flat = Image.new("RGBA", im.size, WHITE + (255,))
         flat.alpha_composite(im)
         buffer = io.BytesIO()
-        flat.convert("RGB").save(buffer, "JPEG", quality=ENCODER["quality"], subsampling=2,
-                                 optimize=ENCODER["optimize"])
-    encoded = (f"{source_format} -> JPEG quality {ENCODER['quality']}, {ENCODER['subsampling']}, "
-               f"optimize={ENCODER['optimize']} (Pillow)")
+        flat.convert("RGB").save(
+            buffer, "JPEG", quality=ENCODER["quality"], subsampling=2, optimize=ENCODER["optimize"]
+        )
+    encoded = (
+        f"{source_format} -> JPEG quality {ENCODER['quality']}, {ENCODER['subsampling']}, "
+        f"optimize={ENCODER['optimize']} (Pillow)"
+    )
     steps = ["alpha composited on white" if transparent else None, encoded]
     return buffer.getvalue(), "; ".join(s for s in steps if s)
 
 
 # --- the corpus ----------------------------------------------------------------------------------
+
 
 def corpus_folder(info: dict, root: Path | None = None) -> Path:
     import PIL
@@ -211,13 +229,28 @@ def fetch(info: dict | None = None, root: Path | None = None, *, say: Callable[[
                 (records if "file" in record else skipped).append(record)
             shutil.rmtree(work)  # a large package's tree is not kept
     records.sort(key=lambda r: r["file"])
-    atomic_write_text(folder / "manifest.json", json.dumps(
-        {"selection_sha256": digest(info), "encoder": ENCODER, "packages": versions, "photos": records,
-         "skipped": skipped}, indent=1))
-    atomic_write_text(list_file, "# photos-large: unlabeled real photographs (manifest.json: package, licence, "
-                                 "transformation)\n" + "".join(f"images/{r['file']}\n" for r in records))
-    say(f"sysnoise: fetch-photos: {len(records)} photos in {folder}" + (f"; {len(skipped)} skipped (manifest.json)"
-                                                                       if skipped else ""))
+    atomic_write_text(
+        folder / "manifest.json",
+        json.dumps(
+            {
+                "selection_sha256": digest(info),
+                "encoder": ENCODER,
+                "packages": versions,
+                "photos": records,
+                "skipped": skipped,
+            },
+            indent=1,
+        ),
+    )
+    atomic_write_text(
+        list_file,
+        "# photos-large: unlabeled real photographs (manifest.json: package, licence, "
+        "transformation)\n" + "".join(f"images/{r['file']}\n" for r in records),
+    )
+    say(
+        f"sysnoise: fetch-photos: {len(records)} photos in {folder}"
+        + (f"; {len(skipped)} skipped (manifest.json)" if skipped else "")
+    )
     return list_file
 
 
@@ -234,9 +267,16 @@ def add_photo(photo: dict, root_dir: Path, resources: dict, copyright_text: str,
     name = f"{photo['id']}.jpg"
     (images / name).write_bytes(jpeg)
     licence, licence_from = licence_for(copyright_text, source_path(photo["member"]))
-    return {**base, "file": name, "source_sha256": photo["sha256"], "jpeg_sha256": hashlib.sha256(jpeg).hexdigest(),
-            "transformation": transformation, "licence": licence, "licence_from": licence_from,
-            **({"cutout": True} if photo.get("cutout") else {})}
+    return {
+        **base,
+        "file": name,
+        "source_sha256": photo["sha256"],
+        "jpeg_sha256": hashlib.sha256(jpeg).hexdigest(),
+        "transformation": transformation,
+        "licence": licence,
+        "licence_from": licence_from,
+        **({"cutout": True} if photo.get("cutout") else {}),
+    }
 
 
 def materialise() -> Path:

@@ -65,7 +65,9 @@ def materialise(folder: Path | None = None) -> Path:
         (folder / name).write_bytes(data)
         lines.append(f"{name} {','.join(map(str, entry['labels']))}".rstrip())
         records.append({"file": name, "reencoded": encoded, "origin": entry["origin"], "licence": entry["licence"]})
-    atomic_write_text(folder / "dataset.json", json.dumps(
-        {"encoder": {**ENCODER, "pillow": PIL.__version__}, "photos": records}, indent=1))
+    atomic_write_text(
+        folder / "dataset.json",
+        json.dumps({"encoder": {**ENCODER, "pillow": PIL.__version__}, "photos": records}, indent=1),
+    )
     atomic_write_text(list_file, "# demo photos: file  imagenet-label-set\n" + "\n".join(lines) + "\n")
     return list_file

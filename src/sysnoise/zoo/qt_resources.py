@@ -22,22 +22,22 @@ def rcc_files(blob: bytes) -> Iterator[tuple[str, bytes]]:
     node_size = 14 if version == 1 else 22
 
     def name(offset: int) -> str:
-        (length,) = struct.unpack(">H", blob[names + offset:names + offset + 2])
+        (length,) = struct.unpack(">H", blob[names + offset : names + offset + 2])
         start = names + offset + 6  # after the length and the 4-byte hash
-        return blob[start:start + 2 * length].decode("utf-16-be")
+        return blob[start : start + 2 * length].decode("utf-16-be")
 
     def walk(index: int, prefix: str) -> Iterator[tuple[str, bytes]]:
         base = tree + index * node_size
-        name_offset, flags = struct.unpack(">IH", blob[base:base + 6])
+        name_offset, flags = struct.unpack(">IH", blob[base : base + 6])
         path = f"{prefix}/{name(name_offset)}" if index else ""
         if flags & DIRECTORY:
-            count, first = struct.unpack(">II", blob[base + 6:base + 14])
+            count, first = struct.unpack(">II", blob[base + 6 : base + 14])
             for child in range(first, first + count):
                 yield from walk(child, path)
             return
-        (offset,) = struct.unpack(">I", blob[base + 10:base + 14])
-        (size,) = struct.unpack(">I", blob[data + offset:data + offset + 4])
-        raw = blob[data + offset + 4:data + offset + 4 + size]
+        (offset,) = struct.unpack(">I", blob[base + 10 : base + 14])
+        (size,) = struct.unpack(">I", blob[data + offset : data + offset + 4])
+        raw = blob[data + offset + 4 : data + offset + 4 + size]
         if flags & COMPRESSED_ZSTD:
             raise ValueError(f"{path}: zstd-compressed resource (not supported)")
         yield path, zlib.decompress(raw[4:]) if flags & COMPRESSED else raw

@@ -54,9 +54,11 @@ class Geometry:
         return tuple(sizes)
 
     def describe(self) -> str:
-        return (f"ZooResNet widths {list(self.widths)}, {self.stem_kernel}x{self.stem_kernel}/{self.stem_stride} "
-                f"conv stem + 3x3/2 max-pool (floor), {len(self.strides)} stages x 1 BasicBlock "
-                f"(strides {list(self.strides)}), {self.input_size} px input")
+        return (
+            f"ZooResNet widths {list(self.widths)}, {self.stem_kernel}x{self.stem_kernel}/{self.stem_stride} "
+            f"conv stem + 3x3/2 max-pool (floor), {len(self.strides)} stages x 1 BasicBlock "
+            f"(strides {list(self.strides)}), {self.input_size} px input"
+        )
 
 
 def pooled_side(side: int, ceil_mode: bool) -> int:
@@ -80,8 +82,14 @@ def geometry(name: str) -> Geometry:
 
 
 def reference_pipeline(name: str = NAME) -> Pipeline:
-    return Pipeline(decoder="pillow", colour="rgb", resize="pillow-bilinear", crop="shorter-centre-crop",
-                    input_size=geometry(name).input_size, crop_pct=1.0)
+    return Pipeline(
+        decoder="pillow",
+        colour="rgb",
+        resize="pillow-bilinear",
+        crop="shorter-centre-crop",
+        input_size=geometry(name).input_size,
+        crop_pct=1.0,
+    )
 
 
 def _torch_modules():
@@ -114,8 +122,9 @@ def _torch_modules():
             super().__init__()
             widths = shape.widths
             self.widths = tuple(widths)
-            self.conv1 = nn.Conv2d(3, widths[0], shape.stem_kernel, shape.stem_stride, shape.stem_kernel // 2,
-                                   bias=False)
+            self.conv1 = nn.Conv2d(
+                3, widths[0], shape.stem_kernel, shape.stem_stride, shape.stem_kernel // 2, bias=False
+            )
             self.bn1 = nn.BatchNorm2d(widths[0])
             self.relu = nn.ReLU(inplace=True)
             self.maxpool = nn.MaxPool2d(3, 2, 1)  # floor mode, as trained
@@ -172,16 +181,29 @@ def load(name: str, weights: Path | None = None) -> LoadedModel:
         reference = Pipeline.from_dict(card["reference_pipeline"], source=str(sidecar))
     else:
         card, reference = read_card(name), reference_pipeline(name)
-    return LoadedModel(name=card.get("name", name), module=module.eval(), reference=reference,
-                       num_classes=len(CLASSES), class_names=list(CLASSES), source=str(path),
-                       weights_sha256=sha256_file(path), card=card)
+    return LoadedModel(
+        name=card.get("name", name),
+        module=module.eval(),
+        reference=reference,
+        num_classes=len(CLASSES),
+        class_names=list(CLASSES),
+        source=str(path),
+        weights_sha256=sha256_file(path),
+        card=card,
+    )
 
 
 def _register(name: str, description: str) -> None:
     MODELS.register(name, description, task="classification")(partial(load, name))
 
 
-_register("zoo-resnet", "ResNet-style classifier trained here on `scenes` (10 shapes on real photos), 64 px, "
-          "strided max-pool; final map 2x2")
-_register("zoo-resnet7", "ResNet-style classifier trained here on `scenes`, 56 px, stride-1 stem, strided "
-          "max-pool; final map 7x7 like ResNet-50's at 224")
+_register(
+    "zoo-resnet",
+    "ResNet-style classifier trained here on `scenes` (10 shapes on real photos), 64 px, "
+    "strided max-pool; final map 2x2",
+)
+_register(
+    "zoo-resnet7",
+    "ResNet-style classifier trained here on `scenes`, 56 px, stride-1 stem, strided "
+    "max-pool; final map 7x7 like ResNet-50's at 224",
+)

@@ -46,17 +46,42 @@ IGNORE = 255
 
 # Real photographs used as backgrounds: (package, path inside it) or (None, committed demo photo).
 BACKGROUNDS = (
-    ("skimage", "data/astronaut.png"), ("skimage", "data/brick.png"), ("skimage", "data/camera.png"),
-    ("skimage", "data/chelsea.png"), ("skimage", "data/coffee.png"), ("skimage", "data/coins.png"),
-    ("skimage", "data/grass.png"), ("skimage", "data/gravel.png"), ("skimage", "data/hubble_deep_field.jpg"),
-    ("skimage", "data/motorcycle_left.png"), ("skimage", "data/motorcycle_right.png"), ("skimage", "data/page.png"),
-    ("skimage", "data/retina.jpg"), ("skimage", "data/rocket.jpg"), ("skimage", "data/ihc.png"),
-    ("skimage", "data/moon.png"), ("skimage", "data/text.png"), ("skimage", "data/color.png"),
+    ("skimage", "data/astronaut.png"),
+    ("skimage", "data/brick.png"),
+    ("skimage", "data/camera.png"),
+    ("skimage", "data/chelsea.png"),
+    ("skimage", "data/coffee.png"),
+    ("skimage", "data/coins.png"),
+    ("skimage", "data/grass.png"),
+    ("skimage", "data/gravel.png"),
+    ("skimage", "data/hubble_deep_field.jpg"),
+    ("skimage", "data/motorcycle_left.png"),
+    ("skimage", "data/motorcycle_right.png"),
+    ("skimage", "data/page.png"),
+    ("skimage", "data/retina.jpg"),
+    ("skimage", "data/rocket.jpg"),
+    ("skimage", "data/ihc.png"),
+    ("skimage", "data/moon.png"),
+    ("skimage", "data/text.png"),
+    ("skimage", "data/color.png"),
     ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
-    (None, "fruits.jpg"), (None, "baboon.jpg"), (None, "home.jpg"), (None, "building.jpg"), (None, "aero1.jpg"),
-    (None, "aloeL.jpg"), (None, "board.jpg"), (None, "box_in_scene.png"), (None, "left.jpg"),
-    (None, "leuvenA.jpg"), (None, "stuff.jpg"), (None, "smarties.png"), (None, "hfs_001.jpg"),
-    (None, "hfs_002.jpg"), (None, "rubberwhale1.png"), (None, "sudoku.png"), (None, "text_scenetext01.jpg"),
+    (None, "fruits.jpg"),
+    (None, "baboon.jpg"),
+    (None, "home.jpg"),
+    (None, "building.jpg"),
+    (None, "aero1.jpg"),
+    (None, "aloeL.jpg"),
+    (None, "board.jpg"),
+    (None, "box_in_scene.png"),
+    (None, "left.jpg"),
+    (None, "leuvenA.jpg"),
+    (None, "stuff.jpg"),
+    (None, "smarties.png"),
+    (None, "hfs_001.jpg"),
+    (None, "hfs_002.jpg"),
+    (None, "rubberwhale1.png"),
+    (None, "sudoku.png"),
+    (None, "text_scenetext01.jpg"),
 )
 MAX_BACKGROUND_SIDE = 384  # backgrounds are downscaled once so the shorter side is at most this
 
@@ -146,8 +171,10 @@ def _star(points: int = 5, inner: float = 0.45) -> np.ndarray:
 
 
 def _cross(w: float = 0.34) -> np.ndarray:
-    return np.array([(-w, -1), (w, -1), (w, -w), (1, -w), (1, w), (w, w), (w, 1), (-w, 1), (-w, w),
-                     (-1, w), (-1, -w), (-w, -w)], float)
+    return np.array(
+        [(-w, -1), (w, -1), (w, -w), (1, -w), (1, w), (w, w), (w, 1), (-w, 1), (-w, w), (-1, w), (-1, -w), (-w, -w)],
+        float,
+    )
 
 
 _ARROW = np.array([(-1, -0.28), (0.15, -0.28), (0.15, -0.7), (1, 0), (0.15, 0.7), (0.15, 0.28), (-1, 0.28)], float)
@@ -297,8 +324,13 @@ def render(seed: int, split: str, index: int, kind: str = "classification") -> d
         window = alpha[y0:y1, x0:x1]
         softness = rng.uniform(0, 0.8)
         if softness > 0.3:
-            window = np.asarray(Image.fromarray((window * 255).astype(np.uint8)).filter(
-                ImageFilter.GaussianBlur(softness)), np.float32) / 255.0
+            window = (
+                np.asarray(
+                    Image.fromarray((window * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(softness)),
+                    np.float32,
+                )
+                / 255.0
+            )
         soft = window[..., None]
         texture = _fill(rng, photos, y1 - y0, x1 - x0)
         # keep every shape visible: its mean luminance differs from what it covers by MIN_CONTRAST
@@ -321,8 +353,11 @@ def render(seed: int, split: str, index: int, kind: str = "classification") -> d
         pil = pil.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
     for i, obj in enumerate(objects):
         obj["mask"] = owner == i
-    return {"image": np.asarray(pil), "objects": [o for o in objects if o["mask"].any()],
-            "label_map": label_map(owner, [o["category"] for o in objects])}
+    return {
+        "image": np.asarray(pil),
+        "objects": [o for o in objects if o["mask"].any()],
+        "label_map": label_map(owner, [o["category"] for o in objects]),
+    }
 
 
 def label_map(owner: np.ndarray, categories: list[int]) -> np.ndarray:
@@ -333,7 +368,7 @@ def label_map(owner: np.ndarray, categories: list[int]) -> np.ndarray:
     lut = np.zeros(len(categories) + 2, np.uint8)  # index owner + 2: -2 blob, -1 background -> 0
     lut[2:] = np.asarray(categories, np.uint8) + 1
     labels = lut[owner + 2]
-    boundary = (ndimage.maximum_filter(owner, 3, mode="nearest") != ndimage.minimum_filter(owner, 3, mode="nearest"))
+    boundary = ndimage.maximum_filter(owner, 3, mode="nearest") != ndimage.minimum_filter(owner, 3, mode="nearest")
     labeled_nearby = ndimage.maximum_filter(owner, 3, mode="nearest") >= 0
     labels[boundary & labeled_nearby] = IGNORE
     return labels
@@ -363,8 +398,12 @@ def encode_png(labels: np.ndarray) -> bytes:
 
 
 # --------------------------------------------------------------------------- writing splits
-DEFAULT_SIZES = {("classification", "train"): 5000, ("classification", "val"): 2000,
-                 ("detection", "train"): 3000, ("detection", "val"): 1000}
+DEFAULT_SIZES = {
+    ("classification", "train"): 5000,
+    ("classification", "val"): 2000,
+    ("detection", "train"): 3000,
+    ("detection", "val"): 1000,
+}
 
 
 def _worker(args):
@@ -381,9 +420,14 @@ def _worker(args):
             anns = []
             for obj in scene["objects"]:
                 rle = mask_utils.encode(np.asfortranarray(obj["mask"].astype(np.uint8)))
-                anns.append({"category_id": obj["category"] + 1, "bbox": box_of(obj["mask"]),
-                             "area": float(obj["mask"].sum()),
-                             "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")}})
+                anns.append(
+                    {
+                        "category_id": obj["category"] + 1,
+                        "bbox": box_of(obj["mask"]),
+                        "area": float(obj["mask"].sum()),
+                        "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")},
+                    }
+                )
             record["annotations"] = anns
             record["png"] = encode_png(scene["label_map"])
         out.append(record)
@@ -406,13 +450,31 @@ def generate(seed: int, split: str, kind: str, n: int, workers: int | None = Non
 def fingerprint(seed: int, split: str, kind: str, n: int) -> dict:
     import PIL
 
-    return {"generator": "sysnoise.zoo.scenes", "version": VERSION, "seed": seed, "split": split, "kind": kind,
-            "n": n, "config": asdict(CONFIGS[kind]), "classes": CLASSES, "encoder": ENCODER,
-            "pillow": PIL.__version__, "numpy": np.__version__, "backgrounds": backgrounds_digest()}
+    return {
+        "generator": "sysnoise.zoo.scenes",
+        "version": VERSION,
+        "seed": seed,
+        "split": split,
+        "kind": kind,
+        "n": n,
+        "config": asdict(CONFIGS[kind]),
+        "classes": CLASSES,
+        "encoder": ENCODER,
+        "pillow": PIL.__version__,
+        "numpy": np.__version__,
+        "backgrounds": backgrounds_digest(),
+    }
 
 
-def materialise(kind: str = "classification", split: str = "val", *, seed: int = 0, n: int | None = None,
-                root: Path | None = None, workers: int | None = None) -> Path:
+def materialise(
+    kind: str = "classification",
+    split: str = "val",
+    *,
+    seed: int = 0,
+    n: int | None = None,
+    root: Path | None = None,
+    workers: int | None = None,
+) -> Path:
     """Write one split into the cache (once) and return its folder.
 
     classification: images/NNNNNN.jpg, labels.txt (`images/NNNNNN.jpg LABEL`), classes.txt.
@@ -453,8 +515,9 @@ def _write(folder: Path, kind: str, records: list[dict]) -> None:
             name = f"images/{r['index']:06d}.jpg"
             (folder / name).write_bytes(r["jpeg"])
             lines.append(f"{name} {r['label']}")
-        (folder / "labels.txt").write_text("# scenes classification: image label (see classes.txt)\n"
-                                           + "\n".join(lines) + "\n")
+        (folder / "labels.txt").write_text(
+            "# scenes classification: image label (see classes.txt)\n" + "\n".join(lines) + "\n"
+        )
         return
     (folder / "labels").mkdir()
     size = CONFIGS[kind].size
@@ -468,8 +531,11 @@ def _write(folder: Path, kind: str, records: list[dict]) -> None:
         for ann in r["annotations"]:
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "iscrowd": 0, **ann})
         seg_lines.append(f"images/{name}.jpg labels/{name}.png")
-    coco = {"info": {"description": "sysnoise scenes (synthetic shapes on real photos)"},
-            "images": images, "annotations": annotations,
-            "categories": [{"id": i + 1, "name": c, "supercategory": "shape"} for i, c in enumerate(CLASSES)]}
+    coco = {
+        "info": {"description": "sysnoise scenes (synthetic shapes on real photos)"},
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": i + 1, "name": c, "supercategory": "shape"} for i, c in enumerate(CLASSES)],
+    }
     (folder / "annotations.json").write_text(json.dumps(coco))
     (folder / "segmentation.txt").write_text("\n".join(seg_lines) + "\n")

@@ -31,14 +31,19 @@ DECODER_CHANNELS = 48
 
 
 def reference_pipeline() -> Pipeline:
-    return Pipeline(decoder="pillow", colour="rgb", resize="pillow-bilinear", crop="shorter-centre-crop",
-                    input_size=INPUT_SIZE, crop_pct=1.0)
+    return Pipeline(
+        decoder="pillow",
+        colour="rgb",
+        resize="pillow-bilinear",
+        crop="shorter-centre-crop",
+        input_size=INPUT_SIZE,
+        crop_pct=1.0,
+    )
 
 
 def build(num_classes: int = 11, backbone_state: dict | None = None):
     import torch.nn.functional as F
     from torch import nn
-
 
     class ZooSegmenter(nn.Module):
         def __init__(self):
@@ -55,9 +60,14 @@ def build(num_classes: int = 11, backbone_state: dict | None = None):
             self.lateral = nn.ModuleList(nn.Conv2d(w, c, 1) for w in widths)
             self.smooth = nn.ModuleList(
                 nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
-                for _ in widths[:-1])
-            self.head = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c),
-                                      nn.ReLU(inplace=True), nn.Conv2d(c, num_classes, 1))
+                for _ in widths[:-1]
+            )
+            self.head = nn.Sequential(
+                nn.Conv2d(c, c, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(c, num_classes, 1),
+            )
 
         def _up(self, x, size):
             if self.upsample_mode in ("bilinear", "bicubic"):
@@ -81,12 +91,22 @@ def build(num_classes: int = 11, backbone_state: dict | None = None):
     return ZooSegmenter()
 
 
-@MODELS.register(NAME, "U-Net-style segmenter (bilinear upsampling) on the zoo ResNet, trained here on "
-                 "scenes-seg, 96 px", task="segmentation")
+@MODELS.register(
+    NAME,
+    "U-Net-style segmenter (bilinear upsampling) on the zoo ResNet, trained here on scenes-seg, 96 px",
+    task="segmentation",
+)
 def load(weights: Path | None = None) -> LoadedModel:
     path = Path(weights) if weights else weights_path(NAME)
     module = build(len(CLASSES) + 1)
     load_into(module, load_state_dict(path), path)
-    return LoadedModel(name=NAME, module=module.eval(), reference=reference_pipeline(),
-                       num_classes=len(CLASSES) + 1, class_names=["background", *CLASSES], source=str(path),
-                       weights_sha256=sha256_file(path), card=read_card(NAME))
+    return LoadedModel(
+        name=NAME,
+        module=module.eval(),
+        reference=reference_pipeline(),
+        num_classes=len(CLASSES) + 1,
+        class_names=["background", *CLASSES],
+        source=str(path),
+        weights_sha256=sha256_file(path),
+        card=read_card(NAME),
+    )

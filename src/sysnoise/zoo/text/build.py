@@ -25,7 +25,7 @@ EVERY = 10  # every tenth qualifying entry: the sets span the alphabet and the d
 
 def entries(text: str) -> list[str]:
     """The prose of each entry: blank-line blocks with an unindented line (verse is all indented)."""
-    text = text[text.index(FIRST_ENTRY):]
+    text = text[text.index(FIRST_ENTRY) :]
     out: list[list[str]] = []
     for block in re.split(r"\n\s*\n", text):
         lines = block.splitlines()
