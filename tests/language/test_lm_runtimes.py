@@ -29,12 +29,8 @@ VISION_RUNTIMES = (
     "onnxruntime-int8-qoperator",
     "openvino",
     "openvino-fp16",
-    "openvino-bf16",
     "openvino-int8-nncf",
-    "ncnn",
-    "ncnn-fp16-storage",
-    "ncnn-fp16",
-)
+)  # the default vision runtimes (ExecuTorch, ncnn, OpenVINO's bf16 hint, torch.ao: opt-in)
 
 
 def _choices():

@@ -24,7 +24,9 @@ from pathlib import Path
 from sysnoise import extras
 from sysnoise.inference.runtimes import RUNTIMES, engine_module, takes_images
 
-NCNN = {"available": lambda: extras.available("ncnn"), "install": extras.install_line("ncnn")}
+# opt-in: pnnx conversion and batch-1 inference took 45-50 s per option on the demo's 44 photos
+# here (3 options: 2.5 minutes, more than the rest of a demo run)
+NCNN = {"available": lambda: extras.available("ncnn"), "install": extras.install_line("ncnn"), "opt_in": True}
 SWITCHES = ("use_fp16_storage", "use_fp16_packed", "use_fp16_arithmetic", "use_bf16_storage", "use_bf16_packed")
 
 

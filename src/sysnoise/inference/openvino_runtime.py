@@ -121,7 +121,11 @@ for _name, _hint, _what in (
     ("openvino-bf16", "bf16", "its bfloat16 inference-precision hint"),
 ):
     RUNTIMES.register(
-        _name, f"converted by openvino.convert_model, OpenVINO CPU plugin, {_what}", applies=takes_images, **OPENVINO
+        _name,
+        f"converted by openvino.convert_model, OpenVINO CPU plugin, {_what}",
+        applies=takes_images,
+        # the bf16 hint is what the fp16 hint compiles to on CPUs without FP16 arithmetic: on request
+        **OPENVINO | ({"opt_in": True} if _hint == "bf16" else {}),
     )(_openvino(_hint))
 
 
