@@ -50,11 +50,12 @@ def test_reduced_precision_hints_record_what_the_plugin_compiled(engine_cnn, eng
         assert 0 < error < 0.05 * expected.abs().max().item()
 
 
-def test_nncf_int8_is_close_but_not_equal_and_records_its_calibration(engine_cnn, engine_batches):
+def test_nncf_int8_is_close_but_not_equal_and_records_its_calibration(engine_cnn, engine_batches, capsys):
     pytest.importorskip("nncf", reason=extras.install_line("nncf"))
     calibration, x = engine_batches
     info = {}
     model = build_model(engine_cnn, Pipeline(runtime="openvino-int8-nncf", input_size=32), calibration, info=info)
+    assert capsys.readouterr().out == ""  # NNCF's progress bars stay off stdout, which --json owns
     with torch.no_grad():
         expected, got = engine_cnn(x), model(x)
     error = (got - expected).abs().max().item()

@@ -19,6 +19,8 @@ bfloat16 units the plugin's own default is bf16, so even "FP32" must be asked fo
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -144,7 +146,9 @@ def openvino_int8_nncf(model, example=None, calibration=None):
     if not images:
         raise ValueError("OpenVINO INT8 (NNCF) needs calibration batches (none were given)")
     start = time.perf_counter()
-    quantized = nncf.quantize(convert(model, example), nncf.Dataset(images), subset_size=len(images))
+    # NNCF draws its progress bars on stdout, which belongs to --json: they go to stderr
+    with contextlib.redirect_stdout(sys.stderr):
+        quantized = nncf.quantize(convert(model, example), nncf.Dataset(images), subset_size=len(images))
     info = {
         "converter": "openvino.convert_model",
         "quantization": {**NNCF_SETTINGS, "nncf": nncf.__version__, "calibration_samples": len(images)},
