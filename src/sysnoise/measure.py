@@ -193,8 +193,8 @@ class EnginePass(NamedTuple):
 class Run:
     """What one measurement's engine passes share."""
 
-    definition: TaskDefinition
     task: object  # the prepared engine task
+    samples: list  # the samples' fingerprint (TaskDefinition.fingerprint), read once for every pass
     loaded: LoadedModel
     dataset: object
     options: EngineOptions
@@ -215,7 +215,7 @@ def engine_pass(run: Run, plan: Plan, folder: Path, label: str) -> EnginePass:
     options.device = distributed.local_device(options.device)
     identity = identify(
         run.loaded,
-        run.definition.fingerprint(run.dataset),
+        run.samples,
         plan,
         run.task,
         run.calibration,
@@ -370,7 +370,8 @@ def measure(
     out = Path(out)
     if options.progress and definition.images:  # the baseline, before the first decode
         print("\n".join(reference_lines(loaded.name, loaded.resolved_reference())), file=sys.stderr)
-    run = Run(definition, prepared.task, loaded, dataset, options, fresh, calibration.samples)
+    # after the calibration hold-out: the fingerprint is of the samples evaluated
+    run = Run(prepared.task, definition.fingerprint(dataset), loaded, dataset, options, fresh, calibration.samples)
     passed = engine_pass(run, plan, out, f"{len(plan.columns)} pipelines")
     if passed.outputs is None:  # a torchrun rank other than 0: rank 0 writes the results
         return None

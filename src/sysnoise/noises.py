@@ -215,6 +215,12 @@ _add(
 )
 
 
+def _float_precisions() -> list[str]:
+    """The precision noise's default options: native half precision is exact but 10-30x slower on
+    a CPU, so opt-in there."""
+    return [n for n in PRECISIONS.names() if family(n) != "int8" and not is_native(n)]
+
+
 def _in_torch(model) -> bool:
     """Precision is a torch-level transform: n/a for a model another engine runs (an ONNX file)."""
     return not runtimes.runs_outside_torch(model)
@@ -229,20 +235,10 @@ _add(
         SetField("precision"),
         only=lambda: [n for n in PRECISIONS.names() if family(n) != "int8"],
         applies=_in_torch,
-        # native half precision is exact but 10-30x slower on a CPU: opt-in there
-        default_options=lambda: [n for n in PRECISIONS.names() if family(n) != "int8" and not is_native(n)],
-        # a causal LM: neither native half (slow on a CPU) nor calibrated INT8 (it calibrates on images)
+        default_options=_float_precisions,
+        # a causal LM: no calibrated INT8 either (it calibrates on images)
         defaults=VISION
-        + (
-            (
-                "language",
-                lambda: [
-                    n
-                    for n in PRECISIONS.names()
-                    if family(n) != "int8" and not is_native(n) and not PRECISIONS.get(n).meta.get("calibrated")
-                ],
-            ),
-        ),
+        + (("language", lambda: [n for n in _float_precisions() if not PRECISIONS.get(n).meta.get("calibrated")]),),
     )
 )
 _add(

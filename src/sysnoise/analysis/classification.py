@@ -27,11 +27,6 @@ def agree(reference_topk: np.ndarray, variant_topk: np.ndarray) -> np.ndarray:
     return reference_topk[:, 0] == variant_topk[:, 0]
 
 
-def _ci_percent(hits: np.ndarray) -> tuple[float, float]:
-    low, high = st.wilson_interval(int(hits.sum()), int(hits.size))
-    return (100 * low, 100 * high)
-
-
 class ClassificationAnalysis:
     metric = TOP1
     resamples = st.DEFAULT_RESAMPLES
@@ -48,7 +43,7 @@ class ClassificationAnalysis:
             "n_labeled": n_labeled,
             "top1": pct(correct(topk, labels, 1)),
             "top5": pct(correct(topk, labels, 5)),
-            "top1_ci": _ci_percent(correct(topk, labels, 1)[labeled]) if n_labeled else None,
+            "top1_ci": st.wilson_percent(correct(topk, labels, 1)[labeled]) if n_labeled else None,
         }
 
     def variant_stats(self, outputs: RunOutputs, column_id: str, noise: str, option: str) -> VariantStats:
@@ -63,20 +58,12 @@ class ClassificationAnalysis:
         identical = (ref_topk == var_topk).all(axis=1) & (ref["prob"][valid] == var["prob"][valid]).all(axis=1)
         n, n_labeled = int(valid.sum()), int(labeled.sum())
 
-        top1 = top5 = delta = ci = p = None
-        c2w = w2c = 0
+        top1 = top5 = compared = None
         if n_labeled:
-            ref_hit = correct(ref_topk, labels, 1)[labeled]
             var_hit = correct(var_topk, labels, 1)[labeled] & ~failed[labeled]
             top1 = float(100 * var_hit.mean())
             top5 = float(100 * (correct(var_topk, labels, 5)[labeled] & ~failed[labeled]).mean())
-            diff = ref_hit.astype(np.int8) - var_hit.astype(np.int8)
-            delta = float(100 * diff.mean())
-            low, high = st.paired_bootstrap_ci(diff, resamples=self.resamples)
-            ci = (100 * low, 100 * high)
-            c2w, w2c = int((ref_hit & ~var_hit).sum()), int((~ref_hit & var_hit).sum())
-            p = st.mcnemar_exact(c2w, w2c)
-        flip_low, flip_high = st.wilson_interval(int(flips.sum()), n)
+            compared = st.paired_hits(correct(ref_topk, labels, 1)[labeled], var_hit, self.resamples)
         return VariantStats(
             id=column_id,
             noise=noise,
@@ -85,13 +72,13 @@ class ClassificationAnalysis:
             n_labeled=n_labeled,
             metric=self.metric.key,
             value=top1,
-            delta=delta,
-            delta_ci=ci,
-            p_value=p,
-            correct_to_wrong=c2w,
-            wrong_to_correct=w2c,
+            delta=compared.delta if compared else None,
+            delta_ci=compared.ci if compared else None,
+            p_value=compared.p_value if compared else None,
+            correct_to_wrong=compared.correct_to_wrong if compared else 0,
+            wrong_to_correct=compared.wrong_to_correct if compared else 0,
             flip_rate=float(100 * flips.mean()) if n else math.nan,
-            flip_ci=(100 * flip_low, 100 * flip_high),
+            flip_ci=st.wilson_percent(flips),
             n_failed=int(failed.sum()),
             identical=float(100 * identical.mean()) if n else math.nan,
             extra={"top5": top5},

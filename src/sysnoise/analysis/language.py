@@ -106,11 +106,10 @@ class LanguageAnalysis:
             )
         else:
             hits = correct(ref, outputs.labels[valid], kind, metric)
-            low, high = st.wilson_interval(int(hits.sum()), int(hits.size))
             out.update(
                 {
                     metric: float(100 * hits.mean()) if hits.size else None,
-                    f"{metric}_ci": (100 * low, 100 * high),
+                    f"{metric}_ci": st.wilson_percent(hits),
                     "tokens": int(ref["tokens"].sum()),
                 }
             )
@@ -150,17 +149,11 @@ class LanguageAnalysis:
             flip_ci = (math.nan, math.nan)
         else:
             labels = outputs.labels[valid]
-            ref_hit = correct(ref, labels, kind, metric)
             var_hit = correct(var, labels, kind, metric) & ~failed
-            diff = ref_hit.astype(np.int8) - var_hit.astype(np.int8)
-            value, delta = float(100 * var_hit.mean()), float(100 * diff.mean())
-            low, high = st.paired_bootstrap_ci(diff)
-            ci = (100 * low, 100 * high)
-            c2w, w2c = int((ref_hit & ~var_hit).sum()), int((~ref_hit & var_hit).sum())
-            p = st.mcnemar_exact(c2w, w2c)
-            flip_rate = float(100 * flips.mean())
-            flip_low, flip_high = st.wilson_interval(int(flips.sum()), n)
-            flip_ci = (100 * flip_low, 100 * flip_high)
+            compared = st.paired_hits(correct(ref, labels, kind, metric), var_hit, self.resamples)
+            value, delta, ci, p = float(100 * var_hit.mean()), compared.delta, compared.ci, compared.p_value
+            c2w, w2c = compared.correct_to_wrong, compared.wrong_to_correct
+            flip_rate, flip_ci = float(100 * flips.mean()), st.wilson_percent(flips)
         return VariantStats(
             id=column_id,
             noise=noise,

@@ -50,6 +50,32 @@ class PairedComparison:
     p_value: float
 
 
+@dataclass(frozen=True)
+class PairedHits:
+    """Two columns' per-sample correctness compared: the accuracy loss in points with its paired
+    bootstrap interval, the discordant counts and McNemar's exact p."""
+
+    delta: float  # points: reference accuracy minus variant accuracy
+    ci: tuple[float, float]
+    correct_to_wrong: int
+    wrong_to_correct: int
+    p_value: float
+
+
+def paired_hits(reference: np.ndarray, variant: np.ndarray, resamples: int = DEFAULT_RESAMPLES) -> PairedHits:
+    """reference, variant: (n,) bool, the same samples right under each column."""
+    diff = reference.astype(np.int8) - variant.astype(np.int8)
+    low, high = paired_bootstrap_ci(diff, resamples=resamples)
+    c2w, w2c = int((reference & ~variant).sum()), int((~reference & variant).sum())
+    return PairedHits(float(100 * diff.mean()), (100 * low, 100 * high), c2w, w2c, mcnemar_exact(c2w, w2c))
+
+
+def wilson_percent(hits: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The Wilson interval of a proportion of (n,) bool hits, in percent."""
+    low, high = wilson_interval(int(hits.sum()), int(hits.size), level)
+    return (100 * low, 100 * high)
+
+
 def bootstrap_blocks(n: int, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED):
     """The resampled index arrays paired_bootstrap_metric uses, in (<= 256, n) blocks: bounded
     memory, few rng calls. A metric can compute a whole block at once from the same draws."""

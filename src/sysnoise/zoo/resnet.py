@@ -169,6 +169,23 @@ def read_card(name: str) -> dict:
     return {**json.loads(text[start + 8 : end]), "card": str(path)}
 
 
+def load_dense(name: str, module, reference: Pipeline, weights: Path | None = None) -> LoadedModel:
+    """A zoo detector or segmenter (scenes' classes after a background class) with its shipped
+    weights, or `weights`, and its card."""
+    path = Path(weights) if weights else weights_path(name)
+    load_into(module, load_state_dict(path), path)
+    return LoadedModel(
+        name=name,
+        module=module.eval(),
+        reference=reference,
+        num_classes=len(CLASSES) + 1,
+        class_names=["background", *CLASSES],
+        source=str(path),
+        weights_sha256=sha256_file(path),
+        card=read_card(name),
+    )
+
+
 def load(name: str, weights: Path | None = None) -> LoadedModel:
     path = Path(weights) if weights else weights_path(name)
     module = build(len(CLASSES), name)

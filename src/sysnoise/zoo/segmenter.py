@@ -20,9 +20,7 @@ from pathlib import Path
 
 from sysnoise.loaded_model import MODELS, LoadedModel
 from sysnoise.pipeline.spec import Pipeline
-from sysnoise.weights import load_into, load_state_dict, sha256_file
 from sysnoise.zoo import resnet
-from sysnoise.zoo.resnet import read_card, weights_path
 from sysnoise.zoo.scenes import CLASSES
 
 NAME = "zoo-segmenter"
@@ -97,16 +95,4 @@ def build(num_classes: int = 11, backbone_state: dict | None = None):
     task="segmentation",
 )
 def load(weights: Path | None = None) -> LoadedModel:
-    path = Path(weights) if weights else weights_path(NAME)
-    module = build(len(CLASSES) + 1)
-    load_into(module, load_state_dict(path), path)
-    return LoadedModel(
-        name=NAME,
-        module=module.eval(),
-        reference=reference_pipeline(),
-        num_classes=len(CLASSES) + 1,
-        class_names=["background", *CLASSES],
-        source=str(path),
-        weights_sha256=sha256_file(path),
-        card=read_card(NAME),
-    )
+    return resnet.load_dense(NAME, build(len(CLASSES) + 1), reference_pipeline(), weights)
